@@ -1,0 +1,1 @@
+//! seL4 bindings.
