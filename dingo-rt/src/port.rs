@@ -1,0 +1,324 @@
+//! Layout of a Dingo port's shared region, and checked access to its bulk
+//! data area.
+//!
+//! A port joins two PDs through one Microkit channel and one shared memory
+//! region. The region holds a ring per direction and a data area for bulk
+//! buffers (packets, USB transfers); messages never carry pointers, only
+//! `(offset, len)` pairs into the data area, which the receiver validates
+//! with [`DataArea::check`] before touching the bytes.
+//!
+//! # Memory layout
+//!
+//! ```text
+//!  0                      ring_bytes (64-aligned)   data_offset (64-aligned)     len
+//!  | ring 0: A -> B        | ring 1: B -> A          | data area (bulk buffers)   |
+//!  | header | slots...     | header | slots...       | offsets are relative here  |
+//! ```
+//!
+//! Both sides compute the same [`PortLayout`] from the region length and
+//! the slot count (part of the system description, never read from shared
+//! memory). Side A transmits on ring 0 and receives on ring 1; side B the
+//! other way round. The data area may be empty when bulk buffers live in a
+//! separate region: wrap that one with [`DataArea::new`] directly.
+//!
+//! # Sending and receiving
+//!
+//! 1. The sender copies bulk data into the data area and a message naming
+//!    `(offset, len)` into a slot with [`Producer::push`](crate::ring::Producer::push).
+//! 2. If push says [`NotifyPeer::Yes`](crate::ring::NotifyPeer), the sender
+//!    notifies the port's channel (the executor does this for you).
+//! 3. The receiver pops the message (a private copy), decodes it, and checks
+//!    `(offset, len)` with [`DataArea::check`]; out-of-range or overflowing
+//!    pairs are rejected with a [`DataError`].
+//! 4. Only then does it copy the bulk bytes out with [`DataArea::read`] or
+//!    hand the address to a device with [`DataArea::ptr`]. Which buffers are
+//!    owned by whom is the protocol's business; the peer may still write to
+//!    any of them, so copy what must not change under you.
+
+use core::fmt;
+use core::ops::Range;
+use core::ptr;
+
+use crate::ring::{self, Consumer, Producer, RingError};
+
+/// Highest Microkit channel id.
+pub const MAX_CHANNEL: u8 = 61;
+
+const LINE: usize = 64;
+
+/// Which end of the port this PD is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Transmits on ring 0, receives on ring 1.
+    A,
+    /// Transmits on ring 1, receives on ring 0.
+    B,
+}
+
+/// Why a port region or a bulk reference was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortError {
+    /// The slot count is zero, not a power of two, or above the maximum.
+    BadSlotCount { slots: u32 },
+    /// Two rings of `slots` slots do not fit in the region.
+    TooSmall { len: usize, need: usize },
+    /// The channel id is above [`MAX_CHANNEL`].
+    BadChannel { channel: u8 },
+    /// A ring could not be attached (alignment, or a corrupt header).
+    Ring(RingError),
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PortError::BadSlotCount { slots } => write!(
+                f,
+                "port slot count {slots} is not a power of two in 1..={}",
+                ring::MAX_CAPACITY
+            ),
+            PortError::TooSmall { len, need } => {
+                write!(
+                    f,
+                    "port region of {len} bytes is too small (rings need {need})"
+                )
+            }
+            PortError::BadChannel { channel } => {
+                write!(f, "port channel {channel} is above {MAX_CHANNEL}")
+            }
+            PortError::Ring(e) => write!(f, "port ring: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for PortError {}
+
+impl From<RingError> for PortError {
+    fn from(e: RingError) -> Self {
+        PortError::Ring(e)
+    }
+}
+
+/// Offsets of the two rings and the data area inside a port region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortLayout {
+    /// Slots per ring.
+    pub slots: u32,
+    /// Bytes each ring occupies (header plus slots, not padded).
+    pub ring_bytes: usize,
+    /// Offsets of ring 0 (A to B) and ring 1 (B to A).
+    pub rings: [usize; 2],
+    /// Offset of the data area; 64-aligned.
+    pub data_offset: usize,
+    /// Length of the data area (may be zero).
+    pub data_len: usize,
+}
+
+impl PortLayout {
+    /// Computes the layout of a `len`-byte region with `slots` slots of
+    /// `SLOT` bytes per ring.
+    pub fn new<const SLOT: usize>(len: usize, slots: u32) -> Result<Self, PortError> {
+        if !slots.is_power_of_two() || slots > ring::MAX_CAPACITY {
+            return Err(PortError::BadSlotCount { slots });
+        }
+        let too_big = PortError::TooSmall {
+            len,
+            need: usize::MAX,
+        };
+        let ring_bytes = ring::region_bytes::<SLOT>(slots).ok_or(too_big)?;
+        let stride = ring_bytes.checked_next_multiple_of(LINE).ok_or(too_big)?;
+        let data_offset = stride.checked_mul(2).ok_or(too_big)?;
+        if data_offset > len {
+            return Err(PortError::TooSmall {
+                len,
+                need: data_offset,
+            });
+        }
+        Ok(PortLayout {
+            slots,
+            ring_bytes,
+            rings: [0, stride],
+            data_offset,
+            data_len: len - data_offset,
+        })
+    }
+}
+
+/// A bulk reference from a message that passed [`DataArea::check`]: the
+/// range lies inside the data area.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bulk(Range<usize>);
+
+impl Bulk {
+    pub fn offset(&self) -> usize {
+        self.0.start
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Why a bulk `(offset, len)` from a peer was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataError {
+    /// `offset + len` does not fit in 64 bits.
+    Overflow { offset: u64, len: u64 },
+    /// The range ends past the data area.
+    OutOfRange { offset: u64, len: u64, area: usize },
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            DataError::Overflow { offset, len } => {
+                write!(
+                    f,
+                    "bulk reference offset {offset:#x} + len {len:#x} overflows"
+                )
+            }
+            DataError::OutOfRange { offset, len, area } => write!(
+                f,
+                "bulk reference [{offset:#x}, +{len:#x}) is outside the {area:#x}-byte data area"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for DataError {}
+
+/// The bulk data area of a port (or a separate shared data region).
+pub struct DataArea {
+    base: *mut u8,
+    len: usize,
+}
+
+// SAFETY: a DataArea is a bounds-checked view of memory whose mapping outlives
+// it (new's contract); it has no thread-local state.
+unsafe impl Send for DataArea {}
+
+impl DataArea {
+    /// Wraps `base[..len]`.
+    ///
+    /// # Safety
+    /// `base[..len]` stays mapped readable and writable for the lifetime of
+    /// the value, and this PD accesses it only through this value (the peer
+    /// may do anything to it).
+    pub unsafe fn new(base: *mut u8, len: usize) -> Self {
+        DataArea { base, len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Validates a peer-supplied `(offset, len)`; no arithmetic on the raw
+    /// values can wrap.
+    pub fn check(&self, offset: u64, len: u64) -> Result<Bulk, DataError> {
+        let end = offset
+            .checked_add(len)
+            .ok_or(DataError::Overflow { offset, len })?;
+        let out_of_range = DataError::OutOfRange {
+            offset,
+            len,
+            area: self.len,
+        };
+        let end = usize::try_from(end).map_err(|_| out_of_range)?;
+        if end > self.len {
+            return Err(out_of_range);
+        }
+        // offset <= end <= self.len, so it fits in usize.
+        Ok(Bulk(offset as usize..end))
+    }
+
+    /// Copies the bulk bytes at `offset` into `dst` (all of it).
+    pub fn read(&self, offset: u64, dst: &mut [u8]) -> Result<(), DataError> {
+        let range = self.check(offset, dst.len() as u64)?;
+        for (i, byte) in dst.iter_mut().enumerate() {
+            // SAFETY: offset + i < range end <= self.len; volatile because
+            // the peer maps the same bytes.
+            *byte = unsafe { ptr::read_volatile(self.base.add(range.offset() + i)) };
+        }
+        Ok(())
+    }
+
+    /// Copies `src` into the data area at `offset`.
+    pub fn write(&self, offset: u64, src: &[u8]) -> Result<(), DataError> {
+        let range = self.check(offset, src.len() as u64)?;
+        for (i, byte) in src.iter().enumerate() {
+            // SAFETY: as in read.
+            unsafe { ptr::write_volatile(self.base.add(range.offset() + i), *byte) };
+        }
+        Ok(())
+    }
+
+    /// Address of a checked bulk range, for zero-copy hand-off (e.g. a DMA
+    /// descriptor). Dereferencing it is the caller's `unsafe`, and the peer
+    /// can change the bytes underneath.
+    pub fn ptr(&self, bulk: &Bulk) -> *mut u8 {
+        // wrapping_add: a Bulk from another, larger area must not be UB here;
+        // it is only a bad address, like any other the caller could compute.
+        self.base.wrapping_add(bulk.offset())
+    }
+}
+
+/// One end of a Dingo port: a transmit ring, a receive ring, the data area,
+/// and the channel both PDs notify.
+pub struct Port<const SLOT: usize = 64> {
+    pub tx: Producer<SLOT>,
+    pub rx: Consumer<SLOT>,
+    pub data: DataArea,
+    pub channel: u8,
+    pub layout: PortLayout,
+}
+
+impl<const SLOT: usize> Port<SLOT> {
+    /// Attaches to side `side` of the port region `base[..len]` whose rings
+    /// have `slots` slots, signalled through Microkit channel `channel`.
+    ///
+    /// # Safety
+    /// - `base[..len]` stays mapped readable and writable for the lifetime
+    ///   of the port;
+    /// - only one `Port` per side exists for the region, in any address
+    ///   space;
+    /// - this PD accesses the region only through the returned value.
+    pub unsafe fn new(
+        base: *mut u8,
+        len: usize,
+        slots: u32,
+        side: Side,
+        channel: u8,
+    ) -> Result<Self, PortError> {
+        if channel > MAX_CHANNEL {
+            return Err(PortError::BadChannel { channel });
+        }
+        let layout = PortLayout::new::<SLOT>(len, slots)?;
+        let (tx, rx) = match side {
+            Side::A => (layout.rings[0], layout.rings[1]),
+            Side::B => (layout.rings[1], layout.rings[0]),
+        };
+        // SAFETY: the layout keeps both rings and the data area inside
+        // base[..len] and disjoint; the rest is this function's contract.
+        // wrapping_add keeps an unmapped base from being UB before the
+        // alignment check inside the ring constructors.
+        unsafe {
+            Ok(Port {
+                tx: Producer::new(base.wrapping_add(tx), layout.ring_bytes)?,
+                rx: Consumer::new(base.wrapping_add(rx), layout.ring_bytes)?,
+                data: DataArea::new(base.wrapping_add(layout.data_offset), layout.data_len),
+                channel,
+                layout,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

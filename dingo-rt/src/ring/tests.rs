@@ -1,0 +1,580 @@
+use super::*;
+use crate::test_util::{Region, Rng};
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+const SLOT: usize = 16;
+
+fn msg(n: u64) -> [u8; SLOT] {
+    let mut m = [0u8; SLOT];
+    m[..8].copy_from_slice(&n.to_le_bytes());
+    m[8..].copy_from_slice(&(!n).to_le_bytes());
+    m
+}
+
+fn pair(region: &Region) -> (Producer<SLOT>, Consumer<SLOT>) {
+    // SAFETY: the region outlives both handles in every test, there is one
+    // handle per side, and tests touch it otherwise only as "the peer".
+    unsafe {
+        (
+            Producer::new(region.base(), region.len()).unwrap(),
+            Consumer::new(region.base(), region.len()).unwrap(),
+        )
+    }
+}
+
+fn ring_region(capacity: u32) -> Region {
+    Region::new(region_bytes::<SLOT>(capacity).unwrap())
+}
+
+#[test]
+fn rejects_misaligned_and_small_regions() {
+    let region = Region::new(4096);
+    // SAFETY: the handles are never used; construction only validates.
+    let misaligned = unsafe { Producer::<SLOT>::new(region.base().add(4), 1024) };
+    assert!(matches!(
+        misaligned,
+        Err(RingError::Misaligned { align: 64, addr }) if addr == region.base() as usize + 4
+    ));
+    // SAFETY: as above.
+    let small = unsafe { Consumer::<SLOT>::new(region.base(), HEADER_BYTES + SLOT - 1) };
+    assert_eq!(
+        small.err(),
+        Some(RingError::TooSmall {
+            len: HEADER_BYTES + SLOT - 1,
+            need: HEADER_BYTES + SLOT
+        })
+    );
+}
+
+#[test]
+fn capacity_is_largest_power_of_two_that_fits() {
+    let region = Region::new(4096);
+    for (slots_room, expected) in [(1, 1), (2, 2), (3, 2), (5, 4), (8, 8), (15, 8)] {
+        let len = HEADER_BYTES + slots_room * SLOT;
+        // SAFETY: construction only; handle dropped at once.
+        let p = unsafe { Producer::<SLOT>::new(region.base(), len) }.unwrap();
+        assert_eq!(p.capacity(), expected, "room for {slots_room} slots");
+    }
+    assert_eq!(region_bytes::<SLOT>(4), Some(HEADER_BYTES + 4 * SLOT));
+    assert_eq!(region_bytes::<{ usize::MAX / 2 }>(4), None);
+}
+
+#[test]
+fn fifo_full_and_empty() {
+    let region = ring_region(4);
+    let (mut p, mut c) = pair(&region);
+    assert_eq!(c.pop(), Ok(None));
+    for n in 0..4 {
+        assert_eq!(p.push(&msg(n)), Ok(NotifyPeer::No));
+    }
+    assert_eq!(p.push(&msg(99)), Err(RingError::Full));
+    assert_eq!(p.len(), Ok(4));
+    assert!(!p.is_poisoned(), "Full is back-pressure, not a fault");
+    for n in 0..4 {
+        assert_eq!(c.pop(), Ok(Some((msg(n), NotifyPeer::No))));
+    }
+    assert_eq!(c.pop(), Ok(None));
+    assert_eq!(c.is_empty(), Ok(true));
+    assert_eq!(p.is_empty(), Ok(true));
+    assert!(region.guard_intact());
+}
+
+#[test]
+fn indices_wrap_at_u32_max() {
+    let region = ring_region(4);
+    let start = u32::MAX - 2;
+    region.peer_write_u32(PRODUCER_INDEX, start);
+    region.peer_write_u32(CONSUMER_INDEX, start);
+    let (mut p, mut c) = pair(&region);
+    let mut expected = VecDeque::new();
+    for n in 0..40u64 {
+        assert_eq!(p.push(&msg(n)), Ok(NotifyPeer::No));
+        expected.push_back(n);
+        if n % 3 == 2 {
+            while let Some((m, _)) = c.pop().unwrap() {
+                assert_eq!(m, msg(expected.pop_front().unwrap()));
+            }
+        }
+    }
+    assert_eq!(c.len(), Ok(expected.len() as u32));
+    assert_eq!(
+        region.peer_read_u32(PRODUCER_INDEX),
+        start.wrapping_add(40),
+        "published index wraps instead of saturating"
+    );
+}
+
+#[test]
+fn zero_header_after_init() {
+    let region = ring_region(4);
+    region.peer_write_u32(PRODUCER_INDEX, 77);
+    region.peer_write_u32(CONSUMER_INDEX, 3);
+    // SAFETY: no handle exists over the region yet.
+    assert!(matches!(
+        unsafe { Consumer::<SLOT>::new(region.base(), region.len()) },
+        Err(RingError::Corrupt {
+            producer: 77,
+            consumer: 3
+        })
+    ));
+    // SAFETY: no handle exists over the region.
+    unsafe { init::<SLOT>(region.base(), region.len()) }.unwrap();
+    let (mut p, mut c) = pair(&region);
+    assert_eq!(p.push(&msg(5)), Ok(NotifyPeer::No));
+    assert_eq!(c.pop().unwrap().unwrap().0, msg(5));
+}
+
+#[test]
+fn random_interleavings_preserve_fifo() {
+    for seed in 0..64 {
+        let mut rng = Rng::new(seed);
+        let capacity = 1 << rng.below(5);
+        let region = ring_region(capacity);
+        let (mut p, mut c) = pair(&region);
+        let mut model = VecDeque::new();
+        let mut next = 0u64;
+        for _ in 0..3000 {
+            if rng.chance(50) {
+                match p.push(&msg(next)) {
+                    Ok(_) => {
+                        model.push_back(next);
+                        next += 1;
+                    }
+                    Err(RingError::Full) => assert_eq!(model.len(), capacity as usize),
+                    Err(e) => panic!("seed {seed}: push failed: {e}"),
+                }
+            } else {
+                match c.pop().unwrap() {
+                    Some((m, _)) => assert_eq!(m, msg(model.pop_front().unwrap()), "seed {seed}"),
+                    None => assert!(model.is_empty(), "seed {seed}: lost a message"),
+                }
+            }
+            assert_eq!(c.len(), Ok(model.len() as u32));
+        }
+        while let Some((m, _)) = c.pop().unwrap() {
+            assert_eq!(m, msg(model.pop_front().unwrap()));
+        }
+        assert!(
+            model.is_empty(),
+            "seed {seed}: {} messages never arrived",
+            model.len()
+        );
+        assert!(region.guard_intact());
+    }
+}
+
+#[test]
+fn consumer_rejects_producer_index_too_far_ahead() {
+    let region = ring_region(4);
+    let (mut p, mut c) = pair(&region);
+    assert_eq!(p.push(&msg(1)), Ok(NotifyPeer::No));
+    region.peer_write_u32(PRODUCER_INDEX, 5);
+    let err = RingError::Corrupt {
+        producer: 5,
+        consumer: 0,
+    };
+    assert_eq!(c.pop(), Err(err));
+    assert!(c.is_poisoned());
+    region.peer_write_u32(PRODUCER_INDEX, 1);
+    assert_eq!(
+        c.pop(),
+        Err(err),
+        "poison is sticky even after the peer repairs the index"
+    );
+    assert_eq!(c.prepare_sleep(), Err(err));
+}
+
+#[test]
+fn consumer_rejects_producer_index_moving_backwards() {
+    let region = ring_region(4);
+    let (mut p, mut c) = pair(&region);
+    for n in 0..3 {
+        assert_eq!(p.push(&msg(n)), Ok(NotifyPeer::No));
+    }
+    assert_eq!(c.len(), Ok(3));
+    region.peer_write_u32(PRODUCER_INDEX, 2);
+    assert_eq!(
+        c.pop(),
+        Err(RingError::Corrupt {
+            producer: 2,
+            consumer: 0
+        })
+    );
+}
+
+#[test]
+fn consumer_rejects_peer_writing_its_index() {
+    let region = ring_region(4);
+    let (mut p, mut c) = pair(&region);
+    assert_eq!(p.push(&msg(1)), Ok(NotifyPeer::No));
+    region.peer_write_u32(CONSUMER_INDEX, 1);
+    assert_eq!(
+        c.pop(),
+        Err(RingError::Corrupt {
+            producer: 1,
+            consumer: 1
+        })
+    );
+}
+
+#[test]
+fn producer_rejects_bad_consumer_index() {
+    // Past what was produced.
+    let region = ring_region(4);
+    let (mut p, _c) = pair(&region);
+    assert_eq!(p.push(&msg(1)), Ok(NotifyPeer::No));
+    region.peer_write_u32(CONSUMER_INDEX, 2);
+    assert_eq!(
+        p.push(&msg(2)),
+        Err(RingError::Corrupt {
+            producer: 1,
+            consumer: 2
+        })
+    );
+    assert!(p.is_poisoned());
+    assert_eq!(p.len().err(), p.push(&msg(3)).err());
+
+    // Backwards.
+    let region = ring_region(4);
+    let (mut p, mut c) = pair(&region);
+    for n in 0..3 {
+        assert_eq!(p.push(&msg(n)), Ok(NotifyPeer::No));
+    }
+    c.pop().unwrap();
+    c.pop().unwrap();
+    assert_eq!(p.len(), Ok(1));
+    region.peer_write_u32(CONSUMER_INDEX, 1);
+    assert_eq!(
+        p.prepare_sleep(),
+        Err(RingError::Corrupt {
+            producer: 3,
+            consumer: 1
+        })
+    );
+
+    // The producer's own index rewritten by the peer.
+    let region = ring_region(4);
+    let (mut p, _c) = pair(&region);
+    region.peer_write_u32(PRODUCER_INDEX, 3);
+    assert_eq!(
+        p.push(&msg(0)),
+        Err(RingError::Corrupt {
+            producer: 3,
+            consumer: 0
+        })
+    );
+}
+
+#[test]
+fn popped_message_is_a_copy() {
+    let region = ring_region(2);
+    let (mut p, mut c) = pair(&region);
+    assert_eq!(p.push(&msg(7)), Ok(NotifyPeer::No));
+    let (m, _) = c.pop().unwrap().unwrap();
+    for i in 0..SLOT {
+        region.peer_write_byte(HEADER_BYTES + i, 0xEE);
+    }
+    assert_eq!(
+        m,
+        msg(7),
+        "later peer writes must not reach a popped message"
+    );
+}
+
+/// A misbehaving peer scribbles over indices, flags, slots and anything
+/// else in the region between operations. Every operation must return (no
+/// panic, no hang), errors must be sticky, nothing may be written outside
+/// the region, and as long as the indices are intact the messages that
+/// were not scribbled over must arrive in order.
+#[test]
+fn misbehaving_peer_yields_errors_never_ub() {
+    let mut detected = 0;
+    for seed in 0..400 {
+        let mut rng = Rng::new(seed);
+        let capacity = 1 << rng.below(4);
+        let region = ring_region(capacity);
+        let (mut p, mut c) = pair(&region);
+        // (message number, still intact?) for messages in flight.
+        let mut model: VecDeque<(u64, bool)> = VecDeque::new();
+        let mut indices_intact = true;
+        let mut next = 0u64;
+        let mut p_err = None;
+        let mut c_err = None;
+        for _ in 0..300 {
+            match rng.below(10) {
+                0..=2 => match p.push(&msg(next)) {
+                    Ok(_) => {
+                        model.push_back((next, true));
+                        next += 1;
+                    }
+                    Err(RingError::Full) => {}
+                    Err(e) => {
+                        assert!(matches!(e, RingError::Corrupt { .. }));
+                        assert!(p_err.is_none() || p_err == Some(e), "error changed");
+                        p_err = Some(e);
+                    }
+                },
+                3..=5 => match c.pop() {
+                    Ok(Some((m, _))) => {
+                        if indices_intact {
+                            let (n, intact) = model.pop_front().expect("popped from empty ring");
+                            if intact {
+                                assert_eq!(m, msg(n), "seed {seed}");
+                            }
+                        }
+                    }
+                    Ok(None) => {
+                        if indices_intact {
+                            assert!(model.is_empty(), "seed {seed}: message lost");
+                        }
+                    }
+                    Err(e) => {
+                        assert!(matches!(e, RingError::Corrupt { .. }));
+                        assert!(c_err.is_none() || c_err == Some(e), "error changed");
+                        c_err = Some(e);
+                    }
+                },
+                6 => {
+                    let _ = c.prepare_sleep();
+                    let _ = p.prepare_sleep();
+                }
+                7 => {
+                    // Corrupt an index or a flag: small step, big jump, or noise.
+                    let word = [
+                        PRODUCER_INDEX,
+                        CONSUMER_INDEX,
+                        CONSUMER_WANTS_NOTIFY,
+                        PRODUCER_WANTS_NOTIFY,
+                    ][rng.below(4) as usize];
+                    let old = region.peer_read_u32(word);
+                    let new = match rng.below(3) {
+                        0 => old.wrapping_add(rng.below(5) as u32).wrapping_sub(2),
+                        1 => old.wrapping_add(capacity + rng.below(3) as u32),
+                        _ => rng.next_u64() as u32,
+                    };
+                    region.peer_write_u32(word, new);
+                    if new != old && (word == PRODUCER_INDEX || word == CONSUMER_INDEX) {
+                        indices_intact = false;
+                    }
+                }
+                8 => {
+                    // Scribble inside a slot.
+                    let slot = rng.below(u64::from(capacity)) as u32;
+                    let offset =
+                        HEADER_BYTES + slot as usize * SLOT + rng.below(SLOT as u64) as usize;
+                    let old = region.peer_read_byte(offset);
+                    region.peer_write_byte(offset, old ^ (1 + rng.below(255) as u8));
+                    // The in-flight message in that slot is the one whose
+                    // number modulo capacity matches, counted from the
+                    // consumer index.
+                    let consumer = region.peer_read_u32(CONSUMER_INDEX);
+                    for (k, entry) in model.iter_mut().enumerate() {
+                        if consumer.wrapping_add(k as u32) & (capacity - 1) == slot {
+                            entry.1 = false;
+                        }
+                    }
+                }
+                _ => {
+                    // Scribble anywhere in the header's padding.
+                    let offset = rng.below(HEADER_BYTES as u64) as usize;
+                    if ![
+                        PRODUCER_INDEX,
+                        CONSUMER_INDEX,
+                        CONSUMER_WANTS_NOTIFY,
+                        PRODUCER_WANTS_NOTIFY,
+                    ]
+                    .iter()
+                    .any(|w| (*w..*w + 4).contains(&offset))
+                    {
+                        region.peer_write_byte(offset, rng.next_u64() as u8);
+                    }
+                }
+            }
+            if let Ok(n) = c.len() {
+                assert!(
+                    n <= capacity,
+                    "consumer believes {n} messages are in a {capacity}-slot ring"
+                );
+            }
+        }
+        if p_err.is_some() || c_err.is_some() {
+            detected += 1;
+        }
+        assert!(region.guard_intact(), "seed {seed}: write past the region");
+    }
+    assert!(
+        detected > 100,
+        "corruption was detected in only {detected} of 400 runs"
+    );
+}
+
+#[test]
+fn consumer_notified_once_per_sleep() {
+    let region = ring_region(8);
+    let (mut p, mut c) = pair(&region);
+    assert_eq!(
+        p.push(&msg(0)),
+        Ok(NotifyPeer::No),
+        "consumer is not asleep"
+    );
+    assert_eq!(c.prepare_sleep(), Ok(Arm::Retry), "a message is waiting");
+    assert_eq!(
+        p.push(&msg(1)),
+        Ok(NotifyPeer::No),
+        "retry withdrew the flag"
+    );
+    while c.pop().unwrap().is_some() {}
+    assert_eq!(c.prepare_sleep(), Ok(Arm::Sleep));
+    assert_eq!(p.push(&msg(2)), Ok(NotifyPeer::Yes));
+    assert_eq!(p.push(&msg(3)), Ok(NotifyPeer::No), "one notify per sleep");
+    assert_eq!(p.push(&msg(4)), Ok(NotifyPeer::No));
+}
+
+#[test]
+fn producer_notified_when_space_frees() {
+    let region = ring_region(2);
+    let (mut p, mut c) = pair(&region);
+    assert_eq!(p.prepare_sleep(), Ok(Arm::Retry), "ring is not full");
+    assert_eq!(p.push(&msg(0)), Ok(NotifyPeer::No));
+    assert_eq!(p.push(&msg(1)), Ok(NotifyPeer::No));
+    assert_eq!(p.prepare_sleep(), Ok(Arm::Sleep));
+    assert_eq!(c.pop(), Ok(Some((msg(0), NotifyPeer::Yes))));
+    assert_eq!(c.pop(), Ok(Some((msg(1), NotifyPeer::No))));
+}
+
+/// Model check of the sleep protocol at operation granularity: two actors
+/// scheduled at random, notifications latched like seL4 notification
+/// words. A side only sleeps after `prepare_sleep` said `Sleep`, only
+/// notifies when an operation returned `NotifyPeer::Yes`, and the run must
+/// never end with a sleeper whose work is pending and whose latch is clear.
+#[test]
+fn sleep_protocol_never_loses_a_wakeup() {
+    #[derive(PartialEq)]
+    enum Actor {
+        Running,
+        Sleeping,
+    }
+    for seed in 0..300 {
+        let mut rng = Rng::new(seed);
+        let capacity = 1 << rng.below(3);
+        let region = ring_region(capacity);
+        let (mut p, mut c) = pair(&region);
+        let total = 200u64;
+        let (mut sent, mut received) = (0u64, 0u64);
+        let (mut p_state, mut c_state) = (Actor::Running, Actor::Running);
+        let (mut p_latch, mut c_latch) = (false, false);
+        let mut steps = 0;
+        while received < total {
+            steps += 1;
+            assert!(steps < 100_000, "seed {seed}: no progress");
+            let producer_can_run = p_state == Actor::Running || p_latch;
+            let consumer_can_run = c_state == Actor::Running || c_latch;
+            assert!(
+                producer_can_run && sent < total || consumer_can_run,
+                "seed {seed}: lost wake-up (sent {sent}, received {received})"
+            );
+            let run_producer =
+                producer_can_run && sent < total && (!consumer_can_run || rng.chance(50));
+            if run_producer {
+                if p_state == Actor::Sleeping {
+                    p_latch = false;
+                    p_state = Actor::Running;
+                }
+                match p.push(&msg(sent)) {
+                    Ok(n) => {
+                        sent += 1;
+                        if n == NotifyPeer::Yes {
+                            c_latch = true;
+                        }
+                    }
+                    Err(RingError::Full) => {
+                        if p.prepare_sleep().unwrap() == Arm::Sleep {
+                            p_state = Actor::Sleeping;
+                        }
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            } else {
+                if c_state == Actor::Sleeping {
+                    c_latch = false;
+                    c_state = Actor::Running;
+                }
+                match c.pop().unwrap() {
+                    Some((m, n)) => {
+                        assert_eq!(m, msg(received));
+                        received += 1;
+                        if n == NotifyPeer::Yes {
+                            p_latch = true;
+                        }
+                    }
+                    None => {
+                        if c.prepare_sleep().unwrap() == Arm::Sleep {
+                            c_state = Actor::Sleeping;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The same protocol under real concurrency: two threads, one per side,
+/// spinning on latches that stand in for seL4 notifications. A lost
+/// wake-up shows up as a sleeper that times out with work pending.
+#[test]
+fn sleep_protocol_under_real_threads() {
+    const TOTAL: u64 = 100_000;
+    let region = ring_region(8);
+    let (mut p, mut c) = pair(&region);
+    let wake_consumer = AtomicBool::new(false);
+    let wake_producer = AtomicBool::new(false);
+    let sleep_on = |latch: &AtomicBool, who: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !latch.swap(false, Ordering::AcqRel) {
+            assert!(Instant::now() < deadline, "{who} never woken: lost wake-up");
+            std::thread::yield_now();
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut n = 0;
+            while n < TOTAL {
+                match p.push(&msg(n)) {
+                    Ok(notify) => {
+                        n += 1;
+                        if notify == NotifyPeer::Yes {
+                            wake_consumer.store(true, Ordering::Release);
+                        }
+                    }
+                    Err(RingError::Full) => {
+                        if p.prepare_sleep().unwrap() == Arm::Sleep {
+                            sleep_on(&wake_producer, "producer");
+                        }
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+        s.spawn(|| {
+            let mut n = 0;
+            while n < TOTAL {
+                match c.pop().unwrap() {
+                    Some((m, notify)) => {
+                        assert_eq!(m, msg(n));
+                        n += 1;
+                        if notify == NotifyPeer::Yes {
+                            wake_producer.store(true, Ordering::Release);
+                        }
+                    }
+                    None => {
+                        if c.prepare_sleep().unwrap() == Arm::Sleep {
+                            sleep_on(&wake_consumer, "consumer");
+                        }
+                    }
+                }
+            }
+        });
+    });
+}
