@@ -1,0 +1,129 @@
+//! The seL4 system calls on x86_64.
+//!
+//! ABI (seL4 5.0.0, `syscall` instruction): rdx = syscall number, rdi = cap
+//! in / badge out, rsi = message info, r10 r8 r9 r15 = message registers 0..3.
+//! The kernel clobbers rcx and r11 and does not preserve rsp (`sysret` leaves
+//! it zero), so rsp is parked in r12, which the kernel restores from the
+//! thread's saved context like every other general-purpose register.
+
+use crate::MessageInfo;
+use crate::sys;
+use core::arch::asm;
+
+/// The four message registers passed in CPU registers.
+pub type Mrs = [u64; 4];
+
+/// What a receiving system call returns.
+#[derive(Clone, Copy, Debug)]
+pub struct Received {
+    pub info: MessageInfo,
+    pub badge: u64,
+    pub mrs: Mrs,
+}
+
+#[inline(always)]
+fn syscall(nr: isize, cap: u64, info: u64, mrs: &mut Mrs) -> (u64, u64) {
+    let (badge, info_out);
+    // SAFETY: the asm follows the kernel's ABI (module doc). It touches no
+    // Rust-visible memory except through the kernel writing this thread's IPC
+    // buffer, which the implicit memory clobber covers; rsp is restored from
+    // r12 before the block ends.
+    unsafe {
+        asm!(
+            "mov r12, rsp",
+            "syscall",
+            "mov rsp, r12",
+            inout("rdx") nr as u64 => _,
+            inout("rdi") cap => badge,
+            inout("rsi") info => info_out,
+            inout("r10") mrs[0],
+            inout("r8") mrs[1],
+            inout("r9") mrs[2],
+            inout("r15") mrs[3],
+            out("rcx") _,
+            out("r11") _,
+            out("r12") _,
+        );
+    }
+    (badge, info_out)
+}
+
+/// Blocking send to an endpoint, or signal to a notification.
+pub fn send(cap: u64, info: MessageInfo, mut mrs: Mrs) {
+    syscall(sys::Send, cap, info.word(), &mut mrs);
+}
+
+/// Send that gives up instead of blocking.
+pub fn nb_send(cap: u64, info: MessageInfo, mut mrs: Mrs) {
+    syscall(sys::NBSend, cap, info.word(), &mut mrs);
+}
+
+/// Signals a notification.
+pub fn signal(cap: u64) {
+    send(cap, MessageInfo::new(0, 0, 0, 0), [0; 4]);
+}
+
+/// Send, then wait for the reply (also: invoke a kernel object).
+pub fn call(cap: u64, info: MessageInfo, mut mrs: Mrs) -> Received {
+    let (badge, info) = syscall(sys::Call, cap, info.word(), &mut mrs);
+    Received {
+        info: MessageInfo::from_word(info),
+        badge,
+        mrs,
+    }
+}
+
+/// Blocking receive on an endpoint or notification.
+pub fn recv(cap: u64) -> Received {
+    let mut mrs = [0; 4];
+    let (badge, info) = syscall(sys::Recv, cap, 0, &mut mrs);
+    Received {
+        info: MessageInfo::from_word(info),
+        badge,
+        mrs,
+    }
+}
+
+/// Receive that returns at once; a zero badge and info mean nothing was there.
+pub fn nb_recv(cap: u64) -> Received {
+    let mut mrs = [0; 4];
+    let (badge, info) = syscall(sys::NBRecv, cap, 0, &mut mrs);
+    Received {
+        info: MessageInfo::from_word(info),
+        badge,
+        mrs,
+    }
+}
+
+/// Replies to the last caller, then receives on `cap`.
+pub fn reply_recv(cap: u64, info: MessageInfo, mut mrs: Mrs) -> Received {
+    let (badge, info) = syscall(sys::ReplyRecv, cap, info.word(), &mut mrs);
+    Received {
+        info: MessageInfo::from_word(info),
+        badge,
+        mrs,
+    }
+}
+
+/// Replies to the last caller.
+pub fn reply(info: MessageInfo, mut mrs: Mrs) {
+    syscall(sys::Reply, 0, info.word(), &mut mrs);
+}
+
+/// Gives up the rest of the time slice.
+pub fn yield_now() {
+    syscall(sys::Yield, 0, 0, &mut [0; 4]);
+}
+
+/// Prints one byte on the kernel's serial console (debug kernels only).
+#[cfg(sel4_printing)]
+pub fn debug_put_char(c: u8) {
+    syscall(sys::DebugPutChar, c as u64, 0, &mut [0; 4]);
+}
+
+/// Stops the whole system (debug kernels only).
+#[cfg(sel4_printing)]
+pub fn debug_halt() -> ! {
+    syscall(sys::DebugHalt, 0, 0, &mut [0; 4]);
+    unreachable!("seL4_DebugHalt returned")
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Runs every test of the project and prints one summary line.
+
+1. Host unit tests: `cargo test` over the workspace's default members.
+2. Boot tests (tests/boot.toml): boot an image in QEMU, bounded by a timeout;
+   check the decoded exit status and the serial log.
+
+Ends with `N passed, N failed` and exits non-zero on any failure.
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "qemu"))
+import qemu  # noqa: E402
+
+RESULT = re.compile(r"test result: \w+\. (\d+) passed; (\d+) failed")
+
+
+def host_tests():
+    print("== host unit tests (cargo test)", flush=True)
+    proc = subprocess.Popen(["cargo", "test", "--color", "never"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    passed = failed = 0
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        m = RESULT.search(line)
+        if m:
+            passed += int(m.group(1))
+            failed += int(m.group(2))
+    if proc.wait() != 0 and failed == 0:
+        print("FAIL cargo test exited non-zero before running its tests (build error?)")
+        failed += 1
+    return passed, failed
+
+
+def check_log(text, test):
+    """Returns what is wrong with the serial log, or None."""
+    pos = 0
+    for pattern in test.get("expect", []):
+        m = re.compile(pattern).search(text, pos)
+        if not m:
+            return f"expected /{pattern}/ after offset {pos}"
+        pos = m.end()
+    for pattern in test.get("absent", []):
+        m = re.search(pattern, text)
+        if m:
+            return f"unexpected /{pattern}/: {m.group(0)!r}"
+    return None
+
+
+def boot_tests(build, only):
+    with open(os.path.join(HERE, "boot.toml"), "rb") as f:
+        tests = tomllib.load(f)["test"]
+    passed = failed = 0
+    logdir = os.path.join(build, "test-logs")
+    os.makedirs(logdir, exist_ok=True)
+    print("== boot tests (QEMU)", flush=True)
+    for t in tests:
+        if only and t["name"] not in only:
+            continue
+        flavour = t["flavour"]
+        log = os.path.join(logdir, t["name"] + ".log")
+        status, secs = qemu.boot(
+            kernel=os.path.join(build, "kernel", flavour, "kernel32.elf"),
+            image=os.path.join(build, flavour, t.get("image", "image.elf")),
+            disk=os.path.join(build, "usb-disk.img"),
+            log=log, timeout=t["timeout"], icount=t.get("icount", False))
+        outcome = qemu.decode(status)
+        with open(log, "rb") as f:
+            text = f.read().decode("utf-8", "replace").replace("\r", "")
+        problem = None
+        if outcome != t["outcome"]:
+            problem = f"outcome {outcome} (status {status}), expected {t['outcome']}"
+        else:
+            problem = check_log(text, t)
+        if problem:
+            failed += 1
+            print(f"FAIL {t['name']} ({secs:.1f}s): {problem}; log: {log}")
+            print("     last lines: " + " | ".join(text.strip().splitlines()[-5:]))
+        else:
+            passed += 1
+            print(f"PASS {t['name']} ({secs:.1f}s, {outcome})")
+    return passed, failed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--boot-only", nargs="*", help="run only these boot tests, no host tests")
+    a = ap.parse_args()
+    hp, hf = (0, 0) if a.boot_only is not None else host_tests()
+    bp, bf = boot_tests(a.build, a.boot_only)
+    print(f"== host: {hp} passed, {hf} failed; boot: {bp} passed, {bf} failed")
+    print(f"{hp + bp} passed, {hf + bf} failed")
+    sys.exit(1 if hf + bf else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Checks the host tools the build needs. A missing one is reported in one
+# line; as root on Debian or Ubuntu it is installed with apt-get instead
+# (set NO_APT=1 to only report). Exit status 1 if anything is still missing.
+set -u
+
+# command : Debian package : what it is for
+needs=(
+    "qemu-system-x86_64:qemu-system-x86:running the system"
+    "xmllint:libxml2-utils:the seL4 build's XML checks"
+    "gcc:gcc:the seL4 kernel and the bindings probe"
+    "objcopy:binutils:making the kernel multiboot-loadable"
+    "patch:patch:applying kernel/patches"
+    "python3:python3:the seL4 code generators"
+)
+
+have() {
+    case $1 in
+        python3) command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null ;;
+        *) command -v "$1" >/dev/null ;;
+    esac
+}
+
+missing=()
+for n in "${needs[@]}"; do
+    IFS=: read -r cmd pkg why <<<"$n"
+    have "$cmd" || missing+=("$cmd:$pkg:$why")
+done
+command -v cargo >/dev/null || { echo "prereqs: missing cargo (the Rust toolchain); install Rust stable from your distribution or rustup"; exit 1; }
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+# python3 without venv is Debian's split-out python3-venv.
+pkgs=()
+for m in "${missing[@]}"; do
+    IFS=: read -r cmd pkg why <<<"$m"
+    [ "$cmd" = python3 ] && command -v python3 >/dev/null && pkg=python3-venv
+    pkgs+=("$pkg")
+done
+
+if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null && [ -z "${NO_APT:-}" ]; then
+    for m in "${missing[@]}"; do
+        IFS=: read -r cmd pkg why <<<"$m"
+        echo "prereqs: $cmd missing (needed for $why); installing Debian package(s) with apt-get"
+    done
+    export DEBIAN_FRONTEND=noninteractive
+    # --reinstall also restores a command removed from an installed package.
+    if ! { apt-get update -qq && apt-get install -y -qq --reinstall "${pkgs[@]}"; } >/tmp/prereqs-apt.log 2>&1; then
+        echo "prereqs: apt-get install ${pkgs[*]} failed; see /tmp/prereqs-apt.log"
+        exit 1
+    fi
+    still=()
+    for m in "${missing[@]}"; do
+        IFS=: read -r cmd pkg why <<<"$m"
+        have "$cmd" || still+=("$cmd")
+    done
+    [ ${#still[@]} -eq 0 ] && exit 0
+    echo "prereqs: still missing after apt-get: ${still[*]}"
+    exit 1
+fi
+
+for m in "${missing[@]}"; do
+    IFS=: read -r cmd pkg why <<<"$m"
+    [ "$cmd" = python3 ] && command -v python3 >/dev/null && pkg=python3-venv
+    echo "prereqs: missing $cmd (needed for $why); run: sudo apt-get install $pkg"
+done
+exit 1
