@@ -101,7 +101,11 @@ def main():
     if a.mode == "run":
         print("qemu: Ctrl-A X quits", file=sys.stderr)
         cmd = command(a.kernel, a.image, a.disk, qmp=a.qmp, icount=a.icount)
-        os.execvp(cmd[0], cmd)
+        # QEMU keeps the terminal; afterwards say what its status means.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        outcome = decode(subprocess.call(cmd))
+        print(f"\nqemu: {outcome}", file=sys.stderr)
+        sys.exit(1 if outcome in ("guest-failure",) or outcome.startswith("qemu-error") else 0)
     if not a.log:
         sys.exit("qemu: boot mode needs --log")
     status, secs = boot(a.kernel, a.image, a.disk, a.log, a.timeout, a.icount, a.qmp)

@@ -134,6 +134,7 @@ fn self_test(bi: &BootInfo) -> Result<(), &'static str> {
         return Err("poll did not clear the notification");
     }
     // A kernel error must come back as an error, not as success.
+    debug_println!("  retype into an occupied slot (the kernel reports the expected error):");
     if ut
         .retype(
             object_type::NotificationObject,
