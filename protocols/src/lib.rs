@@ -1,1 +1,9 @@
-//! The protocol library: every `.tingu` protocol of the system, compiled at build time into message types and observers.
+//! The protocol library: every `.tingu` protocol of the system (Lifecycle,
+//! PowerManagement, Timer, EthernetController, UsbHostController, UsbBus,
+//! UsbPipe) and the components that combine them, compiled at build time by
+//! `tingu` into message enums with their ring-slot encoding and `no_std`
+//! observers. Each protocol is a module named after it (`lifecycle`,
+//! `usb_pipe`, ...); each component too (`ethernet_driver`, ...).
+#![cfg_attr(not(test), no_std)]
+
+include!(concat!(env!("OUT_DIR"), "/protocols.rs"));
