@@ -12,11 +12,6 @@
 mod check;
 mod diag;
 mod elf;
-/// Constants of the PD address-space layout and of the SDF limits, shared
-/// by the builder, the boot-plan encoder and the monitor. The file uses
-/// nothing but integer types, so the no_std monitor can take the same
-/// definitions (through a shared crate or `include!`) instead of a copy.
-mod layout;
 mod model;
 mod xml;
 

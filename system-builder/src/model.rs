@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-pub use crate::layout::*;
+pub use boot_plan::layout::*;
 
 /// A 1-based line and column in system.xml (columns count characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,5 +1,6 @@
-// Plain comments, not `//!`: an inner doc comment would stop this file
-// from being `include!`d inside another module.
+//! Where things are in every PD, and the limits the system builder checks:
+//! the address-space layout the monitor builds, and the CSpace slots of
+//! libmicrokit, so that PD source carries over to the official Microkit.
 
 /// Smallest page on x86_64; every map, region and stack is a multiple of it.
 pub const PAGE_SIZE_4K: u64 = 0x1000;
@@ -39,3 +40,33 @@ pub const MAX_IRQ_VECTOR: u64 = 107;
 pub const IOAPIC_PINS: u64 = 24;
 /// Size of the x86 I/O port space.
 pub const IOPORT_SPACE: u64 = 0x1_0000;
+
+/// libmicrokit's CSpace layout: the slot of each capability in a PD's CSpace.
+pub mod cspace {
+    /// What the PD's event loop waits on: its endpoint if it receives
+    /// protected procedure calls, otherwise its notification.
+    pub const INPUT: u64 = 1;
+    /// Reply object slot (MCS only; unused on seL4 5.0.0).
+    pub const REPLY: u64 = 4;
+    /// Badged endpoint to the monitor; also the TCB's fault endpoint.
+    pub const MONITOR_EP: u64 = 5;
+    /// The PD's own TCB.
+    pub const TCB: u64 = 6;
+    /// Notification caps to the peer of channel `ch`: `NOTIFY_BASE + ch`.
+    pub const NOTIFY_BASE: u64 = 10;
+    /// Endpoint caps for protected procedure calls on channel `ch`.
+    pub const PPC_BASE: u64 = 74;
+    /// IRQ handler caps for the irq with id `ch`.
+    pub const IRQ_BASE: u64 = 138;
+    /// TCBs of child PDs (not supported by this builder).
+    pub const CHILD_TCB_BASE: u64 = 202;
+    /// I/O port caps for the ioport with id `id`.
+    pub const IOPORT_BASE: u64 = 394;
+    /// The PD's CNode has 2^SIZE_BITS slots, enough for every range above.
+    pub const SIZE_BITS: u8 = 9;
+
+    /// Badge bit of a protected procedure call on the PD's endpoint.
+    pub const BADGE_PPC: u64 = 1 << 63;
+    /// Badge bit of a fault of a child PD.
+    pub const BADGE_FAULT: u64 = 1 << 62;
+}

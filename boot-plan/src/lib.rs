@@ -1,0 +1,356 @@
+//! The boot plan: what the system builder tells the monitor to build. The
+//! builder validates system.xml, resolves every name to an index and every
+//! build-time value, and encodes a [`Plan`]; the monitor decodes it at boot
+//! and creates the objects with the kernel's untyped memory. PD program
+//! segments travel inside the plan and are borrowed, not copied, on decode.
+//!
+//! [`layout`] holds the address-space and CSpace layout both sides share.
+#![no_std]
+
+extern crate alloc;
+
+pub mod layout;
+
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// Identifies an encoded plan and its format version.
+pub const MAGIC: [u8; 8] = *b"DINGOPL1";
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Plan<'a> {
+    #[serde(borrow)]
+    pub regions: Vec<Region<'a>>,
+    #[serde(borrow)]
+    pub pds: Vec<Pd<'a>>,
+    pub channels: Vec<Channel>,
+}
+
+/// A memory region; its frames are physically contiguous.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Region<'a> {
+    pub name: &'a str,
+    pub size: u64,
+    /// 12 (4 KiB pages) or 21 (2 MiB pages).
+    pub page_bits: u8,
+    /// Fixed physical address (device memory or a DMA window), else any RAM.
+    pub phys_addr: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Pd<'a> {
+    pub name: &'a str,
+    pub priority: u8,
+    pub stack_size: u64,
+    pub entry: u64,
+    /// Whether some channel end lets a peer call this PD (it then waits on
+    /// an endpoint rather than on its notification).
+    pub pp_callee: bool,
+    #[serde(borrow)]
+    pub segments: Vec<Segment<'a>>,
+    pub maps: Vec<Map>,
+    pub irqs: Vec<Irq>,
+    pub ioports: Vec<IoPort>,
+    pub setvars: Vec<Setvar>,
+}
+
+/// A loadable ELF segment; its pages are not shared with another segment.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Segment<'a> {
+    pub vaddr: u64,
+    pub mem_size: u64,
+    pub perms: Perms,
+    /// The file-backed start of the segment; the rest is zero.
+    pub data: &'a [u8],
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Map {
+    /// Index into [`Plan::regions`].
+    pub region: u32,
+    pub vaddr: u64,
+    pub perms: Perms,
+    pub cached: bool,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqSource {
+    Ioapic {
+        ioapic: u64,
+        pin: u64,
+        level_triggered: bool,
+        active_low: bool,
+    },
+    Msi {
+        bus: u8,
+        dev: u8,
+        func: u8,
+        handle: u64,
+    },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Irq {
+    /// The channel id the PD sees the interrupt on.
+    pub id: u8,
+    /// seL4 user vector (IDT vector minus 0x30).
+    pub vector: u64,
+    pub source: IrqSource,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoPort {
+    pub id: u8,
+    pub addr: u16,
+    pub size: u16,
+}
+
+/// A word the monitor writes into the PD's image before it starts.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setvar {
+    /// Address of the 8-byte symbol in the PD.
+    pub vaddr: u64,
+    pub value: SetvarValue,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetvarValue {
+    /// Known at build time (a mapped address, a size, an id, ...).
+    Word(u64),
+    /// Physical address of a region the monitor allocates.
+    RegionPaddr(u32),
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channel {
+    pub ends: [ChannelEnd; 2],
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelEnd {
+    /// Index into [`Plan::pds`].
+    pub pd: u32,
+    pub id: u8,
+    /// This end may notify the other.
+    pub notify: bool,
+    /// This end may call the other (protected procedure call).
+    pub pp: bool,
+}
+
+/// Why bytes are not a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    BadMagic,
+    /// The body does not decode, or references something out of range.
+    Malformed(&'static str),
+}
+
+impl core::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadMagic => write!(f, "not a boot plan (bad magic)"),
+            Self::Malformed(what) => write!(f, "malformed boot plan: {what}"),
+        }
+    }
+}
+
+impl<'a> Plan<'a> {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::from(MAGIC);
+        out.extend(postcard::to_allocvec(self).expect("plans always serialize"));
+        out
+    }
+
+    /// Decodes and checks every cross reference, so the monitor can index
+    /// without further checks.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, PlanError> {
+        let body = bytes.strip_prefix(&MAGIC[..]).ok_or(PlanError::BadMagic)?;
+        let plan: Plan =
+            postcard::from_bytes(body).map_err(|_| PlanError::Malformed("undecodable body"))?;
+        plan.check()?;
+        Ok(plan)
+    }
+
+    fn check(&self) -> Result<(), PlanError> {
+        use PlanError::Malformed;
+        for r in &self.regions {
+            if !matches!(r.page_bits, 12 | 21) || r.size == 0 || r.size % (1 << r.page_bits) != 0 {
+                return Err(Malformed("region size or page size"));
+            }
+        }
+        for pd in &self.pds {
+            if pd
+                .maps
+                .iter()
+                .any(|m| m.region as usize >= self.regions.len())
+            {
+                return Err(Malformed("map of an unknown region"));
+            }
+            let bad_setvar = pd.setvars.iter().any(|s| match s.value {
+                SetvarValue::RegionPaddr(r) => r as usize >= self.regions.len(),
+                SetvarValue::Word(_) => false,
+            });
+            if bad_setvar {
+                return Err(Malformed("setvar of an unknown region"));
+            }
+            if pd
+                .segments
+                .iter()
+                .any(|s| (s.data.len() as u64) > s.mem_size)
+            {
+                return Err(Malformed("segment data larger than the segment"));
+            }
+        }
+        let ids_ok = |e: &ChannelEnd| {
+            e.pd as usize >= self.pds.len() || e.id as u64 > layout::MAX_CHANNEL_ID
+        };
+        if self.channels.iter().any(|c| c.ends.iter().any(ids_ok)) {
+            return Err(Malformed("channel end out of range"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use alloc::vec;
+
+    fn sample() -> Plan<'static> {
+        let rw = Perms {
+            read: true,
+            write: true,
+            execute: false,
+        };
+        Plan {
+            regions: vec![Region {
+                name: "shared",
+                size: 0x2000,
+                page_bits: 12,
+                phys_addr: None,
+            }],
+            pds: vec![Pd {
+                name: "a",
+                priority: 100,
+                stack_size: 0x2000,
+                entry: 0x201000,
+                pp_callee: false,
+                segments: vec![Segment {
+                    vaddr: 0x200000,
+                    mem_size: 0x1800,
+                    perms: rw,
+                    data: b"\x7fcode",
+                }],
+                maps: vec![Map {
+                    region: 0,
+                    vaddr: 0x400000,
+                    perms: rw,
+                    cached: true,
+                }],
+                irqs: vec![Irq {
+                    id: 3,
+                    vector: 11,
+                    source: IrqSource::Ioapic {
+                        ioapic: 0,
+                        pin: 11,
+                        level_triggered: true,
+                        active_low: true,
+                    },
+                }],
+                ioports: vec![IoPort {
+                    id: 0,
+                    addr: 0xf4,
+                    size: 4,
+                }],
+                setvars: vec![Setvar {
+                    vaddr: 0x208000,
+                    value: SetvarValue::RegionPaddr(0),
+                }],
+            }],
+            channels: vec![Channel {
+                ends: [
+                    ChannelEnd {
+                        pd: 0,
+                        id: 1,
+                        notify: true,
+                        pp: false,
+                    },
+                    ChannelEnd {
+                        pd: 0,
+                        id: 2,
+                        notify: true,
+                        pp: false,
+                    },
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let plan = sample();
+        let bytes = plan.encode();
+        assert_eq!(&bytes[..8], b"DINGOPL1");
+        assert_eq!(Plan::decode(&bytes).unwrap(), plan);
+    }
+
+    #[test]
+    fn segment_data_is_borrowed_from_the_input() {
+        let bytes = sample().encode();
+        let plan = Plan::decode(&bytes).unwrap();
+        let data = plan.pds[0].segments[0].data;
+        assert!(bytes.as_ptr_range().contains(&data.as_ptr()));
+    }
+
+    #[test]
+    fn rejects_foreign_bytes_and_truncation() {
+        assert_eq!(Plan::decode(b"ELF....."), Err(PlanError::BadMagic));
+        let bytes = sample().encode();
+        for cut in 8..bytes.len() {
+            assert!(
+                Plan::decode(&bytes[..cut]).is_err(),
+                "prefix of {cut} bytes decoded"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_dangling_references() {
+        let mut p = sample();
+        p.pds[0].maps[0].region = 5;
+        assert_eq!(
+            Plan::decode(&p.encode()),
+            Err(PlanError::Malformed("map of an unknown region"))
+        );
+        let mut p = sample();
+        p.channels[0].ends[1].pd = 9;
+        assert_eq!(
+            Plan::decode(&p.encode()),
+            Err(PlanError::Malformed("channel end out of range"))
+        );
+        let mut p = sample();
+        p.pds[0].setvars[0].value = SetvarValue::RegionPaddr(1);
+        assert_eq!(
+            Plan::decode(&p.encode()),
+            Err(PlanError::Malformed("setvar of an unknown region"))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_region_geometry() {
+        let mut p = sample();
+        p.regions[0].size = 0x1800;
+        assert!(Plan::decode(&p.encode()).is_err());
+        let mut p = sample();
+        p.regions[0].page_bits = 13;
+        assert!(Plan::decode(&p.encode()).is_err());
+    }
+}
