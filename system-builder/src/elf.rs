@@ -17,16 +17,20 @@ const ET_REL: u16 = 1;
 const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
 const EM_X86_64: u16 = 62;
-const PT_LOAD: u32 = 1;
+pub(crate) const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
+pub(crate) const PT_PHDR: u32 = 6;
 const PF_X: u32 = 1;
 const PF_W: u32 = 2;
-const PF_R: u32 = 4;
+pub(crate) const PF_R: u32 = 4;
 const SHT_SYMTAB: u32 = 2;
 const SHN_UNDEF: u16 = 0;
 const STB_GLOBAL: u8 = 1;
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
+/// File offsets of the ELF header fields that locate the program headers.
+pub(crate) const E_PHOFF: usize = 32;
+pub(crate) const E_PHNUM: usize = 56;
 const SHDR_SIZE: usize = 64;
 const SYM_SIZE: usize = 24;
 
@@ -36,10 +40,47 @@ pub(crate) struct Symbol {
     pub size: u64,
 }
 
+/// A program header of any type, as stored in the file, so that the image
+/// packer can write the table out again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProgramHeader {
+    pub p_type: u32,
+    pub flags: u32,
+    pub offset: u64,
+    pub vaddr: u64,
+    pub paddr: u64,
+    pub filesz: u64,
+    pub memsz: u64,
+    pub align: u64,
+}
+
+impl ProgramHeader {
+    pub(crate) fn to_bytes(self) -> [u8; PHDR_SIZE] {
+        let mut b = [0u8; PHDR_SIZE];
+        b[0..4].copy_from_slice(&self.p_type.to_le_bytes());
+        b[4..8].copy_from_slice(&self.flags.to_le_bytes());
+        let words = [
+            self.offset,
+            self.vaddr,
+            self.paddr,
+            self.filesz,
+            self.memsz,
+            self.align,
+        ];
+        for (k, w) in words.iter().enumerate() {
+            b[8 + 8 * k..16 + 8 * k].copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Elf {
     pub entry: u64,
+    /// Loadable segments that occupy memory.
     pub segments: Vec<Segment>,
+    /// Every program header, in file order.
+    pub program_headers: Vec<ProgramHeader>,
     /// Defined symbols by name; a global definition wins over locals of the
     /// same name.
     symbols: HashMap<String, (Symbol, bool)>,
@@ -153,6 +194,7 @@ pub(crate) fn parse(data: &[u8]) -> Result<Elf, ElfProblem> {
         )));
     }
     let mut segments = Vec::new();
+    let mut program_headers = Vec::new();
     for i in 0..u64::from(phnum) {
         let ph = phoff
             .checked_add(i * PHDR_SIZE as u64)
@@ -168,11 +210,21 @@ pub(crate) fn parse(data: &[u8]) -> Result<Elf, ElfProblem> {
                 "is dynamically linked (it names a program interpreter)",
             ));
         }
+        let flags = ph.u32(4).expect("inside the program header");
+        let (offset, vaddr, filesz, memsz) = (field(8), field(16), field(32), field(40));
+        program_headers.push(ProgramHeader {
+            p_type,
+            flags,
+            offset,
+            vaddr,
+            paddr: field(24),
+            filesz,
+            memsz,
+            align: field(48),
+        });
         if p_type != PT_LOAD {
             continue;
         }
-        let flags = ph.u32(4).expect("inside the program header");
-        let (offset, vaddr, filesz, memsz) = (field(8), field(16), field(32), field(40));
         if filesz > memsz {
             return Err(problem(format!(
                 "has a loadable segment at {vaddr:#x} whose file size {filesz:#x} exceeds its memory size {memsz:#x}"
@@ -212,6 +264,7 @@ pub(crate) fn parse(data: &[u8]) -> Result<Elf, ElfProblem> {
     let mut elf = Elf {
         entry,
         segments,
+        program_headers,
         symbols: HashMap::new(),
         has_symtab: false,
     };

@@ -1,9 +1,12 @@
 //! Host tool: reads a Microkit 2.3.0 system description (system.xml),
 //! validates it and packs the monitor, the PD ELFs and a boot plan into one
-//! bootable image. This library part turns system.xml into a validated
-//! [`System`] (with every PD's ELF segments, entry point and setvar symbol
-//! addresses already read), or into a list of [`Diagnostic`]s of the form
-//! `<file>:<line>:<col>: error: <what is wrong>; expected <what is expected>`.
+//! bootable image. The library turns system.xml into a validated [`System`]
+//! (with every PD's ELF segments, entry point and setvar symbol addresses
+//! already read), or into a list of [`Diagnostic`]s of the form
+//! `<file>:<line>:<col>: error: <what is wrong>; expected <what is expected>`;
+//! [`plan`] turns a `System` into the monitor's boot plan, [`image`] appends
+//! that plan to the monitor ELF, and [`report`] writes the human-readable
+//! report. The `system-builder` binary chains all four.
 //!
 //! Microkit features that this seL4 5.0.0 x86_64 target cannot honour are
 //! never dropped silently: passive PDs, child PDs, virtual machines, SMC and
@@ -12,7 +15,10 @@
 mod check;
 mod diag;
 mod elf;
+pub mod image;
 mod model;
+pub mod plan;
+pub mod report;
 mod xml;
 
 use std::path::{Path, PathBuf};

@@ -25,7 +25,8 @@ pub const WORD_SYMBOLS: &[&str] = &[
 /// The file name the diagnostics of `check` carry.
 pub const FILE: &str = "system.xml";
 
-fn pd_source() -> String {
+/// The C source of every fixture PD.
+pub fn pd_source() -> String {
     let mut src = String::new();
     for s in WORD_SYMBOLS {
         src.push_str(&format!("unsigned long {s};\n"));
@@ -159,4 +160,55 @@ pub fn nm(elf: &Path, symbol: &str) -> u64 {
             (name == symbol).then(|| u64::from_str_radix(addr, 16).unwrap())
         })
         .unwrap_or_else(|| panic!("nm: no symbol {symbol}"))
+}
+
+/// Compiles `source` with gcc into `<fixtures>/<name>`, with `extra` flags
+/// after the fixtures' usual `-nostdlib -static -O1`.
+pub fn build_c(name: &str, source: &str, extra: &[&str]) -> PathBuf {
+    gcc(fixtures(), name, source, extra)
+}
+
+/// One program header as binutils `readelf -lW` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phdr {
+    pub kind: String,
+    pub offset: u64,
+    pub vaddr: u64,
+    pub paddr: u64,
+    pub filesz: u64,
+    pub memsz: u64,
+    /// As readelf prints them without blanks: "R", "RE", "RW", "RWE".
+    pub flags: String,
+    pub align: u64,
+}
+
+/// The program headers of `elf` according to binutils, independently of the
+/// builder's ELF reader.
+pub fn readelf_phdrs(elf: &Path) -> Vec<Phdr> {
+    let out = Command::new("readelf")
+        .args(["-lW"])
+        .arg(elf)
+        .output()
+        .expect("run readelf");
+    assert!(out.status.success(), "readelf failed on {}", elf.display());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let hex = |t: &str| u64::from_str_radix(t.trim_start_matches("0x"), 16).unwrap();
+    text.lines()
+        .skip_while(|l| !l.trim_start().starts_with("Type "))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Phdr {
+                kind: f[0].to_string(),
+                offset: hex(f[1]),
+                vaddr: hex(f[2]),
+                paddr: hex(f[3]),
+                filesz: hex(f[4]),
+                memsz: hex(f[5]),
+                flags: f[6..f.len() - 1].concat(),
+                align: hex(f[f.len() - 1]),
+            }
+        })
+        .collect()
 }

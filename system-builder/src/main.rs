@@ -1,0 +1,124 @@
+//! `system-builder`: system.xml + monitor ELF -> one bootable image and a
+//! report. Every check runs before anything is written, so a failed build
+//! leaves no stale image behind that could be booted by mistake.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use system_builder::{Diagnostic, image, load_file, plan, report};
+
+const USAGE: &str = "usage: system-builder <system.xml> --monitor <monitor ELF> [--search-path <dir>...] -o <image ELF> --report <report.txt>";
+
+struct Args {
+    system: PathBuf,
+    monitor: PathBuf,
+    search_paths: Vec<PathBuf>,
+    output: PathBuf,
+    report: PathBuf,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let (mut system, mut monitor, mut output, mut report) = (None, None, None, None);
+    let mut search_paths = Vec::new();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .map(PathBuf::from)
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "--monitor" => monitor = Some(value("--monitor")?),
+            "--search-path" => search_paths.push(value("--search-path")?),
+            "-o" => output = Some(value("-o")?),
+            "--report" => report = Some(value("--report")?),
+            "-h" | "--help" => return Err(String::new()),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            path if system.is_none() => system = Some(PathBuf::from(path)),
+            extra => return Err(format!("unexpected argument {extra}")),
+        }
+    }
+    let missing = |what: &str| format!("missing {what}");
+    Ok(Args {
+        system: system.ok_or_else(|| missing("<system.xml>"))?,
+        monitor: monitor.ok_or_else(|| missing("--monitor"))?,
+        search_paths,
+        output: output.ok_or_else(|| missing("-o"))?,
+        report: report.ok_or_else(|| missing("--report"))?,
+    })
+}
+
+fn print_all(diags: &[Diagnostic]) {
+    for d in diags {
+        eprintln!("{d}");
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(why) => {
+            if !why.is_empty() {
+                eprintln!("system-builder: {why}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(()) => ExitCode::FAILURE,
+    }
+}
+
+/// Builds everything in memory, then writes; errors are printed here.
+fn run(args: &Args) -> Result<(), ()> {
+    // Microkit looks beside system.xml first, then in --search-path order.
+    let home = match args.system.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut search = vec![home];
+    search.extend(args.search_paths.iter().cloned());
+
+    let loaded = load_file(&args.system, &search).map_err(|d| print_all(&d))?;
+    print_all(&loaded.warnings);
+    let system = &loaded.system;
+    let files = plan::read_images(system).map_err(|d| print_all(&d))?;
+    let boot_plan = plan::build_plan(system, &files).map_err(|d| print_all(&d))?;
+    let plan_bytes = boot_plan.encode();
+
+    let monitor = std::fs::read(&args.monitor).map_err(|e| {
+        eprintln!(
+            "system-builder: error: cannot read the monitor ELF '{}': {e}",
+            args.monitor.display()
+        );
+    })?;
+    let packed = image::pack(&monitor, &plan_bytes).map_err(|e| {
+        eprintln!(
+            "system-builder: error: monitor ELF '{}' {e}",
+            args.monitor.display()
+        );
+    })?;
+    let text = report::render(system, Some(&packed));
+
+    write(&args.output, &packed.bytes)?;
+    write(&args.report, text.as_bytes())?;
+    println!(
+        "system-builder: {} ({} PDs, {} regions, plan {} bytes); report {}",
+        args.output.display(),
+        system.protection_domains.len(),
+        system.memory_regions.len(),
+        plan_bytes.len(),
+        args.report.display()
+    );
+    Ok(())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), ()> {
+    std::fs::write(path, bytes).map_err(|e| {
+        eprintln!(
+            "system-builder: error: cannot write '{}': {e}",
+            path.display()
+        );
+    })
+}
