@@ -236,15 +236,16 @@ fn check_segments(d: &mut Diags, pd: &str, img: &ProgramImage) {
         let ((a_lo, a_hi), (b_lo, b_hi)) = (a.page_range(), b.page_range());
         a_lo < b_hi && b_lo < a_hi
     }) {
+        let page = a.page_range().0.max(b.page_range().0);
+        let what = format!(
+            "program image '{}' of protection domain '{pd}' has loadable segments {} and {} that share the 4 KiB page at {page:#x}",
+            img.declared_path,
+            span(a),
+            span(b),
+        );
         d.error(
-                    img.pos,
-                    format!(
-                        "program image '{}' of protection domain '{pd}' has loadable segments {} and {} that share the 4 KiB page at {:#x}",
-                        img.declared_path,
-                        span(a),
-                        span(b),
-                a.page_range().0.max(b.page_range().0)
-            ),
+            img.pos,
+            what,
             format!(
                 "every segment on pages of its own, {PAGE_SIZE_4K:#x} bytes each (link with -z separate-code and -z max-page-size=4096)"
             ),

@@ -114,14 +114,20 @@ fn check_packing(mon: &Path) {
     assert_eq!(new.vaddr, expected_vaddr);
     assert_eq!(new.paddr, expected_vaddr);
     assert_eq!(new.offset % 0x1000, new.vaddr % 0x1000);
-    assert_eq!((new.filesz, new.memsz), (plan.len() as u64, plan.len() as u64));
+    assert_eq!(
+        (new.filesz, new.memsz),
+        (plan.len() as u64, plan.len() as u64)
+    );
     assert_eq!(
         (packed.plan_vaddr, packed.plan_offset, packed.plan_size),
         (new.vaddr, new.offset, new.filesz)
     );
     let embedded = &packed.bytes[new.offset as usize..(new.offset + new.filesz) as usize];
     assert_eq!(embedded, &plan[..]);
-    assert_eq!(Plan::decode(embedded).unwrap(), Plan::decode(&plan).unwrap());
+    assert_eq!(
+        Plan::decode(embedded).unwrap(),
+        Plan::decode(&plan).unwrap()
+    );
 
     // The symbols hold the plan's place; nm finds them where they were.
     let vaddr_sym = nm(mon, "DINGO_PLAN_VADDR");
@@ -134,28 +140,24 @@ fn check_packing(mon: &Path) {
     assert_eq!(word(&packed.bytes, size_at), plan.len() as u64);
     assert_eq!(word(&original, vaddr_at), 1);
 
-    // Original segments are byte-identical, apart from the two patched
-    // words and, where the first segment holds the ELF header, the
-    // header's e_phoff and e_phnum.
+    // Every original byte, so every original segment, is unchanged apart
+    // from the two patched words and the ELF header's e_phoff and e_phnum
+    // (which the first segment holds when it starts at offset 0).
     let allowed = |i: usize| {
         (32..40).contains(&i)
             || (56..58).contains(&i)
             || (vaddr_at..vaddr_at + 8).contains(&i)
             || (size_at..size_at + 8).contains(&i)
     };
-    for p in before.iter().filter(|p| p.kind == "LOAD") {
-        for i in p.offset as usize..(p.offset + p.filesz) as usize {
-            assert!(
-                original[i] == packed.bytes[i] || allowed(i),
-                "byte {i:#x} of the segment at {:#x} changed",
-                p.vaddr
-            );
-        }
-    }
-    // Nothing of the original file moved.
     for (i, (a, b)) in original.iter().zip(&packed.bytes).enumerate() {
         assert!(a == b || allowed(i), "file byte {i:#x} changed");
     }
+    assert!(
+        before
+            .iter()
+            .filter(|p| p.kind == "LOAD")
+            .all(|p| p.offset + p.filesz <= original.len() as u64)
+    );
 }
 
 #[test]

@@ -220,8 +220,8 @@ fn plan_errors(image: &str) -> Vec<String> {
     ));
     let loaded = assert_loads(&xml);
     let files = plan::read_images(&loaded.system).unwrap();
-    let diags: Vec<Diagnostic> = plan::build_plan(&loaded.system, &files)
-        .expect_err("the plan step rejects this image");
+    let diags: Vec<Diagnostic> =
+        plan::build_plan(&loaded.system, &files).expect_err("the plan step rejects this image");
     diags.iter().map(ToString::to_string).collect()
 }
 
@@ -232,7 +232,11 @@ fn span(p: &Phdr) -> String {
 #[test]
 fn writable_and_executable_segment_is_rejected() {
     // -N (omagic) links text and data into one RWX segment.
-    let elf = build_c("wx.elf", &pd_source(), &["-Wl,-N", "-Wl,--no-warn-rwx-segments"]);
+    let elf = build_c(
+        "wx.elf",
+        &pd_source(),
+        &["-Wl,-N", "-Wl,--no-warn-rwx-segments"],
+    );
     let loads: Vec<Phdr> = readelf_phdrs(&elf)
         .into_iter()
         .filter(|p| p.kind == "LOAD")
@@ -285,5 +289,24 @@ fn image_replaced_after_validation_is_caught() {
         text.starts_with("system.xml:3:24: error: program image '")
             && text.contains("of protection domain 'a' changed while the system was built"),
         "{text}"
+    );
+}
+
+#[test]
+fn whole_port_space_does_not_fit_a_plan_entry() {
+    let loaded = assert_loads(&sys(
+        "\n    <protection_domain name=\"a\">\n        <program_image path=\"pd.elf\"/>\n        <ioport id=\"0\" addr=\"0\" size=\"0x10000\"/>\n    </protection_domain>",
+    ));
+    let files = plan::read_images(&loaded.system).unwrap();
+    let diags: Vec<String> = plan::build_plan(&loaded.system, &files)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        diags,
+        [
+            "system.xml:4:9: error: ioport 0 of protection domain 'a' spans 0x10000 ports, more than one boot plan entry can describe; expected a size of at most 0xffff ports"
+        ]
     );
 }
