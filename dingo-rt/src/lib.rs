@@ -10,6 +10,7 @@
 //! `cargo test`. No allocation and no locks: a PD has one thread.
 #![cfg_attr(not(test), no_std)]
 
+pub mod executor;
 pub mod port;
 pub mod ring;
 

@@ -128,6 +128,28 @@ pub enum Arm {
     Retry,
 }
 
+/// The windows of the sleep protocol where the peer's concurrent steps
+/// decide whether a wake-up can be lost. Test builds let the model checker
+/// run the peer inside them; other builds compile the hook to nothing.
+#[cfg_attr(test, derive(Clone, Copy, Debug, PartialEq, Eq))]
+enum Race {
+    /// Consumer saw an empty ring and has not set its flag yet.
+    ConsumerArming,
+    /// Producer published its index and has not read the flag yet.
+    ProducerPublished,
+    /// Producer saw a full ring and has not set its flag yet.
+    ProducerArming,
+    /// Consumer published its index and has not read the flag yet.
+    ConsumerPublished,
+}
+
+#[cfg(test)]
+use tests::race_point;
+
+#[cfg(not(test))]
+#[inline(always)]
+fn race_point(_: Race) {}
+
 /// Bytes needed for a ring of `capacity` slots of `SLOT` bytes, or `None`
 /// on overflow.
 pub const fn region_bytes<const SLOT: usize>(capacity: u32) -> Option<usize> {
@@ -322,6 +344,7 @@ impl<const SLOT: usize> Producer<SLOT> {
             .word(PRODUCER_INDEX)
             .store(self.producer, Ordering::Release);
         fence(Ordering::SeqCst);
+        race_point(Race::ProducerPublished);
         Ok(self.ring.take_flag(CONSUMER_WANTS_NOTIFY))
     }
 
@@ -332,6 +355,7 @@ impl<const SLOT: usize> Producer<SLOT> {
         if !self.is_full() {
             return Ok(Arm::Retry);
         }
+        race_point(Race::ProducerArming);
         self.ring
             .word(PRODUCER_WANTS_NOTIFY)
             .store(1, Ordering::Relaxed);
@@ -445,6 +469,7 @@ impl<const SLOT: usize> Consumer<SLOT> {
             .word(CONSUMER_INDEX)
             .store(self.consumer, Ordering::Release);
         fence(Ordering::SeqCst);
+        race_point(Race::ConsumerPublished);
         Ok(Some((msg, self.ring.take_flag(PRODUCER_WANTS_NOTIFY))))
     }
 
@@ -455,6 +480,7 @@ impl<const SLOT: usize> Consumer<SLOT> {
         if self.producer != self.consumer {
             return Ok(Arm::Retry);
         }
+        race_point(Race::ConsumerArming);
         self.ring
             .word(CONSUMER_WANTS_NOTIFY)
             .store(1, Ordering::Relaxed);

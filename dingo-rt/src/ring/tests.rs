@@ -1,6 +1,8 @@
 use super::*;
 use crate::test_util::{Region, Rng};
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -444,80 +446,156 @@ fn producer_notified_when_space_frees() {
     assert_eq!(c.pop(), Ok(Some((msg(1), NotifyPeer::No))));
 }
 
-/// Model check of the sleep protocol at operation granularity: two actors
-/// scheduled at random, notifications latched like seL4 notification
-/// words. A side only sleeps after `prepare_sleep` said `Sleep`, only
-/// notifies when an operation returned `NotifyPeer::Yes`, and the run must
-/// never end with a sleeper whose work is pending and whose latch is clear.
-#[test]
-fn sleep_protocol_never_loses_a_wakeup() {
-    #[derive(PartialEq)]
-    enum Actor {
-        Running,
-        Sleeping,
+type RaceHook = Box<dyn FnMut(Race)>;
+
+thread_local! {
+    static RACE_HOOK: RefCell<Option<RaceHook>> = const { RefCell::new(None) };
+}
+
+/// Runs the installed hook, if any. The hook is taken out while it runs, so
+/// a peer step inside it does not recurse into another peer step.
+pub(super) fn race_point(at: Race) {
+    if let Some(mut hook) = RACE_HOOK.with(|h| h.borrow_mut().take()) {
+        hook(at);
+        RACE_HOOK.with(|h| *h.borrow_mut() = Some(hook));
     }
-    for seed in 0..300 {
-        let mut rng = Rng::new(seed);
-        let capacity = 1 << rng.below(3);
-        let region = ring_region(capacity);
-        let (mut p, mut c) = pair(&region);
-        let total = 200u64;
-        let (mut sent, mut received) = (0u64, 0u64);
-        let (mut p_state, mut c_state) = (Actor::Running, Actor::Running);
-        let (mut p_latch, mut c_latch) = (false, false);
-        let mut steps = 0;
-        while received < total {
-            steps += 1;
-            assert!(steps < 100_000, "seed {seed}: no progress");
-            let producer_can_run = p_state == Actor::Running || p_latch;
-            let consumer_can_run = c_state == Actor::Running || c_latch;
-            assert!(
-                producer_can_run && sent < total || consumer_can_run,
-                "seed {seed}: lost wake-up (sent {sent}, received {received})"
-            );
-            let run_producer =
-                producer_can_run && sent < total && (!consumer_can_run || rng.chance(50));
-            if run_producer {
-                if p_state == Actor::Sleeping {
-                    p_latch = false;
-                    p_state = Actor::Running;
+}
+
+/// Both sides of a ring plus what the kernel would hold for them: whether
+/// each is blocked, and its latched notification.
+struct World {
+    p: RefCell<Producer<SLOT>>,
+    c: RefCell<Consumer<SLOT>>,
+    total: u64,
+    sent: Cell<u64>,
+    received: Cell<u64>,
+    p_asleep: Cell<bool>,
+    c_asleep: Cell<bool>,
+    p_latch: Cell<bool>,
+    c_latch: Cell<bool>,
+}
+
+impl World {
+    fn producer_can_run(&self) -> bool {
+        self.sent.get() < self.total && (!self.p_asleep.get() || self.p_latch.get())
+    }
+
+    fn consumer_can_run(&self) -> bool {
+        !self.c_asleep.get() || self.c_latch.get()
+    }
+
+    /// One producer step; a side only sleeps after `prepare_sleep` said so
+    /// and only notifies when an operation returned `NotifyPeer::Yes`.
+    fn producer_step(&self) {
+        if !self.producer_can_run() {
+            return;
+        }
+        if self.p_asleep.replace(false) {
+            self.p_latch.set(false);
+        }
+        let mut p = self.p.borrow_mut();
+        match p.push(&msg(self.sent.get())) {
+            Ok(notify) => {
+                self.sent.set(self.sent.get() + 1);
+                if notify == NotifyPeer::Yes {
+                    self.c_latch.set(true);
                 }
-                match p.push(&msg(sent)) {
-                    Ok(n) => {
-                        sent += 1;
-                        if n == NotifyPeer::Yes {
-                            c_latch = true;
-                        }
-                    }
-                    Err(RingError::Full) => {
-                        if p.prepare_sleep().unwrap() == Arm::Sleep {
-                            p_state = Actor::Sleeping;
-                        }
-                    }
-                    Err(e) => panic!("{e}"),
+            }
+            Err(RingError::Full) => {
+                if p.prepare_sleep().unwrap() == Arm::Sleep {
+                    self.p_asleep.set(true);
                 }
-            } else {
-                if c_state == Actor::Sleeping {
-                    c_latch = false;
-                    c_state = Actor::Running;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn consumer_step(&self) {
+        if !self.consumer_can_run() {
+            return;
+        }
+        if self.c_asleep.replace(false) {
+            self.c_latch.set(false);
+        }
+        let mut c = self.c.borrow_mut();
+        match c.pop().unwrap() {
+            Some((m, notify)) => {
+                assert_eq!(m, msg(self.received.get()), "out of order");
+                self.received.set(self.received.get() + 1);
+                if notify == NotifyPeer::Yes {
+                    self.p_latch.set(true);
                 }
-                match c.pop().unwrap() {
-                    Some((m, n)) => {
-                        assert_eq!(m, msg(received));
-                        received += 1;
-                        if n == NotifyPeer::Yes {
-                            p_latch = true;
-                        }
-                    }
-                    None => {
-                        if c.prepare_sleep().unwrap() == Arm::Sleep {
-                            c_state = Actor::Sleeping;
-                        }
-                    }
+            }
+            None => {
+                if c.prepare_sleep().unwrap() == Arm::Sleep {
+                    self.c_asleep.set(true);
                 }
             }
         }
     }
+}
+
+/// Model check of the sleep protocol: two actors at random, notifications
+/// latched like seL4 notification words, and the peer also scheduled
+/// inside the racy windows of each operation (see `Race`). The run must
+/// never reach a state where nobody can run while messages are undelivered.
+#[test]
+fn sleep_protocol_never_loses_a_wakeup() {
+    let mut races_hit = 0;
+    for seed in 0..300 {
+        let rng = Rc::new(RefCell::new(Rng::new(seed)));
+        let capacity = 1 << rng.borrow_mut().below(3);
+        let region = ring_region(capacity);
+        let (p, c) = pair(&region);
+        let world = Rc::new(World {
+            p: RefCell::new(p),
+            c: RefCell::new(c),
+            total: 200,
+            sent: Cell::new(0),
+            received: Cell::new(0),
+            p_asleep: Cell::new(false),
+            c_asleep: Cell::new(false),
+            p_latch: Cell::new(false),
+            c_latch: Cell::new(false),
+        });
+        let hits = Rc::new(Cell::new(0));
+        let (hook_world, hook_rng, hook_hits) = (world.clone(), rng.clone(), hits.clone());
+        RACE_HOOK.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move |at| {
+                if !hook_rng.borrow_mut().chance(40) {
+                    return;
+                }
+                hook_hits.set(hook_hits.get() + 1);
+                match at {
+                    Race::ConsumerArming | Race::ConsumerPublished => hook_world.producer_step(),
+                    Race::ProducerArming | Race::ProducerPublished => hook_world.consumer_step(),
+                }
+            }))
+        });
+        let mut steps = 0;
+        while world.received.get() < world.total {
+            steps += 1;
+            assert!(steps < 100_000, "seed {seed}: no progress");
+            let (pr, cr) = (world.producer_can_run(), world.consumer_can_run());
+            assert!(
+                pr || cr,
+                "seed {seed}: lost wake-up (sent {}, received {})",
+                world.sent.get(),
+                world.received.get()
+            );
+            if pr && (!cr || rng.borrow_mut().chance(50)) {
+                world.producer_step();
+            } else {
+                world.consumer_step();
+            }
+        }
+        RACE_HOOK.with(|h| h.borrow_mut().take());
+        races_hit += hits.get();
+    }
+    assert!(
+        races_hit > 1000,
+        "the racy windows were exercised only {races_hit} times"
+    );
 }
 
 /// The same protocol under real concurrency: two threads, one per side,
