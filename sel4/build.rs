@@ -73,11 +73,16 @@ const LAYOUT: &[(&str, &str, &str)] = &[
     ("UT_PADDR", "seL4_UntypedDesc", "paddr"),
     ("UT_SIZE_BITS", "seL4_UntypedDesc", "sizeBits"),
     ("UT_IS_DEVICE", "seL4_UntypedDesc", "isDevice"),
+    ("IPCBUF_MSG", "seL4_IPCBuffer", "msg"),
+    ("IPCBUF_USER_DATA", "seL4_IPCBuffer", "userData"),
+    ("IPCBUF_CAPS_OR_BADGES", "seL4_IPCBuffer", "caps_or_badges"),
+    ("IPCBUF_RECEIVE_CNODE", "seL4_IPCBuffer", "receiveCNode"),
 ];
 const SIZES: &[(&str, &str)] = &[
     ("BI_SIZE", "seL4_BootInfo"),
     ("SLOT_REGION_SIZE", "seL4_SlotRegion"),
     ("UT_SIZE", "seL4_UntypedDesc"),
+    ("IPCBUF_SIZE", "seL4_IPCBuffer"),
 ];
 
 const HEADERS: &[&str] = &[
@@ -87,9 +92,6 @@ const HEADERS: &[&str] = &[
     "sel4/simple_types.h",
     "sel4/sel4_arch/types.h",
     "sel4/arch/types.h",
-    // bootinfo_types.h names this type only through a pointer; its real
-    // definition needs the bitfield generator's output, which we do not use.
-    "@typedef struct seL4_IPCBuffer_ seL4_IPCBuffer;",
     "sel4/syscall.h",
     "sel4/invocation.h",
     "sel4/sel4_arch/invocation.h",
@@ -100,6 +102,10 @@ const HEADERS: &[&str] = &[
     "sel4/errors.h",
     "sel4/constants.h",
     "sel4/sel4_arch/constants.h",
+    // shared_types.h (IPC buffer, cap fault registers) needs the message
+    // info type, which the bitfield generator would make; it is one word.
+    "@typedef struct seL4_MessageInfo { seL4_Word words[1]; } seL4_MessageInfo_t;",
+    "sel4/shared_types.h",
     "sel4/bootinfo_types.h",
 ];
 

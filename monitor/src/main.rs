@@ -1,13 +1,53 @@
-//! The monitor: the root task of every system image. For now it reports what
-//! the kernel handed over (bootinfo), checks that invocations work, and ends
-//! the run through QEMU's isa-debug-exit device so the exit status tells a
-//! test what happened.
+//! The monitor: the root task of every system image. It reports what the
+//! kernel handed over (bootinfo) and checks that invocations work; then it
+//! builds the system its embedded boot plan describes (see the `boot-plan`
+//! crate; `system-builder` embeds the plan), starts the PDs, and serves as
+//! the fault handler of all of them. Without a plan it ends the run through
+//! QEMU's isa-debug-exit device, so the exit status tells a test what
+//! happened; with one, the PD that owns the debug-exit port ends it.
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+mod error;
+mod fault;
+mod heap;
+mod resources;
+mod system;
+mod vspace;
+
+use boot_plan::Plan;
+use resources::{Object, ROOT_CNODE, Resources};
 use sel4::bootinfo::BootInfo;
 use sel4::cap::{Cap, Rights, Slot, kind};
-use sel4::{debug_println, init_cap, object_type};
+use sel4::{debug_println, init_cap};
+use vspace::VSpace;
+
+// Where system-builder put the encoded plan in this image, patched into the
+// file. `.data` keeps them file-backed; reads are volatile so the compiler
+// cannot fold the build-time zeros.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data")]
+#[used]
+static DINGO_PLAN_VADDR: u64 = 0;
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data")]
+#[used]
+static DINGO_PLAN_SIZE: u64 = 0;
+
+fn embedded_plan() -> Option<&'static [u8]> {
+    // SAFETY: plain reads of our own statics (volatile: patched after linking).
+    let (vaddr, size) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const DINGO_PLAN_VADDR),
+            core::ptr::read_volatile(&raw const DINGO_PLAN_SIZE),
+        )
+    };
+    // SAFETY: system-builder placed `size` bytes at `vaddr` in a loadable
+    // segment of this image, which the kernel mapped with the rest of it.
+    (size != 0).then(|| unsafe { core::slice::from_raw_parts(vaddr as *const u8, size as usize) })
+}
 
 /// isa-debug-exit: a write of v makes QEMU exit with status 2v+1.
 const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -16,7 +56,6 @@ const EXIT_SUCCESS: u8 = 0x10;
 const EXIT_FAILURE: u8 = 0x11;
 
 const IO_PORTS: Cap<kind::IoPort> = Cap::from_cptr(init_cap::CapIOPort);
-const ROOT_CNODE: Cap<kind::CNode> = Cap::from_cptr(init_cap::CapInitThreadCNode);
 
 fn exit(code: u8) -> ! {
     // The write does not return when QEMU has the device; without it, stop
@@ -86,37 +125,22 @@ fn report(bi: &BootInfo) {
     }
 }
 
-/// Exercises the bindings against the kernel: retype, signal, poll, and a
-/// frame address query. Returns what failed.
-fn self_test(bi: &BootInfo) -> Result<(), &'static str> {
+/// Exercises the bindings against the kernel: retype, mint, signal, poll,
+/// and a frame address query. Returns what failed.
+fn self_test(bi: &BootInfo, res: &mut Resources) -> Result<(), &'static str> {
     if bi.tsc_mhz() == 0 {
         return Err("bootinfo reports no TSC frequency");
     }
-    let ram = bi
-        .untypeds()
-        .filter(|u| !u.is_device && u.size_bits >= sel4::consts::NotificationBits as u8)
-        .min_by_key(|u| u.size_bits)
-        .ok_or("no RAM untyped")?;
-    let slot = bi.empty().start;
-    if bi.empty().len() < 2 {
-        return Err("no free slot");
-    }
-    let ut: Cap<kind::Untyped> = Cap::from_cptr(ram.cptr);
-    ut.retype(
-        object_type::NotificationObject,
-        0,
-        Slot::new(ROOT_CNODE, 0, 0),
-        slot,
-        1,
-    )
-    .map_err(|_| "retype of a notification failed")?;
+    let slot = res
+        .alloc(Object::NOTIFICATION)
+        .map_err(|_| "retype of a notification failed")?;
     let ntfn: Cap<kind::Notification> = Cap::from_cptr(slot);
     if ntfn.poll() != 0 {
         return Err("fresh notification already signalled");
     }
     // Signals carry the sender cap's badge bits: mint a badged sender.
     const BADGE: u64 = 1 << 63 | 0b101;
-    let sender = slot + 1;
+    let sender = res.slots(1).map_err(|_| "no free slot")?;
     ROOT_CNODE
         .mint(
             sender,
@@ -135,16 +159,18 @@ fn self_test(bi: &BootInfo) -> Result<(), &'static str> {
     }
     // A kernel error must come back as an error, not as success.
     debug_println!("  retype into an occupied slot (the kernel reports the expected error):");
-    if ut
-        .retype(
-            object_type::NotificationObject,
-            0,
-            Slot::new(ROOT_CNODE, 0, 0),
-            slot,
-            1,
-        )
-        .is_ok()
-    {
+    let ut = bi
+        .untypeds()
+        .find(|u| !u.is_device)
+        .ok_or("no RAM untyped")?;
+    let occupied = Cap::<kind::Untyped>::from_cptr(ut.cptr).retype(
+        sel4::object_type::NotificationObject,
+        0,
+        Slot::new(ROOT_CNODE, 0, 0),
+        slot,
+        1,
+    );
+    if occupied.is_ok() {
         return Err("retype into an occupied slot succeeded");
     }
     let ipc: Cap<kind::Page> = Cap::from_cptr(init_cap::CapInitThreadIPCBuffer);
@@ -156,17 +182,62 @@ fn self_test(bi: &BootInfo) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Builds and starts the planned system, then handles faults for ever.
+fn run_system(plan: &Plan, res: &mut Resources) -> ! {
+    let mut own = VSpace::new(Cap::from_cptr(init_cap::CapInitThreadVSpace));
+    let system = match system::build(plan, res, &mut own) {
+        Ok(s) => s,
+        Err(e) => {
+            debug_println!("monitor: cannot build the system: {e}");
+            exit(EXIT_FAILURE)
+        }
+    };
+    sel4::debug_print!("monitor: built {} PDs:", system.pds.len());
+    for pd in &system.pds {
+        sel4::debug_print!(" {} (priority {})", pd.name, pd.priority);
+    }
+    debug_println!();
+    debug_println!(
+        "monitor: {} regions; {} free slots, {} RAM and {} heap left",
+        plan.regions.len(),
+        res.free_slots(),
+        Size(res.free_ram()),
+        Size(heap::used() as u64)
+    );
+    if let Err(e) = system.start() {
+        debug_println!("monitor: cannot start the PDs: {e}");
+        exit(EXIT_FAILURE)
+    }
+    loop {
+        let msg = sel4::syscall::recv(system.fault_ep.cptr());
+        match system.pds.get((msg.badge as usize).wrapping_sub(1)) {
+            Some(pd) => fault::report(pd.name, &msg),
+            None => debug_println!(
+                "monitor: message with unknown badge {:#x} ignored",
+                msg.badge
+            ),
+        }
+    }
+}
+
 fn main(bi: &BootInfo<'static>) -> ! {
     sel4_start::set_panic_exit(exit_failure);
     debug_println!("monitor: started");
     report(bi);
-    match self_test(bi) {
-        Ok(()) => {
-            debug_println!("monitor: self-test passed");
-            exit(EXIT_SUCCESS)
-        }
-        Err(what) => {
-            debug_println!("monitor: self-test FAILED: {what}");
+    let mut res = Resources::new(bi);
+    if let Err(what) = self_test(bi, &mut res) {
+        debug_println!("monitor: self-test FAILED: {what}");
+        exit(EXIT_FAILURE)
+    }
+    debug_println!("monitor: self-test passed");
+    let Some(bytes) = embedded_plan() else {
+        debug_println!("monitor: no system plan in this image; done");
+        exit(EXIT_SUCCESS)
+    };
+    match Plan::decode(bytes) {
+        Ok(plan) => run_system(&plan, &mut res),
+        Err(e) => {
+            debug_println!("monitor: {e}");
             exit(EXIT_FAILURE)
         }
     }

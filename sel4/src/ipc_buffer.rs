@@ -44,3 +44,25 @@ pub fn with_ipc_buffer<R>(f: impl FnOnce(&mut IpcBuffer) -> R) -> R {
     // this crate runs inside `f`), so this is the only live reference.
     f(unsafe { &mut *p })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout;
+    use core::mem::{offset_of, size_of};
+
+    #[test]
+    fn matches_the_kernel_layout() {
+        assert_eq!(size_of::<IpcBuffer>(), layout::IPCBUF_SIZE);
+        assert_eq!(offset_of!(IpcBuffer, msg), layout::IPCBUF_MSG);
+        assert_eq!(offset_of!(IpcBuffer, user_data), layout::IPCBUF_USER_DATA);
+        assert_eq!(
+            offset_of!(IpcBuffer, caps_or_badges),
+            layout::IPCBUF_CAPS_OR_BADGES
+        );
+        assert_eq!(
+            offset_of!(IpcBuffer, receive_cnode),
+            layout::IPCBUF_RECEIVE_CNODE
+        );
+    }
+}

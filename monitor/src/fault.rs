@@ -1,0 +1,79 @@
+//! Reports of PD faults. The monitor is every PD's fault handler: the
+//! kernel turns a fault into a message on the monitor's endpoint, badged
+//! with the PD's index + 1. The report names the PD, the fault kind, the
+//! instruction pointer and the faulting address; the PD is left blocked
+//! (no reply), so it stops while every other PD keeps running.
+
+use sel4::ipc_buffer::{REGISTER_MRS, with_ipc_buffer};
+use sel4::syscall::Received;
+use sel4::{debug_println, fault_mr, fault_tag};
+
+/// x86 page-fault error code bits.
+const PF_PRESENT: u64 = 1 << 0;
+const PF_WRITE: u64 = 1 << 1;
+/// x86 exception vector of an invalid opcode (`ud2`, how a PD panic ends).
+const INVALID_OPCODE: u64 = 6;
+
+fn mr(msg: &Received, i: usize) -> u64 {
+    if i < REGISTER_MRS {
+        msg.mrs[i]
+    } else {
+        with_ipc_buffer(|b| b.msg[i])
+    }
+}
+
+/// Prints the report for a fault message of PD `name`.
+pub fn report(name: &str, msg: &Received) {
+    let label = msg.info.label();
+    match label {
+        fault_tag::VMFault => {
+            let ip = mr(msg, fault_mr::VMFault_IP);
+            let addr = mr(msg, fault_mr::VMFault_Addr);
+            let fsr = mr(msg, fault_mr::VMFault_FSR);
+            let access = if mr(msg, fault_mr::VMFault_PrefetchFault) != 0 {
+                "instruction fetch"
+            } else if fsr & PF_WRITE != 0 {
+                "write"
+            } else {
+                "read"
+            };
+            let why = if fsr & PF_PRESENT != 0 {
+                "protection violation"
+            } else {
+                "unmapped address"
+            };
+            debug_println!(
+                "monitor: FAULT in PD '{name}': VM fault ({access}, {why}) at ip {ip:#x}, address {addr:#x}"
+            );
+        }
+        fault_tag::UserException => {
+            let ip = mr(msg, fault_mr::UserException_FaultIP);
+            let number = mr(msg, fault_mr::UserException_Number);
+            let code = mr(msg, fault_mr::UserException_Code);
+            let note = if number == INVALID_OPCODE {
+                " (invalid opcode: a panic ends this way)"
+            } else {
+                ""
+            };
+            debug_println!(
+                "monitor: FAULT in PD '{name}': user exception {number} code {code:#x}{note} at ip {ip:#x}, address -"
+            );
+        }
+        fault_tag::UnknownSyscall => {
+            let ip = mr(msg, fault_mr::UnknownSyscall_FaultIP);
+            let nr = mr(msg, fault_mr::UnknownSyscall_Syscall) as i64;
+            debug_println!(
+                "monitor: FAULT in PD '{name}': unknown syscall {nr} at ip {ip:#x}, address -"
+            );
+        }
+        fault_tag::CapFault => {
+            let ip = mr(msg, fault_mr::CapFault_IP);
+            let cptr = mr(msg, fault_mr::CapFault_Addr);
+            debug_println!(
+                "monitor: FAULT in PD '{name}': capability fault on cptr {cptr:#x} at ip {ip:#x}"
+            );
+        }
+        other => debug_println!("monitor: FAULT in PD '{name}': fault label {other}"),
+    }
+    debug_println!("monitor: PD '{name}' stopped; the other PDs keep running");
+}

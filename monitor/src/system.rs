@@ -1,0 +1,340 @@
+//! Builds the system a boot plan describes, with Microkit's semantics: per
+//! PD a VSpace, a CSpace in libmicrokit's layout, a TCB, an IPC buffer, a
+//! stack with an unmapped guard page, and its ELF segments; system-wide the
+//! memory regions, notifications, endpoints, IRQ handlers and I/O ports.
+//! The PDs are created stopped; [`System::start`] resumes them all.
+
+use crate::error::{Context, Setup, fail};
+use crate::resources::{Object, ROOT_CNODE, Resources};
+use crate::vspace::VSpace;
+use alloc::vec::Vec;
+use boot_plan::layout::{self, cspace};
+use boot_plan::{IrqSource, Perms, Plan, SetvarValue};
+use sel4::cap::{self, Cap, IoapicLine, Rights, Slot, TcbConfig, UserContext, VmAttributes, kind};
+use sel4::init_cap;
+
+/// Where the monitor maps a frame of its own to fill it (PD images).
+const SCRATCH: u64 = 1 << 39;
+const PAGE: u64 = sel4::PAGE_SIZE as u64;
+
+const IRQ_CONTROL: Cap<kind::IrqControl> = Cap::from_cptr(init_cap::CapIRQControl);
+const ASID_POOL: Cap<kind::AsidPool> = Cap::from_cptr(init_cap::CapInitThreadASIDPool);
+
+/// A running (or startable) PD.
+pub struct PdHandle<'a> {
+    pub name: &'a str,
+    pub priority: u8,
+    pub tcb: Cap<kind::Tcb>,
+}
+
+pub struct System<'a> {
+    pub pds: Vec<PdHandle<'a>>,
+    /// Badge `i + 1` identifies PD `i` in fault messages.
+    pub fault_ep: Cap<kind::Endpoint>,
+}
+
+impl System<'_> {
+    pub fn start(&self) -> Setup<()> {
+        for pd in &self.pds {
+            pd.tcb.resume().ctx("resume a PD")?;
+        }
+        Ok(())
+    }
+}
+
+/// The kernel objects of one PD, as monitor CPtrs.
+struct PdObjects {
+    tcb: u64,
+    cnode: Cap<kind::CNode>,
+    vspace: VSpace,
+    ntfn: u64,
+    ep: Option<u64>,
+    ipc_buffer: u64,
+}
+
+fn slot(cptr: u64) -> Slot {
+    Slot::new(ROOT_CNODE, cptr, 64)
+}
+
+fn rights(p: Perms) -> Rights {
+    // x86 mappings are readable whenever present; seL4 5.0.0 never sets the
+    // no-execute bit, so only writability can be withheld.
+    if p.write {
+        Rights::READ_WRITE
+    } else {
+        Rights::READ
+    }
+}
+
+/// Places `src` at `index` of a PD's CNode, badged/narrowed by `data`.
+fn mint(dest: Cap<kind::CNode>, index: u64, src: u64, r: Rights, data: u64) -> Setup<()> {
+    dest.mint(index, cspace::SIZE_BITS, slot(src), r, data)
+        .ctx("mint a cap into a PD's CSpace")
+}
+
+pub fn build<'a>(plan: &Plan<'a>, res: &mut Resources, own: &mut VSpace) -> Setup<System<'a>> {
+    let fault_ep = res.alloc(Object::ENDPOINT)?;
+    let regions = plan
+        .regions
+        .iter()
+        .map(|r| res.frames(r.size, r.page_bits, r.phys_addr))
+        .collect::<Setup<Vec<_>>>()?;
+
+    let mut objs = Vec::with_capacity(plan.pds.len());
+    for pd in &plan.pds {
+        let pml4 = Cap::<kind::Pml4>::from_cptr(res.alloc(Object::PML4)?);
+        ASID_POOL.assign(pml4).ctx("assign an ASID")?;
+        objs.push(PdObjects {
+            tcb: res.alloc(Object::TCB)?,
+            cnode: Cap::from_cptr(res.alloc(Object::cnode(cspace::SIZE_BITS))?),
+            vspace: VSpace::new(pml4),
+            ntfn: res.alloc(Object::NOTIFICATION)?,
+            ep: if pd.pp_callee {
+                Some(res.alloc(Object::ENDPOINT)?)
+            } else {
+                None
+            },
+            ipc_buffer: res.alloc(Object::PAGE)?,
+        });
+    }
+
+    for (index, (pd, o)) in plan.pds.iter().zip(&mut objs).enumerate() {
+        // Program segments, with setvars patched in.
+        for seg in &pd.segments {
+            let start = seg.vaddr & !(PAGE - 1);
+            let end = (seg.vaddr + seg.mem_size).next_multiple_of(PAGE);
+            for page in (start..end).step_by(PAGE as usize) {
+                let frame = res.alloc(Object::PAGE)?;
+                own.map(
+                    res,
+                    frame,
+                    SCRATCH,
+                    false,
+                    Rights::READ_WRITE,
+                    VmAttributes::DEFAULT,
+                )?;
+                let lo = page.max(seg.vaddr);
+                let hi = (page + PAGE).min(seg.vaddr + seg.data.len() as u64);
+                if lo < hi {
+                    let src = &seg.data[(lo - seg.vaddr) as usize..(hi - seg.vaddr) as usize];
+                    // SAFETY: SCRATCH maps this fresh 4 KiB frame writable in
+                    // the monitor; lo - page + src.len() <= PAGE.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(
+                            src.as_ptr(),
+                            (SCRATCH + lo - page) as *mut u8,
+                            src.len(),
+                        )
+                    };
+                }
+                for sv in pd
+                    .setvars
+                    .iter()
+                    .filter(|s| (page..page + PAGE).contains(&s.vaddr))
+                {
+                    if sv.vaddr + 8 > page + PAGE {
+                        return fail("setvar symbol straddles a page");
+                    }
+                    let value = match sv.value {
+                        SetvarValue::Word(w) => w,
+                        SetvarValue::RegionPaddr(r) => regions[r as usize].1,
+                    };
+                    // SAFETY: as above; the 8 bytes lie inside the page.
+                    unsafe { ((SCRATCH + sv.vaddr - page) as *mut u64).write_unaligned(value) };
+                }
+                Cap::<kind::Page>::from_cptr(frame)
+                    .unmap()
+                    .ctx("unmap the scratch page")?;
+                o.vspace.map(
+                    res,
+                    frame,
+                    page,
+                    false,
+                    rights(seg.perms),
+                    VmAttributes::DEFAULT,
+                )?;
+            }
+        }
+
+        o.vspace.map(
+            res,
+            o.ipc_buffer,
+            layout::IPC_BUFFER_VADDR,
+            false,
+            Rights::READ_WRITE,
+            VmAttributes::DEFAULT,
+        )?;
+        let pages = pd.stack_size / PAGE;
+        let stack = res.alloc_n(Object::PAGE, pages)?;
+        for i in 0..pages {
+            let vaddr = layout::STACK_TOP - pd.stack_size + i * PAGE;
+            o.vspace.map(
+                res,
+                stack + i,
+                vaddr,
+                false,
+                Rights::READ_WRITE,
+                VmAttributes::DEFAULT,
+            )?;
+        }
+
+        for m in &pd.maps {
+            let region = &plan.regions[m.region as usize];
+            let (first, _) = regions[m.region as usize];
+            let page_size = 1u64 << region.page_bits;
+            let attr = if m.cached {
+                VmAttributes::DEFAULT
+            } else {
+                VmAttributes::CACHE_DISABLED
+            };
+            for i in 0..region.size / page_size {
+                // A frame cap maps once: every mapping gets its own copy.
+                let copy = res.slots(1)?;
+                ROOT_CNODE
+                    .copy(copy, 64, slot(first + i), Rights::ALL)
+                    .ctx("copy a frame cap")?;
+                let large = region.page_bits == 21;
+                o.vspace.map(
+                    res,
+                    copy,
+                    m.vaddr + i * page_size,
+                    large,
+                    rights(m.perms),
+                    attr,
+                )?;
+            }
+        }
+
+        // libmicrokit's CSpace layout.
+        let input = o.ep.unwrap_or(o.ntfn);
+        mint(o.cnode, cspace::INPUT, input, Rights::ALL, 0)?;
+        mint(
+            o.cnode,
+            cspace::MONITOR_EP,
+            fault_ep,
+            Rights::WRITE.union(Rights::GRANT),
+            index as u64 + 1,
+        )?;
+        mint(o.cnode, cspace::TCB, o.tcb, Rights::ALL, 0)?;
+        for irq in &pd.irqs {
+            let handler = res.slots(1)?;
+            match irq.source {
+                IrqSource::Ioapic {
+                    ioapic,
+                    pin,
+                    level_triggered,
+                    active_low,
+                } => {
+                    let line = IoapicLine {
+                        ioapic,
+                        pin,
+                        level_triggered,
+                        active_low,
+                    };
+                    IRQ_CONTROL.get_ioapic(slot(handler), line, irq.vector)
+                }
+                IrqSource::Msi {
+                    bus,
+                    dev,
+                    func,
+                    handle,
+                } => IRQ_CONTROL.get_msi(
+                    slot(handler),
+                    (bus as u64, dev as u64, func as u64),
+                    handle,
+                    irq.vector,
+                ),
+            }
+            .ctx("create an IRQ handler")?;
+            let badged = res.slots(1)?;
+            ROOT_CNODE
+                .mint(badged, 64, slot(o.ntfn), Rights::WRITE, 1 << irq.id)
+                .ctx("badge a notification for an IRQ")?;
+            let h = Cap::<kind::IrqHandler>::from_cptr(handler);
+            h.set_notification(Cap::from_cptr(badged))
+                .ctx("bind an IRQ to its PD")?;
+            // New handlers start masked; the PD acks after each interrupt.
+            h.ack().ctx("unmask an IRQ")?;
+            mint(
+                o.cnode,
+                cspace::IRQ_BASE + irq.id as u64,
+                handler,
+                Rights::ALL,
+                0,
+            )?;
+        }
+        for io in &pd.ioports {
+            let range = cap::ioport_range(io.addr, io.addr + (io.size - 1));
+            mint(
+                o.cnode,
+                cspace::IOPORT_BASE + io.id as u64,
+                init_cap::CapIOPort,
+                Rights::ALL,
+                range,
+            )?;
+        }
+    }
+
+    for ch in &plan.channels {
+        for (a, b) in [(ch.ends[0], ch.ends[1]), (ch.ends[1], ch.ends[0])] {
+            let (from, to) = (&objs[a.pd as usize], &objs[b.pd as usize]);
+            if a.notify {
+                mint(
+                    from.cnode,
+                    cspace::NOTIFY_BASE + a.id as u64,
+                    to.ntfn,
+                    Rights::WRITE,
+                    1 << b.id,
+                )?;
+            }
+            if a.pp {
+                let Some(ep) = to.ep else {
+                    return fail("pp channel to a PD without an endpoint");
+                };
+                let badge = cspace::BADGE_PPC | b.id as u64;
+                mint(
+                    from.cnode,
+                    cspace::PPC_BASE + a.id as u64,
+                    ep,
+                    Rights::WRITE.union(Rights::GRANT),
+                    badge,
+                )?;
+            }
+        }
+    }
+
+    let mut pds = Vec::with_capacity(plan.pds.len());
+    for (pd, o) in plan.pds.iter().zip(objs) {
+        let tcb = Cap::<kind::Tcb>::from_cptr(o.tcb);
+        tcb.configure(&TcbConfig {
+            fault_ep: cspace::MONITOR_EP,
+            priority: pd.priority,
+            cspace: o.cnode,
+            cspace_data: cap::cnode_guard(0, 64 - cspace::SIZE_BITS as u64),
+            vspace: o.vspace.root,
+            ipc_buffer_vaddr: layout::IPC_BUFFER_VADDR,
+            ipc_buffer: Cap::from_cptr(o.ipc_buffer),
+        })
+        .ctx("configure a TCB")?;
+        if pd.pp_callee {
+            tcb.bind_notification(Cap::from_cptr(o.ntfn))
+                .ctx("bind a notification")?;
+        }
+        let regs = UserContext {
+            rip: pd.entry,
+            rsp: layout::STACK_TOP,
+            ..Default::default()
+        };
+        tcb.write_registers(false, &regs)
+            .ctx("set a PD's entry point")?;
+        pds.push(PdHandle {
+            name: pd.name,
+            priority: pd.priority,
+            tcb,
+        });
+    }
+    Ok(System {
+        pds,
+        fault_ep: Cap::from_cptr(fault_ep),
+    })
+}
