@@ -1,6 +1,6 @@
 # Dingo driver runtime on seL4: build, run and test.
 #
-#   make run     build everything (debug flavour) and boot it in QEMU
+#   make run     build everything (debug flavour) and boot system.xml in QEMU
 #   make test    host unit tests + boot tests in QEMU; ends with "N passed, N failed"
 #   make clean   remove build outputs
 #
@@ -31,11 +31,24 @@ prereqs:
 kernel-debug kernel-release: kernel-%: prereqs
 	@kernel/build.sh $* $(BUILD)/kernel/$*
 
+# Every system description: the example system and the test systems.
+SYSTEMS := system.xml $(wildcard tests/systems/*.xml)
+
+# Per flavour: the monitor and every PD (one cargo build), the bare monitor
+# image (monitor.elf: no plan, self-test only), and one image per system
+# description (system-builder validates it, embeds the plan, writes a report).
 image-debug image-release: image-%: kernel-%
-	@echo "[user $*] building the monitor (cargo)"
-	@SEL4_KERNEL_OUT=$(BUILD)/kernel/$* $(SEL4_CARGO) --target-dir target/sel4-$* $(cargo_profile_$*) -p monitor
+	@echo "[user $*] building the monitor and the PDs (cargo)"
+	@SEL4_KERNEL_OUT=$(BUILD)/kernel/$* $(SEL4_CARGO) --target-dir target/sel4-$* $(cargo_profile_$*) -p monitor -p examples
+	@cargo build -q -p system-builder
 	@mkdir -p $(BUILD)/$*
-	@cp target/sel4-$*/$(TARGET)/$(cargo_outdir_$*)/monitor $(BUILD)/$*/image.elf
+	@cp target/sel4-$*/$(TARGET)/$(cargo_outdir_$*)/monitor $(BUILD)/$*/monitor.elf
+	@for xml in $(SYSTEMS); do \
+	    name=$$(basename $$xml .xml); \
+	    target/debug/system-builder $$xml --monitor $(BUILD)/$*/monitor.elf \
+	        --search-path target/sel4-$*/$(TARGET)/$(cargo_outdir_$*) \
+	        -o $(BUILD)/$*/$$name.elf --report $(BUILD)/$*/$$name-report.txt || exit 1; \
+	done
 
 # A small raw disk behind QEMU's usb-storage device.
 $(DISK):
@@ -43,14 +56,14 @@ $(DISK):
 	@truncate -s 4M $@
 
 run: image-debug $(DISK)
-	@qemu/qemu.py run --kernel $(BUILD)/kernel/debug/kernel32.elf --image $(BUILD)/debug/image.elf --disk $(DISK)
+	@qemu/qemu.py run --kernel $(BUILD)/kernel/debug/kernel32.elf --image $(BUILD)/debug/system.elf --disk $(DISK)
 
 test: image-debug image-release $(DISK)
 	@SEL4_KERNEL_OUT=$(BUILD)/kernel/debug python3 tests/run.py --build $(BUILD)
 
 lint: kernel-debug
-	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --workspace --all-targets --exclude monitor --exclude sel4-start -- -D warnings
-	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --config .cargo/sel4.toml --target $(TARGET) --target-dir target/sel4-debug -p monitor -p sel4-start -- -D warnings
+	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --workspace --all-targets --exclude monitor --exclude sel4-start --exclude microkit --exclude examples -- -D warnings
+	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --config .cargo/sel4.toml --target $(TARGET) --target-dir target/sel4-debug -p monitor -p sel4-start -p microkit -p examples -- -D warnings
 	cargo fmt --all --check
 
 clean:

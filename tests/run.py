@@ -68,7 +68,7 @@ def boot_tests(build, only):
         log = os.path.join(logdir, t["name"] + ".log")
         status, secs = qemu.boot(
             kernel=os.path.join(build, "kernel", flavour, "kernel32.elf"),
-            image=os.path.join(build, flavour, t.get("image", "image.elf")),
+            image=os.path.join(build, flavour, t.get("image", "system.elf")),
             disk=os.path.join(build, "usb-disk.img"),
             log=log, timeout=t["timeout"], icount=t.get("icount", False))
         outcome = qemu.decode(status)

@@ -4,12 +4,13 @@
 //! and creates the objects with the kernel's untyped memory. PD program
 //! segments travel inside the plan and are borrowed, not copied, on decode.
 //!
-//! [`layout`] holds the address-space and CSpace layout both sides share.
+//! [`layout`] (crate `pd-layout`) holds the address-space and CSpace layout
+//! both sides share with the PD runtime.
 #![no_std]
 
 extern crate alloc;
 
-pub mod layout;
+pub use pd_layout as layout;
 
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};

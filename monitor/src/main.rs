@@ -198,7 +198,7 @@ fn run_system(plan: &Plan, res: &mut Resources) -> ! {
     }
     debug_println!();
     debug_println!(
-        "monitor: {} regions; {} free slots, {} RAM and {} heap left",
+        "monitor: {} regions; {} free slots and {} RAM left, {} of heap used",
         plan.regions.len(),
         res.free_slots(),
         Size(res.free_ram()),

@@ -84,6 +84,20 @@ pub fn recv(cap: u64) -> Received {
     }
 }
 
+/// Blocking receive that passes `info` in the message-info register. The
+/// kernel overwrites it when an IPC message arrives and leaves it when a
+/// notification (bound to this thread) arrives instead, which tells the two
+/// apart even where endpoint badges are too narrow to do so.
+pub fn recv_marked(cap: u64, info: MessageInfo) -> Received {
+    let mut mrs = [0; 4];
+    let (badge, info) = syscall(sys::Recv, cap, info.word(), &mut mrs);
+    Received {
+        info: MessageInfo::from_word(info),
+        badge,
+        mrs,
+    }
+}
+
 /// Receive that returns at once; a zero badge and info mean nothing was there.
 pub fn nb_recv(cap: u64) -> Received {
     let mut mrs = [0; 4];

@@ -190,8 +190,9 @@ fn pd_section(o: &mut String, system: &System, index: usize, pd: &ProtectionDoma
             cspace::PPC_BASE + own.id,
             &format!("ppc ch {}", own.id),
             &format!(
-                "endpoint of {}, badge bit 63 | {} ({:#x})",
+                "endpoint of {}, badge bit {} | {} ({:#x})",
                 pd_name(system, peer),
+                cspace::BADGE_PPC.trailing_zeros(),
                 peer.id,
                 cspace::BADGE_PPC | peer.id
             ),

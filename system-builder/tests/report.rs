@@ -67,7 +67,7 @@ fn report_lists_slots_maps_channels_and_regions() {
         "    slot   5 (monitor): endpoint of the monitor, badge 1 (PD index + 1), also the fault endpoint",
         "    slot   6 (tcb): TCB of pd1",
         "    slot  10 (notify ch 0): notification of pd2, badge bit 3",
-        "    slot  74 (ppc ch 0): endpoint of pd2, badge bit 63 | 3 (0x8000000000000003)",
+        "    slot  74 (ppc ch 0): endpoint of pd2, badge bit 27 | 3 (0x8000003)",
         "    [0x3000000..0x3002000) -> shared: rw-, cached, 0x2000 bytes in 4 KiB pages",
         "    ch  0 <-> pd2:3: notifies pd2: yes; notified by pd2: yes; calls pd2 (pp)",
         "    ch  5 <-> pd2:4: notifies pd2: no; notified by pd2: yes",

@@ -1,6 +1,7 @@
 //! Where things are in every PD, and the limits the system builder checks:
 //! the address-space layout the monitor builds, and the CSpace slots of
 //! libmicrokit, so that PD source carries over to the official Microkit.
+#![no_std]
 
 /// Smallest page on x86_64; every map, region and stack is a multiple of it.
 pub const PAGE_SIZE_4K: u64 = 0x1000;
@@ -66,7 +67,10 @@ pub mod cspace {
     pub const SIZE_BITS: u8 = 9;
 
     /// Badge bit of a protected procedure call on the PD's endpoint.
-    pub const BADGE_PPC: u64 = 1 << 63;
+    /// libmicrokit uses bit 63, but seL4 5.0.0 endpoint badges are 28 bits
+    /// wide (notification badges keep all 64), so the top endpoint bit
+    /// stands in; the channel id is in the low bits.
+    pub const BADGE_PPC: u64 = 1 << 27;
     /// Badge bit of a fault of a child PD.
     pub const BADGE_FAULT: u64 = 1 << 62;
 }

@@ -1,0 +1,40 @@
+//! The fault test's survivor: it runs after the faulty PD has faulted (it
+//! has a lower priority), calls the adder, and ends the run through the
+//! debug-exit port when the answer is right.
+#![no_std]
+#![no_main]
+
+use examples::{ADD_LABEL, DEBUG_EXIT_PORT, EXIT_FAILURE, EXIT_SUCCESS};
+use microkit::sel4::MessageInfo;
+use microkit::{Channel, ChannelSet, Handler, IoPort, debug_println, mr, set_mr};
+
+const ADDER: Channel = Channel::new(0);
+const DEBUG_EXIT: IoPort = IoPort::new(0);
+
+struct Worker;
+
+fn init() -> Worker {
+    for i in 0..10 {
+        set_mr(i, i as u64 + 1);
+    }
+    let reply = ADDER.pp_call(MessageInfo::new(ADD_LABEL, 0, 0, 10));
+    let sum = mr(0);
+    debug_println!(
+        "worker: adder says 1+..+10 = {sum} (label {})",
+        reply.label()
+    );
+    let code = if sum == 55 {
+        EXIT_SUCCESS
+    } else {
+        EXIT_FAILURE
+    };
+    debug_println!("worker: finished; ending the run");
+    let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, code);
+    Worker
+}
+
+impl Handler for Worker {
+    fn notified(&mut self, _: ChannelSet) {}
+}
+
+microkit::protection_domain!(init);
