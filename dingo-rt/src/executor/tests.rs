@@ -1,108 +1,10 @@
 use super::*;
 use crate::port::{Port, Side};
-use crate::test_util::{Region, Rng};
+use crate::test_util::{Fake, Peer, Region, Rng};
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 const MS: u64 = 1_000_000;
-
-/// Every platform call the executor made, in order.
-#[derive(Debug, Default)]
-struct Log {
-    waits: usize,
-    now_calls: Cell<usize>,
-    notifies: Vec<u8>,
-    acks: Vec<u8>,
-    deadlines: Vec<Option<u64>>,
-}
-
-/// A peer PD simulated inside `wait()`: it sees the channels this PD
-/// notified since the last wait and returns the bits it raises, or `None`
-/// once it has nothing left to do.
-type Peer = Box<dyn FnMut(u64) -> Option<u64>>;
-
-/// Fake kernel: time only advances inside `wait()`, to the next scripted
-/// notification or the programmed deadline, whichever is first. A wait with
-/// nothing that could ever wake the PD panics, which is how a lost wake-up
-/// shows up in these tests.
-struct Fake {
-    log: Rc<RefCell<Log>>,
-    now: u64,
-    script: VecDeque<(u64, u64)>,
-    deadline: Option<u64>,
-    notified: u64,
-    peer: Option<Peer>,
-}
-
-impl Fake {
-    fn new(script: &[(u64, u64)]) -> (Self, Rc<RefCell<Log>>) {
-        let log = Rc::new(RefCell::new(Log::default()));
-        let fake = Fake {
-            log: log.clone(),
-            now: 0,
-            script: script.iter().copied().collect(),
-            deadline: None,
-            notified: 0,
-            peer: None,
-        };
-        (fake, log)
-    }
-
-    fn with_peer(peer: Peer) -> (Self, Rc<RefCell<Log>>) {
-        let (mut fake, log) = Fake::new(&[]);
-        fake.peer = Some(peer);
-        (fake, log)
-    }
-}
-
-impl Platform for Fake {
-    fn wait(&mut self) -> u64 {
-        self.log.borrow_mut().waits += 1;
-        if let Some(peer) = &mut self.peer {
-            while let Some(bits) = peer(core::mem::take(&mut self.notified)) {
-                if bits != 0 {
-                    return bits;
-                }
-            }
-        }
-        let next_event = self.script.front().map(|&(at, _)| at);
-        let wake_at = match (next_event, self.deadline) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).expect("fake platform: the PD would sleep forever"),
-        };
-        self.now = self.now.max(wake_at);
-        let mut bits = 0;
-        while let Some(&(at, b)) = self.script.front() {
-            if at > self.now {
-                break;
-            }
-            bits |= b;
-            self.script.pop_front();
-        }
-        bits
-    }
-
-    fn notify(&mut self, channel: u8) {
-        self.notified |= 1 << channel;
-        self.log.borrow_mut().notifies.push(channel);
-    }
-
-    fn irq_ack(&mut self, channel: u8) {
-        self.log.borrow_mut().acks.push(channel);
-    }
-
-    fn now_ns(&self) -> u64 {
-        let log = self.log.borrow();
-        log.now_calls.set(log.now_calls.get() + 1);
-        self.now
-    }
-
-    fn set_deadline(&mut self, at_ns: Option<u64>) {
-        self.deadline = at_ns;
-        self.log.borrow_mut().deadlines.push(at_ns);
-    }
-}
 
 #[test]
 fn sleep_resumes_at_deadline_despite_early_wakeups() {
