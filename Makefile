@@ -2,6 +2,7 @@
 #
 #   make run     build everything (debug flavour) and boot system.xml in QEMU
 #   make test    host unit tests + boot tests in QEMU; ends with "N passed, N failed"
+#   make bench   benchmarks under QEMU -icount; figures as ratios to a baseline of the same run
 #   make clean   remove build outputs
 #
 # Flavours: debug (kernel printing on; run and test) and release (no
@@ -20,7 +21,7 @@ cargo_outdir_release := release
 
 DISK := $(BUILD)/usb-disk.img
 
-.PHONY: all run test clean prereqs lint kernel-debug kernel-release image-debug image-release
+.PHONY: all run test bench clean prereqs lint kernel-debug kernel-release image-debug image-release
 
 all: image-debug
 
@@ -39,7 +40,7 @@ SYSTEMS := system.xml $(wildcard tests/systems/*.xml)
 # description (system-builder validates it, embeds the plan, writes a report).
 image-debug image-release: image-%: kernel-%
 	@echo "[user $*] building the monitor and the PDs (cargo)"
-	@SEL4_KERNEL_OUT=$(BUILD)/kernel/$* $(SEL4_CARGO) --target-dir target/sel4-$* $(cargo_profile_$*) -p monitor -p examples
+	@SEL4_KERNEL_OUT=$(BUILD)/kernel/$* $(SEL4_CARGO) --target-dir target/sel4-$* $(cargo_profile_$*) -p monitor -p examples -p bench
 	@cargo build -q -p system-builder
 	@mkdir -p $(BUILD)/$*
 	@cp target/sel4-$*/$(TARGET)/$(cargo_outdir_$*)/monitor $(BUILD)/$*/monitor.elf
@@ -55,6 +56,18 @@ $(DISK):
 	@mkdir -p $(BUILD)
 	@truncate -s 4M $@
 
+# Benchmark images (release flavour, the monitor measures its baseline too).
+BENCH_SYSTEMS := $(wildcard bench/*.xml)
+
+bench: image-release $(DISK)
+	@for xml in $(BENCH_SYSTEMS); do \
+	    name=$$(basename $$xml .xml); \
+	    target/debug/system-builder $$xml --monitor $(BUILD)/release/monitor.elf --monitor-bench \
+	        --search-path target/sel4-release/$(TARGET)/release \
+	        -o $(BUILD)/release/bench-$$name.elf --report $(BUILD)/release/bench-$$name-report.txt || exit 1; \
+	done
+	@python3 bench/run.py --build $(BUILD) $(patsubst bench/%.xml,bench-%,$(BENCH_SYSTEMS))
+
 run: image-debug $(DISK)
 	@qemu/qemu.py run --kernel $(BUILD)/kernel/debug/kernel32.elf --image $(BUILD)/debug/system.elf --disk $(DISK)
 
@@ -62,8 +75,8 @@ test: image-debug image-release $(DISK)
 	@SEL4_KERNEL_OUT=$(BUILD)/kernel/debug python3 tests/run.py --build $(BUILD)
 
 lint: kernel-debug
-	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --workspace --all-targets --exclude monitor --exclude sel4-start --exclude microkit --exclude examples -- -D warnings
-	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --config .cargo/sel4.toml --target $(TARGET) --target-dir target/sel4-debug -p monitor -p sel4-start -p microkit -p examples -- -D warnings
+	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --workspace --all-targets --exclude monitor --exclude sel4-start --exclude microkit --exclude examples --exclude bench -- -D warnings
+	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --config .cargo/sel4.toml --target $(TARGET) --target-dir target/sel4-debug -p monitor -p sel4-start -p microkit -p examples -p bench -- -D warnings
 	cargo fmt --all --check
 
 clean:

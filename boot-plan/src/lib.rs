@@ -25,6 +25,9 @@ pub struct Plan<'a> {
     #[serde(borrow)]
     pub pds: Vec<Pd<'a>>,
     pub channels: Vec<Channel>,
+    /// Before starting the PDs, the monitor measures raw kernel round trips
+    /// between two threads of its own (the baseline of `make bench`).
+    pub monitor_bench: bool,
 }
 
 /// A memory region; its frames are physically contiguous.
@@ -292,6 +295,7 @@ mod tests {
                     },
                 ],
             }],
+            monitor_bench: false,
         }
     }
 

@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+mod bench;
 mod error;
 mod fault;
 mod heap;
@@ -56,6 +57,8 @@ const EXIT_SUCCESS: u8 = 0x10;
 const EXIT_FAILURE: u8 = 0x11;
 
 const IO_PORTS: Cap<kind::IoPort> = Cap::from_cptr(init_cap::CapIOPort);
+/// The first serial port, the console on kernels without printing.
+const COM1: u16 = 0x3f8;
 
 fn exit(code: u8) -> ! {
     // The write does not return when QEMU has the device; without it, stop
@@ -183,8 +186,14 @@ fn self_test(bi: &BootInfo, res: &mut Resources) -> Result<(), &'static str> {
 }
 
 /// Builds and starts the planned system, then handles faults for ever.
-fn run_system(plan: &Plan, res: &mut Resources) -> ! {
+fn run_system(plan: &Plan, res: &mut Resources, cnode_bits: u8) -> ! {
     let mut own = VSpace::new(Cap::from_cptr(init_cap::CapInitThreadVSpace));
+    if plan.monitor_bench {
+        if let Err(e) = bench::run(res, &mut own, cnode_bits) {
+            debug_println!("monitor: benchmark failed: {e}");
+            exit(EXIT_FAILURE)
+        }
+    }
     let system = match system::build(plan, res, &mut own) {
         Ok(s) => s,
         Err(e) => {
@@ -222,6 +231,8 @@ fn run_system(plan: &Plan, res: &mut Resources) -> ! {
 
 fn main(bi: &BootInfo<'static>) -> ! {
     sel4_start::set_panic_exit(exit_failure);
+    // Kernels built without printing (release) get the COM1 UART instead.
+    sel4::set_console(|c| sel4::uart_put_char(IO_PORTS, COM1, c));
     debug_println!("monitor: started");
     report(bi);
     let mut res = Resources::new(bi);
@@ -235,7 +246,7 @@ fn main(bi: &BootInfo<'static>) -> ! {
         exit(EXIT_SUCCESS)
     };
     match Plan::decode(bytes) {
-        Ok(plan) => run_system(&plan, &mut res),
+        Ok(plan) => run_system(&plan, &mut res, bi.cnode_size_bits()),
         Err(e) => {
             debug_println!("monitor: {e}");
             exit(EXIT_FAILURE)

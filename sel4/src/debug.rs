@@ -1,16 +1,52 @@
-//! Debug printing through the kernel console. On a kernel built without
-//! printing (the release flavor) it compiles to nothing.
+//! Debug printing. On a debug kernel it goes to the kernel console; a
+//! kernel built without printing (the release flavour) has none, so a
+//! program may register its own console, e.g. a UART it has I/O port
+//! rights to ([`uart_put_char`]). Without either it prints nothing.
 
-/// Prints one byte on the kernel console, if the kernel has one.
+use crate::cap::{Cap, kind};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+static CONSOLE: AtomicUsize = AtomicUsize::new(0);
+
+/// Where output goes on kernels without printing.
+pub fn set_console(put: fn(u8)) {
+    CONSOLE.store(put as usize, Ordering::Relaxed);
+}
+
+/// Prints one byte on the kernel console, or on the registered console.
 #[inline]
 pub fn debug_put_char(c: u8) {
     #[cfg(sel4_printing)]
     crate::syscall::debug_put_char(c);
     #[cfg(not(sel4_printing))]
-    let _ = c;
+    {
+        let put = CONSOLE.load(Ordering::Relaxed);
+        if put != 0 {
+            // SAFETY: only set_console stores here, and it stores a `fn(u8)`.
+            let put: fn(u8) = unsafe { core::mem::transmute(put) };
+            put(c);
+        }
+    }
 }
 
-/// `core::fmt` sink for the kernel console; used by [`debug_print!`](crate::debug_print).
+/// 16550 UART registers (offsets from the base port) used for output.
+const UART_THR: u16 = 0;
+const UART_LSR: u16 = 5;
+const LSR_THR_EMPTY: u8 = 1 << 5;
+
+/// Writes `c` to the 16550 UART at `base` (COM1 is 0x3f8) through `ports`.
+pub fn uart_put_char(ports: Cap<kind::IoPort>, base: u16, c: u8) {
+    // Bounded wait for room: a missing or stuck UART must not hang us.
+    for _ in 0..10_000 {
+        match ports.in8(base + UART_LSR) {
+            Ok(lsr) if lsr & LSR_THR_EMPTY == 0 => continue,
+            _ => break,
+        }
+    }
+    let _ = ports.out8(base + UART_THR, c);
+}
+
+/// `core::fmt` sink for [`debug_put_char`]; used by [`debug_print!`](crate::debug_print).
 pub struct DebugWriter;
 
 impl core::fmt::Write for DebugWriter {
@@ -20,7 +56,7 @@ impl core::fmt::Write for DebugWriter {
     }
 }
 
-/// `print!` for the kernel console.
+/// `print!` for the debug console.
 #[macro_export]
 macro_rules! debug_print {
     ($($arg:tt)*) => {{
@@ -28,7 +64,7 @@ macro_rules! debug_print {
     }};
 }
 
-/// `println!` for the kernel console.
+/// `println!` for the debug console.
 #[macro_export]
 macro_rules! debug_println {
     () => { $crate::debug_print!("\n") };

@@ -19,12 +19,12 @@ pub use generated::{
 
 pub mod bootinfo;
 pub mod cap;
-mod debug;
+pub mod debug;
 pub mod ipc_buffer;
 mod message;
 pub mod syscall;
 
-pub use debug::{DebugWriter, debug_put_char};
+pub use debug::{DebugWriter, debug_put_char, set_console, uart_put_char};
 pub use message::MessageInfo;
 
 /// Result of a kernel invocation.

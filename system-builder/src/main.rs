@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use system_builder::{Diagnostic, image, load_file, plan, report};
 
-const USAGE: &str = "usage: system-builder <system.xml> --monitor <monitor ELF> [--search-path <dir>...] -o <image ELF> --report <report.txt>";
+const USAGE: &str = "usage: system-builder <system.xml> --monitor <monitor ELF> [--search-path <dir>...] -o <image ELF> --report <report.txt> [--monitor-bench]";
 
 struct Args {
     system: PathBuf,
@@ -15,11 +15,14 @@ struct Args {
     search_paths: Vec<PathBuf>,
     output: PathBuf,
     report: PathBuf,
+    /// Ask the monitor to measure the raw kernel baseline of `make bench`.
+    monitor_bench: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut system, mut monitor, mut output, mut report) = (None, None, None, None);
     let mut search_paths = Vec::new();
+    let mut monitor_bench = false;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -31,6 +34,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--search-path" => search_paths.push(value("--search-path")?),
             "-o" => output = Some(value("-o")?),
             "--report" => report = Some(value("--report")?),
+            "--monitor-bench" => monitor_bench = true,
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             path if system.is_none() => system = Some(PathBuf::from(path)),
@@ -44,6 +48,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         search_paths,
         output: output.ok_or_else(|| missing("-o"))?,
         report: report.ok_or_else(|| missing("--report"))?,
+        monitor_bench,
     })
 }
 
@@ -84,7 +89,8 @@ fn run(args: &Args) -> Result<(), ()> {
     print_all(&loaded.warnings);
     let system = &loaded.system;
     let files = plan::read_images(system).map_err(|d| print_all(&d))?;
-    let boot_plan = plan::build_plan(system, &files).map_err(|d| print_all(&d))?;
+    let mut boot_plan = plan::build_plan(system, &files).map_err(|d| print_all(&d))?;
+    boot_plan.monitor_bench = args.monitor_bench;
     let plan_bytes = boot_plan.encode();
 
     let monitor = std::fs::read(&args.monitor).map_err(|e| {

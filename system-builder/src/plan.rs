@@ -197,6 +197,7 @@ pub fn build_plan<'a>(
             regions,
             pds,
             channels,
+            monitor_bench: false,
         },
     )
 }

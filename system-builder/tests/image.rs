@@ -65,6 +65,7 @@ fn plan_bytes() -> Vec<u8> {
             setvars: vec![],
         }],
         channels: vec![],
+        monitor_bench: false,
     }
     .encode()
 }

@@ -204,6 +204,7 @@ fn multi_pd_system_gives_the_expected_plan() {
                 ends: [end(0, 1, true, false), end(2, 61, true, false)],
             },
         ],
+        monitor_bench: false,
     };
     assert_eq!(got, expected);
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""`make bench`: boots each benchmark image once under QEMU's -icount mode
+(one instruction per virtual nanosecond, so figures repeat exactly), reads
+the `bench: <who> <what> <N> cycles` lines, and prints every figure with
+its ratio to the raw kernel baseline measured in the same run."""
+import argparse
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "qemu"))
+import qemu  # noqa: E402
+
+LINE = re.compile(r"bench: (\S+) (\S+) (\d+) cycles")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("images", nargs="+", help="image names under build/release/")
+    a = ap.parse_args()
+    failed = False
+    for name in a.images:
+        log = os.path.join(a.build, "bench-logs", name + ".log")
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        status, secs = qemu.boot(
+            kernel=os.path.join(a.build, "kernel", "release", "kernel32.elf"),
+            image=os.path.join(a.build, "release", name + ".elf"),
+            disk=os.path.join(a.build, "usb-disk.img"),
+            log=log, timeout=300, icount=True)
+        with open(log, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        figures = {(who, what): int(n) for who, what, n in LINE.findall(text)}
+        outcome = qemu.decode(status)
+        print(f"== {name} ({outcome}, {secs:.1f}s; log {log})")
+        raw = {what: n for (who, what), n in figures.items() if who == "raw"}
+        if outcome != "guest-success" or not raw:
+            print("   benchmark did not complete")
+            failed = True
+            continue
+        print(f"   {'figure':<28} {'cycles':>8} {'baseline':>9} {'ratio':>7}")
+        for (who, what), n in sorted(figures.items()):
+            base = raw.get(what)
+            ratio = f"{n / base:.2f}x" if base else "-"
+            print(f"   {who + ' ' + what:<28} {n:>8} {base or '-':>9} {ratio:>7}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
