@@ -188,11 +188,11 @@ fn self_test(bi: &BootInfo, res: &mut Resources) -> Result<(), &'static str> {
 /// Builds and starts the planned system, then handles faults for ever.
 fn run_system(plan: &Plan, res: &mut Resources, cnode_bits: u8) -> ! {
     let mut own = VSpace::new(Cap::from_cptr(init_cap::CapInitThreadVSpace));
-    if plan.monitor_bench {
-        if let Err(e) = bench::run(res, &mut own, cnode_bits) {
-            debug_println!("monitor: benchmark failed: {e}");
-            exit(EXIT_FAILURE)
-        }
+    if plan.monitor_bench
+        && let Err(e) = bench::run(res, &mut own, cnode_bits)
+    {
+        debug_println!("monitor: benchmark failed: {e}");
+        exit(EXIT_FAILURE)
     }
     let system = match system::build(plan, res, &mut own) {
         Ok(s) => s,
