@@ -1,6 +1,7 @@
-//! Waits for a success report from the producer (channel 0) and the
-//! consumer (channel 1), then ends the run through the debug-exit port it
-//! owns.
+//! Waits for a success report from the producer (channel 0), the consumer
+//! (channel 1) and the ticker (channel 2), then ends the run through the
+//! debug-exit port it owns. First it checks that its I/O port capability
+//! really is limited to the range system.xml declares.
 #![no_std]
 #![no_main]
 
@@ -10,13 +11,24 @@ use microkit::{Channel, ChannelSet, Handler, IoPort, debug_println};
 const DEBUG_EXIT: IoPort = IoPort::new(0);
 const PRODUCER: Channel = Channel::new(0);
 const CONSUMER: Channel = Channel::new(1);
+const TICKER: Channel = Channel::new(2);
+/// A port outside the declared 0xf4..0xf8 (the POST diagnostic port).
+const FOREIGN_PORT: u16 = 0x80;
 
 struct Supervisor {
     seen: ChannelSet,
 }
 
 fn init() -> Supervisor {
-    debug_println!("supervisor: waiting for the producer's and the consumer's reports");
+    match DEBUG_EXIT.out8(FOREIGN_PORT, 0) {
+        Err(e) => {
+            debug_println!("supervisor: port {FOREIGN_PORT:#x} outside its range refused ({e:?})")
+        }
+        Ok(()) => {
+            debug_println!("supervisor: FAILED: wrote port {FOREIGN_PORT:#x} outside its range")
+        }
+    }
+    debug_println!("supervisor: waiting for reports");
     Supervisor {
         seen: ChannelSet::from_bits(0),
     }
@@ -28,7 +40,10 @@ impl Handler for Supervisor {
             debug_println!("supervisor: report on {ch}");
         }
         self.seen = ChannelSet::from_bits(self.seen.bits() | channels.bits());
-        if self.seen.contains(PRODUCER) && self.seen.contains(CONSUMER) {
+        if [PRODUCER, CONSUMER, TICKER]
+            .iter()
+            .all(|&ch| self.seen.contains(ch))
+        {
             debug_println!("supervisor: all checks passed; ending the run");
             let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, EXIT_SUCCESS);
         }
