@@ -21,6 +21,11 @@ cargo_outdir_release := release
 
 DISK := $(BUILD)/usb-disk.img
 
+# Crates built for seL4 (everything else is a host crate, the workspace's
+# default members). PD_CRATES hold the protection domains' binaries.
+PD_CRATES := examples bench dingo-demo
+SEL4_CRATES := monitor sel4-start microkit dingo-pd $(PD_CRATES)
+
 .PHONY: all run test bench clean prereqs lint kernel-debug kernel-release image-debug image-release
 
 all: image-debug
@@ -40,7 +45,7 @@ SYSTEMS := system.xml $(wildcard tests/systems/*.xml)
 # description (system-builder validates it, embeds the plan, writes a report).
 image-debug image-release: image-%: kernel-%
 	@echo "[user $*] building the monitor and the PDs (cargo)"
-	@SEL4_KERNEL_OUT=$(BUILD)/kernel/$* $(SEL4_CARGO) --target-dir target/sel4-$* $(cargo_profile_$*) -p monitor -p examples -p bench
+	@SEL4_KERNEL_OUT=$(BUILD)/kernel/$* $(SEL4_CARGO) --target-dir target/sel4-$* $(cargo_profile_$*) -p monitor $(PD_CRATES:%=-p %)
 	@cargo build -q -p system-builder
 	@mkdir -p $(BUILD)/$*
 	@cp target/sel4-$*/$(TARGET)/$(cargo_outdir_$*)/monitor $(BUILD)/$*/monitor.elf
@@ -75,8 +80,8 @@ test: image-debug image-release $(DISK)
 	@SEL4_KERNEL_OUT=$(BUILD)/kernel/debug python3 tests/run.py --build $(BUILD)
 
 lint: kernel-debug
-	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --workspace --all-targets --exclude monitor --exclude sel4-start --exclude microkit --exclude examples --exclude bench -- -D warnings
-	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --config .cargo/sel4.toml --target $(TARGET) --target-dir target/sel4-debug -p monitor -p sel4-start -p microkit -p examples -p bench -- -D warnings
+	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --all-targets -- -D warnings
+	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --config .cargo/sel4.toml --target $(TARGET) --target-dir target/sel4-debug $(SEL4_CRATES:%=-p %) -- -D warnings
 	cargo fmt --all --check
 
 clean:

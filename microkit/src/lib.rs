@@ -240,23 +240,39 @@ pub fn run<H: Handler>(mut handler: H) -> ! {
     }
 }
 
+/// Waits for notifications outside the [`Handler`] loop (for PDs that run
+/// their own event loop, such as dingo-rt's executor); returns the channels
+/// that notified, possibly none. Such PDs serve no protected procedure
+/// calls: a call arriving here is answered at once with an empty reply, so
+/// the caller is never left blocked.
+pub fn wait() -> ChannelSet {
+    let msg = syscall::recv_marked(cspace::INPUT, marked(MessageInfo::new(0, 0, 0, 0)));
+    if msg.info.caps_unwrapped() == MARK && msg.info.extra_caps() == 0 {
+        ChannelSet::from_bits(msg.badge)
+    } else {
+        syscall::reply(MessageInfo::new(0, 0, 0, 0), [0; 4]);
+        ChannelSet::from_bits(0)
+    }
+}
+
 #[doc(hidden)]
-pub fn start<H: Handler>(init: fn() -> H) -> ! {
+pub fn start(main: fn() -> !) -> ! {
     // SAFETY: the monitor maps this PD's IPC buffer at IPC_BUFFER_VADDR and
     // configures the TCB with it before the PD starts.
     unsafe { sel4::ipc_buffer::set_ipc_buffer(IPC_BUFFER_VADDR as *mut _) };
-    run(init())
+    main()
 }
 
-/// Declares the PD: `protection_domain!(init)` with `fn init() -> impl Handler`.
-/// The monitor starts the PD at `_start` with the stack pointer at the top
-/// of its stack.
+/// Declares the PD's entry: `entry!(main)` with `fn main() -> !`, run once
+/// the runtime is set up. The monitor starts the PD at `_start` with the
+/// stack pointer at the top of its stack. Most PDs use
+/// [`protection_domain!`] instead.
 #[macro_export]
-macro_rules! protection_domain {
-    ($init:path) => {
+macro_rules! entry {
+    ($main:path) => {
         #[doc(hidden)]
         extern "C" fn __microkit_main() -> ! {
-            $crate::start($init)
+            $crate::start($main)
         }
         core::arch::global_asm!(
             ".globl _start",
@@ -265,5 +281,17 @@ macro_rules! protection_domain {
             "ud2",
             main = sym __microkit_main,
         );
+    };
+}
+
+/// Declares the PD: `protection_domain!(init)` with `fn init() -> impl Handler`.
+#[macro_export]
+macro_rules! protection_domain {
+    ($init:path) => {
+        #[doc(hidden)]
+        fn __microkit_pd() -> ! {
+            $crate::run($init())
+        }
+        $crate::entry!(__microkit_pd);
     };
 }

@@ -4,6 +4,8 @@
 //! instruction pointer and the faulting address; the PD is left blocked
 //! (no reply), so it stops while every other PD keeps running.
 
+use crate::system::PdHandle;
+use boot_plan::layout::{STACK_GUARD_SIZE, STACK_TOP};
 use sel4::ipc_buffer::{REGISTER_MRS, with_ipc_buffer};
 use sel4::syscall::Received;
 use sel4::{debug_println, fault_mr, fault_tag};
@@ -22,8 +24,9 @@ fn mr(msg: &Received, i: usize) -> u64 {
     }
 }
 
-/// Prints the report for a fault message of PD `name`.
-pub fn report(name: &str, msg: &Received) {
+/// Prints the report for a fault message of `pd`.
+pub fn report(pd: &PdHandle, msg: &Received) {
+    let name = pd.name;
     let label = msg.info.label();
     match label {
         fault_tag::VMFault => {
@@ -37,7 +40,10 @@ pub fn report(name: &str, msg: &Received) {
             } else {
                 "read"
             };
-            let why = if fsr & PF_PRESENT != 0 {
+            let guard = STACK_TOP - pd.stack_size - STACK_GUARD_SIZE..STACK_TOP - pd.stack_size;
+            let why = if guard.contains(&addr) {
+                "stack overflow: hit the guard page below its stack"
+            } else if fsr & PF_PRESENT != 0 {
                 "protection violation"
             } else {
                 "unmapped address"

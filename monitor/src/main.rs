@@ -220,7 +220,7 @@ fn run_system(plan: &Plan, res: &mut Resources, cnode_bits: u8) -> ! {
     loop {
         let msg = sel4::syscall::recv(system.fault_ep.cptr());
         match system.pds.get((msg.badge as usize).wrapping_sub(1)) {
-            Some(pd) => fault::report(pd.name, &msg),
+            Some(pd) => fault::report(pd, &msg),
             None => debug_println!(
                 "monitor: message with unknown badge {:#x} ignored",
                 msg.badge

@@ -24,6 +24,7 @@ const ASID_POOL: Cap<kind::AsidPool> = Cap::from_cptr(init_cap::CapInitThreadASI
 pub struct PdHandle<'a> {
     pub name: &'a str,
     pub priority: u8,
+    pub stack_size: u64,
     pub tcb: Cap<kind::Tcb>,
 }
 
@@ -330,6 +331,7 @@ pub fn build<'a>(plan: &Plan<'a>, res: &mut Resources, own: &mut VSpace) -> Setu
         pds.push(PdHandle {
             name: pd.name,
             priority: pd.priority,
+            stack_size: pd.stack_size,
             tcb,
         });
     }

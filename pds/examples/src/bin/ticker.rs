@@ -20,9 +20,11 @@ const INTEL_VENDOR_ID: u64 = 0x8086;
 /// 8254 PIT: channel 0 data port and the mode/command port.
 const PIT_CHANNEL0: u16 = 0x40;
 const PIT_COMMAND: u16 = 0x43;
-/// Command: channel 0, low then high byte, mode 0 (interrupt on terminal
-/// count), binary counting.
-const PIT_CH0_LOHI_MODE0: u8 = 0b00_11_000_0;
+/// Command byte fields: channel (bits 6-7), access mode (4-5), operating
+/// mode (1-3), BCD (0). Channel 0, mode 0 (interrupt on terminal count) and
+/// binary counting are all zero, leaving "low then high byte" access.
+const PIT_ACCESS_LOHI: u8 = 0b11 << 4;
+const PIT_CH0_LOHI_MODE0: u8 = PIT_ACCESS_LOHI;
 /// The PIT counts at 1.193182 MHz: 11932 counts are 10 ms.
 const COUNT_10MS: u16 = 11932;
 const TICKS: u32 = 3;

@@ -1,0 +1,95 @@
+//! Runs dingo-rt in a Microkit protection domain: the executor's
+//! [`Platform`] on the Microkit runtime (wait on the PD's notification,
+//! notify and acknowledge IRQs through its channels), a [`Reporter`] that
+//! prints protocol violations on the debug console and hands a PD with a
+//! fatal one to the monitor, and the entry macro of an `async` PD.
+#![no_std]
+
+use core::fmt::Write;
+use dingo_rt::executor::Platform;
+use dingo_rt::typed::{Report, Reporter};
+use microkit::Channel;
+use microkit::sel4::DebugWriter;
+
+pub use dingo_rt;
+pub use microkit;
+
+/// The time source of a PD: monotonic nanoseconds.
+pub type Clock = fn() -> u64;
+
+/// dingo-rt's kernel interface on the Microkit runtime.
+pub struct MicrokitPlatform {
+    clock: Clock,
+    deadline: Option<u64>,
+}
+
+impl MicrokitPlatform {
+    pub const fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            deadline: None,
+        }
+    }
+
+    /// The deadline the executor asked for, if any. Waking at it needs a
+    /// timer: a PD with deadlines routes them to the timer PD.
+    pub fn deadline(&self) -> Option<u64> {
+        self.deadline
+    }
+}
+
+impl Platform for MicrokitPlatform {
+    fn wait(&mut self) -> u64 {
+        microkit::wait().bits()
+    }
+    fn notify(&mut self, channel: u8) {
+        Channel::new(channel).notify();
+    }
+    fn irq_ack(&mut self, channel: u8) {
+        if let Err(e) = Channel::new(channel).irq_ack() {
+            microkit::debug_println!("dingo-pd: IRQ ack on channel {channel} failed: {e:?}");
+        }
+    }
+    fn now_ns(&self) -> u64 {
+        (self.clock)()
+    }
+    fn set_deadline(&mut self, at_ns: Option<u64>) {
+        self.deadline = at_ns;
+    }
+}
+
+/// Prints each report as one line on the debug console; a fatal one then
+/// faults the PD (a panic ends in an invalid instruction), which hands it to
+/// the monitor: the monitor's fault report names the PD.
+pub struct ConsoleReporter;
+
+impl Reporter for ConsoleReporter {
+    fn report(&self, report: &Report<'_>) {
+        let _ = writeln!(DebugWriter, "dingo: protocol violation: {report}");
+    }
+    fn fatal(&self, _report: &Report<'_>) {
+        panic!("fatal protocol violation (policy: fatal)")
+    }
+}
+
+/// Declares an async PD: `async_protection_domain!(main)` with
+/// `async fn main(ex: &Executor<'_, MicrokitPlatform>)`; `clock` is the PD's
+/// time source.
+#[macro_export]
+macro_rules! async_protection_domain {
+    ($main:path, clock = $clock:expr) => {
+        #[doc(hidden)]
+        fn __dingo_pd_main() -> ! {
+            let ex = $crate::dingo_rt::executor::Executor::<_>::new($crate::MicrokitPlatform::new(
+                $clock,
+            ));
+            let main = core::pin::pin!($main(&ex));
+            ex.run(main);
+            // The driver finished: stay alive for the monitor, doing nothing.
+            loop {
+                $crate::microkit::wait();
+            }
+        }
+        $crate::microkit::entry!(__dingo_pd_main);
+    };
+}

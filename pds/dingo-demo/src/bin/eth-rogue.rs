@@ -1,0 +1,42 @@
+//! A misbehaving client: it writes a transmit request straight into the
+//! port's ring before enabling the controller, bypassing its own observer,
+//! the way a buggy or hostile peer would. The controller's observer must
+//! catch it; this PD then ends the run (the boot test checks the reports).
+#![no_std]
+#![no_main]
+
+use dingo_demo::{DEBUG_EXIT_PORT, ETH_CHANNEL, EXIT_SUCCESS, TX_BUF, port};
+use dingo_pd::dingo_rt::port::Side;
+use dingo_pd::microkit::{Channel, ChannelSet, Handler, IoPort, debug_println, setvar};
+use dingo_protocols::ethernet_controller::Msg;
+use tingu_rt::Message;
+
+setvar!(eth_port_vaddr);
+
+const DEBUG_EXIT: IoPort = IoPort::new(0);
+
+struct Rogue;
+
+fn init() -> Rogue {
+    let mut eth = port(eth_port_vaddr.get(), Side::B);
+    let mut slot = [0u8; 64];
+    let msg = Msg::TxPacket {
+        buf: TX_BUF,
+        len: 60,
+    };
+    msg.encode(&mut slot);
+    debug_println!("eth-rogue: sending {msg} before enable, past my own observer");
+    let _ = eth.tx.push(&slot);
+    // The controller has the higher priority: it runs, judges and stops
+    // before this PD continues.
+    Channel::new(ETH_CHANNEL).notify();
+    debug_println!("eth-rogue: done; ending the run");
+    let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, EXIT_SUCCESS);
+    Rogue
+}
+
+impl Handler for Rogue {
+    fn notified(&mut self, _: ChannelSet) {}
+}
+
+dingo_pd::microkit::protection_domain!(init);

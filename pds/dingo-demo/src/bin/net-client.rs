@@ -1,0 +1,111 @@
+//! The client of the loopback controller, written as sequential async code:
+//! enable, lend a receive buffer, transmit a frame, wait for it to come back
+//! and compare, disable. Every message passes its observer on both sides.
+#![no_std]
+#![no_main]
+
+use dingo_demo::{BUF_LEN, DEBUG_EXIT_PORT, EXIT_SUCCESS, RX_BUF, TX_BUF, clock, port};
+use dingo_pd::dingo_rt::executor::Executor;
+use dingo_pd::dingo_rt::port::Side;
+use dingo_pd::dingo_rt::typed::{Fault, Protocol, Supervisor, TypedPort};
+use dingo_pd::microkit::{IoPort, debug_println, setvar};
+use dingo_pd::{ConsoleReporter, MicrokitPlatform};
+use dingo_protocols::ethernet_controller::{Msg, Observer};
+
+setvar!(eth_port_vaddr);
+
+static REPORTER: ConsoleReporter = ConsoleReporter;
+const DEBUG_EXIT: IoPort = IoPort::new(0);
+
+/// A broadcast ARP request, as a network stack would send first.
+const FRAME: [u8; 60] = {
+    let mut f = [0u8; 60];
+    let head: [u8; 22] = [
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x06, 0x00,
+        0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01,
+    ];
+    let mut i = 0;
+    while i < head.len() {
+        f[i] = head[i];
+        i += 1;
+    }
+    f
+};
+
+async fn run(ex: &Executor<'_, MicrokitPlatform>) -> Result<(), Fault> {
+    let observer = Protocol::client(Observer::new(clock()));
+    let mut eth = TypedPort::new(
+        port(eth_port_vaddr.get(), Side::B),
+        observer,
+        Supervisor::fatal(&REPORTER),
+        "net-client",
+        "eth",
+    );
+    eth.send(ex, Msg::Enable).await?;
+    let reply = eth.recv(ex).await?;
+    debug_println!("net-client: enable -> {reply}");
+    eth.send(
+        ex,
+        Msg::RxBuffer {
+            buf: RX_BUF,
+            len: BUF_LEN,
+        },
+    )
+    .await?;
+    if eth.data().write(TX_BUF as u64, &FRAME).is_err() {
+        panic!("transmit buffer outside the data area");
+    }
+    eth.send(
+        ex,
+        Msg::TxPacket {
+            buf: TX_BUF,
+            len: FRAME.len() as u16,
+        },
+    )
+    .await?;
+    let (mut done, mut received) = (false, None);
+    while !(done && received.is_some()) {
+        match eth.recv(ex).await? {
+            Msg::TxPacketDone { buf } if buf == TX_BUF => done = true,
+            Msg::RxPacket { buf, len } => received = Some((buf, len)),
+            other => debug_println!("net-client: unexpected {other}"),
+        }
+    }
+    let (buf, len) = received.unwrap_or_default();
+    let mut back = [0u8; 60];
+    let same = len as usize == FRAME.len()
+        && eth.data().read(buf as u64, &mut back).is_ok()
+        && back == FRAME;
+    debug_println!(
+        "net-client: frame of {len} bytes came back in buffer {buf:#x}: {}",
+        if same { "identical" } else { "DIFFERENT" }
+    );
+    eth.send(ex, Msg::Disable).await?;
+    let reply = eth.recv(ex).await?;
+    debug_println!("net-client: disable -> {reply}");
+    let c = eth.counters();
+    debug_println!(
+        "net-client: {} sent, {} received, {} malformed, {} violations",
+        c.sent,
+        c.received,
+        c.malformed,
+        c.violations
+    );
+    if same && c.violations == 0 && c.malformed == 0 {
+        Ok(())
+    } else {
+        Err(Fault::Full)
+    }
+}
+
+async fn main(ex: &Executor<'_, MicrokitPlatform>) {
+    match run(ex).await {
+        Ok(()) => {
+            debug_println!("net-client: all checks passed");
+            let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, EXIT_SUCCESS);
+        }
+        Err(f) => debug_println!("net-client: FAILED: {f:?}"),
+    }
+}
+
+dingo_pd::async_protection_domain!(main, clock = clock);
