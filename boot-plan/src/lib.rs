@@ -130,6 +130,9 @@ pub enum SetvarValue {
     Word(u64),
     /// Physical address of a region the monitor allocates.
     RegionPaddr(u32),
+    /// The TSC frequency in MHz that the kernel measured (bootinfo); see
+    /// [`layout::IMPLICIT_TSC_MHZ_SYMBOL`].
+    BootInfoTscMhz,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +202,7 @@ impl<'a> Plan<'a> {
             }
             let bad_setvar = pd.setvars.iter().any(|s| match s.value {
                 SetvarValue::RegionPaddr(r) => r as usize >= self.regions.len(),
-                SetvarValue::Word(_) => false,
+                SetvarValue::Word(_) | SetvarValue::BootInfoTscMhz => false,
             });
             if bad_setvar {
                 return Err(Malformed("setvar of an unknown region"));

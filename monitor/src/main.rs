@@ -186,15 +186,15 @@ fn self_test(bi: &BootInfo, res: &mut Resources) -> Result<(), &'static str> {
 }
 
 /// Builds and starts the planned system, then handles faults for ever.
-fn run_system(plan: &Plan, res: &mut Resources, cnode_bits: u8) -> ! {
+fn run_system(plan: &Plan, res: &mut Resources, bi: &BootInfo) -> ! {
     let mut own = VSpace::new(Cap::from_cptr(init_cap::CapInitThreadVSpace));
     if plan.monitor_bench
-        && let Err(e) = bench::run(res, &mut own, cnode_bits)
+        && let Err(e) = bench::run(res, &mut own, bi.cnode_size_bits())
     {
         debug_println!("monitor: benchmark failed: {e}");
         exit(EXIT_FAILURE)
     }
-    let system = match system::build(plan, res, &mut own) {
+    let system = match system::build(plan, res, &mut own, bi.tsc_mhz()) {
         Ok(s) => s,
         Err(e) => {
             debug_println!("monitor: cannot build the system: {e}");
@@ -246,7 +246,7 @@ fn main(bi: &BootInfo<'static>) -> ! {
         exit(EXIT_SUCCESS)
     };
     match Plan::decode(bytes) {
-        Ok(plan) => run_system(&plan, &mut res, bi.cnode_size_bits()),
+        Ok(plan) => run_system(&plan, &mut res, bi),
         Err(e) => {
             debug_println!("monitor: {e}");
             exit(EXIT_FAILURE)

@@ -73,7 +73,12 @@ fn mint(dest: Cap<kind::CNode>, index: u64, src: u64, r: Rights, data: u64) -> S
         .ctx("mint a cap into a PD's CSpace")
 }
 
-pub fn build<'a>(plan: &Plan<'a>, res: &mut Resources, own: &mut VSpace) -> Setup<System<'a>> {
+pub fn build<'a>(
+    plan: &Plan<'a>,
+    res: &mut Resources,
+    own: &mut VSpace,
+    tsc_mhz: u64,
+) -> Setup<System<'a>> {
     let fault_ep = res.alloc(Object::ENDPOINT)?;
     let regions = plan
         .regions
@@ -139,6 +144,7 @@ pub fn build<'a>(plan: &Plan<'a>, res: &mut Resources, own: &mut VSpace) -> Setu
                     let value = match sv.value {
                         SetvarValue::Word(w) => w,
                         SetvarValue::RegionPaddr(r) => regions[r as usize].1,
+                        SetvarValue::BootInfoTscMhz => tsc_mhz,
                     };
                     // SAFETY: as above; the 8 bytes lie inside the page.
                     unsafe { ((SCRATCH + sv.vaddr - page) as *mut u64).write_unaligned(value) };

@@ -42,6 +42,12 @@ pub const IOAPIC_PINS: u64 = 24;
 /// Size of the x86 I/O port space.
 pub const IOPORT_SPACE: u64 = 0x1_0000;
 
+/// A PD that defines a word-sized variable of this name gets the kernel's
+/// TSC frequency in MHz (from bootinfo) written into it before it starts,
+/// as libmicrokit's implicit symbols are filled in. The timer PD uses it to
+/// cross-check its own calibration.
+pub const IMPLICIT_TSC_MHZ_SYMBOL: &str = "dingo_bootinfo_tsc_mhz";
+
 /// libmicrokit's CSpace layout: the slot of each capability in a PD's CSpace.
 pub mod cspace {
     /// What the PD's event loop waits on: its endpoint if it receives

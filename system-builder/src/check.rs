@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::Diags;
 use crate::elf::{self, Elf};
+use crate::model::IMPLICIT_TSC_MHZ_SYMBOL;
 use crate::model::{
     Channel, ChannelEnd, IoPort, Irq, IrqKind, MAX_CHANNEL_ID, Map, MemoryRegion, ProgramImage,
     ProtectionDomain, ReservedArea, SetVar, SetVarValue, SourcePos, System, USER_VADDR_LIMIT,
@@ -210,6 +211,29 @@ fn resolve_setvars(
                 value,
                 pos: sv.pos,
             });
+        }
+    }
+    // Implicit setvars: symbols the runtime defines by name.
+    if let Some((image, elf)) = &state.image
+        && !set.contains_key(IMPLICIT_TSC_MHZ_SYMBOL)
+        && let Some(sym) = elf.symbol(IMPLICIT_TSC_MHZ_SYMBOL)
+    {
+        if sym.size == WORD_SIZE {
+            resolved.push(SetVar {
+                symbol: IMPLICIT_TSC_MHZ_SYMBOL.into(),
+                symbol_vaddr: sym.value,
+                value: SetVarValue::BootInfoTscMhz,
+                pos: image.pos,
+            });
+        } else {
+            d.error(
+                image.pos,
+                format!(
+                    "program image '{}' defines '{IMPLICIT_TSC_MHZ_SYMBOL}' with {} bytes; the monitor fills that symbol with a word",
+                    image.declared_path, sym.size
+                ),
+                "an 8-byte variable".into(),
+            );
         }
     }
     resolved

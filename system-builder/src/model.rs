@@ -243,6 +243,9 @@ pub enum SetVarValue {
     Id(u64),
     /// `ioport setvar_addr`: the first port of the range.
     IoPortAddr(u64),
+    /// Implicit: the program defines `IMPLICIT_TSC_MHZ_SYMBOL`; the monitor
+    /// writes bootinfo's TSC frequency there.
+    BootInfoTscMhz,
 }
 
 /// A word-sized ELF variable that the builder or monitor patches.
@@ -266,6 +269,7 @@ impl SetVar {
             | SetVarValue::Id(v)
             | SetVarValue::IoPortAddr(v) => Some(v),
             SetVarValue::RegionPaddr { mr } => system.memory_regions[mr].phys_addr,
+            SetVarValue::BootInfoTscMhz => None,
         }
     }
 }

@@ -162,6 +162,7 @@ pub fn build_plan<'a>(
                     (None, SetVarValue::RegionPaddr { mr }) => bp::SetvarValue::RegionPaddr(
                         u32::try_from(mr).expect("region indices fit in u32"),
                     ),
+                    (None, SetVarValue::BootInfoTscMhz) => bp::SetvarValue::BootInfoTscMhz,
                     (None, other) => unreachable!("only region addresses are unknown: {other:?}"),
                 },
             })

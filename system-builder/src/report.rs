@@ -296,6 +296,9 @@ fn pd_section(o: &mut String, system: &System, index: usize, pd: &ProtectionDoma
                 "physical address of '{}', set by the monitor at boot",
                 system.memory_regions[mr].name
             ),
+            (None, SetVarValue::BootInfoTscMhz) => {
+                "TSC frequency in MHz from bootinfo, set by the monitor at boot".into()
+            }
             (None, other) => unreachable!("only a region's address can be unknown: {other:?}"),
         };
         let _ = writeln!(o, "    {} at {:#x} = {value}", sv.symbol, sv.symbol_vaddr);

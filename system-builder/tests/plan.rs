@@ -311,3 +311,46 @@ fn whole_port_space_does_not_fit_a_plan_entry() {
         ]
     );
 }
+
+#[test]
+fn implicit_tsc_symbol_becomes_a_monitor_setvar() {
+    let src = "unsigned long dingo_bootinfo_tsc_mhz = 1;\nvoid _start(void) { for (;;) { } }\n";
+    let elf = build_c("tsc.elf", src, &[]);
+    let xml = sys(&format!(
+        r#"<protection_domain name="timer"><program_image path="{}"/></protection_domain>"#,
+        elf.display()
+    ));
+    let loaded = assert_loads(&xml);
+    let files = plan::read_images(&loaded.system).expect("images readable");
+    let got = plan::build_plan(&loaded.system, &files).expect("plan builds");
+    assert_eq!(
+        got.pds[0].setvars,
+        vec![Setvar {
+            vaddr: nm(&elf, "dingo_bootinfo_tsc_mhz"),
+            value: SetvarValue::BootInfoTscMhz,
+        }]
+    );
+}
+
+#[test]
+fn implicit_tsc_symbol_of_the_wrong_size_is_an_error() {
+    let src = "unsigned int dingo_bootinfo_tsc_mhz = 1;\nvoid _start(void) { for (;;) { } }\n";
+    let elf = build_c("tsc4.elf", src, &[]);
+    let xml = sys(&format!(
+        r#"<protection_domain name="timer"><program_image path="{}"/></protection_domain>"#,
+        elf.display()
+    ));
+    let err = system_builder::load_str("system.xml", &xml, &[]).unwrap_err();
+    let text: Vec<String> = err.iter().map(|d| d.to_string()).collect();
+    assert_eq!(text.len(), 1, "{text:?}");
+    assert!(
+        text[0].starts_with("system.xml:1:56: error: program image"),
+        "{}",
+        text[0]
+    );
+    assert!(
+        text[0].contains("defines 'dingo_bootinfo_tsc_mhz' with 4 bytes"),
+        "{}",
+        text[0]
+    );
+}
