@@ -3,6 +3,7 @@
 #   make run     build everything (debug flavour) and boot system.xml in QEMU
 #   make test    host unit tests + boot tests in QEMU; ends with "N passed, N failed"
 #   make bench   benchmarks under QEMU -icount; figures as ratios to a baseline of the same run
+#   make docs    every Tingu protocol as a statechart: build/docs/<protocol>.svg
 #   make clean   remove build outputs
 #
 # Flavours: debug (kernel printing on; run and test) and release (no
@@ -26,7 +27,7 @@ DISK := $(BUILD)/usb-disk.img
 PD_CRATES := examples bench dingo-demo
 SEL4_CRATES := monitor sel4-start microkit dingo-pd $(PD_CRATES)
 
-.PHONY: all run test bench clean prereqs lint kernel-debug kernel-release image-debug image-release
+.PHONY: all run test bench docs clean prereqs lint kernel-debug kernel-release image-debug image-release
 
 all: image-debug
 
@@ -72,6 +73,19 @@ bench: image-release $(DISK)
 	        -o $(BUILD)/release/bench-$$name.elf --report $(BUILD)/release/bench-$$name-report.txt || exit 1; \
 	done
 	@python3 bench/run.py --build $(BUILD) $(patsubst bench/%.xml,bench-%,$(BENCH_SYSTEMS))
+
+# Statecharts of the protocol library (components.tingu only combines them).
+PROTOCOLS := $(filter-out protocols/components.tingu,$(wildcard protocols/*.tingu))
+
+docs:
+	@tools/prereqs.sh --docs
+	@cargo build -q -p tingu
+	@mkdir -p $(BUILD)/docs
+	@for f in $(PROTOCOLS); do \
+	    target/debug/tingu dot $$f -o $(BUILD)/docs/$$(basename $$f .tingu).dot || exit 1; \
+	done
+	@for d in $(BUILD)/docs/*.dot; do dot -Tsvg $$d -o $${d%.dot}.svg || exit 1; done
+	@ls $(BUILD)/docs/*.svg | sed 's/^/docs: /'
 
 run: image-debug $(DISK)
 	@qemu/qemu.py run --kernel $(BUILD)/kernel/debug/kernel32.elf --image $(BUILD)/debug/system.elf --disk $(DISK)

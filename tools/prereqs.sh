@@ -2,6 +2,8 @@
 # Checks the host tools the build needs. A missing one is reported in one
 # line; as root on Debian or Ubuntu it is installed with apt-get instead
 # (set NO_APT=1 to only report). Exit status 1 if anything is still missing.
+#   tools/prereqs.sh          what building, running and testing need
+#   tools/prereqs.sh --docs   also graphviz, for make docs
 set -u
 
 # command : Debian package : what it is for
@@ -13,6 +15,9 @@ needs=(
     "patch:patch:applying kernel/patches"
     "python3:python3:the seL4 code generators"
 )
+if [ "${1:-}" = --docs ]; then
+    needs+=("dot:graphviz:drawing the protocol statecharts")
+fi
 
 have() {
     case $1 in
