@@ -38,8 +38,11 @@ prereqs:
 kernel-debug kernel-release: kernel-%: prereqs
 	@kernel/build.sh $* $(BUILD)/kernel/$*
 
-# Every system description: the example system and the test systems.
+# Every system description: the example system and the test systems, and
+# the benchmarks (images bench-<name>). In bench/ipc.xml the monitor
+# measures the raw kernel baseline too; bench/dingo-port.xml carries its own.
 SYSTEMS := system.xml $(wildcard tests/systems/*.xml)
+BENCH_SYSTEMS := $(wildcard bench/*.xml)
 
 # Per flavour: the monitor and every PD (one cargo build), the bare monitor
 # image (monitor.elf: no plan, self-test only), and one image per system
@@ -50,9 +53,11 @@ image-debug image-release: image-%: kernel-%
 	@cargo build -q -p system-builder
 	@mkdir -p $(BUILD)/$*
 	@cp target/sel4-$*/$(TARGET)/$(cargo_outdir_$*)/monitor $(BUILD)/$*/monitor.elf
-	@for xml in $(SYSTEMS); do \
+	@for xml in $(SYSTEMS) $(BENCH_SYSTEMS); do \
 	    name=$$(basename $$xml .xml); \
-	    target/debug/system-builder $$xml --monitor $(BUILD)/$*/monitor.elf \
+	    case $$xml in bench/*) name=bench-$$name;; esac; \
+	    baseline=$$([ $$name = bench-ipc ] && echo --monitor-bench); \
+	    target/debug/system-builder $$xml --monitor $(BUILD)/$*/monitor.elf $$baseline \
 	        --search-path target/sel4-$*/$(TARGET)/$(cargo_outdir_$*) \
 	        -o $(BUILD)/$*/$$name.elf --report $(BUILD)/$*/$$name-report.txt || exit 1; \
 	done
@@ -62,16 +67,7 @@ $(DISK):
 	@mkdir -p $(BUILD)
 	@truncate -s 4M $@
 
-# Benchmark images (release flavour, the monitor measures its baseline too).
-BENCH_SYSTEMS := $(wildcard bench/*.xml)
-
 bench: image-release $(DISK)
-	@for xml in $(BENCH_SYSTEMS); do \
-	    name=$$(basename $$xml .xml); \
-	    target/debug/system-builder $$xml --monitor $(BUILD)/release/monitor.elf --monitor-bench \
-	        --search-path target/sel4-release/$(TARGET)/release \
-	        -o $(BUILD)/release/bench-$$name.elf --report $(BUILD)/release/bench-$$name-report.txt || exit 1; \
-	done
 	@python3 bench/run.py --build $(BUILD) $(patsubst bench/%.xml,bench-%,$(BENCH_SYSTEMS))
 
 # Statecharts of the protocol library (components.tingu only combines them).

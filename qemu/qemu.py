@@ -39,7 +39,9 @@ def command(kernel, image, disk, qmp=None, icount=False, extra=()):
         "-device", "rtl8139,netdev=n0",
         "-device", "pci-ohci,id=ohci",
         "-device", "usb-kbd,bus=ohci.0",
-        "-drive", f"if=none,id=usbdisk,format=raw,file={disk}",
+        # snapshot: guest writes go to a throwaway overlay, so the image is
+        # only read and parallel boots never contend for its lock.
+        "-drive", f"if=none,id=usbdisk,format=raw,file={disk},snapshot=on,file.locking=off",
         "-device", "usb-storage,bus=ohci.0,drive=usbdisk",
     ]
     if qmp:

@@ -55,13 +55,58 @@
 //!    notify", and [`Consumer::pop`] reports it with its [`NotifyPeer`].
 
 use core::fmt;
-use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering, fence};
 
 /// Bytes before the first slot: three cache lines.
 pub const HEADER_BYTES: usize = 192;
 /// Required alignment of a ring region (one cache line).
 pub const REGION_ALIGN: usize = 64;
+
+/// Words a slot is copied in. A volatile access to a byte array is split
+/// into one access per byte; whole words make a 64-byte slot 8 loads or
+/// stores. Slots whose size is not a multiple of 8 (so not 8-aligned) go
+/// byte by byte.
+const fn slot_words<const SLOT: usize>() -> usize {
+    if SLOT % 8 == 0 { SLOT / 8 } else { 0 }
+}
+
+/// Volatile copy of a slot out of shared memory.
+///
+/// # Safety
+/// `src` points to `SLOT` readable bytes, 8-aligned when `SLOT % 8 == 0`.
+unsafe fn read_slot<const SLOT: usize>(src: *const [u8; SLOT]) -> [u8; SLOT] {
+    let src = src.cast::<u8>();
+    let mut out = [0u8; SLOT];
+    let words = slot_words::<SLOT>();
+    for w in 0..words {
+        // SAFETY: in bounds and aligned per the contract.
+        let v = unsafe { src.add(w * 8).cast::<u64>().read_volatile() };
+        out[w * 8..w * 8 + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+    for (b, byte) in out.iter_mut().enumerate().skip(words * 8) {
+        // SAFETY: b < SLOT.
+        *byte = unsafe { src.add(b).read_volatile() };
+    }
+    out
+}
+
+/// Volatile copy of `msg` into a slot of shared memory.
+///
+/// # Safety
+/// `dst` points to `SLOT` writable bytes, 8-aligned when `SLOT % 8 == 0`.
+unsafe fn write_slot<const SLOT: usize>(dst: *mut [u8; SLOT], msg: &[u8; SLOT]) {
+    let dst = dst.cast::<u8>();
+    let words = slot_words::<SLOT>();
+    for w in 0..words {
+        let v = u64::from_ne_bytes(msg[w * 8..w * 8 + 8].try_into().unwrap());
+        // SAFETY: in bounds and aligned per the contract.
+        unsafe { dst.add(w * 8).cast::<u64>().write_volatile(v) };
+    }
+    for (b, &byte) in msg.iter().enumerate().skip(words * 8) {
+        // SAFETY: b < SLOT.
+        unsafe { dst.add(b).write_volatile(byte) };
+    }
+}
 /// Largest capacity: the free-running u32 indices must tell `cap` in flight
 /// apart from 0 in flight.
 pub const MAX_CAPACITY: u32 = 1 << 31;
@@ -338,7 +383,7 @@ impl<const SLOT: usize> Producer<SLOT> {
         }
         // SAFETY: slot() is in bounds; volatile because the peer maps the
         // same bytes and the compiler must not elide or merge the store.
-        unsafe { ptr::write_volatile(self.ring.slot(self.producer), *msg) };
+        unsafe { write_slot(self.ring.slot(self.producer), msg) };
         self.producer = self.producer.wrapping_add(1);
         self.ring
             .word(PRODUCER_INDEX)
@@ -463,7 +508,7 @@ impl<const SLOT: usize> Consumer<SLOT> {
         }
         // SAFETY: slot() is in bounds; the volatile read copies the bytes
         // once, so later peer writes cannot change what the caller sees.
-        let msg = unsafe { ptr::read_volatile(self.ring.slot(self.consumer)) };
+        let msg = unsafe { read_slot(self.ring.slot(self.consumer)) };
         self.consumer = self.consumer.wrapping_add(1);
         self.ring
             .word(CONSUMER_INDEX)

@@ -1,0 +1,125 @@
+//! Times message round trips to the port server: first as raw ring writes
+//! and notifications with pre-encoded slots, then the same exchange through
+//! a typed dingo-rt port whose observer checks every message (the
+//! EthernetController client side: enable once, then txPacket answered by
+//! txPacketDone). Prints both figures and ends the run.
+#![no_std]
+#![no_main]
+
+use bench::{RAW, ROUNDS, TYPED, WARMUP, port, raw_drain, raw_send};
+use dingo_pd::ConsoleReporter;
+use dingo_protocols::ethernet_controller::{Msg, Observer};
+use dingo_rt::port::{Port, Side};
+use dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_rt::typed::{Protocol, Supervisor, TypedPort};
+use microkit::{ChannelSet, Handler, IoPort, cycles, debug_println, setvar};
+use tingu_rt::Message;
+
+setvar!(raw_port_vaddr, typed_port_vaddr);
+
+static REPORTER: ConsoleReporter = ConsoleReporter;
+const DEBUG_EXIT: IoPort = IoPort::new(0);
+const PACKET: Msg = Msg::TxPacket { buf: 0, len: 60 };
+
+struct Client {
+    raw: Port<64>,
+    request: [u8; 64],
+    typed: TypedPort<'static, Protocol<Observer>>,
+    round: u64,
+    start: u64,
+    raw_cycles: u64,
+}
+
+impl Client {
+    /// Counts one answered round; starts the clock after the warm-up and
+    /// returns whether another round is due.
+    fn next_round(&mut self) -> bool {
+        self.round += 1;
+        if self.round == WARMUP {
+            self.start = cycles();
+        }
+        self.round < WARMUP + ROUNDS
+    }
+
+    fn typed_send(&mut self, msg: &Msg) {
+        if let Err(f) = self.typed.try_send(msg, cycles()) {
+            debug_println!("port-client: FAILED: typed send: {f:?}");
+        }
+        if self.typed.take_notify() == NotifyPeer::Yes {
+            TYPED.notify();
+        }
+    }
+}
+
+fn init() -> Client {
+    bench::use_com1_console();
+    let mut request = [0; 64];
+    PACKET.encode(&mut request);
+    let mut c = Client {
+        raw: port(raw_port_vaddr.get(), Side::B, RAW),
+        request,
+        typed: TypedPort::new(
+            port(typed_port_vaddr.get(), Side::B, TYPED),
+            Protocol::client(Observer::new(cycles())),
+            Supervisor::fatal(&REPORTER),
+            "port-client",
+            "eth",
+        ),
+        round: 0,
+        start: 0,
+        raw_cycles: 0,
+    };
+    raw_send(&mut c.raw, RAW, &c.request);
+    c
+}
+
+impl Handler for Client {
+    fn notified(&mut self, channels: ChannelSet) {
+        if channels.contains(RAW) {
+            let mut answers = 0;
+            raw_drain(&mut self.raw, |_| answers += 1);
+            for _ in 0..answers {
+                if self.next_round() {
+                    let request = self.request;
+                    raw_send(&mut self.raw, RAW, &request);
+                } else {
+                    self.raw_cycles = (cycles() - self.start) / ROUNDS;
+                    self.round = 0;
+                    self.typed_send(&Msg::Enable);
+                }
+            }
+        }
+        if channels.contains(TYPED) {
+            loop {
+                while let Ok(Some(msg)) = self.typed.try_recv(cycles()) {
+                    let more = match msg {
+                        Msg::EnableComplete => true,
+                        Msg::TxPacketDone { .. } => self.next_round(),
+                        _ => continue,
+                    };
+                    if more {
+                        self.typed_send(&PACKET);
+                        continue;
+                    }
+                    let typed_cycles = (cycles() - self.start) / ROUNDS;
+                    let c = self.typed.counters();
+                    debug_println!("bench: raw port-roundtrip {} cycles ({ROUNDS} rounds)", self.raw_cycles);
+                    debug_println!("bench: dingo port-roundtrip {typed_cycles} cycles ({ROUNDS} rounds)");
+                    debug_println!(
+                        "port-client: typed port {} sent, {} received, {} violations",
+                        c.sent,
+                        c.received,
+                        c.violations
+                    );
+                    let _ = DEBUG_EXIT.out8(0xf4, 0x10);
+                }
+                match self.typed.prepare_recv_sleep() {
+                    Ok(Arm::Retry) => continue,
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+microkit::protection_domain!(init);
