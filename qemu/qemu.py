@@ -95,11 +95,13 @@ def main():
     ap.add_argument("--log", help="serial log file (boot mode)")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--icount", action="store_true")
-    ap.add_argument("--qmp", help="QMP unix socket path")
+    ap.add_argument("--qmp", help="QMP unix socket path (default: beside the image)")
     a = ap.parse_args()
     for path in (a.kernel, a.image, a.disk):
         if not os.path.exists(path):
             sys.exit(f"qemu: {path}: no such file (build it with make)")
+    # Every boot gets a QMP socket, for tests that hot-plug devices.
+    a.qmp = a.qmp or os.path.splitext(a.image)[0] + ".qmp"
     if a.mode == "run":
         print("qemu: Ctrl-A X quits", file=sys.stderr)
         cmd = command(a.kernel, a.image, a.disk, qmp=a.qmp, icount=a.icount)

@@ -70,7 +70,8 @@ def boot_tests(build, only):
             kernel=os.path.join(build, "kernel", flavour, "kernel32.elf"),
             image=os.path.join(build, flavour, t.get("image", "system.elf")),
             disk=os.path.join(build, "usb-disk.img"),
-            log=log, timeout=t["timeout"], icount=t.get("icount", False))
+            log=log, timeout=t["timeout"], icount=t.get("icount", False),
+            qmp=os.path.join(logdir, t["name"] + ".qmp"))
         outcome = qemu.decode(status)
         with open(log, "rb") as f:
             text = f.read().decode("utf-8", "replace").replace("\r", "")
