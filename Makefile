@@ -24,7 +24,7 @@ DISK := $(BUILD)/usb-disk.img
 
 # Crates built for seL4 (everything else is a host crate, the workspace's
 # default members). PD_CRATES hold the protection domains' binaries.
-PD_CRATES := examples bench dingo-demo
+PD_CRATES := examples bench dingo-demo timer timer-tests
 SEL4_CRATES := monitor sel4-start microkit dingo-pd $(PD_CRATES)
 
 .PHONY: all run test bench docs clean prereqs lint kernel-debug kernel-release image-debug image-release

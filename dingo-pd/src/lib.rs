@@ -32,7 +32,8 @@ impl MicrokitPlatform {
     }
 
     /// The deadline the executor asked for, if any. Waking at it needs a
-    /// timer: a PD with deadlines routes them to the timer PD.
+    /// timer: a PD that sleeps wraps this platform in timer-client's
+    /// `TimerPlatform`, which turns the deadline into Timer requests.
     pub fn deadline(&self) -> Option<u64> {
         self.deadline
     }
@@ -74,15 +75,19 @@ impl Reporter for ConsoleReporter {
 
 /// Declares an async PD: `async_protection_domain!(main)` with
 /// `async fn main(ex: &Executor<'_, MicrokitPlatform>)`; `clock` is the PD's
-/// time source.
+/// time source. With `platform = expr` instead, the executor runs on that
+/// platform (built once at start-up), e.g. one whose deadlines go to the
+/// timer PD so that sleeps wake up; `main` then takes an
+/// `&Executor<'_, ThatPlatform>`.
 #[macro_export]
 macro_rules! async_protection_domain {
     ($main:path, clock = $clock:expr) => {
+        $crate::async_protection_domain!($main, platform = $crate::MicrokitPlatform::new($clock));
+    };
+    ($main:path, platform = $platform:expr) => {
         #[doc(hidden)]
         fn __dingo_pd_main() -> ! {
-            let ex = $crate::dingo_rt::executor::Executor::<_>::new($crate::MicrokitPlatform::new(
-                $clock,
-            ));
+            let ex = $crate::dingo_rt::executor::Executor::<_>::new($platform);
             let main = core::pin::pin!($main(&ex));
             ex.run(main);
             // The driver finished: stay alive for the monitor, doing nothing.

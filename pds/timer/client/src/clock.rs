@@ -1,0 +1,163 @@
+//! Time without IPC: the time page region shared by the timer PD.
+//!
+//! The region (one page; the timer PD maps it read-write, every other PD
+//! read-only) holds timer-core's seqlocked [`TimePage`] at offset 0 and, at
+//! [`IRQ_COUNT_OFFSET`], a 64-bit count of the interrupts the timer PD has
+//! taken. A PD reads the conversion and turns its own `rdtsc` into
+//! nanoseconds; the count lets tests check that an idle system takes no
+//! timer interrupts without asking the timer PD.
+
+use core::hint::spin_loop;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use timer_core::clock::Conversion;
+use timer_core::timepage::{ReadError, TimePage, TimePageReader, TimePageWriter};
+
+/// Where the interrupt count lives in the time page region: past the
+/// 48-byte [`TimePage`], on its own cache line.
+pub const IRQ_COUNT_OFFSET: usize = 64;
+
+/// Bytes of the region the layout uses; the region itself is a page.
+pub const REGION_BYTES: usize = IRQ_COUNT_OFFSET + 8;
+
+const _: () = assert!(core::mem::size_of::<TimePage>() <= IRQ_COUNT_OFFSET);
+
+/// How many times [`TimeReader::wait_published`] looks at the page before
+/// giving up. The timer PD runs at a higher priority and publishes before
+/// it first blocks, so on one CPU the first look succeeds.
+pub const PUBLISH_SPINS: u32 = 10_000_000;
+
+/// The x86 time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc only reads the counter into registers; seL4 allows it
+    // at user level.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// A PD's read-only view of the time page region.
+pub struct TimeReader {
+    page: TimePageReader,
+    irq_count: *const AtomicU64,
+}
+
+impl TimeReader {
+    /// # Safety
+    ///
+    /// `base` must be page-aligned and readable for [`REGION_BYTES`] bytes
+    /// for as long as the reader is used (system.xml maps the region there,
+    /// read-only is enough). The timer PD may write it at any time.
+    pub unsafe fn new(base: *const u8) -> Self {
+        TimeReader {
+            // SAFETY: the caller's contract covers the page at `base`.
+            page: unsafe { TimePageReader::new(base.cast()) },
+            irq_count: base.wrapping_add(IRQ_COUNT_OFFSET).cast(),
+        }
+    }
+
+    /// The published conversion, waiting (spinning) while the timer PD has
+    /// not published yet or is mid-update.
+    pub fn wait_published(&self) -> Result<Conversion, ReadError> {
+        let mut last = ReadError::NotPublished;
+        for _ in 0..PUBLISH_SPINS {
+            match self.page.read() {
+                Ok(c) => return Ok(c),
+                Err(e @ ReadError::Corrupt { .. }) => return Err(e),
+                Err(e) => last = e,
+            }
+            spin_loop();
+        }
+        Err(last)
+    }
+
+    /// Monotonic nanoseconds now. A page that stays unusable (the timer PD
+    /// never published, died mid-update, or the page is corrupt) leaves a
+    /// PD without time, which it cannot run without: that panics, naming
+    /// the problem, and the monitor reports the PD.
+    pub fn now_ns(&self) -> u64 {
+        match self.wait_published() {
+            Ok(c) => c.tsc_to_ns(rdtsc()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The timer PD's interrupt count so far.
+    pub fn irq_count(&self) -> u64 {
+        // SAFETY: `new`'s contract keeps the word mapped and aligned; it is
+        // an atomic, so the writer's concurrent stores are fine.
+        unsafe { &*self.irq_count }.load(Ordering::Acquire)
+    }
+}
+
+/// The timer PD's read-write view of the time page region.
+pub struct TimeWriter {
+    page: TimePageWriter,
+    irq_count: *const AtomicU64,
+}
+
+impl TimeWriter {
+    /// # Safety
+    ///
+    /// `base` must be page-aligned, readable and writable for
+    /// [`REGION_BYTES`] bytes for as long as the writer is used, and no
+    /// other writer may exist for the region.
+    pub unsafe fn new(base: *mut u8) -> Self {
+        TimeWriter {
+            // SAFETY: the caller's contract covers the page at `base`.
+            page: unsafe { TimePageWriter::new(base.cast_const().cast()) },
+            irq_count: base.wrapping_add(IRQ_COUNT_OFFSET).cast_const().cast(),
+        }
+    }
+
+    /// Publishes the conversion every PD turns TSC readings into time with.
+    pub fn publish(&mut self, conversion: &Conversion) {
+        self.page.publish(conversion);
+    }
+
+    /// Publishes the interrupt count.
+    pub fn set_irq_count(&mut self, count: u64) {
+        // SAFETY: `new`'s contract keeps the word mapped and aligned.
+        unsafe { &*self.irq_count }.store(count, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+
+    #[test]
+    fn reader_sees_what_the_writer_publishes() {
+        let mut page = Box::new(Page([0; 4096]));
+        let base = page.0.as_mut_ptr();
+        // SAFETY: the page outlives both views and is aligned.
+        let (mut writer, reader) = unsafe { (TimeWriter::new(base), TimeReader::new(base)) };
+        assert_eq!(reader.irq_count(), 0);
+        let conv = Conversion::new(2_000_000_000, 0, 0).unwrap();
+        writer.publish(&conv);
+        writer.set_irq_count(7);
+        assert_eq!(reader.wait_published(), Ok(conv));
+        assert_eq!(reader.irq_count(), 7);
+        // Time is the TSC through the conversion, and it does not go back.
+        let a = reader.now_ns();
+        let b = reader.now_ns();
+        assert!(b >= a);
+        assert!(a >= conv.tsc_to_ns(rdtsc().saturating_sub(1_000_000_000_000)));
+        // The count does not disturb the seqlocked page.
+        writer.set_irq_count(u64::MAX);
+        assert_eq!(reader.wait_published(), Ok(conv));
+    }
+
+    #[test]
+    fn corrupt_page_is_reported_at_once() {
+        let mut page = Box::new(Page([0; 4096]));
+        page.0[4..8].copy_from_slice(b"JUNK");
+        // SAFETY: the page outlives the reader and is aligned.
+        let reader = unsafe { TimeReader::new(page.0.as_ptr()) };
+        assert!(matches!(
+            reader.wait_published(),
+            Err(ReadError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,223 @@
+//! The timer PD: the time base and the timeouts of every other PD.
+//!
+//! At start-up it takes over the HPET (LegacyReplacement route: timer 0 on
+//! IOAPIC pin 2, edge-triggered, the PIT cut off), measures the TSC over
+//! about 10 ms of HPET time, cross-checks the result against the TSC
+//! frequency seL4 put in bootinfo, and publishes the conversion on the time
+//! page, from which every PD reads the time with `rdtsc` and no IPC (see
+//! timer-core's crate doc). Then it serves the Timer protocol on one port
+//! per client (timer-server) with one-shot HPET programming: armed for the
+//! earliest pending deadline, disarmed when nothing is pending, so an idle
+//! system takes no timer interrupts. Timeouts expire against the TSC clock,
+//! the one clients compare with, never against the interrupt itself; the
+//! count of interrupts taken is published next to the time page.
+//!
+//! # system.xml contract
+//!
+//! - `hpet`: the HPET page (0xfed00000, uncached, rw) at `hpet_vaddr`;
+//! - the time page region (rw) at `time_page_vaddr`;
+//! - client `i` (0..[`CLIENTS`]): its Timer port region (0x1000 bytes, rw)
+//!   at `timer_ports_vaddr + i * 0x1000`, and a channel with id `i`;
+//! - the HPET interrupt: `<irq id="40" pin="2" trigger="edge" .../>`
+//!   (tests/systems/timer.xml says why its vector is not 2);
+//! - a priority above every client's.
+#![no_std]
+#![no_main]
+
+use dingo_pd::ConsoleReporter;
+use dingo_pd::microkit::{self, Channel, debug_println, setvar};
+use dingo_rt::typed::Supervisor;
+use timer_client::clock::{TimeWriter, rdtsc};
+use timer_client::port::{End, PORT_SIZE, TimerPort, attach};
+use timer_core::clock::{Calibration, Conversion, FS_PER_NS, Sample};
+use timer_core::hpet::{ArmOutcome, Config, Hpet, Regs, Route, Trigger};
+use timer_server::{CAPACITY, Server};
+
+setvar!(
+    hpet_vaddr,
+    time_page_vaddr,
+    timer_ports_vaddr,
+    dingo_bootinfo_tsc_mhz
+);
+
+/// Clients served; system.xml gives each a port and a channel.
+const CLIENTS: usize = 5;
+const PORT_NAMES: [&str; CLIENTS] = ["client0", "client1", "client2", "client3", "client4"];
+const HPET_IRQ: Channel = Channel::new(40);
+
+/// The calibration interval: 10 ms of HPET time gives about 1 ppm from the
+/// HPET's quantisation; sampling jitter under emulation dominates.
+const CALIBRATION_NS: u64 = 10_000_000;
+/// How far the measured TSC frequency may lie from bootinfo's MHz figure
+/// and still count as agreeing.
+const TOLERANCE_PPM: u32 = 500;
+/// A deadline this close is waited for by spinning: arming the HPET for it
+/// would cost an interrupt and likely arrive later anyway.
+const SPIN_NS: u64 = 20_000;
+
+static REPORTER: ConsoleReporter = ConsoleReporter;
+
+/// The HPET's registers through the uncached mapping.
+struct Mmio(usize);
+
+impl Regs for Mmio {
+    fn read32(&mut self, offset: usize) -> u32 {
+        // SAFETY: system.xml maps the HPET's register page uncached at
+        // `hpet_vaddr`; the driver uses offsets inside that page.
+        unsafe { ((self.0 + offset) as *const u32).read_volatile() }
+    }
+    fn write32(&mut self, offset: usize, value: u32) {
+        // SAFETY: as for read32; the mapping is read-write.
+        unsafe { ((self.0 + offset) as *mut u32).write_volatile(value) }
+    }
+}
+
+/// A TSC reading paired with an HPET reading: the TSC is read on both
+/// sides of the slow MMIO read and averaged.
+fn sample(hpet: &mut Hpet<Mmio>) -> Sample {
+    let before = rdtsc();
+    let hpet_ticks = hpet.now_ticks();
+    let after = rdtsc();
+    Sample {
+        tsc: before + (after - before) / 2,
+        hpet_ticks,
+    }
+}
+
+fn calibrate(hpet: &mut Hpet<Mmio>) -> Calibration {
+    let ticks = CALIBRATION_NS * FS_PER_NS / u64::from(hpet.period_fs());
+    let first = sample(hpet);
+    while hpet.now_ticks() < first.hpet_ticks + ticks {
+        core::hint::spin_loop();
+    }
+    let second = sample(hpet);
+    match Calibration::from_samples(first, second, hpet.period_fs()) {
+        Ok(cal) => cal,
+        Err(e) => panic!("timer: TSC calibration failed: {e}"),
+    }
+}
+
+fn cross_check(cal: &Calibration) {
+    let mhz = dingo_bootinfo_tsc_mhz.get();
+    debug_println!(
+        "timer: TSC {} Hz measured against the HPET; bootinfo says {mhz} MHz",
+        cal.tsc_hz()
+    );
+    let Ok(mhz) = u32::try_from(mhz) else {
+        panic!("timer: bootinfo TSC frequency {mhz} MHz does not fit 32 bits");
+    };
+    // The HPET is the reference: its period is fixed by the hardware,
+    // while seL4's figure comes from a short PIT measurement at boot, which
+    // under QEMU's TCG is several percent off. A disagreement is reported,
+    // and the HPET measurement is used either way.
+    match cal.check(mhz, TOLERANCE_PPM) {
+        Ok(()) => debug_println!(
+            "timer: TSC cross-check with bootinfo passed (tolerance {TOLERANCE_PPM} ppm)"
+        ),
+        Err(e) => debug_println!(
+            "timer: TSC cross-check with bootinfo: off by {} ppm (tolerance {TOLERANCE_PPM} ppm); \
+             using the HPET measurement",
+            e.off_ppm
+        ),
+    }
+}
+
+fn main() -> ! {
+    let config = Config {
+        route: Route::LegacyReplacement,
+        trigger: Trigger::Edge,
+    };
+    let mut hpet = match Hpet::init(Mmio(hpet_vaddr.get() as usize), config) {
+        Ok(h) => h,
+        Err(e) => panic!("timer: {e}"),
+    };
+    let cal = calibrate(&mut hpet);
+    cross_check(&cal);
+    let conversion: Conversion = cal.conversion();
+    let map = cal.hpet_map();
+    // SAFETY: system.xml maps the time page region read-write here, and
+    // this PD is its only writer.
+    let mut time = unsafe { TimeWriter::new(time_page_vaddr.get() as *mut u8) };
+    time.publish(&conversion);
+    let now = || conversion.tsc_to_ns(rdtsc());
+
+    let ports: [TimerPort<'static>; CLIENTS] = core::array::from_fn(|i| {
+        let base = timer_ports_vaddr.get() as usize + i * PORT_SIZE;
+        let sup = Supervisor::log(&REPORTER);
+        // SAFETY: system.xml maps client i's port region read-write at
+        // `base`; this PD holds side A of it and nothing else does.
+        match unsafe {
+            attach(
+                base as *mut u8,
+                i as u8,
+                End::Provider,
+                sup,
+                "timer",
+                PORT_NAMES[i],
+                now(),
+            )
+        } {
+            Ok(p) => p,
+            Err(e) => panic!("timer: port {i} at {base:#x}: {e:?}"),
+        }
+    });
+    let mut server = Server::new(ports);
+    debug_println!(
+        "timer: serving {CLIENTS} clients, capacity {CAPACITY} timeouts; HPET timer 0 on IOAPIC pin {}",
+        hpet.ioapic_pin()
+    );
+
+    let mut irqs = 0u64;
+    let mut armed: Option<u64> = None;
+    let mut duplicates = 0;
+    loop {
+        let next = server.poll(now(), |ch| Channel::new(ch).notify());
+        if server.stats().duplicates != duplicates {
+            duplicates = server.stats().duplicates;
+            debug_println!(
+                "timer: a client reused a live timeout id ({duplicates} so far); no answer"
+            );
+        }
+        match next {
+            None => {
+                hpet.disarm();
+                armed = None;
+            }
+            Some(deadline) => {
+                let ticks = map.ticks_for_deadline(deadline);
+                if armed != Some(ticks) {
+                    let close = deadline.saturating_sub(now()) <= SPIN_NS;
+                    // The HPET already at the deadline while the TSC is
+                    // not: the two clocks differ by the calibration error.
+                    // Writing a past comparator would interrupt again, so
+                    // wait for the TSC instead.
+                    if close || hpet.now_ticks() >= ticks {
+                        while now() < deadline {
+                            core::hint::spin_loop();
+                        }
+                        continue;
+                    }
+                    match hpet.arm(ticks) {
+                        ArmOutcome::Armed => armed = Some(ticks),
+                        ArmOutcome::FireNow { .. } => continue,
+                    }
+                }
+            }
+        }
+        if server.prepare_wait() {
+            continue;
+        }
+        if microkit::wait().contains(HPET_IRQ) {
+            irqs += 1;
+            time.set_irq_count(irqs);
+            hpet.ack();
+            // The comparator fired: the next deadline needs a fresh arm.
+            armed = None;
+            if let Err(e) = HPET_IRQ.irq_ack() {
+                panic!("timer: IRQ ack refused: {e:?}");
+            }
+        }
+    }
+}
+
+microkit::entry!(main);

@@ -1,0 +1,276 @@
+//! The timer test's checker: sleeps through the timer, collects the random
+//! clients' lateness, drives the Timer protocol's edge cases and the idle
+//! window, and ends the run (see the crate doc).
+#![no_std]
+#![no_main]
+
+use core::time::Duration;
+
+use dingo_pd::MicrokitPlatform;
+use dingo_pd::dingo_rt::executor::{Either, Executor, select};
+use dingo_pd::microkit::{IoPort, debug_println, setvar};
+use dingo_protocols::timer::Msg;
+use timer_client::clock::TimeReader;
+use timer_client::platform::TimerPlatform;
+use timer_client::port::{REJECT_FULL, TimerPort};
+use timer_server::CAPACITY;
+use timer_tests::{
+    CLIENT_TIMEOUTS, DEBUG_EXIT_PORT, EXIT_SUCCESS, RESULT_CHANNELS, RESULTS_SIZE, median_worst,
+    read_results, timer_port,
+};
+
+setvar!(
+    time_page_vaddr,
+    sleep_port_vaddr,
+    timer_port_vaddr,
+    results_vaddr
+);
+
+const SLEEP_CHANNEL: u8 = 0;
+const DIRECT_CHANNEL: u8 = 1;
+const DEBUG_EXIT: IoPort = IoPort::new(0);
+const MS: u64 = 1_000_000;
+
+type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>>;
+
+fn clock() -> u64 {
+    timer_tests::now(time_page_vaddr.get())
+}
+
+fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
+    let port = timer_port(
+        sleep_port_vaddr.get(),
+        SLEEP_CHANNEL,
+        "timer-check-sleep",
+        clock(),
+    );
+    TimerPlatform::new(MicrokitPlatform::new(clock), port)
+}
+
+fn irq_count() -> u64 {
+    // SAFETY: system.xml maps the time page region read-only here.
+    unsafe { TimeReader::new(time_page_vaddr.get() as *const u8) }.irq_count()
+}
+
+/// A check failed: the message is printed with FAILED and the run stops.
+struct Failed;
+
+fn check(ok: bool, what: core::fmt::Arguments<'_>) -> Result<(), Failed> {
+    if ok {
+        debug_println!("timer-check: {what}");
+        Ok(())
+    } else {
+        debug_println!("timer-check: FAILED: {what}");
+        Err(Failed)
+    }
+}
+
+async fn recv(ex: &Ex<'_>, port: &mut TimerPort<'_>) -> Result<Msg, Failed> {
+    port.recv(ex).await.map_err(|f| {
+        debug_println!("timer-check: FAILED: Timer port: {f}");
+        Failed
+    })
+}
+
+async fn send(ex: &Ex<'_>, port: &mut TimerPort<'_>, msg: Msg) -> Result<(), Failed> {
+    port.send(ex, msg).await.map_err(|f| {
+        debug_println!("timer-check: FAILED: Timer port: {f}");
+        Failed
+    })
+}
+
+async fn sleeps(ex: &Ex<'_>) -> Result<(), Failed> {
+    let start = ex.now_ns();
+    ex.sleep(Duration::from_millis(10)).await;
+    let slept = ex.now_ns() - start;
+    check(
+        slept >= 10 * MS,
+        format_args!("async sleep of 10 ms resumed after {} us", slept / 1000),
+    )?;
+    // Two sleeps race: the shorter wins, and the longer one's request is
+    // cancelled when the select drops it.
+    let start = ex.now_ns();
+    let winner = match select(
+        ex.sleep(Duration::from_millis(60)),
+        ex.sleep(Duration::from_millis(20)),
+    )
+    .await
+    {
+        Either::First(()) => 60,
+        Either::Second(()) => 20,
+    };
+    let slept = ex.now_ns() - start;
+    check(
+        winner == 20 && (20 * MS..60 * MS).contains(&slept),
+        format_args!(
+            "select of 60 ms and 20 ms sleeps: the {winner} ms one won after {} us",
+            slept / 1000
+        ),
+    )
+}
+
+async fn lateness(ex: &Ex<'_>) -> Result<(), Failed> {
+    let mut all = [0u64; 128];
+    let mut n = 0;
+    for (i, ch) in RESULT_CHANNELS.into_iter().enumerate() {
+        ex.channel(ch).await;
+        let base = results_vaddr.get() + (i * RESULTS_SIZE) as u64;
+        n += read_results(base, &mut all[n..]);
+    }
+    let expected: usize = CLIENT_TIMEOUTS.iter().sum();
+    let (median, worst) = median_worst(&mut all[..n]);
+    check(
+        n == expected,
+        format_args!(
+            "{n} timeouts from {} clients: lateness median {} us, worst {} us",
+            RESULT_CHANNELS.len(),
+            median / 1000,
+            worst / 1000
+        ),
+    )
+}
+
+async fn protocol(ex: &Ex<'_>, port: &mut TimerPort<'_>) -> Result<(), Failed> {
+    // A deadline in the past fires at once.
+    let asked = ex.now_ns();
+    send(
+        ex,
+        port,
+        Msg::Request {
+            id: 1,
+            deadline_ns: asked - MS,
+        },
+    )
+    .await?;
+    let msg = recv(ex, port).await?;
+    let took = ex.now_ns() - asked;
+    check(
+        msg == Msg::Fired { id: 1 } && took < 20 * MS,
+        format_args!("deadline in the past: {msg} after {} us", took / 1000),
+    )?;
+
+    // A cancelled timeout never fires: id 2 is cancelled well before its
+    // deadline, and id 3 fires only after id 2's deadline has passed.
+    let start = ex.now_ns();
+    send(
+        ex,
+        port,
+        Msg::Request {
+            id: 2,
+            deadline_ns: start + 30 * MS,
+        },
+    )
+    .await?;
+    send(
+        ex,
+        port,
+        Msg::Request {
+            id: 3,
+            deadline_ns: start + 60 * MS,
+        },
+    )
+    .await?;
+    send(ex, port, Msg::Cancel { id: 2 }).await?;
+    let first = recv(ex, port).await?;
+    let second = recv(ex, port).await?;
+    let past = ex.now_ns() >= start + 30 * MS;
+    check(
+        first == Msg::Cancelled { id: 2 } && second == Msg::Fired { id: 3 } && past,
+        format_args!(
+            "cancel before the deadline: {first}, then {second} past the cancelled deadline, no fired(id=2)"
+        ),
+    )?;
+
+    // Past the capacity: every slot holds a live timeout, one more is
+    // rejected; cancelling them all answers each once.
+    let far = ex.now_ns() + 10_000 * MS;
+    for id in 0..=CAPACITY as u32 {
+        send(
+            ex,
+            port,
+            Msg::Request {
+                id: 100 + id,
+                deadline_ns: far,
+            },
+        )
+        .await?;
+    }
+    let over = recv(ex, port).await?;
+    let want = Msg::Rejected {
+        id: 100 + CAPACITY as u32,
+        reason: REJECT_FULL,
+    };
+    check(
+        over == want,
+        format_args!(
+            "request {} past the capacity of {CAPACITY}: {over}",
+            CAPACITY + 1
+        ),
+    )?;
+    for id in 0..CAPACITY as u32 {
+        send(ex, port, Msg::Cancel { id: 100 + id }).await?;
+    }
+    let mut cancelled = 0;
+    for id in 0..CAPACITY as u32 {
+        if recv(ex, port).await? == (Msg::Cancelled { id: 100 + id }) {
+            cancelled += 1;
+        }
+    }
+    check(
+        cancelled == CAPACITY,
+        format_args!("{cancelled} of {CAPACITY} queued timeouts cancelled"),
+    )?;
+
+    // An idle window: nothing pending but one 2 s timeout.
+    let before = irq_count();
+    let start = ex.now_ns();
+    send(
+        ex,
+        port,
+        Msg::Request {
+            id: 4,
+            deadline_ns: start + 2_000 * MS,
+        },
+    )
+    .await?;
+    let msg = recv(ex, port).await?;
+    let window = ex.now_ns() - start;
+    let irqs = irq_count() - before;
+    check(
+        msg == Msg::Fired { id: 4 } && irqs == 1 && window >= 2_000 * MS,
+        format_args!(
+            "idle window of {} ms with one requested expiry: {irqs} timer interrupt(s) (total so far {})",
+            window / MS,
+            irq_count()
+        ),
+    )
+}
+
+async fn run(ex: &Ex<'_>) -> Result<(), Failed> {
+    sleeps(ex).await?;
+    lateness(ex).await?;
+    let mut port = timer_port(
+        timer_port_vaddr.get(),
+        DIRECT_CHANNEL,
+        "timer-check",
+        ex.now_ns(),
+    );
+    protocol(ex, &mut port).await?;
+    let c = port.counters();
+    check(
+        c.violations == 0 && c.malformed == 0,
+        format_args!(
+            "Timer port: {} sent, {} received, 0 violations",
+            c.sent, c.received
+        ),
+    )
+}
+
+async fn main(ex: &Ex<'_>) {
+    if run(ex).await.is_ok() {
+        debug_println!("timer-check: all checks passed; ending the run");
+        let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, EXIT_SUCCESS);
+    }
+}
+
+dingo_pd::async_protection_domain!(main, platform = platform());
