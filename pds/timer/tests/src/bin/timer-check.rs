@@ -100,8 +100,10 @@ async fn sleeps(ex: &Ex<'_>) -> Result<(), Failed> {
         Either::Second(()) => 20,
     };
     let slept = ex.now_ns() - start;
+    // Under a loaded host both may be due by the time the PD runs; then
+    // the select's first future wins, which is fine.
     check(
-        winner == 20 && (20 * MS..60 * MS).contains(&slept),
+        slept >= 20 * MS && (winner == 20 || slept >= 60 * MS),
         format_args!(
             "select of 60 ms and 20 ms sleeps: the {winner} ms one won after {} us",
             slept / 1000
@@ -144,8 +146,10 @@ async fn protocol(ex: &Ex<'_>, port: &mut TimerPort<'_>) -> Result<(), Failed> {
     .await?;
     let msg = recv(ex, port).await?;
     let took = ex.now_ns() - asked;
+    // "At once": without waiting for any deadline; the bound leaves room
+    // for an emulator on a busy host.
     check(
-        msg == Msg::Fired { id: 1 } && took < 20 * MS,
+        msg == Msg::Fired { id: 1 } && took < 50 * MS,
         format_args!("deadline in the past: {msg} after {} us", took / 1000),
     )?;
 
