@@ -67,7 +67,7 @@ pub const REGION_ALIGN: usize = 64;
 /// stores. Slots whose size is not a multiple of 8 (so not 8-aligned) go
 /// byte by byte.
 const fn slot_words<const SLOT: usize>() -> usize {
-    if SLOT % 8 == 0 { SLOT / 8 } else { 0 }
+    if SLOT.is_multiple_of(8) { SLOT / 8 } else { 0 }
 }
 
 /// Volatile copy of a slot out of shared memory.

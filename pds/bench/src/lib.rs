@@ -37,7 +37,15 @@ pub const TYPED: Channel = Channel::new(1);
 pub fn port(vaddr: u64, side: Side, channel: Channel) -> Port<64> {
     // SAFETY: system.xml maps PORT_SIZE bytes read-write at `vaddr` in the
     // two PDs of this port, one per side, and nothing else touches them.
-    let mut port = match unsafe { Port::new(vaddr as *mut u8, PORT_SIZE, PORT_SLOTS, side, channel.index()) } {
+    let mut port = match unsafe {
+        Port::new(
+            vaddr as *mut u8,
+            PORT_SIZE,
+            PORT_SLOTS,
+            side,
+            channel.index(),
+        )
+    } {
         Ok(p) => p,
         Err(e) => panic!("bad port region at {vaddr:#x}: {e:?}"),
     };

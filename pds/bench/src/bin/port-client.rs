@@ -103,8 +103,13 @@ impl Handler for Client {
                     }
                     let typed_cycles = (cycles() - self.start) / ROUNDS;
                     let c = self.typed.counters();
-                    debug_println!("bench: raw port-roundtrip {} cycles ({ROUNDS} rounds)", self.raw_cycles);
-                    debug_println!("bench: dingo port-roundtrip {typed_cycles} cycles ({ROUNDS} rounds)");
+                    debug_println!(
+                        "bench: raw port-roundtrip {} cycles ({ROUNDS} rounds)",
+                        self.raw_cycles
+                    );
+                    debug_println!(
+                        "bench: dingo port-roundtrip {typed_cycles} cycles ({ROUNDS} rounds)"
+                    );
                     debug_println!(
                         "port-client: typed port {} sent, {} received, {} violations",
                         c.sent,
