@@ -8,7 +8,7 @@
 //!
 //! | Dingo / Tame          | here                                                   |
 //! |-----------------------|--------------------------------------------------------|
-//! | `CALL(timeout(10))`   | `exec.sleep(Duration::from_millis(10)).await`          |
+//! | `CALL(timeout(10))`   | `exec.sleep(10.ms()).await` ([`Millis`])               |
 //! | `AWAIT(a, b) IF/ELIF` | `match select(a, b).await { Either::First(..) => .. }` |
 //! | `EMIT(ev)`            | [`Event::emit`], awaited with [`Event::wait`]          |
 //! | message delivery      | `exec.recv(&mut port.rx, port.channel).await`          |
@@ -90,6 +90,21 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use crate::ring::{Arm, Consumer, NotifyPeer, Producer, RingError};
+
+/// Duration literals for sleeps and timeouts: `10.ms()`, `250.us()`.
+pub trait Millis {
+    fn ms(self) -> Duration;
+    fn us(self) -> Duration;
+}
+
+impl Millis for u64 {
+    fn ms(self) -> Duration {
+        Duration::from_millis(self)
+    }
+    fn us(self) -> Duration {
+        Duration::from_micros(self)
+    }
+}
 
 /// The kernel operations the executor needs; implemented on seL4 by the PD
 /// runtime and by a fake in tests.

@@ -425,3 +425,11 @@ fn recv_reports_a_corrupting_peer() {
         })
     );
 }
+
+#[test]
+fn duration_literals() {
+    use super::Millis;
+    assert_eq!(10.ms(), Duration::from_millis(10));
+    assert_eq!(250.us(), Duration::from_micros(250));
+    assert_eq!(1500.us().as_nanos(), 1_500_000);
+}

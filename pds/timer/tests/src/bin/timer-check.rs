@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-use core::time::Duration;
+use dingo_pd::dingo_rt::executor::Millis;
 
 use dingo_pd::MicrokitPlatform;
 use dingo_pd::dingo_rt::executor::{Either, Executor, select};
@@ -81,7 +81,7 @@ async fn send(ex: &Ex<'_>, port: &mut TimerPort<'_>, msg: Msg) -> Result<(), Fai
 
 async fn sleeps(ex: &Ex<'_>) -> Result<(), Failed> {
     let start = ex.now_ns();
-    ex.sleep(Duration::from_millis(10)).await;
+    ex.sleep(10.ms()).await;
     let slept = ex.now_ns() - start;
     check(
         slept >= 10 * MS,
@@ -90,12 +90,7 @@ async fn sleeps(ex: &Ex<'_>) -> Result<(), Failed> {
     // Two sleeps race: the shorter wins, and the longer one's request is
     // cancelled when the select drops it.
     let start = ex.now_ns();
-    let winner = match select(
-        ex.sleep(Duration::from_millis(60)),
-        ex.sleep(Duration::from_millis(20)),
-    )
-    .await
-    {
+    let winner = match select(ex.sleep(60.ms()), ex.sleep(20.ms())).await {
         Either::First(()) => 60,
         Either::Second(()) => 20,
     };
