@@ -10,7 +10,10 @@ struct Overflow;
 
 /// Uses a page of stack per call; `black_box` keeps the frame and the
 /// recursion from being optimised away.
-#[expect(unconditional_recursion, reason = "running out of stack is this PD's job")]
+#[expect(
+    unconditional_recursion,
+    reason = "running out of stack is this PD's job"
+)]
 fn descend(depth: u64) -> u64 {
     let frame = core::hint::black_box([depth as u8; 4096]);
     frame[depth as usize % 4096] as u64 + core::hint::black_box(descend)(depth + 1)
