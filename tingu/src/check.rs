@@ -376,15 +376,24 @@ fn check_protocol(p: &Protocol, errs: &mut Vec<Error>) {
     check_graph(p, errs);
 }
 
-fn check_transition(p: &Protocol, t: &Transition, errs: &mut Vec<Error>) {
-    let Some(mi) = p.message(&t.msg.name) else {
+/// Index of the message `name` in `p`, or an "undeclared message" error at
+/// the place that names it.
+fn declared_message(p: &Protocol, name: &Ident, errs: &mut Vec<Error>) -> Option<usize> {
+    let found = p.message(&name.name);
+    if found.is_none() {
         errs.push(Error::new(
-            t.msg.pos,
+            name.pos,
             format!(
                 "undeclared message `{}` in protocol `{}`",
-                t.msg.name, p.name.name
+                name.name, p.name.name
             ),
         ));
+    }
+    found
+}
+
+fn check_transition(p: &Protocol, t: &Transition, errs: &mut Vec<Error>) {
+    let Some(mi) = declared_message(p, &t.msg, errs) else {
         return;
     };
     let m = &p.messages[mi];
@@ -582,14 +591,7 @@ fn check_component(c: &Component, protocols: &[Protocol], errs: &mut Vec<Error>)
         let Some(Some(proto)) = port_proto.get(s.port.name.as_str()) else {
             continue;
         };
-        let Some(mi) = proto.message(&s.msg.name) else {
-            errs.push(Error::new(
-                s.msg.pos,
-                format!(
-                    "undeclared message `{}` in protocol `{}`",
-                    s.msg.name, proto.name.name
-                ),
-            ));
+        let Some(mi) = declared_message(proto, &s.msg, errs) else {
             continue;
         };
         match proto.messages[mi]
@@ -630,14 +632,8 @@ fn check_component(c: &Component, protocols: &[Protocol], errs: &mut Vec<Error>)
                     format!("`{}` is not a port of `{}`", port.name, c.name.name),
                 )),
                 Some(Some(proto)) => {
-                    if let Some(m) = msg.as_ref().filter(|m| proto.message(&m.name).is_none()) {
-                        errs.push(Error::new(
-                            m.pos,
-                            format!(
-                                "undeclared message `{}` in protocol `{}`",
-                                m.name, proto.name.name
-                            ),
-                        ));
+                    if let Some(m) = msg {
+                        declared_message(proto, m, errs);
                     }
                 }
                 Some(None) => {}
