@@ -23,8 +23,12 @@ cargo_outdir_release := release
 DISK := $(BUILD)/usb-disk.img
 
 # Crates built for seL4 (everything else is a host crate, the workspace's
-# default members). PD_CRATES hold the protection domains' binaries.
-PD_CRATES := examples bench dingo-demo timer timer-tests
+# default members). PD crates hold the protection domains' binaries; each
+# says so in its own Cargo.toml ([package.metadata.dingo] pd = true).
+PD_CRATES := $(shell tools/pd-crates.sh)
+ifeq ($(PD_CRATES),)
+$(error tools/pd-crates.sh found no PD crates (does `cargo metadata` work here?))
+endif
 SEL4_CRATES := monitor sel4-start microkit dingo-pd $(PD_CRATES)
 
 .PHONY: all run test bench docs clean prereqs lint kernel-debug kernel-release image-debug image-release
@@ -34,15 +38,16 @@ all: image-debug
 prereqs:
 	@tools/prereqs.sh
 
-# kernel/build.sh hashes its inputs and rebuilds only when they changed.
+# sel4/kernel/build.sh hashes its inputs and rebuilds only when they changed.
 kernel-debug kernel-release: kernel-%: prereqs
-	@kernel/build.sh $* $(BUILD)/kernel/$*
+	@sel4/kernel/build.sh $* $(BUILD)/kernel/$*
 
 # Every system description: the example system and the test systems, and
-# the benchmarks (images bench-<name>). In bench/ipc.xml the monitor
-# measures the raw kernel baseline too; bench/dingo-port.xml carries its own.
+# the benchmarks (images bench-<name>). In bench/systems/ipc.xml the monitor
+# measures the raw kernel baseline too; bench/systems/dingo-port.xml carries
+# its own.
 SYSTEMS := system.xml $(wildcard tests/systems/*.xml)
-BENCH_SYSTEMS := $(wildcard bench/*.xml)
+BENCH_SYSTEMS := $(wildcard bench/systems/*.xml)
 
 # Per flavour: the monitor and every PD (one cargo build), the bare monitor
 # image (monitor.elf: no plan, self-test only), and one image per system
@@ -68,10 +73,10 @@ $(DISK):
 	@truncate -s 4M $@
 
 bench: image-release $(DISK)
-	@python3 bench/run.py --build $(BUILD) $(patsubst bench/%.xml,bench-%,$(BENCH_SYSTEMS))
+	@python3 bench/run.py --build $(BUILD) $(patsubst bench/systems/%.xml,bench-%,$(BENCH_SYSTEMS))
 
 # Statecharts of the protocol library (components.tingu only combines them).
-PROTOCOLS := $(filter-out protocols/components.tingu,$(wildcard protocols/*.tingu))
+PROTOCOLS := $(filter-out %/components.tingu,$(wildcard tingu/dingo-protocols/*.tingu))
 
 docs:
 	@tools/prereqs.sh --docs

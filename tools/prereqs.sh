@@ -12,7 +12,7 @@ needs=(
     "xmllint:libxml2-utils:the seL4 build's XML checks"
     "gcc:gcc:the seL4 kernel and the bindings probe"
     "objcopy:binutils:making the kernel multiboot-loadable"
-    "patch:patch:applying kernel/patches"
+    "patch:patch:applying sel4/kernel/patches"
     "python3:python3:the seL4 code generators"
 )
 if [ "${1:-}" = --docs ]; then
