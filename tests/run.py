@@ -47,6 +47,9 @@ def check_log(text, test):
         if not m:
             return f"expected /{pattern}/ after offset {pos}"
         pos = m.end()
+    for pattern in test.get("present", []):
+        if not re.search(pattern, text):
+            return f"expected /{pattern}/ somewhere in the log"
     for pattern in test.get("absent", []):
         m = re.search(pattern, text)
         if m:

@@ -7,12 +7,48 @@
 
 use core::fmt::Write;
 use dingo_rt::executor::Platform;
-use dingo_rt::typed::{Report, Reporter};
+use dingo_rt::port::{Port, Side};
+use dingo_rt::typed::{Protocol, Report, Reporter, Supervisor, TypedPort};
 use microkit::Channel;
 use microkit::sel4::DebugWriter;
+use tingu_rt::Observer;
 
 pub use dingo_rt;
 pub use microkit;
+pub use pd_config;
+
+/// This PD's end of a Dingo port, from its config. A region or geometry
+/// that does not fit stops the PD with a message naming the PD and port:
+/// system-builder checks both, so that means an image not built by it.
+pub fn port(pd: &str, cfg: &pd_config::PortConfig) -> Port<64> {
+    let side = match cfg.side {
+        pd_config::Side::Provider => Side::A,
+        pd_config::Side::Client => Side::B,
+    };
+    // SAFETY: system-builder checked that the port's region is mapped
+    // read-write here for cfg.size bytes, by exactly one other PD (the
+    // peer, on the other side), and is no other role's region.
+    match unsafe { Port::new(cfg.vaddr as *mut u8, cfg.size, cfg.slots, side, cfg.channel) } {
+        Ok(p) => p,
+        Err(e) => panic!("{pd}: port {} ({}): {e}", cfg.role, cfg.protocol),
+    }
+}
+
+/// As [`port`], with the protocol observer for this end (provider or
+/// client, as the config says) and the port's reports named after the PD
+/// and the port role.
+pub fn typed_port<'r, O: Observer>(
+    pd: &'static str,
+    cfg: &pd_config::PortConfig,
+    observer: O,
+    supervisor: Supervisor<'r>,
+) -> TypedPort<'r, Protocol<O>> {
+    let observer = match cfg.side {
+        pd_config::Side::Provider => Protocol::provider(observer),
+        pd_config::Side::Client => Protocol::client(observer),
+    };
+    TypedPort::new(port(pd, cfg), observer, supervisor, pd, cfg.role)
+}
 
 /// The time source of a PD: monotonic nanoseconds.
 pub type Clock = fn() -> u64;

@@ -70,6 +70,21 @@ impl Channel {
     }
 }
 
+/// A channel role of the PD's generated config.
+impl From<pd_config::Channel> for Channel {
+    fn from(c: pd_config::Channel) -> Self {
+        Channel::new(c.id)
+    }
+}
+
+/// An IRQ arrives as a notification on its channel, and is acknowledged
+/// there.
+impl From<pd_config::Irq> for Channel {
+    fn from(irq: pd_config::Irq) -> Self {
+        Channel::new(irq.id)
+    }
+}
+
 impl fmt::Display for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "channel {}", self.0)
@@ -150,6 +165,10 @@ pub struct IoPort(Cap<kind::IoPort>);
 impl IoPort {
     pub const fn new(id: u8) -> Self {
         Self(Cap::from_cptr(cspace::IOPORT_BASE + id as u64))
+    }
+    /// The capability of an ioport role of the PD's generated config.
+    pub const fn of(ports: pd_config::IoPorts) -> Self {
+        Self::new(ports.id)
     }
     pub fn in8(self, port: u16) -> sel4::Result<u8> {
         self.0.in8(port)

@@ -13,9 +13,9 @@ use crate::diag::Diags;
 use crate::elf::{self, Elf};
 use crate::model::IMPLICIT_TSC_MHZ_SYMBOL;
 use crate::model::{
-    Channel, ChannelEnd, IoPort, Irq, IrqKind, MAX_CHANNEL_ID, Map, MemoryRegion, ProgramImage,
-    ProtectionDomain, ReservedArea, SetVar, SetVarValue, SourcePos, System, USER_VADDR_LIMIT,
-    reserved_areas,
+    Channel, ChannelEnd, EmbeddedConfig, IoPort, Irq, IrqKind, MAX_CHANNEL_ID, Map, MemoryRegion,
+    ProgramImage, ProtectionDomain, ReservedArea, SetVar, SetVarValue, SourcePos, System,
+    USER_VADDR_LIMIT, reserved_areas,
 };
 use crate::xml::{ChannelDraft, Draft, PdDraft, RegionDraft, SetVarDraft, SetVarSource};
 
@@ -562,14 +562,34 @@ fn load_image(
             return None;
         }
     }
+    let embedded = embedded_config(&elf, &bytes);
     let image = ProgramImage {
         declared_path: img.path.clone(),
         path,
         entry: elf.entry,
         segments: elf.segments.clone(),
+        embedded,
         pos: img.path_pos,
     };
     Some((image, elf))
+}
+
+/// The manifest and config block of a program built with a `pd.toml`: the
+/// two symbols its generated config defines, the manifest read from the
+/// file bytes of the segment that holds it.
+fn embedded_config(elf: &Elf, bytes: &[u8]) -> Option<EmbeddedConfig> {
+    let manifest = elf.symbol(pd_manifest::codegen::MANIFEST_SYMBOL)?;
+    let block = elf.symbol(pd_manifest::codegen::CONFIG_SYMBOL)?;
+    let seg = elf.segments.iter().find(|s| {
+        s.vaddr <= manifest.value && manifest.value + manifest.size <= s.vaddr + s.filesz
+    })?;
+    let start = usize::try_from(seg.offset + (manifest.value - seg.vaddr)).ok()?;
+    let end = start.checked_add(usize::try_from(manifest.size).ok()?)?;
+    Some(EmbeddedConfig {
+        manifest: bytes.get(start..end)?.to_vec(),
+        block_vaddr: block.value,
+        block_size: block.size,
+    })
 }
 
 fn check_maps_vs_segments(
@@ -831,6 +851,7 @@ fn assemble(
                 irqs: pd.irqs.into_iter().map(|(irq, _)| irq).collect(),
                 ioports: pd.ioports.into_iter().map(|(p, _)| p).collect(),
                 setvars: state.setvars,
+                config: None,
                 pos: pd.pos,
             }
         })

@@ -19,6 +19,7 @@ pub mod image;
 mod model;
 pub mod plan;
 pub mod report;
+mod wiring;
 mod xml;
 
 use std::path::{Path, PathBuf};
@@ -40,10 +41,33 @@ pub struct Loaded {
 ///
 /// On failure, the error holds every diagnostic (errors and warnings) in
 /// file order.
+///
+/// The Dingo wiring file beside it (`<name>.dingo.toml`, see
+/// [`wiring_path`]) is read too when it exists: it binds the roles of PDs
+/// whose programs declare them in a `pd.toml`.
 pub fn load_file(path: &Path, search_paths: &[PathBuf]) -> Result<Loaded, Vec<Diagnostic>> {
     let name = path.display().to_string();
+    let wiring_file = wiring_path(path);
+    let wiring = match std::fs::read_to_string(&wiring_file) {
+        Ok(text) => Some((wiring_file.display().to_string(), text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(vec![Diagnostic {
+                severity: Severity::Error,
+                file: wiring_file.display().to_string(),
+                pos: SourcePos { line: 1, col: 1 },
+                message: format!("cannot read the wiring file: {e}"),
+                expected: "a readable file, or none".into(),
+            }]);
+        }
+    };
     match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&name, &text, search_paths),
+        Ok(text) => load_with_wiring(
+            &name,
+            &text,
+            wiring.as_ref().map(|(f, t)| (f.as_str(), t.as_str())),
+            search_paths,
+        ),
         Err(e) => Err(vec![Diagnostic {
             severity: Severity::Error,
             file: name,
@@ -54,17 +78,40 @@ pub fn load_file(path: &Path, search_paths: &[PathBuf]) -> Result<Loaded, Vec<Di
     }
 }
 
-/// As [`load_file`], for text already in memory; `file_name` is what the
-/// diagnostics call it.
+/// The wiring file of system description `path`: `system.xml` ->
+/// `system.dingo.toml`, beside it.
+pub fn wiring_path(path: &Path) -> PathBuf {
+    path.with_extension("dingo.toml")
+}
+
+/// As [`load_file`], for text already in memory, without a wiring file;
+/// `file_name` is what the diagnostics call it.
 pub fn load_str(
     file_name: &str,
     xml: &str,
     search_paths: &[PathBuf],
 ) -> Result<Loaded, Vec<Diagnostic>> {
+    load_with_wiring(file_name, xml, None, search_paths)
+}
+
+/// As [`load_str`], with a wiring file (name, text).
+pub fn load_with_wiring(
+    file_name: &str,
+    xml: &str,
+    wiring: Option<(&str, &str)>,
+    search_paths: &[PathBuf],
+) -> Result<Loaded, Vec<Diagnostic>> {
     let mut d = diag::Diags::new(file_name);
-    let system = xml::parse(xml, &mut d)
+    let mut system = xml::parse(xml, &mut d)
         .and_then(|draft| check::check(draft, search_paths, &mut d, file_name));
-    let diagnostics = d.into_sorted();
+    let mut diagnostics = d.into_sorted();
+    if let Some(system) = &mut system
+        && !diagnostics.iter().any(Diagnostic::is_error)
+    {
+        let mut more = wiring::wire(system, wiring);
+        more.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+        diagnostics.extend(more);
+    }
     match system {
         Some(system) if !diagnostics.iter().any(Diagnostic::is_error) => Ok(Loaded {
             system,

@@ -127,7 +127,30 @@ pub struct ProgramImage {
     pub path: PathBuf,
     pub entry: u64,
     pub segments: Vec<Segment>,
+    /// The manifest and config block of a program built with a `pd.toml`.
+    pub embedded: Option<EmbeddedConfig>,
     pub pos: SourcePos,
+}
+
+/// What a program built with a `pd.toml` carries: its manifest (as
+/// `pd_manifest::codegen::embedded` wrote it) and the block of words its
+/// config is filled into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedConfig {
+    pub manifest: Vec<u8>,
+    pub block_vaddr: u64,
+    pub block_size: u64,
+}
+
+/// A PD's config: the program's manifest, the values bound to its roles,
+/// and the words that carry them into the config block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PdConfig {
+    pub program: pd_manifest::Program,
+    pub block_vaddr: u64,
+    pub words: Vec<pd_manifest::encode::Word>,
+    /// One line per role for the report: the role and what it is bound to.
+    pub bindings: Vec<String>,
 }
 
 /// A `map` of a region into a PD.
@@ -319,6 +342,8 @@ pub struct ProtectionDomain {
     pub irqs: Vec<Irq>,
     pub ioports: Vec<IoPort>,
     pub setvars: Vec<SetVar>,
+    /// Set when the program has a manifest (see [`PdConfig`]).
+    pub config: Option<PdConfig>,
     pub pos: SourcePos,
 }
 

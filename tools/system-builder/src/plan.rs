@@ -152,7 +152,7 @@ pub fn build_plan<'a>(
                 ),
             }
         }
-        let setvars = pd
+        let mut setvars: Vec<bp::Setvar> = pd
             .setvars
             .iter()
             .map(|sv| bp::Setvar {
@@ -167,6 +167,17 @@ pub fn build_plan<'a>(
                 },
             })
             .collect();
+        setvars.extend(
+            crate::wiring::config_setvars(pd).map(|(vaddr, w)| bp::Setvar {
+                vaddr,
+                value: match w {
+                    pd_manifest::encode::Word::Value(v) => bp::SetvarValue::Word(v),
+                    pd_manifest::encode::Word::RegionPaddr(mr) => bp::SetvarValue::RegionPaddr(
+                        u32::try_from(mr).expect("region indices fit in u32"),
+                    ),
+                },
+            }),
+        );
         pds.push(bp::Pd {
             name: &pd.name,
             priority: pd.priority,

@@ -72,7 +72,8 @@ pub fn render(system: &System, image: Option<&PackedImage>) -> String {
     for (i, r) in system.memory_regions.iter().enumerate() {
         let place = match r.phys_addr {
             Some(p) => format!("phys_addr {}", range(p, p + r.size)),
-            None => "allocated at boot".into(),
+            // The monitor allocates each region from one untyped.
+            None => "allocated at boot, physically contiguous".into(),
         };
         let _ = writeln!(
             o,
@@ -304,6 +305,19 @@ fn pd_section(o: &mut String, system: &System, index: usize, pd: &ProtectionDoma
         let _ = writeln!(o, "    {} at {:#x} = {value}", sv.symbol, sv.symbol_vaddr);
     }
 
+    if let Some(c) = &pd.config {
+        let _ = writeln!(
+            o,
+            "  config (program '{}' of {}; {} words at {:#x}):",
+            c.program.name,
+            c.program.file,
+            c.words.len(),
+            c.block_vaddr
+        );
+        for line in &c.bindings {
+            let _ = writeln!(o, "    {line}");
+        }
+    }
     let _ = writeln!(o, "  segments:");
     for seg in &img.segments {
         let _ = writeln!(

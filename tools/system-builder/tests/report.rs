@@ -132,7 +132,7 @@ fn report_lists_slots_maps_channels_and_regions() {
         section(&text, "== Memory regions =="),
         [
             "== Memory regions ==",
-            "  shared: 0x2000 bytes, 2 pages of 4 KiB, allocated at boot",
+            "  shared: 0x2000 bytes, 2 pages of 4 KiB, allocated at boot, physically contiguous",
             "    mapped by pd1 at [0x3000000..0x3002000) rw-",
             "    mapped by pd2 at [0x4000000..0x4002000) r--",
             "  dev: 0x200000 bytes, 1 page of 2 MiB, phys_addr [0xfe000000..0xfe200000)",

@@ -7,21 +7,14 @@
 //! for the frames, which messages name by offset.
 #![no_std]
 
-use dingo_pd::dingo_rt::port::{Port, Side};
 use dingo_pd::microkit;
-
-/// The port region's size and slots per ring; both sides must agree.
-pub const PORT_SIZE: usize = 0x4000;
-pub const PORT_SLOTS: u32 = 16;
-/// The channel id of the port at both ends.
-pub const ETH_CHANNEL: u8 = 0;
 
 /// Where frames live in the data area: one transmit and one receive buffer.
 pub const TX_BUF: u32 = 0;
 pub const RX_BUF: u32 = 2048;
 pub const BUF_LEN: u16 = 1536;
 
-pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+/// What the test PDs write to QEMU's isa-debug-exit port at the end.
 pub const EXIT_SUCCESS: u8 = 0x10;
 
 /// Time for the protocol observers' timeouts. No timer PD is in these
@@ -29,14 +22,4 @@ pub const EXIT_SUCCESS: u8 = 0x10;
 /// CPU's GHz: only ordering and rough spans matter here).
 pub fn clock() -> u64 {
     microkit::cycles()
-}
-
-/// This PD's end of the port in the region at `vaddr`.
-pub fn port(vaddr: u64, side: Side) -> Port<64> {
-    // SAFETY: system.xml maps PORT_SIZE bytes read-write at `vaddr` in the
-    // two PDs of this port, one per side, and nothing else touches them.
-    match unsafe { Port::new(vaddr as *mut u8, PORT_SIZE, PORT_SLOTS, side, ETH_CHANNEL) } {
-        Ok(p) => p,
-        Err(e) => panic!("bad port region at {vaddr:#x}: {e:?}"),
-    }
 }

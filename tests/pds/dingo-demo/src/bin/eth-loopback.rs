@@ -6,26 +6,24 @@
 #![no_std]
 #![no_main]
 
-use dingo_demo::{clock, port};
+use dingo_demo::clock;
 use dingo_pd::dingo_rt::executor::Executor;
-use dingo_pd::dingo_rt::port::Side;
-use dingo_pd::dingo_rt::typed::{Protocol, Supervisor, TypedPort};
-use dingo_pd::microkit::{debug_println, setvar};
+use dingo_pd::dingo_rt::typed::Supervisor;
+use dingo_pd::microkit::debug_println;
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::ethernet_controller::{Msg, Observer};
 
-setvar!(eth_port_vaddr);
+pd_config::program!("eth-loopback");
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
 
 async fn main(ex: &Executor<'_, MicrokitPlatform>) {
-    let observer = Protocol::provider(Observer::new(clock()));
-    let mut eth = TypedPort::new(
-        port(eth_port_vaddr.get(), Side::A),
-        observer,
+    let cfg = config::load();
+    let mut eth = dingo_pd::typed_port(
+        cfg.name,
+        &cfg.ports.eth,
+        Observer::new(clock()),
         Supervisor::fatal(&REPORTER),
-        "eth-loopback",
-        "eth",
     );
     let mut lent: Option<(u32, u16)> = None;
     let mut frame = [0u8; 1536];

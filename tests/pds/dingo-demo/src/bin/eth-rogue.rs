@@ -5,20 +5,18 @@
 #![no_std]
 #![no_main]
 
-use dingo_demo::{DEBUG_EXIT_PORT, ETH_CHANNEL, EXIT_SUCCESS, TX_BUF, port};
-use dingo_pd::dingo_rt::port::Side;
-use dingo_pd::microkit::{Channel, ChannelSet, Handler, IoPort, debug_println, setvar};
+use dingo_demo::{EXIT_SUCCESS, TX_BUF};
+use dingo_pd::microkit::{Channel, ChannelSet, Handler, IoPort, debug_println};
 use dingo_protocols::ethernet_controller::Msg;
 use tingu_rt::Message;
 
-setvar!(eth_port_vaddr);
-
-const DEBUG_EXIT: IoPort = IoPort::new(0);
+pd_config::program!("eth-rogue");
 
 struct Rogue;
 
 fn init() -> Rogue {
-    let mut eth = port(eth_port_vaddr.get(), Side::B);
+    let cfg = config::load();
+    let mut eth = dingo_pd::port(cfg.name, &cfg.ports.eth);
     let mut slot = [0u8; 64];
     let msg = Msg::TxPacket {
         buf: TX_BUF,
@@ -29,9 +27,10 @@ fn init() -> Rogue {
     let _ = eth.tx.push(&slot);
     // The controller has the higher priority: it runs, judges and stops
     // before this PD continues.
-    Channel::new(ETH_CHANNEL).notify();
+    Channel::new(cfg.ports.eth.channel).notify();
     debug_println!("eth-rogue: done; ending the run");
-    let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, EXIT_SUCCESS);
+    let exit = cfg.ioports.debug_exit;
+    let _ = IoPort::of(exit).out8(exit.base, EXIT_SUCCESS);
     Rogue
 }
 

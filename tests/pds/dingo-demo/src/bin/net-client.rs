@@ -4,18 +4,16 @@
 #![no_std]
 #![no_main]
 
-use dingo_demo::{BUF_LEN, DEBUG_EXIT_PORT, EXIT_SUCCESS, RX_BUF, TX_BUF, clock, port};
+use dingo_demo::{BUF_LEN, EXIT_SUCCESS, RX_BUF, TX_BUF, clock};
 use dingo_pd::dingo_rt::executor::Executor;
-use dingo_pd::dingo_rt::port::Side;
-use dingo_pd::dingo_rt::typed::{Fault, Protocol, Supervisor, TypedPort};
-use dingo_pd::microkit::{IoPort, debug_println, setvar};
+use dingo_pd::dingo_rt::typed::{Fault, Supervisor};
+use dingo_pd::microkit::{IoPort, debug_println};
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::ethernet_controller::{Msg, Observer};
 
-setvar!(eth_port_vaddr);
+pd_config::program!("net-client");
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-const DEBUG_EXIT: IoPort = IoPort::new(0);
 
 /// A broadcast ARP request, as a network stack would send first.
 const FRAME: [u8; 60] = {
@@ -32,14 +30,12 @@ const FRAME: [u8; 60] = {
     f
 };
 
-async fn run(ex: &Executor<'_, MicrokitPlatform>) -> Result<(), Fault> {
-    let observer = Protocol::client(Observer::new(clock()));
-    let mut eth = TypedPort::new(
-        port(eth_port_vaddr.get(), Side::B),
-        observer,
+async fn run(ex: &Executor<'_, MicrokitPlatform>, cfg: &config::Config) -> Result<(), Fault> {
+    let mut eth = dingo_pd::typed_port(
+        cfg.name,
+        &cfg.ports.eth,
+        Observer::new(clock()),
         Supervisor::fatal(&REPORTER),
-        "net-client",
-        "eth",
     );
     eth.send(ex, Msg::Enable).await?;
     let reply = eth.recv(ex).await?;
@@ -99,10 +95,12 @@ async fn run(ex: &Executor<'_, MicrokitPlatform>) -> Result<(), Fault> {
 }
 
 async fn main(ex: &Executor<'_, MicrokitPlatform>) {
-    match run(ex).await {
+    let cfg = config::load();
+    match run(ex, &cfg).await {
         Ok(()) => {
             debug_println!("net-client: all checks passed");
-            let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, EXIT_SUCCESS);
+            let exit = cfg.ioports.debug_exit;
+            let _ = IoPort::of(exit).out8(exit.base, EXIT_SUCCESS);
         }
         Err(f) => debug_println!("net-client: FAILED: {f:?}"),
     }

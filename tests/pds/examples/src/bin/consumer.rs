@@ -6,35 +6,45 @@
 use examples::GREETING;
 use microkit::{Channel, ChannelSet, Handler, debug_println, setvar};
 
-const PRODUCER: Channel = Channel::new(0);
-const SUPERVISOR: Channel = Channel::new(1);
+pd_config::program!("consumer");
 
-setvar!(buffer_vaddr, buffer_paddr);
+// As in the producer: Microkit's region_paddr setvar, on purpose.
+setvar!(buffer_paddr);
 
-struct Consumer;
+struct Consumer {
+    buffer: pd_config::SharedRegion,
+    producer: Channel,
+    supervisor: Channel,
+}
 
 fn init() -> Consumer {
+    let cfg = config::load();
     debug_println!("consumer: waiting for the producer");
-    Consumer
+    Consumer {
+        buffer: cfg.regions.buffer,
+        producer: cfg.channels.producer.into(),
+        supervisor: cfg.channels.supervisor.into(),
+    }
 }
 
 impl Handler for Consumer {
     fn notified(&mut self, channels: ChannelSet) {
-        if !channels.contains(PRODUCER) {
+        if !channels.contains(self.producer) {
             return;
         }
-        // SAFETY: system.xml maps the 4 KiB `buffer` region read-only here.
-        let buf = unsafe { core::slice::from_raw_parts(buffer_vaddr.get() as *const u8, 4096) };
+        // SAFETY: system-builder checked that `buffer` is mapped readable
+        // here for buffer.size bytes (at least the 4 KiB the manifest asks).
+        let buf = unsafe { core::slice::from_raw_parts(self.buffer.as_ptr(), self.buffer.size) };
         let text = core::str::from_utf8(&buf[..GREETING.len()]).unwrap_or("<not UTF-8>");
         let their_paddr = u64::from_le_bytes(buf[64..72].try_into().unwrap());
         debug_println!(
             "consumer: read '{text}' from the shared buffer at {:#x}",
-            buffer_vaddr.get()
+            self.buffer.vaddr
         );
-        PRODUCER.notify();
+        self.producer.notify();
         if buf[..GREETING.len()] == *GREETING && their_paddr == buffer_paddr.get() {
             debug_println!("consumer: both PDs see the buffer at paddr {their_paddr:#x}");
-            SUPERVISOR.notify();
+            self.supervisor.notify();
         } else {
             debug_println!(
                 "consumer: FAILED: unexpected buffer contents or paddr {their_paddr:#x}"

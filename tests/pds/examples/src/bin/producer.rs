@@ -8,40 +8,51 @@ use examples::{ADD_LABEL, GREETING};
 use microkit::sel4::MessageInfo;
 use microkit::{Channel, ChannelSet, Handler, debug_println, set_mr, setvar};
 
-const CONSUMER: Channel = Channel::new(0);
-const ADDER: Channel = Channel::new(1);
-const SUPERVISOR: Channel = Channel::new(2);
+pd_config::program!("producer");
 
-setvar!(buffer_vaddr, buffer_paddr);
+// Microkit's own way to learn a region's physical address, kept here to
+// exercise `<setvar region_paddr>`; everything else comes from the config.
+setvar!(buffer_paddr);
 
-struct Producer;
+struct Producer {
+    consumer: Channel,
+    adder: Channel,
+    supervisor: Channel,
+}
 
 fn init() -> Producer {
-    let buffer = buffer_vaddr.get() as *mut u8;
-    // SAFETY: system.xml maps the 4 KiB `buffer` region read-write here.
-    let dst = unsafe { core::slice::from_raw_parts_mut(buffer, 4096) };
+    let cfg = config::load();
+    let buffer = cfg.regions.buffer;
+    // SAFETY: system-builder checked that `buffer` is mapped read-write
+    // here for buffer.size bytes, and nothing else in this PD touches it.
+    let dst = unsafe { core::slice::from_raw_parts_mut(buffer.as_ptr(), buffer.size) };
     dst[..GREETING.len()].copy_from_slice(GREETING);
     // The region's physical address, for the consumer to compare with its own setvar.
     dst[64..72].copy_from_slice(&buffer_paddr.get().to_le_bytes());
     debug_println!(
         "producer: wrote greeting at {:#x} (paddr {:#x}); notifying consumer",
-        buffer as u64,
+        buffer.vaddr,
         buffer_paddr.get()
     );
-    CONSUMER.notify();
-    Producer
+    let consumer = Channel::from(cfg.channels.consumer);
+    consumer.notify();
+    Producer {
+        consumer,
+        adder: cfg.channels.adder.into(),
+        supervisor: cfg.channels.supervisor.into(),
+    }
 }
 
 impl Handler for Producer {
     fn notified(&mut self, channels: ChannelSet) {
-        if !channels.contains(CONSUMER) {
+        if !channels.contains(self.consumer) {
             return;
         }
         debug_println!("producer: consumer acknowledged");
         for i in 0..6 {
             set_mr(i, i as u64 + 1);
         }
-        let reply = ADDER.pp_call(MessageInfo::new(ADD_LABEL, 0, 0, 6));
+        let reply = self.adder.pp_call(MessageInfo::new(ADD_LABEL, 0, 0, 6));
         let sum = microkit::mr(0);
         debug_println!(
             "producer: adder returned sum {sum} (label {}, {} MRs)",
@@ -49,7 +60,7 @@ impl Handler for Producer {
             reply.length()
         );
         if sum == 21 && reply.label() == ADD_LABEL {
-            SUPERVISOR.notify();
+            self.supervisor.notify();
         } else {
             debug_println!("producer: FAILED: expected sum 21 with label {ADD_LABEL}");
         }

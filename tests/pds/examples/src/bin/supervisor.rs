@@ -1,26 +1,27 @@
-//! Waits for a success report from the producer (channel 0), the consumer
-//! (channel 1) and the ticker (channel 2), then ends the run through the
-//! debug-exit port it owns. First it checks that its I/O port capability
+//! Waits for a success report from the producer, the consumer and the
+//! ticker, then ends the run through the debug-exit port it owns. First it checks that its I/O port capability
 //! really is limited to the range system.xml declares.
 #![no_std]
 #![no_main]
 
-use examples::{DEBUG_EXIT_PORT, EXIT_SUCCESS};
+use examples::EXIT_SUCCESS;
 use microkit::{Channel, ChannelSet, Handler, IoPort, debug_println};
 
-const DEBUG_EXIT: IoPort = IoPort::new(0);
-const PRODUCER: Channel = Channel::new(0);
-const CONSUMER: Channel = Channel::new(1);
-const TICKER: Channel = Channel::new(2);
-/// A port outside the declared 0xf4..0xf8 (the POST diagnostic port).
+pd_config::program!("supervisor");
+
+/// A port outside the declared debug-exit range (the POST diagnostic port).
 const FOREIGN_PORT: u16 = 0x80;
 
 struct Supervisor {
+    debug_exit: pd_config::IoPorts,
+    reporters: [Channel; 3],
     seen: ChannelSet,
 }
 
 fn init() -> Supervisor {
-    match DEBUG_EXIT.out8(FOREIGN_PORT, 0) {
+    let cfg = config::load();
+    let debug_exit = cfg.ioports.debug_exit;
+    match IoPort::of(debug_exit).out8(FOREIGN_PORT, 0) {
         Err(e) => {
             debug_println!("supervisor: port {FOREIGN_PORT:#x} outside its range refused ({e:?})")
         }
@@ -29,7 +30,10 @@ fn init() -> Supervisor {
         }
     }
     debug_println!("supervisor: waiting for reports");
+    let ch = cfg.channels;
     Supervisor {
+        debug_exit,
+        reporters: [ch.producer.into(), ch.consumer.into(), ch.ticker.into()],
         seen: ChannelSet::from_bits(0),
     }
 }
@@ -40,12 +44,9 @@ impl Handler for Supervisor {
             debug_println!("supervisor: report on {ch}");
         }
         self.seen = ChannelSet::from_bits(self.seen.bits() | channels.bits());
-        if [PRODUCER, CONSUMER, TICKER]
-            .iter()
-            .all(|&ch| self.seen.contains(ch))
-        {
+        if self.reporters.iter().all(|&ch| self.seen.contains(ch)) {
             debug_println!("supervisor: all checks passed; ending the run");
-            let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, EXIT_SUCCESS);
+            let _ = IoPort::of(self.debug_exit).out8(self.debug_exit.base, EXIT_SUCCESS);
         }
     }
 }

@@ -4,20 +4,20 @@
 #![no_std]
 #![no_main]
 
-use examples::{ADD_LABEL, DEBUG_EXIT_PORT, EXIT_FAILURE, EXIT_SUCCESS};
+use examples::{ADD_LABEL, EXIT_FAILURE, EXIT_SUCCESS};
 use microkit::sel4::MessageInfo;
 use microkit::{Channel, ChannelSet, Handler, IoPort, debug_println, mr, set_mr};
 
-const ADDER: Channel = Channel::new(0);
-const DEBUG_EXIT: IoPort = IoPort::new(0);
+pd_config::program!("worker");
 
 struct Worker;
 
 fn init() -> Worker {
+    let cfg = config::load();
     for i in 0..10 {
         set_mr(i, i as u64 + 1);
     }
-    let reply = ADDER.pp_call(MessageInfo::new(ADD_LABEL, 0, 0, 10));
+    let reply = Channel::from(cfg.channels.adder).pp_call(MessageInfo::new(ADD_LABEL, 0, 0, 10));
     let sum = mr(0);
     debug_println!(
         "worker: adder says 1+..+10 = {sum} (label {})",
@@ -29,7 +29,8 @@ fn init() -> Worker {
         EXIT_FAILURE
     };
     debug_println!("worker: finished; ending the run");
-    let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, code);
+    let exit = cfg.ioports.debug_exit;
+    let _ = IoPort::of(exit).out8(exit.base, code);
     Worker
 }
 
