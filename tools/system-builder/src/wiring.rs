@@ -127,6 +127,11 @@ pub(crate) fn wire(system: &mut System, wiring: Option<(&str, &str)>) -> Vec<Dia
     for pd in &system.protection_domains {
         programs.push(program_of(system, pd, &mut out));
     }
+    if out.iter().any(Diagnostic::is_error) {
+        // Bindings to a program whose manifest is broken would only repeat
+        // the problem.
+        return out;
+    }
 
     let empty = ("", "");
     let (wfile, wtext) = wiring.unwrap_or(empty);
@@ -445,30 +450,30 @@ fn read_wiring<'a>(
             ));
             continue;
         };
+        let Some(driver) = parse_end(&cx, driver.0, driver.1, "driver", Kind::Pci, d) else {
+            continue;
+        };
         if let Some(first) = w.pcis.iter().find(|p| p.function == bdf) {
             let pos = src.pos(first.function_span.start);
             d.push(src.diag(
                 &function.1,
                 format!(
                     "PCI function {bdf} is claimed by '{}' here and by '{}' at {pos}",
-                    system.protection_domains[first.driver.pd].name,
+                    system.protection_domains[driver.pd].name,
                     system.protection_domains[first.driver.pd].name
                 ),
                 "each PCI function driven by one PD",
             ));
             continue;
         }
-        let driver = parse_end(&cx, driver.0, driver.1, "driver", Kind::Pci, d);
         let server =
             server.and_then(|(s, span)| parse_end(&cx, s, span, "server", Kind::PciService, d));
-        if let Some(driver) = driver {
-            w.pcis.push(PciDecl {
-                function: bdf,
-                function_span: function.1,
-                driver,
-                server,
-            });
-        }
+        w.pcis.push(PciDecl {
+            function: bdf,
+            function_span: function.1,
+            driver,
+            server,
+        });
     }
 
     if let Some(pds) = top.opt_table("pd", d) {
@@ -567,6 +572,7 @@ impl Resolver<'_, '_> {
 
     fn resolve(&mut self) -> Option<PdConfig> {
         let before = self.d.len() + self.sys_diags.len();
+        let mut failed_elsewhere = false;
         let mut values = Vec::new();
         let mut bindings = Vec::new();
         let decl = self.wiring.pds.get(&self.pd);
@@ -600,6 +606,7 @@ impl Resolver<'_, '_> {
             }
         }
         for role in &self.program.roles {
+            let errors_before = self.d.len() + self.sys_diags.len();
             let bound = decl
                 .and_then(|d| d.tables.get(&role.kind))
                 .and_then(|t| t.get(&role.name));
@@ -613,11 +620,17 @@ impl Resolver<'_, '_> {
                 Kind::PciService => self.pci_service(role),
                 Kind::Params => self.param(role, bound),
             };
-            self.count(role, items.len());
+            // A binding that failed was reported (by this PD or, for ports
+            // and PCI, by the other end); "not bound" would repeat it.
+            if items.len() < self.declared(role) {
+                failed_elsewhere = true;
+            } else if self.d.len() + self.sys_diags.len() == errors_before {
+                self.count(role, items.len());
+            }
             bindings.push(format!("{}: {}", role.describe(), text));
             values.push(items);
         }
-        if self.d.len() + self.sys_diags.len() != before {
+        if failed_elsewhere || self.d.len() + self.sys_diags.len() != before {
             return None;
         }
         let pd = self.pd();
@@ -645,6 +658,21 @@ impl Resolver<'_, '_> {
                 );
                 None
             }
+        }
+    }
+
+    /// How many port or PCI declarations name `role` of this PD.
+    fn declared(&self, role: &Role) -> usize {
+        let me = |e: &EndRef| e.pd == self.pd && e.role == role.name;
+        match role.kind {
+            Kind::Ports => self
+                .wiring
+                .ports
+                .iter()
+                .filter(|p| me(&p.provider) || me(&p.client))
+                .count(),
+            Kind::Pci => self.wiring.pcis.iter().filter(|p| me(&p.driver)).count(),
+            _ => 0,
         }
     }
 
