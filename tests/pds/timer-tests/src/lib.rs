@@ -18,9 +18,6 @@ use dingo_rt::typed::{Fault, Supervisor};
 use timer_client::clock::TimeReader;
 use timer_client::port::{End, TimerPort, attach};
 
-pub const DEBUG_EXIT_PORT: u16 = 0xf4;
-pub const EXIT_SUCCESS: u8 = 0x10;
-
 /// The channel of every client's Timer port.
 pub const TIMER_CHANNEL: u8 = 0;
 /// A random client's channel to `timer-check`.

@@ -5,11 +5,11 @@
 #![no_main]
 
 use bench::{ROUNDS, WARMUP};
+use microkit::hwio::tsc::rdtsc;
 use microkit::sel4::MessageInfo;
-use microkit::{Channel, ChannelSet, Handler, IoPort, cycles, debug_println, set_mr};
+use microkit::{Channel, ChannelSet, Handler, debug_println, set_mr};
 
 const SERVER: Channel = Channel::new(0);
-const DEBUG_EXIT: IoPort = IoPort::new(0);
 
 struct Client {
     round: u64,
@@ -30,24 +30,24 @@ impl Handler for Client {
         // One notification went there and one came back.
         self.round += 1;
         if self.round == WARMUP {
-            self.start = cycles();
+            self.start = rdtsc();
         }
         if self.round < WARMUP + ROUNDS {
             SERVER.notify();
             return;
         }
-        let notify = (cycles() - self.start) / ROUNDS;
+        let notify = (rdtsc() - self.start) / ROUNDS;
         let call = || {
             set_mr(0, 1);
             SERVER.pp_call(MessageInfo::new(0, 0, 0, 1));
         };
         (0..WARMUP).for_each(|_| call());
-        let start = cycles();
+        let start = rdtsc();
         (0..ROUNDS).for_each(|_| call());
-        let ppc = (cycles() - start) / ROUNDS;
+        let ppc = (rdtsc() - start) / ROUNDS;
         debug_println!("bench: pd notify-roundtrip {notify} cycles ({ROUNDS} rounds)");
         debug_println!("bench: pd ppc-roundtrip {ppc} cycles ({ROUNDS} rounds)");
-        let _ = DEBUG_EXIT.out8(0xf4, 0x10);
+        microkit::debug_exit().success();
     }
 }
 

@@ -12,13 +12,13 @@ use dingo_protocols::ethernet_controller::{Msg, Observer};
 use dingo_rt::port::{Port, Side};
 use dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_rt::typed::{Protocol, Supervisor, TypedPort};
-use microkit::{ChannelSet, Handler, IoPort, cycles, debug_println, setvar};
+use microkit::hwio::tsc::rdtsc;
+use microkit::{ChannelSet, Handler, debug_println, setvar};
 use tingu_rt::Message;
 
 setvar!(raw_port_vaddr, typed_port_vaddr);
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-const DEBUG_EXIT: IoPort = IoPort::new(0);
 const PACKET: Msg = Msg::TxPacket { buf: 0, len: 60 };
 
 struct Client {
@@ -36,13 +36,13 @@ impl Client {
     fn next_round(&mut self) -> bool {
         self.round += 1;
         if self.round == WARMUP {
-            self.start = cycles();
+            self.start = rdtsc();
         }
         self.round < WARMUP + ROUNDS
     }
 
     fn typed_send(&mut self, msg: &Msg) {
-        if let Err(f) = self.typed.try_send(msg, cycles()) {
+        if let Err(f) = self.typed.try_send(msg, rdtsc()) {
             debug_println!("port-client: FAILED: typed send: {f:?}");
         }
         if self.typed.take_notify() == NotifyPeer::Yes {
@@ -60,7 +60,7 @@ fn init() -> Client {
         request,
         typed: TypedPort::new(
             port(typed_port_vaddr.get(), Side::B, TYPED),
-            Protocol::client(Observer::new(cycles())),
+            Protocol::client(Observer::new(rdtsc())),
             Supervisor::fatal(&REPORTER),
             "port-client",
             "eth",
@@ -83,7 +83,7 @@ impl Handler for Client {
                     let request = self.request;
                     raw_send(&mut self.raw, RAW, &request);
                 } else {
-                    self.raw_cycles = (cycles() - self.start) / ROUNDS;
+                    self.raw_cycles = (rdtsc() - self.start) / ROUNDS;
                     self.round = 0;
                     self.typed_send(&Msg::Enable);
                 }
@@ -91,7 +91,7 @@ impl Handler for Client {
         }
         if channels.contains(TYPED) {
             loop {
-                while let Ok(Some(msg)) = self.typed.try_recv(cycles()) {
+                while let Ok(Some(msg)) = self.typed.try_recv(rdtsc()) {
                     let more = match msg {
                         Msg::EnableComplete => true,
                         Msg::TxPacketDone { .. } => self.next_round(),
@@ -101,7 +101,7 @@ impl Handler for Client {
                         self.typed_send(&PACKET);
                         continue;
                     }
-                    let typed_cycles = (cycles() - self.start) / ROUNDS;
+                    let typed_cycles = (rdtsc() - self.start) / ROUNDS;
                     let c = self.typed.counters();
                     debug_println!(
                         "bench: raw port-roundtrip {} cycles ({ROUNDS} rounds)",
@@ -116,7 +116,7 @@ impl Handler for Client {
                         c.received,
                         c.violations
                     );
-                    let _ = DEBUG_EXIT.out8(0xf4, 0x10);
+                    microkit::debug_exit().success();
                 }
                 match self.typed.prepare_recv_sleep() {
                     Ok(Arm::Retry) => continue,

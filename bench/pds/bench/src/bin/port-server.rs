@@ -10,7 +10,8 @@ use dingo_protocols::ethernet_controller::{Msg, Observer};
 use dingo_rt::port::Side;
 use dingo_rt::ring::NotifyPeer;
 use dingo_rt::typed::{Protocol, Supervisor, TypedPort};
-use microkit::{ChannelSet, Handler, cycles, setvar};
+use microkit::hwio::tsc::rdtsc;
+use microkit::{ChannelSet, Handler, setvar};
 use tingu_rt::Message;
 
 setvar!(raw_port_vaddr, typed_port_vaddr);
@@ -31,7 +32,7 @@ fn init() -> Server {
         answer,
         typed: TypedPort::new(
             port(typed_port_vaddr.get(), Side::A, TYPED),
-            Protocol::provider(Observer::new(cycles())),
+            Protocol::provider(Observer::new(rdtsc())),
             Supervisor::fatal(&REPORTER),
             "port-server",
             "eth",
@@ -50,13 +51,13 @@ impl Handler for Server {
         }
         if channels.contains(TYPED) {
             loop {
-                while let Ok(Some(msg)) = self.typed.try_recv(cycles()) {
+                while let Ok(Some(msg)) = self.typed.try_recv(rdtsc()) {
                     let answer = match msg {
                         Msg::Enable => Msg::EnableComplete,
                         Msg::TxPacket { buf, .. } => Msg::TxPacketDone { buf },
                         _ => continue,
                     };
-                    let _ = self.typed.try_send(&answer, cycles());
+                    let _ = self.typed.try_send(&answer, rdtsc());
                 }
                 if self.typed.take_notify() == NotifyPeer::Yes {
                     TYPED.notify();

@@ -5,15 +5,13 @@
 #![no_std]
 #![no_main]
 
-use dingo_demo::{DEBUG_EXIT_PORT, ETH_CHANNEL, EXIT_SUCCESS, TX_BUF, port};
+use dingo_demo::{ETH_CHANNEL, TX_BUF, port};
 use dingo_pd::dingo_rt::port::Side;
-use dingo_pd::microkit::{Channel, ChannelSet, Handler, IoPort, debug_println, setvar};
+use dingo_pd::microkit::{self, Channel, ChannelSet, Handler, debug_println, setvar};
 use dingo_protocols::ethernet_controller::Msg;
 use tingu_rt::Message;
 
 setvar!(eth_port_vaddr);
-
-const DEBUG_EXIT: IoPort = IoPort::new(0);
 
 struct Rogue;
 
@@ -31,7 +29,7 @@ fn init() -> Rogue {
     // before this PD continues.
     Channel::new(ETH_CHANNEL).notify();
     debug_println!("eth-rogue: done; ending the run");
-    let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, EXIT_SUCCESS);
+    microkit::debug_exit().success();
     Rogue
 }
 

@@ -4,18 +4,17 @@
 #![no_std]
 #![no_main]
 
-use dingo_demo::{BUF_LEN, DEBUG_EXIT_PORT, EXIT_SUCCESS, RX_BUF, TX_BUF, clock, port};
+use dingo_demo::{BUF_LEN, RX_BUF, TX_BUF, clock, port};
 use dingo_pd::dingo_rt::executor::Executor;
 use dingo_pd::dingo_rt::port::Side;
 use dingo_pd::dingo_rt::typed::{Fault, Protocol, Supervisor, TypedPort};
-use dingo_pd::microkit::{IoPort, debug_println, setvar};
+use dingo_pd::microkit::{self, debug_println, setvar};
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::ethernet_controller::{Msg, Observer};
 
 setvar!(eth_port_vaddr);
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-const DEBUG_EXIT: IoPort = IoPort::new(0);
 
 /// A broadcast ARP request, as a network stack would send first.
 const FRAME: [u8; 60] = {
@@ -102,7 +101,7 @@ async fn main(ex: &Executor<'_, MicrokitPlatform>) {
     match run(ex).await {
         Ok(()) => {
             debug_println!("net-client: all checks passed");
-            let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, EXIT_SUCCESS);
+            microkit::debug_exit().success();
         }
         Err(f) => debug_println!("net-client: FAILED: {f:?}"),
     }

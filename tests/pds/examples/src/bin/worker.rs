@@ -4,12 +4,12 @@
 #![no_std]
 #![no_main]
 
-use examples::{ADD_LABEL, DEBUG_EXIT_PORT, EXIT_FAILURE, EXIT_SUCCESS};
+use examples::ADD_LABEL;
+use microkit::hwio::debug_exit::Code;
 use microkit::sel4::MessageInfo;
-use microkit::{Channel, ChannelSet, Handler, IoPort, debug_println, mr, set_mr};
+use microkit::{Channel, ChannelSet, Handler, debug_println, mr, set_mr};
 
 const ADDER: Channel = Channel::new(0);
-const DEBUG_EXIT: IoPort = IoPort::new(0);
 
 struct Worker;
 
@@ -24,12 +24,12 @@ fn init() -> Worker {
         reply.label()
     );
     let code = if sum == 55 {
-        EXIT_SUCCESS
+        Code::Success
     } else {
-        EXIT_FAILURE
+        Code::Failure
     };
     debug_println!("worker: finished; ending the run");
-    let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, code);
+    microkit::debug_exit().exit(code);
     Worker
 }
 

@@ -8,15 +8,14 @@ use dingo_pd::dingo_rt::executor::Millis;
 
 use dingo_pd::MicrokitPlatform;
 use dingo_pd::dingo_rt::executor::{Either, Executor, select};
-use dingo_pd::microkit::{IoPort, debug_println, setvar};
+use dingo_pd::microkit::{self, debug_println, setvar};
 use dingo_protocols::timer::Msg;
 use timer_client::clock::TimeReader;
 use timer_client::platform::TimerPlatform;
 use timer_client::port::{REJECT_FULL, TimerPort};
 use timer_server::CAPACITY;
 use timer_tests::{
-    CLIENT_TIMEOUTS, DEBUG_EXIT_PORT, EXIT_SUCCESS, RESULT_CHANNELS, RESULTS_SIZE, median_worst,
-    read_results, timer_port,
+    CLIENT_TIMEOUTS, RESULT_CHANNELS, RESULTS_SIZE, median_worst, read_results, timer_port,
 };
 
 setvar!(
@@ -28,7 +27,6 @@ setvar!(
 
 const SLEEP_CHANNEL: u8 = 0;
 const DIRECT_CHANNEL: u8 = 1;
-const DEBUG_EXIT: IoPort = IoPort::new(0);
 const MS: u64 = 1_000_000;
 
 type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>>;
@@ -268,7 +266,7 @@ async fn run(ex: &Ex<'_>) -> Result<(), Failed> {
 async fn main(ex: &Ex<'_>) {
     if run(ex).await.is_ok() {
         debug_println!("timer-check: all checks passed; ending the run");
-        let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, EXIT_SUCCESS);
+        microkit::debug_exit().success();
     }
 }
 
