@@ -25,12 +25,13 @@
 #![no_main]
 
 use dingo_pd::ConsoleReporter;
+use dingo_pd::microkit::hwio::Mmio;
 use dingo_pd::microkit::{self, Channel, debug_println, setvar};
 use dingo_rt::typed::Supervisor;
 use timer_client::clock::{TimeWriter, rdtsc};
 use timer_client::port::{End, PORT_SIZE, TimerPort, attach};
 use timer_core::clock::{Calibration, Conversion, FS_PER_NS, Sample};
-use timer_core::hpet::{ArmOutcome, Config, Hpet, Regs, Route, Trigger};
+use timer_core::hpet::{ArmOutcome, Config, Hpet, Route, Trigger, regs::MMIO_SIZE};
 use timer_server::{CAPACITY, Server};
 
 setvar!(
@@ -56,21 +57,6 @@ const TOLERANCE_PPM: u32 = 500;
 const SPIN_NS: u64 = 20_000;
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-
-/// The HPET's registers through the uncached mapping.
-struct Mmio(usize);
-
-impl Regs for Mmio {
-    fn read32(&mut self, offset: usize) -> u32 {
-        // SAFETY: system.xml maps the HPET's register page uncached at
-        // `hpet_vaddr`; the driver uses offsets inside that page.
-        unsafe { ((self.0 + offset) as *const u32).read_volatile() }
-    }
-    fn write32(&mut self, offset: usize, value: u32) {
-        // SAFETY: as for read32; the mapping is read-write.
-        unsafe { ((self.0 + offset) as *mut u32).write_volatile(value) }
-    }
-}
 
 /// A TSC reading paired with an HPET reading: the TSC is read on both
 /// sides of the slow MMIO read and averaged.
@@ -127,7 +113,11 @@ fn main() -> ! {
         route: Route::LegacyReplacement,
         trigger: Trigger::Edge,
     };
-    let mut hpet = match Hpet::init(Mmio(hpet_vaddr.get() as usize), config) {
+    // SAFETY: system.xml maps the HPET's register page (4 KiB, more than
+    // its MMIO_SIZE) uncached and read-write at `hpet_vaddr`, for good, and
+    // nothing else in this PD touches it.
+    let bus = unsafe { Mmio::new("hpet", hpet_vaddr.get() as usize, MMIO_SIZE) };
+    let mut hpet = match Hpet::init(bus, config) {
         Ok(h) => h,
         Err(e) => panic!("timer: {e}"),
     };
