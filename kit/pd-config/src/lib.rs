@@ -162,6 +162,16 @@ pub struct DeviceRegion {
     pub paddr: u64,
 }
 
+impl DeviceRegion {
+    /// The region as a bus of device registers; `name` labels its errors.
+    pub fn mmio(&self, name: &'static str) -> hwio::Mmio {
+        // SAFETY: system-builder checked that this device region is mapped
+        // uncached at vaddr for size bytes; the monitor maps it for the
+        // PD's life, and a device role's region is no other role's.
+        unsafe { hwio::Mmio::new(name, self.vaddr, self.size) }
+    }
+}
+
 /// RAM a device reads and writes: physically contiguous (the monitor
 /// allocates each region from one untyped), with its physical address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +181,27 @@ pub struct DmaRegion {
     pub paddr: u64,
     /// The widest DMA address the device can use, from the manifest.
     pub address_bits: u8,
+}
+
+impl DmaRegion {
+    /// The region as DMA memory for the device the manifest names the
+    /// address width of; refused (with the region, address and limit
+    /// named) if the monitor placed it beyond what the device reaches.
+    pub fn dma(&self, name: &'static str) -> Result<dma::DmaRegion, dma::DmaError> {
+        // SAFETY: system-builder checked that this DMA region is mapped
+        // read-write at vaddr for size bytes and is no other role's; the
+        // monitor allocates it from one untyped (physically contiguous) and
+        // wrote its physical address into paddr.
+        unsafe {
+            dma::DmaRegion::new(
+                name,
+                self.vaddr,
+                self.paddr,
+                self.size,
+                dma::AddressWidth::bits(self.address_bits),
+            )
+        }
+    }
 }
 
 /// Where an interrupt comes from.

@@ -29,6 +29,7 @@ use sel4::cap::{Cap, kind};
 use sel4::ipc_buffer::{REGISTER_MRS, with_ipc_buffer};
 use sel4::syscall;
 
+pub use hwio;
 pub use sel4;
 // Start code, memory functions and the panic handler come with the runtime.
 pub use sel4::{debug_print, debug_println};
@@ -158,9 +159,14 @@ fn store_mrs(mrs: syscall::Mrs) {
     with_ipc_buffer(|b| b.msg[..REGISTER_MRS].copy_from_slice(&mrs));
 }
 
-/// An I/O port range from system.xml's `<ioport id=...>`.
+/// An I/O port range from system.xml's `<ioport id=...>`. Drivers use it
+/// as a typed bus through [`IoPort::ports`]; the raw instructions below are
+/// for checking what the kernel allows.
 #[derive(Clone, Copy, Debug)]
 pub struct IoPort(Cap<kind::IoPort>);
+
+/// A device's I/O ports as an hwio bus (each access a kernel call).
+pub type Ports = hwio::PortIo<Cap<kind::IoPort>>;
 
 impl IoPort {
     pub const fn new(id: u8) -> Self {
@@ -169,6 +175,16 @@ impl IoPort {
     /// The capability of an ioport role of the PD's generated config.
     pub const fn of(ports: pd_config::IoPorts) -> Self {
         Self::new(ports.id)
+    }
+    /// An ioport role of the PD's generated config as a bus whose offset 0
+    /// is the range's first port.
+    pub fn bus(ports: pd_config::IoPorts, name: &'static str) -> Ports {
+        Self::of(ports).ports(name, ports.base, ports.size)
+    }
+    /// Ports `base..base + size` (system.xml's `addr` and `size` of this
+    /// `<ioport>`) as a bus whose offset 0 is `base`.
+    pub fn ports(self, name: &'static str, base: u16, size: u16) -> Ports {
+        hwio::PortIo::new(name, self.0, base, size)
     }
     pub fn in8(self, port: u16) -> sel4::Result<u8> {
         self.0.in8(port)
@@ -224,10 +240,11 @@ macro_rules! setvar {
     };
 }
 
-/// The x86 time-stamp counter (constant rate, the time base of benchmarks).
-pub fn cycles() -> u64 {
-    // SAFETY: rdtsc only reads the counter into registers.
-    unsafe { core::arch::x86_64::_rdtsc() }
+/// QEMU's isa-debug-exit device, through which test and benchmark PDs end
+/// a run, on the PD's ioport role for it (system.xml gives the range:
+/// `<ioport addr="0xf4" size="4"/>` on QEMU's machine).
+pub fn debug_exit(ports: pd_config::IoPorts) -> hwio::debug_exit::DebugExit<Ports> {
+    hwio::debug_exit::DebugExit::new(IoPort::bus(ports, "debug-exit"))
 }
 
 /// capsUnwrapped bits the kernel never writes into a received message info.

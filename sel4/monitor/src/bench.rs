@@ -9,6 +9,7 @@ use crate::resources::{Object, ROOT_CNODE, Resources};
 use crate::vspace::VSpace;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
+use hwio::tsc::rdtsc;
 use sel4::cap::{self, Cap, Rights, TcbConfig, UserContext, VmAttributes, kind};
 use sel4::{MessageInfo, debug_println, init_cap, syscall};
 
@@ -56,13 +57,11 @@ fn per_round(f: impl Fn()) -> u64 {
     for _ in 0..WARMUP {
         f();
     }
-    // SAFETY: rdtsc only reads the time-stamp counter.
-    let start = unsafe { core::arch::x86_64::_rdtsc() };
+    let start = rdtsc();
     for _ in 0..ROUNDS {
         f();
     }
-    // SAFETY: as above.
-    (unsafe { core::arch::x86_64::_rdtsc() } - start) / ROUNDS
+    (rdtsc() - start) / ROUNDS
 }
 
 pub fn run(res: &mut Resources, own: &mut VSpace, cnode_bits: u8) -> Setup<()> {

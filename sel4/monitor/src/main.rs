@@ -19,6 +19,8 @@ mod system;
 mod vspace;
 
 use boot_plan::Plan;
+use hwio::PortIo;
+use hwio::debug_exit::{self, Code, DebugExit};
 use resources::{Object, ROOT_CNODE, Resources};
 use sel4::bootinfo::BootInfo;
 use sel4::cap::{Cap, Rights, Slot, kind};
@@ -50,27 +52,29 @@ fn embedded_plan() -> Option<&'static [u8]> {
     (size != 0).then(|| unsafe { core::slice::from_raw_parts(vaddr as *const u8, size as usize) })
 }
 
-/// isa-debug-exit: a write of v makes QEMU exit with status 2v+1.
-const DEBUG_EXIT_PORT: u16 = 0xf4;
-/// Written on success (QEMU status 33) and failure (status 35).
-const EXIT_SUCCESS: u8 = 0x10;
-const EXIT_FAILURE: u8 = 0x11;
-
 const IO_PORTS: Cap<kind::IoPort> = Cap::from_cptr(init_cap::CapIOPort);
 /// The first serial port, the console on kernels without printing.
 const COM1: u16 = 0x3f8;
 
-fn exit(code: u8) -> ! {
+fn exit(code: Code) -> ! {
     // The write does not return when QEMU has the device; without it, stop
-    // here rather than run on.
-    let _ = IO_PORTS.out8(DEBUG_EXIT_PORT, code);
+    // here rather than run on. The root task's capability covers every
+    // port, so the kernel cannot refuse it (a refusal would panic, and a
+    // panic ends here again).
+    DebugExit::new(PortIo::new(
+        "debug-exit",
+        IO_PORTS,
+        debug_exit::BASE,
+        debug_exit::SIZE,
+    ))
+    .exit(code);
     loop {
         sel4::syscall::yield_now();
     }
 }
 
 fn exit_failure() -> ! {
-    exit(EXIT_FAILURE)
+    exit(Code::Failure)
 }
 
 /// A byte count in the largest binary unit it reaches, e.g. "508.4 MiB".
@@ -192,13 +196,13 @@ fn run_system(plan: &Plan, res: &mut Resources, bi: &BootInfo) -> ! {
         && let Err(e) = bench::run(res, &mut own, bi.cnode_size_bits())
     {
         debug_println!("monitor: benchmark failed: {e}");
-        exit(EXIT_FAILURE)
+        exit(Code::Failure)
     }
     let system = match system::build(plan, res, &mut own, bi.tsc_mhz()) {
         Ok(s) => s,
         Err(e) => {
             debug_println!("monitor: cannot build the system: {e}");
-            exit(EXIT_FAILURE)
+            exit(Code::Failure)
         }
     };
     sel4::debug_print!("monitor: built {} PDs:", system.pds.len());
@@ -215,7 +219,7 @@ fn run_system(plan: &Plan, res: &mut Resources, bi: &BootInfo) -> ! {
     );
     if let Err(e) = system.start() {
         debug_println!("monitor: cannot start the PDs: {e}");
-        exit(EXIT_FAILURE)
+        exit(Code::Failure)
     }
     loop {
         let msg = sel4::syscall::recv(system.fault_ep.cptr());
@@ -238,18 +242,18 @@ fn main(bi: &BootInfo<'static>) -> ! {
     let mut res = Resources::new(bi);
     if let Err(what) = self_test(bi, &mut res) {
         debug_println!("monitor: self-test FAILED: {what}");
-        exit(EXIT_FAILURE)
+        exit(Code::Failure)
     }
     debug_println!("monitor: self-test passed");
     let Some(bytes) = embedded_plan() else {
         debug_println!("monitor: no system plan in this image; done");
-        exit(EXIT_SUCCESS)
+        exit(Code::Success)
     };
     match Plan::decode(bytes) {
         Ok(plan) => run_system(&plan, &mut res, bi),
         Err(e) => {
             debug_println!("monitor: {e}");
-            exit(EXIT_FAILURE)
+            exit(Code::Failure)
         }
     }
 }

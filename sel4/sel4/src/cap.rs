@@ -491,6 +491,30 @@ impl Cap<kind::IoPort> {
     }
 }
 
+/// hwio's port instructions are invocations of this capability, so a
+/// `hwio::PortIo` over it is a device's port range as a typed bus.
+impl hwio::PortBackend for Cap<kind::IoPort> {
+    type Error = Error;
+    fn in8(&mut self, port: u16) -> Result<u8> {
+        Cap::in8(*self, port)
+    }
+    fn in16(&mut self, port: u16) -> Result<u16> {
+        Cap::in16(*self, port)
+    }
+    fn in32(&mut self, port: u16) -> Result<u32> {
+        Cap::in32(*self, port)
+    }
+    fn out8(&mut self, port: u16, value: u8) -> Result<()> {
+        Cap::out8(*self, port, value)
+    }
+    fn out16(&mut self, port: u16, value: u16) -> Result<()> {
+        Cap::out16(*self, port, value)
+    }
+    fn out32(&mut self, port: u16, value: u32) -> Result<()> {
+        Cap::out32(*self, port, value)
+    }
+}
+
 /// Mint data that narrows an I/O port cap to `first..=last`.
 pub const fn ioport_range(first: u16, last: u16) -> u64 {
     (first as u64) << 16 | last as u64

@@ -62,11 +62,16 @@ fn image(program: &str, manifest: &str) -> PathBuf {
     build_c(&name, &src, &[])
 }
 
+/// The four program images, built once: tests run in parallel threads of
+/// one process and share the fixture directory.
 fn images() {
-    for p in ["driver", "stack", "pci", "logger"] {
-        let path = image(p, MANIFEST);
-        std::fs::copy(&path, fixtures().join(format!("{p}.elf"))).unwrap();
-    }
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        for p in ["driver", "stack", "pci", "logger"] {
+            let path = image(p, MANIFEST);
+            std::fs::copy(&path, fixtures().join(format!("{p}.elf"))).unwrap();
+        }
+    });
 }
 
 /// A system of a driver, a stack, a PCI server and a logger; `patch`

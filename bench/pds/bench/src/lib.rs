@@ -6,7 +6,7 @@
 //! exchange as raw ring writes and notifications.
 #![no_std]
 
-use dingo_rt::port::{Port, Side};
+use dingo_rt::port::Port;
 use dingo_rt::ring::{Arm, NotifyPeer};
 use microkit::{Channel, IoPort};
 
@@ -15,40 +15,24 @@ use microkit::{Channel, IoPort};
 pub const ROUNDS: u64 = 1000;
 pub const WARMUP: u64 = 100;
 
-const COM1: u16 = 0x3f8;
-/// The client's `<ioport id="1">`: COM1, its console on release kernels.
-const CONSOLE: IoPort = IoPort::new(1);
+/// The COM1 ports of the console role, for the console function (a plain
+/// `fn(u8)`) to find.
+static CONSOLE: spin::Once<pd_config::IoPorts> = spin::Once::new();
 
-/// Prints through COM1 when the kernel cannot print.
-pub fn use_com1_console() {
+/// Prints through COM1 (`console`: its data register at offset 0) when the
+/// kernel cannot print.
+pub fn use_com1_console(console: pd_config::IoPorts) {
+    CONSOLE.call_once(|| console);
     microkit::sel4::set_console(|c| {
-        let _ = CONSOLE.out8(COM1, c);
+        if let Some(p) = CONSOLE.get() {
+            let _ = IoPort::of(*p).out8(p.base, c);
+        }
     });
 }
 
-/// Size and slots of each benchmark port region; both sides agree.
-pub const PORT_SIZE: usize = 0x2000;
-pub const PORT_SLOTS: u32 = 16;
-/// The raw and the typed port's channels, the same id at both ends.
-pub const RAW: Channel = Channel::new(0);
-pub const TYPED: Channel = Channel::new(1);
-
-/// This PD's end of the port region at `vaddr` on `channel`.
-pub fn port(vaddr: u64, side: Side, channel: Channel) -> Port<64> {
-    // SAFETY: system.xml maps PORT_SIZE bytes read-write at `vaddr` in the
-    // two PDs of this port, one per side, and nothing else touches them.
-    let mut port = match unsafe {
-        Port::new(
-            vaddr as *mut u8,
-            PORT_SIZE,
-            PORT_SLOTS,
-            side,
-            channel.index(),
-        )
-    } {
-        Ok(p) => p,
-        Err(e) => panic!("bad port region at {vaddr:#x}: {e:?}"),
-    };
+/// This PD's end of a benchmark port, armed for its first message.
+pub fn port(pd: &'static str, cfg: &pd_config::PortConfig) -> Port<64> {
+    let mut port = dingo_pd::port(pd, cfg);
     // Ask to be woken for the first message: until the receiver arms its
     // flag, signal suppression tells the sender not to notify.
     let _ = port.rx.prepare_sleep();

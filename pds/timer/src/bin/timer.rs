@@ -12,38 +12,34 @@
 //! the one clients compare with, never against the interrupt itself; the
 //! count of interrupts taken is published next to the time page.
 //!
-//! # system.xml contract
+//! # What it takes from the system description
 //!
-//! - `hpet`: the HPET page (0xfed00000, uncached, rw) at `hpet_vaddr`;
-//! - the time page region (rw) at `time_page_vaddr`;
-//! - client `i` (0..[`CLIENTS`]): its Timer port region (0x1000 bytes, rw)
-//!   at `timer_ports_vaddr + i * 0x1000`, and a channel with id `i`;
-//! - the HPET interrupt: `<irq id="40" pin="2" trigger="edge" .../>`
-//!   (tests/systems/timer.xml says why its vector is not 2);
-//! - a priority above every client's.
+//! pds/timer/pd.toml declares it: the HPET's register page (a device
+//! region), the time page, the HPET interrupt (LegacyReplacement: IOAPIC
+//! pin 2, edge; tests/systems/timer.xml says why its vector is not 2), and
+//! up to 16 Timer ports, one per client, each with its channel. It needs a
+//! priority above every client's.
 #![no_std]
 #![no_main]
 
 use dingo_pd::ConsoleReporter;
+use dingo_pd::microkit::hwio::Mmio;
 use dingo_pd::microkit::{self, Channel, debug_println, setvar};
+use dingo_protocols::timer::Observer;
 use dingo_rt::typed::Supervisor;
 use timer_client::clock::{TimeWriter, rdtsc};
-use timer_client::port::{End, PORT_SIZE, TimerPort, attach};
+use timer_client::port::TimerPort;
 use timer_core::clock::{Calibration, Conversion, FS_PER_NS, Sample};
-use timer_core::hpet::{ArmOutcome, Config, Hpet, Regs, Route, Trigger};
+use timer_core::hpet::{ArmOutcome, Config, Hpet, Route, Trigger};
 use timer_server::{CAPACITY, Server};
 
-setvar!(
-    hpet_vaddr,
-    time_page_vaddr,
-    timer_ports_vaddr,
-    dingo_bootinfo_tsc_mhz
-);
+pd_config::program!("timer");
 
-/// Clients served; system.xml gives each a port and a channel.
-const CLIENTS: usize = 5;
-const PORT_NAMES: [&str; CLIENTS] = ["client0", "client1", "client2", "client3", "client4"];
-const HPET_IRQ: Channel = Channel::new(40);
+// Bootinfo's TSC frequency, which the monitor fills in (an implicit setvar).
+setvar!(dingo_bootinfo_tsc_mhz);
+
+/// Most clients one timer PD serves (its manifest's `clients` role).
+const MAX_CLIENTS: usize = 16;
 
 /// The calibration interval: 10 ms of HPET time gives about 1 ppm from the
 /// HPET's quantisation; sampling jitter under emulation dominates.
@@ -56,21 +52,6 @@ const TOLERANCE_PPM: u32 = 500;
 const SPIN_NS: u64 = 20_000;
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-
-/// The HPET's registers through the uncached mapping.
-struct Mmio(usize);
-
-impl Regs for Mmio {
-    fn read32(&mut self, offset: usize) -> u32 {
-        // SAFETY: system.xml maps the HPET's register page uncached at
-        // `hpet_vaddr`; the driver uses offsets inside that page.
-        unsafe { ((self.0 + offset) as *const u32).read_volatile() }
-    }
-    fn write32(&mut self, offset: usize, value: u32) {
-        // SAFETY: as for read32; the mapping is read-write.
-        unsafe { ((self.0 + offset) as *mut u32).write_volatile(value) }
-    }
-}
 
 /// A TSC reading paired with an HPET reading: the TSC is read on both
 /// sides of the slow MMIO read and averaged.
@@ -127,7 +108,9 @@ fn main() -> ! {
         route: Route::LegacyReplacement,
         trigger: Trigger::Edge,
     };
-    let mut hpet = match Hpet::init(Mmio(hpet_vaddr.get() as usize), config) {
+    let cfg = config::load();
+    let bus = cfg.regions.hpet.mmio("hpet");
+    let mut hpet = match Hpet::init(bus, config) {
         Ok(h) => h,
         Err(e) => panic!("timer: {e}"),
     };
@@ -135,35 +118,29 @@ fn main() -> ! {
     cross_check(&cal);
     let conversion: Conversion = cal.conversion();
     let map = cal.hpet_map();
-    // SAFETY: system.xml maps the time page region read-write here, and
-    // this PD is its only writer.
-    let mut time = unsafe { TimeWriter::new(time_page_vaddr.get() as *mut u8) };
+    // SAFETY: system-builder checked that the time page is mapped
+    // read-write here, a page at least; this PD is its only writer.
+    let mut time = unsafe { TimeWriter::new(cfg.regions.time_page.as_ptr()) };
     time.publish(&conversion);
     let now = || conversion.tsc_to_ns(rdtsc());
 
-    let ports: [TimerPort<'static>; CLIENTS] = core::array::from_fn(|i| {
-        let base = timer_ports_vaddr.get() as usize + i * PORT_SIZE;
-        let sup = Supervisor::log(&REPORTER);
-        // SAFETY: system.xml maps client i's port region read-write at
-        // `base`; this PD holds side A of it and nothing else does.
-        match unsafe {
-            attach(
-                base as *mut u8,
-                i as u8,
-                End::Provider,
-                sup,
-                "timer",
-                PORT_NAMES[i],
-                now(),
+    let ports = cfg
+        .ports
+        .clients
+        .iter()
+        .map(|client| -> TimerPort<'static> {
+            dingo_pd::typed_port(
+                cfg.name,
+                client,
+                Observer::new(now()),
+                Supervisor::log(&REPORTER),
             )
-        } {
-            Ok(p) => p,
-            Err(e) => panic!("timer: port {i} at {base:#x}: {e:?}"),
-        }
-    });
-    let mut server = Server::new(ports);
+        });
+    let mut server: Server<'static, MAX_CLIENTS> = Server::new(ports);
+    let hpet_irq = Channel::from(cfg.irqs.hpet);
     debug_println!(
-        "timer: serving {CLIENTS} clients, capacity {CAPACITY} timeouts; HPET timer 0 on IOAPIC pin {}",
+        "timer: serving {} clients, capacity {CAPACITY} timeouts; HPET timer 0 on IOAPIC pin {}",
+        server.clients(),
         hpet.ioapic_pin()
     );
 
@@ -207,13 +184,13 @@ fn main() -> ! {
         if server.prepare_wait() {
             continue;
         }
-        if microkit::wait().contains(HPET_IRQ) {
+        if microkit::wait().contains(hpet_irq) {
             irqs += 1;
             time.set_irq_count(irqs);
             hpet.ack();
             // The comparator fired: the next deadline needs a fresh arm.
             armed = None;
-            if let Err(e) = HPET_IRQ.irq_ack() {
+            if let Err(e) = hpet_irq.irq_ack() {
                 panic!("timer: IRQ ack refused: {e:?}");
             }
         }

@@ -27,12 +27,7 @@ const _: () = assert!(core::mem::size_of::<TimePage>() <= IRQ_COUNT_OFFSET);
 /// it first blocks, so on one CPU the first look succeeds.
 pub const PUBLISH_SPINS: u32 = 10_000_000;
 
-/// The x86 time-stamp counter.
-pub fn rdtsc() -> u64 {
-    // SAFETY: rdtsc only reads the counter into registers; seL4 allows it
-    // at user level.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
+pub use hwio::tsc::rdtsc;
 
 /// A PD's read-only view of the time page region.
 pub struct TimeReader {

@@ -1,11 +1,11 @@
 //! The HPET (IA-PC High Precision Event Timer, specification 1.0a): typed
 //! registers and a one-shot driver for timer 0.
 //!
-//! The driver touches the device only through [`Regs`], 32-bit reads and
-//! writes at byte offsets from the HPET base, which the timer PD implements
-//! with volatile MMIO and the tests with a fake. Only 32-bit accesses are
-//! used because the specification allows them everywhere and QEMU before
-//! 9.x rejects 64-bit ones.
+//! The driver touches the device only through an hwio [`Bus`] and the
+//! typed registers of [`regs`]: the timer PD's bus is hwio's MMIO over the
+//! uncached mapping, the tests' is hwio's fake device. Only 32-bit accesses
+//! are used because the specification allows them everywhere and QEMU
+//! before 9.x rejects 64-bit ones.
 //!
 //! # What QEMU's model does (hw/timer/hpet.c, hw/i386/pc_piix.c)
 //!
@@ -37,19 +37,94 @@
 
 use core::fmt;
 
-/// Register offsets and bitfields, named as in the specification.
+use hwio::{Bus, LocalRegisterCopy, Registers};
+
+/// Register definitions, named as in the specification. Every register is
+/// accessed as 32 bits; the 64-bit ones are pairs of halves.
 pub mod regs {
-    /// General Capabilities and ID (read-only, 64 bits).
-    pub const GENERAL_CAPS: usize = 0x000;
-    /// General Configuration.
-    pub const GENERAL_CONFIG: usize = 0x010;
-    /// General Interrupt Status: bit N is timer N's level-triggered interrupt;
-    /// writing 1 clears it.
-    pub const INTERRUPT_STATUS: usize = 0x020;
-    /// Main Counter Value (64 bits).
-    pub const MAIN_COUNTER: usize = 0x0f0;
+    use hwio::{ReadOnly, ReadWrite, Register, RegisterArray, register_bitfields};
+
+    register_bitfields![u32,
+        /// General Capabilities and ID, low half.
+        pub GeneralCaps [
+            REV_ID OFFSET(0) NUMBITS(8) [],
+            /// Number of timers minus one.
+            NUM_TIM_CAP OFFSET(8) NUMBITS(5) [],
+            /// The main counter is 64 bits wide.
+            COUNT_SIZE_CAP OFFSET(13) NUMBITS(1) [],
+            /// Legacy replacement routing is supported.
+            LEG_RT_CAP OFFSET(15) NUMBITS(1) [],
+            VENDOR_ID OFFSET(16) NUMBITS(16) [],
+        ],
+        /// General Capabilities and ID, high half.
+        pub CounterPeriod [
+            /// Femtoseconds per counter tick.
+            COUNTER_CLK_PERIOD OFFSET(0) NUMBITS(32) [],
+        ],
+        pub GeneralConfig [
+            /// The main counter runs and timers may interrupt.
+            ENABLE_CNF OFFSET(0) NUMBITS(1) [],
+            /// Timer 0 replaces the PIT (IOAPIC pin 2), timer 1 the RTC
+            /// (IOAPIC pin 8).
+            LEG_RT_CNF OFFSET(1) NUMBITS(1) [],
+        ],
+        /// General Interrupt Status: a timer's level-triggered interrupt;
+        /// writing 1 clears it.
+        pub InterruptStatus [
+            T0_INT_STS OFFSET(0) NUMBITS(1) [],
+            T1_INT_STS OFFSET(1) NUMBITS(1) [],
+            T2_INT_STS OFFSET(2) NUMBITS(1) [],
+        ],
+        /// Timer N Configuration and Capability, low half.
+        pub TimerConfig [
+            INT_TYPE_CNF OFFSET(1) NUMBITS(1) [Edge = 0, Level = 1],
+            INT_ENB_CNF OFFSET(2) NUMBITS(1) [],
+            /// Periodic mode.
+            TYPE_CNF OFFSET(3) NUMBITS(1) [OneShot = 0, Periodic = 1],
+            /// Periodic mode is supported.
+            PER_INT_CAP OFFSET(4) NUMBITS(1) [],
+            /// The comparator is 64 bits wide.
+            SIZE_CAP OFFSET(5) NUMBITS(1) [],
+            /// The next comparator write sets the periodic accumulator.
+            VAL_SET_CNF OFFSET(6) NUMBITS(1) [],
+            /// Run a 64-bit timer as a 32-bit one.
+            MODE32_CNF OFFSET(8) NUMBITS(1) [],
+            /// The IOAPIC input the timer drives.
+            INT_ROUTE_CNF OFFSET(9) NUMBITS(5) [],
+            /// Deliver by FSB (MSI) message instead of a pin.
+            FSB_EN_CNF OFFSET(14) NUMBITS(1) [],
+            FSB_INT_DEL_CAP OFFSET(15) NUMBITS(1) [],
+        ],
+        /// Timer N Configuration and Capability, high half.
+        pub TimerRouteCap [
+            /// Bit N set: IOAPIC input N is allowed.
+            INT_ROUTE_CAP OFFSET(0) NUMBITS(32) [],
+        ],
+    ];
+
+    pub const GENERAL_CAPS: Register<u32, GeneralCaps::Register, ReadOnly> = Register::new(0x000);
+    pub const COUNTER_PERIOD: Register<u32, CounterPeriod::Register, ReadOnly> =
+        Register::new(0x004);
+    pub const GENERAL_CONFIG: Register<u32, GeneralConfig::Register> = Register::new(0x010);
+    pub const INTERRUPT_STATUS: Register<u32, InterruptStatus::Register> = Register::new(0x020);
+    /// Main Counter Value, low and high halves.
+    pub const MAIN_COUNTER_LO: Register<u32> = Register::new(0x0f0);
+    pub const MAIN_COUNTER_HI: Register<u32> = Register::new(0x0f4);
+
+    /// Timer blocks that fit the 1 KiB register space.
+    pub const TIMERS: usize = (MMIO_SIZE - 0x100) / TIMER_STRIDE;
     /// Distance between the register blocks of consecutive timers.
     pub const TIMER_STRIDE: usize = 0x20;
+    pub const TIMER_CONFIG: RegisterArray<u32, TimerConfig::Register> =
+        RegisterArray::new(0x100, TIMER_STRIDE, TIMERS);
+    pub const TIMER_ROUTE_CAP: RegisterArray<u32, TimerRouteCap::Register, ReadOnly> =
+        RegisterArray::new(0x104, TIMER_STRIDE, TIMERS);
+    /// Timer N Comparator Value, low and high halves.
+    pub const TIMER_COMPARATOR_LO: RegisterArray<u32, (), ReadWrite> =
+        RegisterArray::new(0x108, TIMER_STRIDE, TIMERS);
+    pub const TIMER_COMPARATOR_HI: RegisterArray<u32, (), ReadWrite> =
+        RegisterArray::new(0x10c, TIMER_STRIDE, TIMERS);
+
     /// Size of the register block to map.
     pub const MMIO_SIZE: usize = 0x400;
     /// Where firmware places the HPET on QEMU's `pc` and `q35` machines (see
@@ -57,203 +132,15 @@ pub mod regs {
     pub const QEMU_BASE_ADDRESS: u64 = 0xfed0_0000;
     /// The specification's upper bound on the counter period: 100 ns.
     pub const MAX_PERIOD_FS: u32 = 0x05f5_e100;
-
-    /// Timer `n`'s Configuration and Capability register.
-    pub const fn timer_config(n: usize) -> usize {
-        0x100 + n * TIMER_STRIDE
-    }
-
-    /// Timer `n`'s Comparator Value register.
-    pub const fn timer_comparator(n: usize) -> usize {
-        0x108 + n * TIMER_STRIDE
-    }
-
-    /// Timer `n`'s FSB Interrupt Route register.
-    pub const fn timer_fsb_route(n: usize) -> usize {
-        0x110 + n * TIMER_STRIDE
-    }
-
-    const fn with_bit(bits: u64, mask: u64, on: bool) -> u64 {
-        if on { bits | mask } else { bits & !mask }
-    }
-
-    /// General Capabilities and ID.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct GeneralCaps(pub u64);
-
-    impl GeneralCaps {
-        /// `COUNT_SIZE_CAP`: the main counter is 64 bits wide.
-        pub const COUNT_SIZE_CAP: u64 = 1 << 13;
-        /// `LEG_RT_CAP`: legacy replacement routing is supported.
-        pub const LEG_RT_CAP: u64 = 1 << 15;
-
-        /// `REV_ID`.
-        pub const fn rev_id(self) -> u8 {
-            self.0 as u8
-        }
-        /// Number of timers (`NUM_TIM_CAP` + 1).
-        pub const fn num_timers(self) -> u8 {
-            ((self.0 >> 8) & 0x1f) as u8 + 1
-        }
-        /// `COUNT_SIZE_CAP`.
-        pub const fn counter_64bit(self) -> bool {
-            self.0 & Self::COUNT_SIZE_CAP != 0
-        }
-        /// `LEG_RT_CAP`.
-        pub const fn legacy_route_capable(self) -> bool {
-            self.0 & Self::LEG_RT_CAP != 0
-        }
-        /// `VENDOR_ID`.
-        pub const fn vendor_id(self) -> u16 {
-            (self.0 >> 16) as u16
-        }
-        /// `COUNTER_CLK_PERIOD`: femtoseconds per counter tick.
-        pub const fn period_fs(self) -> u32 {
-            (self.0 >> 32) as u32
-        }
-    }
-
-    /// General Configuration.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct GeneralConfig(pub u64);
-
-    impl GeneralConfig {
-        /// `ENABLE_CNF`: the main counter runs and timers may interrupt.
-        pub const ENABLE_CNF: u64 = 1 << 0;
-        /// `LEG_RT_CNF`: timer 0 replaces the PIT (IOAPIC pin 2), timer 1
-        /// the RTC (IOAPIC pin 8).
-        pub const LEG_RT_CNF: u64 = 1 << 1;
-
-        /// `ENABLE_CNF`.
-        pub const fn enabled(self) -> bool {
-            self.0 & Self::ENABLE_CNF != 0
-        }
-        /// `LEG_RT_CNF`.
-        pub const fn legacy_route(self) -> bool {
-            self.0 & Self::LEG_RT_CNF != 0
-        }
-        /// With `ENABLE_CNF` set or cleared.
-        pub const fn with_enabled(self, on: bool) -> Self {
-            GeneralConfig(with_bit(self.0, Self::ENABLE_CNF, on))
-        }
-        /// With `LEG_RT_CNF` set or cleared.
-        pub const fn with_legacy_route(self, on: bool) -> Self {
-            GeneralConfig(with_bit(self.0, Self::LEG_RT_CNF, on))
-        }
-    }
-
-    /// Timer N Configuration and Capability.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct TimerConfig(pub u64);
-
-    impl TimerConfig {
-        /// `Tn_INT_TYPE_CNF`: 1 = level-triggered, 0 = edge-triggered.
-        pub const INT_TYPE_CNF: u64 = 1 << 1;
-        /// `Tn_INT_ENB_CNF`: the timer may interrupt.
-        pub const INT_ENB_CNF: u64 = 1 << 2;
-        /// `Tn_TYPE_CNF`: periodic mode.
-        pub const TYPE_CNF: u64 = 1 << 3;
-        /// `Tn_PER_INT_CAP`: periodic mode is supported.
-        pub const PER_INT_CAP: u64 = 1 << 4;
-        /// `Tn_SIZE_CAP`: the comparator is 64 bits wide.
-        pub const SIZE_CAP: u64 = 1 << 5;
-        /// `Tn_VAL_SET_CNF`: the next comparator write sets the periodic
-        /// accumulator.
-        pub const VAL_SET_CNF: u64 = 1 << 6;
-        /// `Tn_32MODE_CNF`: run a 64-bit timer as a 32-bit one.
-        pub const MODE32_CNF: u64 = 1 << 8;
-        /// Position of `Tn_INT_ROUTE_CNF` (5 bits).
-        pub const INT_ROUTE_SHIFT: u32 = 9;
-        /// `Tn_INT_ROUTE_CNF` in place.
-        pub const INT_ROUTE_MASK: u64 = 0x1f << Self::INT_ROUTE_SHIFT;
-        /// `Tn_FSB_EN_CNF`: deliver by FSB (MSI) message instead of a pin.
-        pub const FSB_EN_CNF: u64 = 1 << 14;
-        /// `Tn_FSB_INT_DEL_CAP`: FSB delivery is supported.
-        pub const FSB_INT_DEL_CAP: u64 = 1 << 15;
-
-        /// `Tn_INT_TYPE_CNF`.
-        pub const fn level_triggered(self) -> bool {
-            self.0 & Self::INT_TYPE_CNF != 0
-        }
-        /// `Tn_INT_ENB_CNF`.
-        pub const fn interrupt_enabled(self) -> bool {
-            self.0 & Self::INT_ENB_CNF != 0
-        }
-        /// `Tn_TYPE_CNF`.
-        pub const fn periodic(self) -> bool {
-            self.0 & Self::TYPE_CNF != 0
-        }
-        /// `Tn_PER_INT_CAP`.
-        pub const fn periodic_capable(self) -> bool {
-            self.0 & Self::PER_INT_CAP != 0
-        }
-        /// `Tn_SIZE_CAP`.
-        pub const fn comparator_64bit(self) -> bool {
-            self.0 & Self::SIZE_CAP != 0
-        }
-        /// `Tn_32MODE_CNF`.
-        pub const fn mode_32bit(self) -> bool {
-            self.0 & Self::MODE32_CNF != 0
-        }
-        /// `Tn_INT_ROUTE_CNF`: the IOAPIC input the timer drives.
-        pub const fn route(self) -> u8 {
-            ((self.0 & Self::INT_ROUTE_MASK) >> Self::INT_ROUTE_SHIFT) as u8
-        }
-        /// `Tn_FSB_EN_CNF`.
-        pub const fn fsb_enabled(self) -> bool {
-            self.0 & Self::FSB_EN_CNF != 0
-        }
-        /// `Tn_FSB_INT_DEL_CAP`.
-        pub const fn fsb_capable(self) -> bool {
-            self.0 & Self::FSB_INT_DEL_CAP != 0
-        }
-        /// `Tn_INT_ROUTE_CAP`: bit N set means IOAPIC input N is allowed.
-        pub const fn route_cap(self) -> u32 {
-            (self.0 >> 32) as u32
-        }
-        /// With `Tn_INT_TYPE_CNF` set (level) or cleared (edge).
-        pub const fn with_level_triggered(self, on: bool) -> Self {
-            TimerConfig(with_bit(self.0, Self::INT_TYPE_CNF, on))
-        }
-        /// With `Tn_INT_ENB_CNF` set or cleared.
-        pub const fn with_interrupt_enabled(self, on: bool) -> Self {
-            TimerConfig(with_bit(self.0, Self::INT_ENB_CNF, on))
-        }
-        /// With `Tn_TYPE_CNF` set (periodic) or cleared (one-shot).
-        pub const fn with_periodic(self, on: bool) -> Self {
-            TimerConfig(with_bit(self.0, Self::TYPE_CNF, on))
-        }
-        /// With `Tn_VAL_SET_CNF` set or cleared.
-        pub const fn with_value_set(self, on: bool) -> Self {
-            TimerConfig(with_bit(self.0, Self::VAL_SET_CNF, on))
-        }
-        /// With `Tn_32MODE_CNF` set or cleared.
-        pub const fn with_mode_32bit(self, on: bool) -> Self {
-            TimerConfig(with_bit(self.0, Self::MODE32_CNF, on))
-        }
-        /// With `Tn_FSB_EN_CNF` set or cleared.
-        pub const fn with_fsb_enabled(self, on: bool) -> Self {
-            TimerConfig(with_bit(self.0, Self::FSB_EN_CNF, on))
-        }
-        /// With `Tn_INT_ROUTE_CNF` = `pin` (only its low 5 bits count).
-        pub const fn with_route(self, pin: u8) -> Self {
-            TimerConfig(
-                (self.0 & !Self::INT_ROUTE_MASK) | ((pin as u64 & 0x1f) << Self::INT_ROUTE_SHIFT),
-            )
-        }
-    }
+    /// Intel's vendor id, which QEMU's model reports.
+    pub const INTEL_VENDOR_ID: u32 = 0x8086;
 }
 
-use regs::{GeneralCaps, GeneralConfig, TimerConfig};
-
-/// 32-bit access to the HPET's registers at byte offsets from its base.
-/// The timer PD implements it with volatile MMIO on an uncached mapping.
-pub trait Regs {
-    /// Reads the 32-bit register at `offset`.
-    fn read32(&mut self, offset: usize) -> u32;
-    /// Writes the 32-bit register at `offset`.
-    fn write32(&mut self, offset: usize, value: u32);
-}
+use regs::{
+    COUNTER_PERIOD, GENERAL_CAPS, GENERAL_CONFIG, GeneralCaps, GeneralConfig, INTERRUPT_STATUS,
+    InterruptStatus, MAIN_COUNTER_HI, MAIN_COUNTER_LO, TIMER_COMPARATOR_HI, TIMER_COMPARATOR_LO,
+    TIMER_CONFIG, TIMER_ROUTE_CAP, TimerConfig,
+};
 
 /// Where timer 0's interrupt goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -366,83 +253,89 @@ pub enum ArmOutcome {
 }
 
 /// A one-shot driver for HPET timer 0.
-pub struct Hpet<R: Regs> {
-    regs: R,
+pub struct Hpet<B: Bus> {
+    bus: B,
     period_fs: u32,
     trigger: Trigger,
     ioapic_pin: u8,
-    /// Timer 0's configuration low half with `Tn_INT_ENB_CNF` clear.
-    config_low: u32,
+    /// Timer 0's configuration with `Tn_INT_ENB_CNF` clear.
+    config: LocalRegisterCopy<u32, TimerConfig::Register>,
     /// Whether `Tn_INT_ENB_CNF` is set.
     enabled: bool,
     /// The comparator value last written, `None` until the first arm.
     comparator: Option<u64>,
 }
 
-const TIMER0_BIT: u32 = 1;
-
-impl<R: Regs> Hpet<R> {
+impl<B: Bus> Hpet<B> {
     /// Takes over the HPET: checks its capabilities, configures timer 0 as a
     /// non-periodic 64-bit timer on the chosen route with its interrupt
     /// disabled until the first [`arm`](Self::arm), and starts the counter.
-    pub fn init(mut regs: R, config: Config) -> Result<Self, InitError> {
-        let caps = GeneralCaps(read64(&mut regs, regs::GENERAL_CAPS));
-        let period_fs = caps.period_fs();
+    pub fn init(mut bus: B, config: Config) -> Result<Self, InitError> {
+        let caps = bus.read(GENERAL_CAPS);
+        let period_fs = bus.get(COUNTER_PERIOD);
         if period_fs == 0 || period_fs > regs::MAX_PERIOD_FS {
             return Err(InitError::BadPeriod { period_fs });
         }
-        if !caps.counter_64bit() {
+        if !caps.is_set(GeneralCaps::COUNT_SIZE_CAP) {
             return Err(InitError::Counter32Bit);
         }
-        let timer = TimerConfig(read64(&mut regs, regs::timer_config(0)));
-        if !timer.comparator_64bit() {
+        let mut timer = bus.read(TIMER_CONFIG.at(0));
+        if !timer.is_set(TimerConfig::SIZE_CAP) {
             return Err(InitError::Comparator32Bit);
         }
         let (route_bits, ioapic_pin, legacy) = match config.route {
             Route::IoApic(pin) => {
-                let allowed = timer.route_cap();
+                let allowed = bus.get(TIMER_ROUTE_CAP.at(0));
                 if pin >= 32 || allowed & (1 << pin) == 0 {
                     return Err(InitError::RouteNotAllowed { pin, allowed });
                 }
-                (pin, pin, false)
+                (u32::from(pin), pin, false)
             }
             Route::LegacyReplacement => {
-                if !caps.legacy_route_capable() {
+                if !caps.is_set(GeneralCaps::LEG_RT_CAP) {
                     return Err(InitError::NoLegacyReplacement);
                 }
                 // The route field is ignored under LEG_RT_CNF; keep it.
-                (timer.route(), 2, true)
+                (timer.read(TimerConfig::INT_ROUTE_CNF), 2, true)
             }
         };
 
         // Stop the counter and all interrupts while reconfiguring.
-        let general = GeneralConfig(u64::from(regs.read32(regs::GENERAL_CONFIG)))
-            .with_enabled(false)
-            .with_legacy_route(false);
-        regs.write32(regs::GENERAL_CONFIG, general.0 as u32);
+        bus.modify(
+            GENERAL_CONFIG,
+            GeneralConfig::ENABLE_CNF::CLEAR + GeneralConfig::LEG_RT_CNF::CLEAR,
+        );
 
-        let timer = timer
-            .with_periodic(false)
-            .with_value_set(false)
-            .with_mode_32bit(false)
-            .with_fsb_enabled(false)
-            .with_interrupt_enabled(false)
-            .with_level_triggered(config.trigger == Trigger::Level)
-            .with_route(route_bits);
-        let config_low = timer.0 as u32;
-        regs.write32(regs::timer_config(0), config_low);
+        let trigger = match config.trigger {
+            Trigger::Edge => TimerConfig::INT_TYPE_CNF::Edge,
+            Trigger::Level => TimerConfig::INT_TYPE_CNF::Level,
+        };
+        timer.modify(
+            TimerConfig::TYPE_CNF::OneShot
+                + TimerConfig::VAL_SET_CNF::CLEAR
+                + TimerConfig::MODE32_CNF::CLEAR
+                + TimerConfig::FSB_EN_CNF::CLEAR
+                + TimerConfig::INT_ENB_CNF::CLEAR
+                + trigger
+                + TimerConfig::INT_ROUTE_CNF.val(route_bits),
+        );
+        bus.set(TIMER_CONFIG.at(0), timer.get());
         // A level interrupt left over from firmware must not fire on enable.
-        regs.write32(regs::INTERRUPT_STATUS, TIMER0_BIT);
+        bus.write(INTERRUPT_STATUS, InterruptStatus::T0_INT_STS::SET);
 
-        let general = general.with_enabled(true).with_legacy_route(legacy);
-        regs.write32(regs::GENERAL_CONFIG, general.0 as u32);
+        let legacy = if legacy {
+            GeneralConfig::LEG_RT_CNF::SET
+        } else {
+            GeneralConfig::LEG_RT_CNF::CLEAR
+        };
+        bus.modify(GENERAL_CONFIG, GeneralConfig::ENABLE_CNF::SET + legacy);
 
         Ok(Hpet {
-            regs,
+            bus,
             period_fs,
             trigger: config.trigger,
             ioapic_pin,
-            config_low,
+            config: timer,
             enabled: false,
             comparator: None,
         })
@@ -462,15 +355,15 @@ impl<R: Regs> Hpet<R> {
     /// The main counter. Read as two halves; a carry between them is caught
     /// by reading the high half twice.
     pub fn now_ticks(&mut self) -> u64 {
-        let hi = self.regs.read32(regs::MAIN_COUNTER + 4);
-        let lo = self.regs.read32(regs::MAIN_COUNTER);
-        let hi2 = self.regs.read32(regs::MAIN_COUNTER + 4);
+        let hi = self.bus.get(MAIN_COUNTER_HI);
+        let lo = self.bus.get(MAIN_COUNTER_LO);
+        let hi2 = self.bus.get(MAIN_COUNTER_HI);
         if hi == hi2 {
             join(hi, lo)
         } else {
             // The low half wrapped in between; a low half read after `hi2`
             // belongs to `hi2` (the next wrap is 2^32 ticks away).
-            join(hi2, self.regs.read32(regs::MAIN_COUNTER))
+            join(hi2, self.bus.get(MAIN_COUNTER_LO))
         }
     }
 
@@ -489,24 +382,24 @@ impl<R: Regs> Hpet<R> {
         let same_high = self.comparator.is_some_and(|c| (c >> 32) as u32 == hi);
         if self.enabled && same_high {
             // One 32-bit write changes the comparator atomically.
-            self.regs.write32(regs::timer_comparator(0), lo);
+            self.bus.set(TIMER_COMPARATOR_LO.at(0), lo);
         } else {
             // Two writes pass through a half-updated comparator, which could
             // match (or, on QEMU, count as past) and fire spuriously: keep
             // the interrupt off until both halves are in place.
             if self.enabled {
-                self.regs.write32(regs::timer_config(0), self.config_low);
+                self.bus.set(TIMER_CONFIG.at(0), self.config.get());
             }
-            self.regs.write32(regs::timer_comparator(0), lo);
-            self.regs.write32(regs::timer_comparator(0) + 4, hi);
+            self.bus.set(TIMER_COMPARATOR_LO.at(0), lo);
+            self.bus.set(TIMER_COMPARATOR_HI.at(0), hi);
             if self.trigger == Trigger::Level {
                 // A match of the half-written value may have set the status.
-                self.regs.write32(regs::INTERRUPT_STATUS, TIMER0_BIT);
+                self.bus
+                    .write(INTERRUPT_STATUS, InterruptStatus::T0_INT_STS::SET);
             }
-            self.regs.write32(
-                regs::timer_config(0),
-                self.config_low | TimerConfig::INT_ENB_CNF as u32,
-            );
+            let mut on = self.config;
+            on.modify(TimerConfig::INT_ENB_CNF::SET);
+            self.bus.set(TIMER_CONFIG.at(0), on.get());
             self.enabled = true;
         }
         self.comparator = Some(deadline_ticks);
@@ -521,7 +414,7 @@ impl<R: Regs> Hpet<R> {
     /// Turns timer 0's interrupt off: nothing is pending.
     pub fn disarm(&mut self) {
         if self.enabled {
-            self.regs.write32(regs::timer_config(0), self.config_low);
+            self.bus.set(TIMER_CONFIG.at(0), self.config.get());
             self.enabled = false;
         }
     }
@@ -531,19 +424,14 @@ impl<R: Regs> Hpet<R> {
     /// status bit and so releases the line; edge-triggered needs nothing.
     pub fn ack(&mut self) {
         if self.trigger == Trigger::Level {
-            self.regs.write32(regs::INTERRUPT_STATUS, TIMER0_BIT);
+            self.bus
+                .write(INTERRUPT_STATUS, InterruptStatus::T0_INT_STS::SET);
         }
     }
 }
 
 fn join(hi: u32, lo: u32) -> u64 {
     (u64::from(hi) << 32) | u64::from(lo)
-}
-
-/// A register that does not change while read (capabilities, config).
-fn read64<R: Regs>(regs: &mut R, offset: usize) -> u64 {
-    let lo = regs.read32(offset);
-    join(regs.read32(offset + 4), lo)
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Timer PD core: the host-testable logic of the timer protection domain,
 //! free of seL4 calls so that `cargo test` exercises all of it. [`queue`] is
 //! the fixed-capacity timeout queue behind the Timer protocol; [`hpet`] holds
-//! typed HPET register definitions and a one-shot driver over a small
-//! register-access trait that the PD implements with MMIO; [`clock`]
+//! the HPET's typed register definitions (hwio) and a one-shot driver over
+//! any hwio bus (MMIO in the PD, hwio's fake device in tests); [`clock`]
 //! calibrates the TSC against the HPET and converts between TSC ticks,
 //! nanoseconds and HPET ticks; [`timepage`] is the seqlocked page through
 //! which the timer PD publishes that conversion to every other PD.

@@ -78,20 +78,27 @@ impl Outbox {
     }
 }
 
-/// The Timer service for `C` clients; client `i` is `ports[i]`.
+/// The Timer service for up to `C` clients; client `i` is `ports[i]`.
 pub struct Server<'r, const C: usize> {
-    ports: [TimerPort<'r>; C],
+    ports: heapless::Vec<TimerPort<'r>, C>,
     queue: TimeoutQueue<CAPACITY>,
     outbox: Outbox,
     stats: Stats,
 }
 
 impl<'r, const C: usize> Server<'r, C> {
-    /// Serves the provider ends `ports`.
-    pub fn new(ports: [TimerPort<'r>; C]) -> Self {
+    /// Serves the provider ends `ports` (at most `C`; the system
+    /// description decides how many).
+    pub fn new(ports: impl IntoIterator<Item = TimerPort<'r>>) -> Self {
         const { assert!(C <= 64, "client indices are u8 and channel bits fit a u64") };
+        let mut all = heapless::Vec::new();
+        for port in ports {
+            if all.push(port).is_err() {
+                panic!("timer-server: more than {C} clients");
+            }
+        }
         Server {
-            ports,
+            ports: all,
             queue: TimeoutQueue::new(),
             outbox: Outbox {
                 items: [(0, Msg::Fired { id: 0 }); OUTBOX_CAPACITY],
@@ -115,6 +122,11 @@ impl<'r, const C: usize> Server<'r, C> {
         self.outbox.len
     }
 
+    /// Clients served.
+    pub fn clients(&self) -> usize {
+        self.ports.len()
+    }
+
     /// Client `i`'s port, e.g. for its counters.
     pub fn port(&self, i: usize) -> &TimerPort<'r> {
         &self.ports[i]
@@ -127,7 +139,7 @@ impl<'r, const C: usize> Server<'r, C> {
     /// armed for, or `None` when nothing is pending.
     pub fn poll(&mut self, now_ns: u64, mut notify: impl FnMut(u8)) -> Option<u64> {
         self.flush(now_ns);
-        for client in 0..C {
+        for client in 0..self.ports.len() {
             while self.load() < OUTBOX_CAPACITY {
                 match self.ports[client].try_recv(now_ns) {
                     Ok(Some(msg)) => self.handle(client as u8, msg, now_ns),
@@ -161,7 +173,7 @@ impl<'r, const C: usize> Server<'r, C> {
     pub fn prepare_wait(&mut self) -> bool {
         let mut retry = false;
         let reading = self.load() < OUTBOX_CAPACITY;
-        for client in 0..C {
+        for client in 0..self.ports.len() {
             let port = &mut self.ports[client];
             if reading {
                 retry |= matches!(port.prepare_recv_sleep(), Ok(Arm::Retry));

@@ -14,12 +14,9 @@ pub const TX_BUF: u32 = 0;
 pub const RX_BUF: u32 = 2048;
 pub const BUF_LEN: u16 = 1536;
 
-/// What the test PDs write to QEMU's isa-debug-exit port at the end.
-pub const EXIT_SUCCESS: u8 = 0x10;
-
 /// Time for the protocol observers' timeouts. No timer PD is in these
 /// systems, so the TSC stands in for nanoseconds (within a factor of the
 /// CPU's GHz: only ordering and rough spans matter here).
 pub fn clock() -> u64 {
-    microkit::cycles()
+    microkit::hwio::tsc::rdtsc()
 }

@@ -4,11 +4,6 @@
 //! is a binary in src/bin; this library holds what they share.
 #![no_std]
 
-/// The codes written to QEMU's isa-debug-exit port that the boot tests
-/// decode (QEMU exits with status 2v+1).
-pub const EXIT_SUCCESS: u8 = 0x10;
-pub const EXIT_FAILURE: u8 = 0x11;
-
 /// What the producer writes into the shared buffer for the consumer.
 pub const GREETING: &[u8] = b"hello from producer";
 

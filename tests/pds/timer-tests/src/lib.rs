@@ -1,6 +1,6 @@
-//! In-image tests of the timer PD (tests/systems/timer.xml). Three random
-//! clients (`timer-client-a`, `-b`, `-c`) together set 100 timeouts of 1 to
-//! 50 ms, check that each fires in deadline order and never before its
+//! In-image tests of the timer PD (tests/systems/timer.xml). Three
+//! instances of the random client `timer-client` together set 100 timeouts
+//! of 1 to 50 ms (each its share, as its config says), check that each fires in deadline order and never before its
 //! deadline, and hand their lateness figures to `timer-check` through a
 //! results region each. `timer-check` sleeps in an async task through the
 //! timer, merges the figures (median, worst), then drives the Timer
@@ -12,63 +12,43 @@
 
 use dingo_pd::ConsoleReporter;
 use dingo_pd::microkit::{Channel, debug_println};
-use dingo_protocols::timer::Msg;
+use dingo_protocols::timer::{Msg, Observer};
 use dingo_rt::executor::{Executor, Platform};
 use dingo_rt::typed::{Fault, Supervisor};
+use pd_config::{PortConfig, SharedRegion};
 use timer_client::clock::TimeReader;
-use timer_client::port::{End, TimerPort, attach};
+use timer_client::port::TimerPort;
 
-pub const DEBUG_EXIT_PORT: u16 = 0xf4;
-pub const EXIT_SUCCESS: u8 = 0x10;
-
-/// The channel of every client's Timer port.
-pub const TIMER_CHANNEL: u8 = 0;
-/// A random client's channel to `timer-check`.
-pub const CHECK_CHANNEL: u8 = 1;
-/// `timer-check`'s channels from the random clients, in client order.
-pub const RESULT_CHANNELS: [u8; 3] = [2, 3, 4];
-
-/// Timeouts per random client: 34 + 33 + 33 = 100.
-pub const CLIENT_TIMEOUTS: [usize; 3] = [34, 33, 33];
 /// Timeouts a client keeps pending at once.
 pub const BATCH: usize = 12;
 /// The random durations: 1 ms up to 50 ms.
 pub const MIN_NS: u64 = 1_000_000;
 pub const MAX_NS: u64 = 50_000_000;
 
-/// A results region: word 0 is the number of figures, published last;
-/// the lateness figures (ns) follow.
-pub const RESULTS_SIZE: usize = 0x1000;
-pub const MAX_RESULTS: usize = RESULTS_SIZE / 8 - 1;
-
 pub static REPORTER: ConsoleReporter = ConsoleReporter;
 
-/// The time, from the time page at `time_page_vaddr`.
-pub fn now(time_page_vaddr: u64) -> u64 {
-    // SAFETY: system.xml maps the time page region (read-only) there in
-    // every PD of this crate.
-    unsafe { TimeReader::new(time_page_vaddr as *const u8) }.now_ns()
+/// Figures a results region holds: word 0 is their number, published
+/// last; the lateness figures (ns) follow.
+pub fn capacity(results: &SharedRegion) -> usize {
+    results.size / 8 - 1
 }
 
-/// The client end of the Timer port at `vaddr` on `channel`, checked by its
-/// observer under the fatal policy: a violation ends the PD, and the test.
-pub fn timer_port(vaddr: u64, channel: u8, name: &'static str, now_ns: u64) -> TimerPort<'static> {
-    // SAFETY: system.xml maps this PD's Timer port region read-write at
-    // `vaddr`; the timer PD holds the other side, and this PD attaches once.
-    match unsafe {
-        attach(
-            vaddr as *mut u8,
-            channel,
-            End::Client,
-            Supervisor::fatal(&REPORTER),
-            name,
-            "timer",
-            now_ns,
-        )
-    } {
-        Ok(p) => p,
-        Err(e) => panic!("{name}: bad Timer port at {vaddr:#x}: {e:?}"),
-    }
+/// The time page, found in the config once: the executor's clock is a
+/// plain `fn() -> u64`, called for every time reading.
+static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
+
+/// The time, from the time page (`time_page` is called the first time).
+pub fn now(time_page: impl FnOnce() -> SharedRegion) -> u64 {
+    let page = TIME_PAGE.call_once(time_page);
+    // SAFETY: system-builder checked that the time page is mapped
+    // (readable, a page at least) where the config says.
+    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
+}
+
+/// This PD's client end of a Timer port, checked by its observer under the
+/// fatal policy: a violation ends the PD, and the test.
+pub fn timer_port(pd: &'static str, cfg: &PortConfig, now_ns: u64) -> TimerPort<'static> {
+    dingo_pd::typed_port(pd, cfg, Observer::new(now_ns), Supervisor::fatal(&REPORTER))
 }
 
 /// xorshift64*: deterministic durations from a per-client seed.
@@ -199,17 +179,18 @@ pub async fn random_timeouts<P: Platform>(
     Ok(())
 }
 
-/// Publishes `figures` in the results region at `vaddr` and tells
-/// `timer-check`.
-pub fn publish_results(vaddr: u64, figures: &[u64]) {
+/// Publishes `figures` in the results region and tells `timer-check` on
+/// `check`.
+pub fn publish_results(results: &SharedRegion, check: Channel, figures: &[u64]) {
     assert!(
-        figures.len() <= MAX_RESULTS,
+        figures.len() <= capacity(results),
         "too many figures for the results region"
     );
-    let words = vaddr as *mut u64;
+    let words = results.as_ptr().cast::<u64>();
     for (i, f) in figures.iter().enumerate() {
-        // SAFETY: system.xml maps RESULTS_SIZE bytes read-write at `vaddr`
-        // in this PD; index i + 1 <= MAX_RESULTS stays inside.
+        // SAFETY: system-builder checked that the region is mapped
+        // read-write here for results.size bytes; i + 1 <= capacity()
+        // keeps the word inside.
         unsafe { words.add(i + 1).write_volatile(*f) };
     }
     // The count goes last, after the figures, with release ordering.
@@ -217,17 +198,18 @@ pub fn publish_results(vaddr: u64, figures: &[u64]) {
     // atomic.
     let count = unsafe { &*(words as *const core::sync::atomic::AtomicU64) };
     count.store(figures.len() as u64, core::sync::atomic::Ordering::Release);
-    Channel::new(CHECK_CHANNEL).notify();
+    check.notify();
 }
 
 /// Reads a results region published by [`publish_results`].
-pub fn read_results(vaddr: u64, out: &mut [u64]) -> usize {
-    let words = vaddr as *const u64;
-    // SAFETY: system.xml maps the client's results region (read-only) at
-    // `vaddr` here; word 0 is the count, written atomically by the client.
+pub fn read_results(results: &SharedRegion, out: &mut [u64]) -> usize {
+    let words = results.as_ptr().cast::<u64>();
+    // SAFETY: system-builder checked that the client's results region is
+    // mapped readable here for results.size bytes; word 0 is the count,
+    // written atomically by the client.
     let count = unsafe { &*(words as *const core::sync::atomic::AtomicU64) }
         .load(core::sync::atomic::Ordering::Acquire) as usize;
-    let count = count.min(MAX_RESULTS).min(out.len());
+    let count = count.min(capacity(results)).min(out.len());
     for (i, o) in out[..count].iter_mut().enumerate() {
         // SAFETY: inside the mapped region, as above.
         *o = unsafe { words.add(i + 1).read_volatile() };
@@ -235,22 +217,33 @@ pub fn read_results(vaddr: u64, out: &mut [u64]) -> usize {
     count
 }
 
-/// Runs one random client PD: `index` 0..3 picks its share and seed.
-pub async fn random_client<P: Platform>(
-    ex: &Executor<'_, P>,
-    name: &'static str,
-    index: usize,
-    port_vaddr: u64,
-    results_vaddr: u64,
-) {
-    let mut port = timer_port(port_vaddr, TIMER_CHANNEL, name, ex.now_ns());
-    let count = CLIENT_TIMEOUTS[index];
+/// What one random client is given.
+pub struct ClientConfig<'c> {
+    pub name: &'static str,
+    pub timer: &'c PortConfig,
+    pub results: &'c SharedRegion,
+    pub check: Channel,
+    pub timeouts: usize,
+    pub seed: u64,
+}
+
+/// Runs one random client PD.
+pub async fn random_client<P: Platform>(ex: &Executor<'_, P>, cfg: ClientConfig<'_>) {
+    let name = cfg.name;
+    let mut port = timer_port(name, cfg.timer, ex.now_ns());
+    let count = cfg.timeouts;
     let mut lateness = [0u64; 64];
-    let seed = 0x7133_0000 + index as u64 * 7919;
-    match random_timeouts(ex, &mut port, seed, count, &mut lateness).await {
+    if count > lateness.len() {
+        debug_println!(
+            "{name}: FAILED: {count} timeouts, at most {}",
+            lateness.len()
+        );
+        return;
+    }
+    match random_timeouts(ex, &mut port, cfg.seed, count, &mut lateness).await {
         Ok(()) => {
             let figures = &mut lateness[..count];
-            publish_results(results_vaddr, figures);
+            publish_results(cfg.results, cfg.check, figures);
             let (median, worst) = median_worst(figures);
             debug_println!(
                 "{name}: {count} timeouts fired in deadline order, none early; lateness median {} us, worst {} us",

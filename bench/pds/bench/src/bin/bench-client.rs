@@ -5,49 +5,59 @@
 #![no_main]
 
 use bench::{ROUNDS, WARMUP};
+use microkit::hwio::tsc::rdtsc;
 use microkit::sel4::MessageInfo;
-use microkit::{Channel, ChannelSet, Handler, IoPort, cycles, debug_println, set_mr};
+use microkit::{Channel, ChannelSet, Handler, debug_println, set_mr};
 
-const SERVER: Channel = Channel::new(0);
-const DEBUG_EXIT: IoPort = IoPort::new(0);
+pd_config::program!("bench-client");
 
 struct Client {
+    server: Channel,
+    debug_exit: pd_config::IoPorts,
     round: u64,
     start: u64,
 }
 
 fn init() -> Client {
-    bench::use_com1_console();
-    SERVER.notify();
-    Client { round: 0, start: 0 }
+    let cfg = config::load();
+    bench::use_com1_console(cfg.ioports.console);
+    let server = Channel::from(cfg.channels.bench_server);
+    server.notify();
+    Client {
+        server,
+        debug_exit: cfg.ioports.debug_exit,
+        round: 0,
+        start: 0,
+    }
 }
 
 impl Handler for Client {
     fn notified(&mut self, channels: ChannelSet) {
-        if !channels.contains(SERVER) {
+        if !channels.contains(self.server) {
             return;
         }
         // One notification went there and one came back.
         self.round += 1;
         if self.round == WARMUP {
-            self.start = cycles();
+            self.start = rdtsc();
         }
         if self.round < WARMUP + ROUNDS {
-            SERVER.notify();
+            self.server.notify();
             return;
         }
-        let notify = (cycles() - self.start) / ROUNDS;
+        let notify = (rdtsc() - self.start) / ROUNDS;
+        let server = self.server;
         let call = || {
             set_mr(0, 1);
-            SERVER.pp_call(MessageInfo::new(0, 0, 0, 1));
+            server.pp_call(MessageInfo::new(0, 0, 0, 1));
         };
         (0..WARMUP).for_each(|_| call());
-        let start = cycles();
+        let start = rdtsc();
         (0..ROUNDS).for_each(|_| call());
-        let ppc = (cycles() - start) / ROUNDS;
+        let ppc = (rdtsc() - start) / ROUNDS;
         debug_println!("bench: pd notify-roundtrip {notify} cycles ({ROUNDS} rounds)");
         debug_println!("bench: pd ppc-roundtrip {ppc} cycles ({ROUNDS} rounds)");
-        let _ = DEBUG_EXIT.out8(0xf4, 0x10);
+        microkit::debug_exit(self.debug_exit).success();
     }
 }
 

@@ -6,17 +6,21 @@
 use microkit::sel4::MessageInfo;
 use microkit::{Channel, ChannelSet, Handler, mr, set_mr};
 
-const CLIENT: Channel = Channel::new(0);
+pd_config::program!("bench-server");
 
-struct Server;
+struct Server {
+    client: Channel,
+}
 
 fn init() -> Server {
-    Server
+    Server {
+        client: config::load().channels.bench_client.into(),
+    }
 }
 
 impl Handler for Server {
     fn notified(&mut self, _: ChannelSet) {
-        CLIENT.notify();
+        self.client.notify();
     }
 
     fn protected(&mut self, _: Channel, _: MessageInfo) -> MessageInfo {

@@ -6,25 +6,28 @@
 #![no_std]
 #![no_main]
 
-use bench::{RAW, ROUNDS, TYPED, WARMUP, port, raw_drain, raw_send};
+use bench::{ROUNDS, WARMUP, port, raw_drain, raw_send};
 use dingo_pd::ConsoleReporter;
 use dingo_protocols::ethernet_controller::{Msg, Observer};
-use dingo_rt::port::{Port, Side};
+use dingo_rt::port::Port;
 use dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_rt::typed::{Protocol, Supervisor, TypedPort};
-use microkit::{ChannelSet, Handler, IoPort, cycles, debug_println, setvar};
+use microkit::hwio::tsc::rdtsc;
+use microkit::{Channel, ChannelSet, Handler, debug_println};
 use tingu_rt::Message;
 
-setvar!(raw_port_vaddr, typed_port_vaddr);
+pd_config::program!("port-client");
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-const DEBUG_EXIT: IoPort = IoPort::new(0);
 const PACKET: Msg = Msg::TxPacket { buf: 0, len: 60 };
 
 struct Client {
     raw: Port<64>,
+    raw_channel: Channel,
     request: [u8; 64],
     typed: TypedPort<'static, Protocol<Observer>>,
+    typed_channel: Channel,
+    debug_exit: pd_config::IoPorts,
     round: u64,
     start: u64,
     raw_cycles: u64,
@@ -36,62 +39,66 @@ impl Client {
     fn next_round(&mut self) -> bool {
         self.round += 1;
         if self.round == WARMUP {
-            self.start = cycles();
+            self.start = rdtsc();
         }
         self.round < WARMUP + ROUNDS
     }
 
     fn typed_send(&mut self, msg: &Msg) {
-        if let Err(f) = self.typed.try_send(msg, cycles()) {
+        if let Err(f) = self.typed.try_send(msg, rdtsc()) {
             debug_println!("port-client: FAILED: typed send: {f:?}");
         }
         if self.typed.take_notify() == NotifyPeer::Yes {
-            TYPED.notify();
+            self.typed_channel.notify();
         }
     }
 }
 
 fn init() -> Client {
-    bench::use_com1_console();
+    let cfg = config::load();
+    bench::use_com1_console(cfg.ioports.console);
     let mut request = [0; 64];
     PACKET.encode(&mut request);
     let mut c = Client {
-        raw: port(raw_port_vaddr.get(), Side::B, RAW),
+        raw: port(cfg.name, &cfg.ports.raw),
+        raw_channel: Channel::new(cfg.ports.raw.channel),
         request,
         typed: TypedPort::new(
-            port(typed_port_vaddr.get(), Side::B, TYPED),
-            Protocol::client(Observer::new(cycles())),
+            port(cfg.name, &cfg.ports.typed),
+            Protocol::client(Observer::new(rdtsc())),
             Supervisor::fatal(&REPORTER),
-            "port-client",
-            "eth",
+            cfg.name,
+            cfg.ports.typed.role,
         ),
+        typed_channel: Channel::new(cfg.ports.typed.channel),
+        debug_exit: cfg.ioports.debug_exit,
         round: 0,
         start: 0,
         raw_cycles: 0,
     };
-    raw_send(&mut c.raw, RAW, &c.request);
+    raw_send(&mut c.raw, c.raw_channel, &c.request);
     c
 }
 
 impl Handler for Client {
     fn notified(&mut self, channels: ChannelSet) {
-        if channels.contains(RAW) {
+        if channels.contains(self.raw_channel) {
             let mut answers = 0;
             raw_drain(&mut self.raw, |_| answers += 1);
             for _ in 0..answers {
                 if self.next_round() {
                     let request = self.request;
-                    raw_send(&mut self.raw, RAW, &request);
+                    raw_send(&mut self.raw, self.raw_channel, &request);
                 } else {
-                    self.raw_cycles = (cycles() - self.start) / ROUNDS;
+                    self.raw_cycles = (rdtsc() - self.start) / ROUNDS;
                     self.round = 0;
                     self.typed_send(&Msg::Enable);
                 }
             }
         }
-        if channels.contains(TYPED) {
+        if channels.contains(self.typed_channel) {
             loop {
-                while let Ok(Some(msg)) = self.typed.try_recv(cycles()) {
+                while let Ok(Some(msg)) = self.typed.try_recv(rdtsc()) {
                     let more = match msg {
                         Msg::EnableComplete => true,
                         Msg::TxPacketDone { .. } => self.next_round(),
@@ -101,7 +108,7 @@ impl Handler for Client {
                         self.typed_send(&PACKET);
                         continue;
                     }
-                    let typed_cycles = (cycles() - self.start) / ROUNDS;
+                    let typed_cycles = (rdtsc() - self.start) / ROUNDS;
                     let c = self.typed.counters();
                     debug_println!(
                         "bench: raw port-roundtrip {} cycles ({ROUNDS} rounds)",
@@ -116,7 +123,7 @@ impl Handler for Client {
                         c.received,
                         c.violations
                     );
-                    let _ = DEBUG_EXIT.out8(0xf4, 0x10);
+                    microkit::debug_exit(self.debug_exit).success();
                 }
                 match self.typed.prepare_recv_sleep() {
                     Ok(Arm::Retry) => continue,

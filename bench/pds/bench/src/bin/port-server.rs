@@ -4,62 +4,68 @@
 #![no_std]
 #![no_main]
 
-use bench::{RAW, TYPED, port, raw_drain, raw_send};
+use bench::{port, raw_drain, raw_send};
 use dingo_pd::ConsoleReporter;
 use dingo_protocols::ethernet_controller::{Msg, Observer};
-use dingo_rt::port::Side;
 use dingo_rt::ring::NotifyPeer;
 use dingo_rt::typed::{Protocol, Supervisor, TypedPort};
-use microkit::{ChannelSet, Handler, cycles, setvar};
+use microkit::hwio::tsc::rdtsc;
+use microkit::{Channel, ChannelSet, Handler};
 use tingu_rt::Message;
 
-setvar!(raw_port_vaddr, typed_port_vaddr);
+pd_config::program!("port-server");
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
 
 struct Server {
     raw: dingo_rt::port::Port<64>,
+    raw_channel: Channel,
     answer: [u8; 64],
     typed: TypedPort<'static, Protocol<Observer>>,
+    typed_channel: Channel,
 }
 
 fn init() -> Server {
+    let cfg = config::load();
     let mut answer = [0; 64];
     Msg::TxPacketDone { buf: 0 }.encode(&mut answer);
+    let typed = TypedPort::new(
+        port(cfg.name, &cfg.ports.typed),
+        Protocol::provider(Observer::new(rdtsc())),
+        Supervisor::fatal(&REPORTER),
+        cfg.name,
+        cfg.ports.typed.role,
+    );
     Server {
-        raw: port(raw_port_vaddr.get(), Side::A, RAW),
+        raw: port(cfg.name, &cfg.ports.raw),
+        raw_channel: Channel::new(cfg.ports.raw.channel),
         answer,
-        typed: TypedPort::new(
-            port(typed_port_vaddr.get(), Side::A, TYPED),
-            Protocol::provider(Observer::new(cycles())),
-            Supervisor::fatal(&REPORTER),
-            "port-server",
-            "eth",
-        ),
+        typed,
+        typed_channel: Channel::new(cfg.ports.typed.channel),
     }
 }
 
 impl Handler for Server {
     fn notified(&mut self, channels: ChannelSet) {
-        if channels.contains(RAW) {
+        if channels.contains(self.raw_channel) {
             let mut n = 0;
             raw_drain(&mut self.raw, |_| n += 1);
             for _ in 0..n {
-                raw_send(&mut self.raw, RAW, &self.answer);
+                raw_send(&mut self.raw, self.raw_channel, &self.answer);
             }
         }
-        if channels.contains(TYPED) {
+        if channels.contains(self.typed_channel) {
             loop {
-                while let Ok(Some(msg)) = self.typed.try_recv(cycles()) {
+                while let Ok(Some(msg)) = self.typed.try_recv(rdtsc()) {
                     let answer = match msg {
                         Msg::Enable => Msg::EnableComplete,
                         Msg::TxPacket { buf, .. } => Msg::TxPacketDone { buf },
                         _ => continue,
                     };
-                    let _ = self.typed.try_send(&answer, cycles());
+                    let _ = self.typed.try_send(&answer, rdtsc());
                 }
                 if self.typed.take_notify() == NotifyPeer::Yes {
-                    TYPED.notify();
+                    self.typed_channel.notify();
                 }
                 match self.typed.prepare_recv_sleep() {
                     Ok(dingo_rt::ring::Arm::Retry) => continue,

@@ -5,8 +5,8 @@
 #![no_std]
 #![no_main]
 
-use dingo_demo::{EXIT_SUCCESS, TX_BUF};
-use dingo_pd::microkit::{Channel, ChannelSet, Handler, IoPort, debug_println};
+use dingo_demo::TX_BUF;
+use dingo_pd::microkit::{self, Channel, ChannelSet, Handler, debug_println};
 use dingo_protocols::ethernet_controller::Msg;
 use tingu_rt::Message;
 
@@ -29,8 +29,7 @@ fn init() -> Rogue {
     // before this PD continues.
     Channel::new(cfg.ports.eth.channel).notify();
     debug_println!("eth-rogue: done; ending the run");
-    let exit = cfg.ioports.debug_exit;
-    let _ = IoPort::of(exit).out8(exit.base, EXIT_SUCCESS);
+    microkit::debug_exit(cfg.ioports.debug_exit).success();
     Rogue
 }
 

@@ -4,10 +4,10 @@
 #![no_std]
 #![no_main]
 
-use dingo_demo::{BUF_LEN, EXIT_SUCCESS, RX_BUF, TX_BUF, clock};
+use dingo_demo::{BUF_LEN, RX_BUF, TX_BUF, clock};
 use dingo_pd::dingo_rt::executor::Executor;
 use dingo_pd::dingo_rt::typed::{Fault, Supervisor};
-use dingo_pd::microkit::{IoPort, debug_println};
+use dingo_pd::microkit::{self, debug_println};
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::ethernet_controller::{Msg, Observer};
 
@@ -99,8 +99,7 @@ async fn main(ex: &Executor<'_, MicrokitPlatform>) {
     match run(ex, &cfg).await {
         Ok(()) => {
             debug_println!("net-client: all checks passed");
-            let exit = cfg.ioports.debug_exit;
-            let _ = IoPort::of(exit).out8(exit.base, EXIT_SUCCESS);
+            microkit::debug_exit(cfg.ioports.debug_exit).success();
         }
         Err(f) => debug_println!("net-client: FAILED: {f:?}"),
     }

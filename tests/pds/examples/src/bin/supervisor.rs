@@ -4,7 +4,6 @@
 #![no_std]
 #![no_main]
 
-use examples::EXIT_SUCCESS;
 use microkit::{Channel, ChannelSet, Handler, IoPort, debug_println};
 
 pd_config::program!("supervisor");
@@ -21,6 +20,7 @@ struct Supervisor {
 fn init() -> Supervisor {
     let cfg = config::load();
     let debug_exit = cfg.ioports.debug_exit;
+    // The raw capability of the debug-exit range, to test its limits.
     match IoPort::of(debug_exit).out8(FOREIGN_PORT, 0) {
         Err(e) => {
             debug_println!("supervisor: port {FOREIGN_PORT:#x} outside its range refused ({e:?})")
@@ -46,7 +46,7 @@ impl Handler for Supervisor {
         self.seen = ChannelSet::from_bits(self.seen.bits() | channels.bits());
         if self.reporters.iter().all(|&ch| self.seen.contains(ch)) {
             debug_println!("supervisor: all checks passed; ending the run");
-            let _ = IoPort::of(self.debug_exit).out8(self.debug_exit.base, EXIT_SUCCESS);
+            microkit::debug_exit(self.debug_exit).success();
         }
     }
 }

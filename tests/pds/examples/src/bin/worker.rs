@@ -4,9 +4,10 @@
 #![no_std]
 #![no_main]
 
-use examples::{ADD_LABEL, EXIT_FAILURE, EXIT_SUCCESS};
+use examples::ADD_LABEL;
+use microkit::hwio::debug_exit::Code;
 use microkit::sel4::MessageInfo;
-use microkit::{Channel, ChannelSet, Handler, IoPort, debug_println, mr, set_mr};
+use microkit::{Channel, ChannelSet, Handler, debug_println, mr, set_mr};
 
 pd_config::program!("worker");
 
@@ -24,13 +25,12 @@ fn init() -> Worker {
         reply.label()
     );
     let code = if sum == 55 {
-        EXIT_SUCCESS
+        Code::Success
     } else {
-        EXIT_FAILURE
+        Code::Failure
     };
     debug_println!("worker: finished; ending the run");
-    let exit = cfg.ioports.debug_exit;
-    let _ = IoPort::of(exit).out8(exit.base, code);
+    microkit::debug_exit(cfg.ioports.debug_exit).exit(code);
     Worker
 }
 

@@ -8,48 +8,34 @@ use dingo_pd::dingo_rt::executor::Millis;
 
 use dingo_pd::MicrokitPlatform;
 use dingo_pd::dingo_rt::executor::{Either, Executor, select};
-use dingo_pd::microkit::{IoPort, debug_println, setvar};
+use dingo_pd::microkit::{self, debug_println};
 use dingo_protocols::timer::Msg;
 use timer_client::clock::TimeReader;
 use timer_client::platform::TimerPlatform;
 use timer_client::port::{REJECT_FULL, TimerPort};
 use timer_server::CAPACITY;
-use timer_tests::{
-    CLIENT_TIMEOUTS, DEBUG_EXIT_PORT, EXIT_SUCCESS, RESULT_CHANNELS, RESULTS_SIZE, median_worst,
-    read_results, timer_port,
-};
+use timer_tests::{median_worst, read_results, timer_port};
 
-setvar!(
-    time_page_vaddr,
-    sleep_port_vaddr,
-    timer_port_vaddr,
-    results_vaddr
-);
+pd_config::program!("timer-check");
 
-const SLEEP_CHANNEL: u8 = 0;
-const DIRECT_CHANNEL: u8 = 1;
-const DEBUG_EXIT: IoPort = IoPort::new(0);
 const MS: u64 = 1_000_000;
 
 type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>>;
 
 fn clock() -> u64 {
-    timer_tests::now(time_page_vaddr.get())
+    timer_tests::now(|| config::load().regions.time_page)
 }
 
 fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
-    let port = timer_port(
-        sleep_port_vaddr.get(),
-        SLEEP_CHANNEL,
-        "timer-check-sleep",
-        clock(),
-    );
+    let cfg = config::load();
+    let port = timer_port(cfg.name, &cfg.ports.sleep, clock());
     TimerPlatform::new(MicrokitPlatform::new(clock), port)
 }
 
-fn irq_count() -> u64 {
-    // SAFETY: system.xml maps the time page region read-only here.
-    unsafe { TimeReader::new(time_page_vaddr.get() as *const u8) }.irq_count()
+fn irq_count(cfg: &config::Config) -> u64 {
+    // SAFETY: system-builder checked that the time page is mapped readable
+    // here, a page at least.
+    unsafe { TimeReader::new(cfg.regions.time_page.as_ptr()) }.irq_count()
 }
 
 /// A check failed: the message is printed with FAILED and the run stops.
@@ -106,28 +92,42 @@ async fn sleeps(ex: &Ex<'_>) -> Result<(), Failed> {
     )
 }
 
-async fn lateness(ex: &Ex<'_>) -> Result<(), Failed> {
-    let mut all = [0u64; 128];
+async fn lateness(ex: &Ex<'_>, cfg: &config::Config) -> Result<(), Failed> {
+    let mut all = [0u64; 512];
     let mut n = 0;
-    for (i, ch) in RESULT_CHANNELS.into_iter().enumerate() {
-        ex.channel(ch).await;
-        let base = results_vaddr.get() + (i * RESULTS_SIZE) as u64;
-        n += read_results(base, &mut all[n..]);
+    let clients = &cfg.channels.clients;
+    if clients.len() != cfg.regions.results.len() {
+        return check(
+            false,
+            format_args!(
+                "{} client channels but {} results regions",
+                clients.len(),
+                cfg.regions.results.len()
+            ),
+        );
     }
-    let expected: usize = CLIENT_TIMEOUTS.iter().sum();
+    for (ch, results) in clients.iter().zip(&cfg.regions.results) {
+        ex.channel(ch.id).await;
+        n += read_results(results, &mut all[n..]);
+    }
+    let expected = usize::from(cfg.params.timeouts);
     let (median, worst) = median_worst(&mut all[..n]);
     check(
         n == expected,
         format_args!(
             "{n} timeouts from {} clients: lateness median {} us, worst {} us",
-            RESULT_CHANNELS.len(),
+            clients.len(),
             median / 1000,
             worst / 1000
         ),
     )
 }
 
-async fn protocol(ex: &Ex<'_>, port: &mut TimerPort<'_>) -> Result<(), Failed> {
+async fn protocol(
+    ex: &Ex<'_>,
+    port: &mut TimerPort<'_>,
+    cfg: &config::Config,
+) -> Result<(), Failed> {
     // A deadline in the past fires at once.
     let asked = ex.now_ns();
     send(
@@ -221,7 +221,7 @@ async fn protocol(ex: &Ex<'_>, port: &mut TimerPort<'_>) -> Result<(), Failed> {
     )?;
 
     // An idle window: nothing pending but one 2 s timeout.
-    let before = irq_count();
+    let before = irq_count(cfg);
     let start = ex.now_ns();
     send(
         ex,
@@ -234,27 +234,22 @@ async fn protocol(ex: &Ex<'_>, port: &mut TimerPort<'_>) -> Result<(), Failed> {
     .await?;
     let msg = recv(ex, port).await?;
     let window = ex.now_ns() - start;
-    let irqs = irq_count() - before;
+    let irqs = irq_count(cfg) - before;
     check(
         msg == Msg::Fired { id: 4 } && irqs == 1 && window >= 2_000 * MS,
         format_args!(
             "idle window of {} ms with one requested expiry: {irqs} timer interrupt(s) (total so far {})",
             window / MS,
-            irq_count()
+            irq_count(cfg)
         ),
     )
 }
 
-async fn run(ex: &Ex<'_>) -> Result<(), Failed> {
+async fn run(ex: &Ex<'_>, cfg: &config::Config) -> Result<(), Failed> {
     sleeps(ex).await?;
-    lateness(ex).await?;
-    let mut port = timer_port(
-        timer_port_vaddr.get(),
-        DIRECT_CHANNEL,
-        "timer-check",
-        ex.now_ns(),
-    );
-    protocol(ex, &mut port).await?;
+    lateness(ex, cfg).await?;
+    let mut port = timer_port(cfg.name, &cfg.ports.direct, ex.now_ns());
+    protocol(ex, &mut port, cfg).await?;
     let c = port.counters();
     check(
         c.violations == 0 && c.malformed == 0,
@@ -266,9 +261,10 @@ async fn run(ex: &Ex<'_>) -> Result<(), Failed> {
 }
 
 async fn main(ex: &Ex<'_>) {
-    if run(ex).await.is_ok() {
+    let cfg = config::load();
+    if run(ex, &cfg).await.is_ok() {
         debug_println!("timer-check: all checks passed; ending the run");
-        let _ = DEBUG_EXIT.out8(DEBUG_EXIT_PORT, EXIT_SUCCESS);
+        microkit::debug_exit(cfg.ioports.debug_exit).success();
     }
 }
 
