@@ -37,7 +37,10 @@ def command(kernel, image, disk, qmp=None, icount=False, extra=()):
         "-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04",
         "-netdev", "user,id=n0",
         "-device", "rtl8139,netdev=n0",
-        "-device", "pci-ohci,id=ohci",
+        # Slot 5, not the next free one (4): there the firmware routes its
+        # INTx to line 10, the RTL8139's (slot 3) to line 11. seL4 gives an
+        # IRQ to one handler, so two driver PDs cannot share a line.
+        "-device", "pci-ohci,id=ohci,addr=5",
         "-device", "usb-kbd,bus=ohci.0",
         # snapshot: guest writes go to a throwaway overlay, so the image is
         # only read and parallel boots never contend for its lock.

@@ -112,7 +112,7 @@ impl Words for [u64] {
 }
 
 /// A PCI function address, `bus:dev.func`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Bdf {
     pub bus: u8,
     pub dev: u8,

@@ -1,0 +1,308 @@
+//! The pci PD's service: every driver reaches its own function's
+//! configuration space and nothing else. A call naming another function is
+//! refused and reported; writes are limited to what a driver needs
+//! (decoding, bus mastering and the INTx mask in the command register, the
+//! status register's write-1-to-clear bits, the cache line size and
+//! latency timer, and the device-specific area with the capabilities),
+//! never the BARs, the ROM BAR or the header, which would let a driver move
+//! its device over another's memory.
+
+use core::fmt;
+
+use hwio::{Bus, Registers};
+use pd_config::{Bdf, PciClient};
+
+use crate::config::{ConfigSpace, Function};
+use crate::probe::{self, Bar, Info, MalformedBar};
+use crate::regs::{self, DRIVER_COMMAND_BITS, STATUS_CLEAR_BITS};
+use crate::wire::{self, Call, MRS, Request, Status};
+
+/// Most drivers one pci PD serves (its manifest's list role).
+pub const MAX_CLIENTS: usize = 32;
+
+/// What the pci PD knows of a driver and its function.
+#[derive(Clone, Copy, Debug)]
+pub struct Client {
+    pub channel: u8,
+    pub bdf: Bdf,
+    pub pd: &'static str,
+    /// `None` when no device answers at the function.
+    pub info: Option<Info>,
+    pub bars: [Option<Bar>; 6],
+    /// Calls refused (another's function, a forbidden register, garbage).
+    pub refused: u32,
+}
+
+/// Something the pci PD reports on its console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Found {
+        pd: &'static str,
+        bdf: Bdf,
+        info: Info,
+    },
+    Absent {
+        pd: &'static str,
+        bdf: Bdf,
+    },
+    MalformedBar {
+        pd: &'static str,
+        bdf: Bdf,
+        bar: MalformedBar,
+    },
+    /// `owns` is the caller's first function, `more` how many others it has.
+    NotYours {
+        pd: &'static str,
+        owns: Bdf,
+        more: u8,
+        asked: Bdf,
+    },
+    Forbidden {
+        pd: &'static str,
+        bdf: Bdf,
+        offset: u8,
+        width: u8,
+    },
+    BadRequest {
+        pd: &'static str,
+        label: u64,
+    },
+    UnknownCaller {
+        channel: u8,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Event::Found { pd, bdf, info } => write!(f, "{bdf} {info} for {pd}"),
+            Event::Absent { pd, bdf } => write!(f, "{bdf}: no device there (for {pd})"),
+            Event::MalformedBar { pd, bdf, bar } => write!(
+                f,
+                "{bdf} (for {pd}): BAR{} reads {:#010x} with size mask {:#010x}, which no decoder has; ignored",
+                bar.index, bar.value, bar.mask
+            ),
+            Event::NotYours {
+                pd,
+                owns,
+                more: 0,
+                asked,
+            } => write!(f, "refused {pd}'s access to {asked}: it owns {owns} only"),
+            Event::NotYours {
+                pd,
+                owns,
+                more,
+                asked,
+            } => write!(
+                f,
+                "refused {pd}'s access to {asked}: it owns {owns} and {more} other function(s)"
+            ),
+            Event::Forbidden {
+                pd,
+                bdf,
+                offset,
+                width,
+            } => write!(
+                f,
+                "refused {pd}'s {width}-byte write at {offset:#04x} of {bdf}: drivers may not change that register"
+            ),
+            Event::BadRequest { pd, label } => {
+                write!(f, "refused a malformed call (label {label}) from {pd}")
+            }
+            Event::UnknownCaller { channel } => {
+                write!(f, "a call on channel {channel}, which serves no driver")
+            }
+        }
+    }
+}
+
+/// The pci PD's state: the bus, and each driver with its function.
+pub struct Server<C: ConfigSpace> {
+    space: C,
+    clients: heapless::Vec<Client, MAX_CLIENTS>,
+}
+
+impl<C: ConfigSpace> Server<C> {
+    /// Probes each driver's function (identity and BARs) once; reports
+    /// what it finds through `report`.
+    pub fn new(
+        mut space: C,
+        drivers: impl IntoIterator<Item = PciClient>,
+        mut report: impl FnMut(Event),
+    ) -> Self {
+        let mut clients = heapless::Vec::new();
+        for d in drivers {
+            let mut f = Function::new(&mut space, d.bdf);
+            let info = probe::info(&mut f).filter(|i| i.layout == 0);
+            let mut bars = [None; 6];
+            match info {
+                Some(info) => {
+                    report(Event::Found {
+                        pd: d.pd,
+                        bdf: d.bdf,
+                        info,
+                    });
+                    bars = probe::bars(&mut f, &mut |bar| {
+                        report(Event::MalformedBar {
+                            pd: d.pd,
+                            bdf: d.bdf,
+                            bar,
+                        })
+                    });
+                }
+                None => report(Event::Absent {
+                    pd: d.pd,
+                    bdf: d.bdf,
+                }),
+            }
+            let client = Client {
+                channel: d.channel,
+                bdf: d.bdf,
+                pd: d.pd,
+                info,
+                bars,
+                refused: 0,
+            };
+            if clients.push(client).is_err() {
+                panic!("pci: more than {MAX_CLIENTS} drivers");
+            }
+        }
+        Server { space, clients }
+    }
+
+    pub fn clients(&self) -> &[Client] {
+        &self.clients
+    }
+
+    /// Answers one call on `channel`: the reply's label (a [`Status`]) and
+    /// registers, and what to report, if anything.
+    pub fn handle(
+        &mut self,
+        channel: u8,
+        label: u64,
+        mr: &[u64; MRS],
+    ) -> (Status, [u64; MRS], Option<Event>) {
+        let none = [0; MRS];
+        // A driver may own several functions, all on its one channel.
+        let mine = |c: &&Client| c.channel == channel;
+        let Some(first) = self.clients.iter().position(|c| mine(&c)) else {
+            return (
+                Status::BadRequest,
+                none,
+                Some(Event::UnknownCaller { channel }),
+            );
+        };
+        let call = Call::decode(label, mr);
+        let i = call
+            .and_then(|c| self.clients.iter().position(|x| mine(&x) && x.bdf == c.bdf))
+            .unwrap_or(first);
+        let client = self.clients[i];
+        let (status, out, event) = match call {
+            None => (
+                Status::BadRequest,
+                none,
+                Some(Event::BadRequest {
+                    pd: client.pd,
+                    label,
+                }),
+            ),
+            Some(call) if call.bdf != client.bdf => (
+                Status::NotYours,
+                none,
+                Some(Event::NotYours {
+                    pd: client.pd,
+                    owns: client.bdf,
+                    more: (self.clients.iter().filter(|c| mine(c)).count() - 1) as u8,
+                    asked: call.bdf,
+                }),
+            ),
+            Some(_) if client.info.is_none() => (Status::Absent, none, None),
+            Some(call) => self.serve(&client, call.request),
+        };
+        if status != Status::Ok && status != Status::Absent {
+            self.clients[i].refused += 1;
+        }
+        (status, out, event)
+    }
+
+    fn serve(&mut self, client: &Client, request: Request) -> (Status, [u64; MRS], Option<Event>) {
+        let ok = |mr| (Status::Ok, mr, None);
+        let mut f = Function::new(&mut self.space, client.bdf);
+        match request {
+            Request::Info => ok(wire::encode_info(&client.info.expect("present"))),
+            Request::Bar { index } => ok(wire::encode_bar(client.bars[usize::from(index)])),
+            Request::Interrupt => ok(wire::encode_interrupt(&probe::interrupt(&mut f))),
+            Request::Read { offset, width } => {
+                let o = usize::from(offset);
+                let v = match width {
+                    1 => u32::from(f.read8(o)),
+                    2 => u32::from(f.read16(o)),
+                    _ => f.read32(o),
+                };
+                ok([v.into(), 0, 0, 0])
+            }
+            Request::Command { set, clear } => {
+                if (set | clear) & !DRIVER_COMMAND_BITS != 0 {
+                    return forbidden(client, regs::COMMAND.offset() as u8, 2);
+                }
+                let old = f.get(regs::COMMAND);
+                let new = (old | set) & !clear;
+                f.set(regs::COMMAND, new);
+                ok([f.get(regs::COMMAND).into(), 0, 0, 0])
+            }
+            Request::Write {
+                offset,
+                width,
+                value,
+            } => match writable(offset, width, value, &mut f) {
+                Some(v) => {
+                    let o = usize::from(offset);
+                    match width {
+                        1 => f.write8(o, v as u8),
+                        2 => f.write16(o, v as u16),
+                        _ => f.write32(o, v),
+                    }
+                    ok([0; MRS])
+                }
+                None => forbidden(client, offset, width),
+            },
+        }
+    }
+}
+
+fn forbidden(client: &Client, offset: u8, width: u8) -> (Status, [u64; MRS], Option<Event>) {
+    (
+        Status::Forbidden,
+        [0; MRS],
+        Some(Event::Forbidden {
+            pd: client.pd,
+            bdf: client.bdf,
+            offset,
+            width,
+        }),
+    )
+}
+
+/// The value to write if a driver may write `width` bytes at `offset`:
+/// command and status writes are narrowed to the bits drivers own (the
+/// others keep their value, status bits not written stay set).
+fn writable<C: ConfigSpace + ?Sized>(
+    offset: u8,
+    width: u8,
+    value: u32,
+    f: &mut Function<'_, C>,
+) -> Option<u32> {
+    let command = |v: u16, old: u16| (old & !DRIVER_COMMAND_BITS) | (v & DRIVER_COMMAND_BITS);
+    match (offset, width) {
+        (0x04, 2) => Some(command(value as u16, f.get(regs::COMMAND)).into()),
+        (0x06, 2) => Some(u32::from(value as u16 & STATUS_CLEAR_BITS)),
+        (0x04, 4) => {
+            let cmd = command(value as u16, f.get(regs::COMMAND));
+            let status = (value >> 16) as u16 & STATUS_CLEAR_BITS;
+            Some(u32::from(cmd) | u32::from(status) << 16)
+        }
+        (0x0c | 0x0d, 1) => Some(value),
+        (o, _) if usize::from(o) >= regs::DEVICE_SPECIFIC => Some(value),
+        _ => None,
+    }
+}
