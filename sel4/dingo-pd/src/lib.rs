@@ -123,9 +123,9 @@ macro_rules! async_protection_domain {
     ($main:path, platform = $platform:expr) => {
         #[doc(hidden)]
         fn __dingo_pd_main() -> ! {
-            let ex = $crate::dingo_rt::executor::Executor::<_>::new($platform);
+            let ex = core::pin::pin!($crate::dingo_rt::executor::Executor::<_>::new($platform));
             let main = core::pin::pin!($main(&ex));
-            ex.run(main);
+            ex.as_ref().run(main);
             // The driver finished: stay alive for the monitor, doing nothing.
             loop {
                 $crate::microkit::wait();
