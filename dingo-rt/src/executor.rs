@@ -529,6 +529,16 @@ impl<'a, P: Platform, const N: usize> Executor<'a, P, N> {
         }
     }
 
+    /// Completes with the channels of `mask` (bit i = channel i) that have
+    /// been notified since this PD last consumed them, consuming them: an
+    /// event loop's wait for "any of my channels or IRQs".
+    pub fn any_channel(&self, mask: u64) -> AnyChannel<'_> {
+        AnyChannel {
+            sched: &self.sched,
+            mask,
+        }
+    }
+
     /// Completes at or after platform time `at_ns`, never before.
     pub fn sleep_until(&self, at_ns: u64) -> Sleep<'_> {
         Sleep {
@@ -595,6 +605,28 @@ impl Future for ChannelWait<'_> {
             Poll::Ready(())
         } else {
             self.sched.want_channel(self.bit);
+            Poll::Pending
+        }
+    }
+}
+
+/// Future of [`Executor::any_channel`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct AnyChannel<'x> {
+    sched: &'x Sched,
+    mask: u64,
+}
+
+impl Future for AnyChannel<'_> {
+    type Output = u64;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u64> {
+        let fired = self.sched.pending.get() & self.mask;
+        if fired != 0 {
+            self.sched.take_pending(fired);
+            Poll::Ready(fired)
+        } else {
+            self.sched.want_channel(self.mask);
             Poll::Pending
         }
     }

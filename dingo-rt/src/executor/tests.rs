@@ -635,3 +635,22 @@ fn dropping_an_executor_while_its_waker_lives_aborts() {
         );
     }
 }
+
+#[test]
+fn any_channel_returns_every_fired_channel_of_its_mask_at_once() {
+    let (fake, log) = Fake::new(&[(MS, 1 << 9), (2 * MS, 1 << 3 | 1 << 40 | 1 << 5)]);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let mask = 1 << 3 | 1 << 40;
+    let got = exec.as_ref().run(pin!(async {
+        let first = exec.any_channel(mask).await;
+        // Channel 5 fired too but is not in the mask: still latched.
+        let later = exec.channel(5).await;
+        (first, later, exec.now_ns())
+    }));
+    assert_eq!(got, (mask, (), 2 * MS));
+    assert_eq!(
+        log.borrow().waits,
+        2,
+        "channel 9 alone did not end the wait"
+    );
+}
