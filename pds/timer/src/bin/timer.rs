@@ -18,20 +18,21 @@
 //! spawns nothing, so its executor has no task slots to scan.
 //!
 //! What the shape costs, measured against the synchronous loop this PD had
-//! before (same image otherwise, debug build, the timer boot test under
-//! `-icount shift=S`, where one instruction takes 2^S virtual ns): lateness
-//! median/worst of the 100 random timeouts and the past-deadline answer, in
-//! µs.
+//! before (the same image but for this file, debug build, the timer boot
+//! test under `-icount shift=S`, where one instruction takes 2^S virtual
+//! ns): lateness median / worst of the 100 random timeouts, the answer to
+//! a past deadline, and the 10 ms sleep, in µs.
 //!
-//! | S | synchronous       | async             |
-//! |---|-------------------|-------------------|
-//! | 0 | 7 / 17, past 9    | 7 / 16, past 10   |
-//! | 1 | 14 / 44, past 19  | 14 / 45, past 20  |
-//! | 2 | 28 / 80, past 39  | 29 / 84, past 40  |
-//! | 3 | 56 / 160, past 78 | 58 / 162, past 81 |
+//! | S | synchronous               | async                     |
+//! |---|---------------------------|---------------------------|
+//! | 0 | 7 / 61, past 10, 10007    | 7 / 61, past 10, 10008    |
+//! | 1 | 14 / 88, past 20, 10015   | 15 / 90, past 21, 10016   |
+//! | 2 | 29 / 94, past 40, 10030   | 30 / 99, past 42, 10032   |
+//! | 3 | 59 / 180, past 81, 10061  | 61 / 139, past 84, 10064  |
 //!
-//! About 375 more instructions per wake-up (3 µs at S = 3), a few percent
-//! of the path: small enough that the timer takes the common shape.
+//! About 3 µs at S = 3, some 375 instructions more per wake-up, a few
+//! percent of the path (the worst case moves either way with the schedule):
+//! small enough that the timer takes the common shape.
 //!
 //! # What it takes from the system description
 //!
