@@ -34,8 +34,9 @@
 //! 2. After each poll, send the notifications and IRQ acks the task asked
 //!    for ([`Executor::notify`], [`Executor::irq_ack`], port sends and
 //!    receives), merged per channel as a seL4 notification merges them.
-//! 3. An [`Event::emit`] marks its waiters ready at once; repeat step 1
-//!    while any task is ready. No kernel call is made for an event.
+//! 3. An [`Event::emit`] marks its waiters ready at once, and so does a
+//!    task's `Waker` (see below); repeat step 1 while any task is ready. No
+//!    kernel call is made for either.
 //! 4. Program the earliest registered deadline with
 //!    [`Platform::set_deadline`] (only when it changed) and block in
 //!    [`Platform::wait`].
@@ -66,8 +67,8 @@
 //!     fn set_deadline(&mut self, at: Option<u64>) { self.deadline = at; }
 //! }
 //!
-//! let exec: Executor<'_, Demo> = Executor::new(Demo { now: 0, deadline: None });
-//! let outcome = exec.run(pin!(async {
+//! let exec = pin!(Executor::<'_, Demo>::new(Demo { now: 0, deadline: None }));
+//! let outcome = exec.as_ref().run(pin!(async {
 //!     // AWAIT(irq, timeout) IF(irq) ... ELIF(timeout) ...
 //!     match select(exec.channel(3), exec.sleep(Duration::from_millis(10))).await {
 //!         Either::First(()) => { exec.irq_ack(3); "irq" }
@@ -77,16 +78,37 @@
 //! assert_eq!(outcome, "irq");
 //! ```
 //!
-//! Futures from this module never rely on the `Waker` in the `Context`:
-//! a waker that points into the executor could outlive it without
-//! allocation to keep it alive, so tasks get a no-op waker, and only the
-//! waits offered here (and combinators of them) can suspend a task.
+//! # Wakers, and futures from other crates
+//!
+//! Futures from this module register their interest with the executor
+//! directly and never use the `Waker` in the `Context`. Futures from other
+//! crates do: each task is polled with a real waker, and waking it (from
+//! inside any task's poll, or from the task itself to yield) marks the task
+//! ready, so it is polled again before the executor next blocks in
+//! [`Platform::wait`]. A PD has one thread, so wakes happen during polls;
+//! a wake from another thread (host tests) is recorded at once but is seen
+//! only when the executor next looks, after its current wait returns.
+//!
+//! There is no allocation and no static: a waker points at wake state
+//! inside the executor, which is why [`Executor::run`] takes the executor
+//! pinned (`pin!(Executor::new(..))`): pinned, it cannot move while a
+//! waker points at it. The executor counts the wakers that exist (clones
+//! of the one it polls with). A waker must not outlive the executor, and
+//! this is enforced rather than assumed: dropping an executor while any of
+//! its wakers exists aborts the program with a message naming the count
+//! (on seL4 the PD faults and the monitor reports it), because letting it
+//! go would leave wakers pointing at freed memory. A PD never drops its
+//! executor; a test must let tasks that hold foreign wakers finish, or
+//! drop them, first.
 
 use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::future::{Future, poll_fn};
+use core::marker::PhantomPinned;
+use core::mem::ManuallyDrop;
 use core::pin::{Pin, pin};
-use core::task::{Context, Poll, Waker};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use core::time::Duration;
 
 use crate::ring::{Arm, Consumer, NotifyPeer, Producer, RingError};
@@ -154,6 +176,79 @@ impl Iterator for Bits {
         self.0 &= self.0 - 1;
         Some(bit)
     }
+}
+
+/// What a task's waker reaches: the tasks woken since the executor last
+/// looked, and how many wakers exist. Atomic because a `Waker` is `Send`
+/// and `Sync`. Aligned to 64 bytes so that a waker's data pointer carries
+/// its task id (0..=63) in its low six bits.
+#[repr(align(64))]
+struct WakeCore {
+    woken: AtomicU64,
+    /// Wakers that exist besides the borrowed one each poll uses.
+    live: AtomicUsize,
+}
+
+const TASK_BITS: usize = 63;
+
+impl WakeCore {
+    /// The borrowed waker of `task`'s poll. Not counted: it is never
+    /// dropped (`ManuallyDrop`), and it lives only during the poll, while
+    /// the pinned executor is borrowed by `run`.
+    fn waker(self: Pin<&Self>, task: usize) -> ManuallyDrop<Waker> {
+        let data = (&*self as *const WakeCore)
+            .map_addr(|a| a | task)
+            .cast::<()>();
+        // SAFETY: the vtable's functions uphold RawWaker's contract for
+        // this data: it points at a pinned WakeCore (task id in the low
+        // bits), which the executor keeps alive while any counted waker
+        // exists (its Drop aborts otherwise); they only touch its atomics.
+        ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(data, &WAKER_VTABLE)) })
+    }
+}
+
+const WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+/// The WakeCore and the task id a waker's data pointer carries.
+///
+/// # Safety
+///
+/// `data` came from [`WakeCore::waker`] and its executor is alive (the
+/// executor's Drop aborts while a counted waker exists).
+unsafe fn waker_target<'w>(data: *const ()) -> (&'w WakeCore, usize) {
+    let task = data.addr() & TASK_BITS;
+    let core = data.map_addr(|a| a & !TASK_BITS).cast::<WakeCore>();
+    // SAFETY: per the function's contract the pointer (with its tag
+    // removed) is the live, pinned WakeCore the waker was made from.
+    (unsafe { &*core }, task)
+}
+
+unsafe fn waker_clone(data: *const ()) -> RawWaker {
+    // SAFETY: called by Waker on a waker this module made.
+    let (core, _) = unsafe { waker_target(data) };
+    core.live.fetch_add(1, Ordering::Relaxed);
+    RawWaker::new(data, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(data: *const ()) {
+    // SAFETY: as for waker_clone; `wake` consumes a counted waker.
+    unsafe {
+        waker_wake_by_ref(data);
+        waker_drop(data);
+    }
+}
+
+unsafe fn waker_wake_by_ref(data: *const ()) {
+    // SAFETY: as for waker_clone.
+    let (core, task) = unsafe { waker_target(data) };
+    core.woken.fetch_or(1 << task, Ordering::Release);
+}
+
+unsafe fn waker_drop(data: *const ()) {
+    // SAFETY: as for waker_clone; only counted wakers are ever dropped.
+    let (core, _) = unsafe { waker_target(data) };
+    core.live.fetch_sub(1, Ordering::Release);
 }
 
 /// Scheduling state shared by the executor and the futures it hands out.
@@ -266,6 +361,37 @@ pub struct Executor<'a, P: Platform, const N: usize = 8> {
     occupied: Cell<u64>,
     armed_deadline: Cell<Option<u64>>,
     running: Cell<bool>,
+    wake: WakeCore,
+    /// Wakers point into the executor: it must not move once run.
+    _pinned: PhantomPinned,
+}
+
+// On the wake state rather than the executor, so that tasks spawned into
+// the executor may borrow it (no drop-check constraint on `'a`).
+impl Drop for WakeCore {
+    fn drop(&mut self) {
+        let live = self.live.load(Ordering::Acquire);
+        if live != 0 {
+            abort_with(live);
+        }
+    }
+}
+
+/// Ends the program: panicking while a guard's drop panics again is an
+/// abort, with or without unwinding, and `core` has no other way.
+#[cold]
+fn abort_with(live: usize) -> ! {
+    struct Abort;
+    impl Drop for Abort {
+        fn drop(&mut self) {
+            panic!("aborting: a waker would outlive its executor");
+        }
+    }
+    let _abort = Abort;
+    panic!(
+        "executor dropped while {live} of its waker(s) still exist; a waker must not outlive \
+         its executor"
+    );
 }
 
 impl<'a, P: Platform, const N: usize> Executor<'a, P, N> {
@@ -278,6 +404,11 @@ impl<'a, P: Platform, const N: usize> Executor<'a, P, N> {
             occupied: Cell::new(0),
             armed_deadline: Cell::new(None),
             running: Cell::new(false),
+            wake: WakeCore {
+                woken: AtomicU64::new(0),
+                live: AtomicUsize::new(0),
+            },
+            _pinned: PhantomPinned,
         }
     }
 
@@ -292,23 +423,28 @@ impl<'a, P: Platform, const N: usize> Executor<'a, P, N> {
     }
 
     /// Runs until `main` completes; spawned tasks run meanwhile. Not
-    /// re-entrant: calling it from inside a task panics.
-    pub fn run<F: Future>(&self, mut main: Pin<&mut F>) -> F::Output {
+    /// re-entrant: calling it from inside a task panics. The executor is
+    /// pinned because the tasks' wakers point into it.
+    pub fn run<F: Future>(self: Pin<&Self>, mut main: Pin<&mut F>) -> F::Output {
         assert!(
             !self.running.replace(true),
             "Executor::run called from inside a task"
         );
-        let mut cx = Context::from_waker(Waker::noop());
+        // SAFETY: a field of a pinned value, never moved out of.
+        let wake = unsafe { self.map_unchecked(|ex| &ex.wake) };
         self.sched.now.set(self.platform.borrow().now_ns());
         self.sched.wake(1 << MAIN);
         loop {
             loop {
-                let ready = self.sched.ready.replace(0);
+                let woken = self.wake.woken.swap(0, Ordering::Acquire);
+                let ready = self.sched.ready.replace(0) | (woken & self.tasks_mask());
                 if ready == 0 {
                     break;
                 }
                 for task in Bits(ready) {
                     self.sched.begin_poll(task);
+                    let waker = wake.waker(task);
+                    let mut cx = Context::from_waker(&waker);
                     if task == MAIN {
                         let polled = main.as_mut().poll(&mut cx);
                         self.flush();
@@ -335,6 +471,12 @@ impl<'a, P: Platform, const N: usize> Executor<'a, P, N> {
             let now = self.platform.borrow().now_ns();
             self.sched.deliver(fired, now, N);
         }
+    }
+
+    /// The tasks that exist: main and the occupied slots (a wake of a
+    /// finished task is ignored).
+    fn tasks_mask(&self) -> u64 {
+        self.occupied.get() | 1 << MAIN
     }
 
     fn flush(&self) {
@@ -384,6 +526,16 @@ impl<'a, P: Platform, const N: usize> Executor<'a, P, N> {
         ChannelWait {
             sched: &self.sched,
             bit: channel_bit(channel),
+        }
+    }
+
+    /// Completes with the channels of `mask` (bit i = channel i) that have
+    /// been notified since this PD last consumed them, consuming them: an
+    /// event loop's wait for "any of my channels or IRQs".
+    pub fn any_channel(&self, mask: u64) -> AnyChannel<'_> {
+        AnyChannel {
+            sched: &self.sched,
+            mask,
         }
     }
 
@@ -453,6 +605,28 @@ impl Future for ChannelWait<'_> {
             Poll::Ready(())
         } else {
             self.sched.want_channel(self.bit);
+            Poll::Pending
+        }
+    }
+}
+
+/// Future of [`Executor::any_channel`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct AnyChannel<'x> {
+    sched: &'x Sched,
+    mask: u64,
+}
+
+impl Future for AnyChannel<'_> {
+    type Output = u64;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u64> {
+        let fired = self.sched.pending.get() & self.mask;
+        if fired != 0 {
+            self.sched.take_pending(fired);
+            Poll::Ready(fired)
+        } else {
+            self.sched.want_channel(self.mask);
             Poll::Pending
         }
     }

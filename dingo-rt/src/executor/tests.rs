@@ -11,8 +11,8 @@ fn sleep_resumes_at_deadline_despite_early_wakeups() {
     // Spurious wake-ups (no bits, and a channel nobody waits on) before the
     // deadline must not end the sleep.
     let (fake, log) = Fake::new(&[(2 * MS, 0), (5 * MS, 1 << 7), (9 * MS, 0)]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
-    let woke_at = exec.run(pin!(async {
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let woke_at = exec.as_ref().run(pin!(async {
         exec.sleep(Duration::from_millis(10)).await;
         exec.now_ns()
     }));
@@ -33,8 +33,8 @@ fn random_sleeps_never_end_early() {
             .collect();
         let sleeps: Vec<u64> = (0..10).map(|_| rng.below(60 * MS)).collect();
         let (fake, _log) = Fake::new(&script);
-        let exec: Executor<'_, Fake> = Executor::new(fake);
-        exec.run(pin!(async {
+        let exec = pin!(Executor::<'_, Fake>::new(fake));
+        exec.as_ref().run(pin!(async {
             for &d in &sleeps {
                 let start = exec.now_ns();
                 exec.sleep(Duration::from_nanos(d)).await;
@@ -48,7 +48,7 @@ fn random_sleeps_never_end_early() {
 #[test]
 fn earliest_deadline_of_all_tasks_is_programmed() {
     let (fake, log) = Fake::new(&[]);
-    let exec: Executor<'_, Fake, 2> = Executor::new(fake);
+    let exec = pin!(Executor::<'_, Fake, 2>::new(fake));
     let order = RefCell::new(Vec::new());
     let slow = pin!(async {
         exec.sleep_until(5 * MS).await;
@@ -60,7 +60,7 @@ fn earliest_deadline_of_all_tasks_is_programmed() {
     });
     exec.spawn(slow).unwrap();
     exec.spawn(fast).unwrap();
-    exec.run(pin!(exec.sleep_until(6 * MS)));
+    exec.as_ref().run(pin!(exec.sleep_until(6 * MS)));
     assert_eq!(*order.borrow(), [("fast", 3 * MS), ("slow", 5 * MS)]);
     assert_eq!(
         log.borrow().deadlines,
@@ -78,9 +78,9 @@ fn select_returns_the_first_ready_and_drops_the_rest() {
     }
 
     let (fake, _log) = Fake::new(&[(MS, 1 << 2), (2 * MS, 1 << 1)]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
     let loser_dropped = Cell::new(false);
-    let (winner, dropped_on_return) = exec.run(pin!(async {
+    let (winner, dropped_on_return) = exec.as_ref().run(pin!(async {
         let flag = DropFlag(&loser_dropped);
         let loser = async {
             let _flag = flag;
@@ -97,14 +97,16 @@ fn select_returns_the_first_ready_and_drops_the_rest() {
 
     // Both ready in the same wait: the first argument wins (IF before ELIF).
     let (fake, _log) = Fake::new(&[(MS, 1 << 1 | 1 << 2)]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
-    let winner = exec.run(pin!(select(exec.channel(2), exec.channel(1))));
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let winner = exec
+        .as_ref()
+        .run(pin!(select(exec.channel(2), exec.channel(1))));
     assert_eq!(winner, Either::First(()));
 
     // select3 where only the deadline comes.
     let (fake, _log) = Fake::new(&[]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
-    let winner = exec.run(pin!(async {
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let winner = exec.as_ref().run(pin!(async {
         select3(
             exec.channel(4),
             exec.channel(5),
@@ -115,8 +117,8 @@ fn select_returns_the_first_ready_and_drops_the_rest() {
     assert_eq!(winner, Either3::Third(()));
 
     let (fake, _log) = Fake::new(&[(4 * MS, 1 << 5)]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
-    let winner = exec.run(pin!(async {
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let winner = exec.as_ref().run(pin!(async {
         select3(
             exec.channel(4),
             exec.channel(5),
@@ -130,7 +132,7 @@ fn select_returns_the_first_ready_and_drops_the_rest() {
 #[test]
 fn channel_bits_wake_only_interested_tasks() {
     let (fake, _log) = Fake::new(&[(MS, 1 << 1), (2 * MS, 1 << 3), (3 * MS, 1 << 2)]);
-    let exec: Executor<'_, Fake, 2> = Executor::new(fake);
+    let exec = pin!(Executor::<'_, Fake, 2>::new(fake));
     let polls = [Cell::new(0), Cell::new(0)];
     let seen_by_task2_when_task1_done = Cell::new(usize::MAX);
     let counted = |i: usize, ch: u8| {
@@ -148,7 +150,7 @@ fn channel_bits_wake_only_interested_tasks() {
     let mut t2 = pin!(counted(1, 2));
     exec.spawn(t1.as_mut()).unwrap();
     exec.spawn(t2.as_mut()).unwrap();
-    exec.run(pin!(exec.sleep_until(4 * MS)));
+    exec.as_ref().run(pin!(exec.sleep_until(4 * MS)));
     assert_eq!(polls[0].get(), 2, "task 1: first poll, then its bit");
     assert_eq!(
         seen_by_task2_when_task1_done.get(),
@@ -161,8 +163,8 @@ fn channel_bits_wake_only_interested_tasks() {
 #[test]
 fn notifications_are_latched_until_awaited() {
     let (fake, _log) = Fake::new(&[(MS, 1 << 6)]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
-    let at = exec.run(pin!(async {
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let at = exec.as_ref().run(pin!(async {
         exec.sleep_until(2 * MS).await;
         // Bit 6 fired while nobody waited on it.
         exec.channel(6).await;
@@ -174,7 +176,7 @@ fn notifications_are_latched_until_awaited() {
 #[test]
 fn emit_wakes_waiter_without_platform_calls() {
     let (fake, log) = Fake::new(&[]);
-    let exec: Executor<'_, Fake, 1> = Executor::new(fake);
+    let exec = pin!(Executor::<'_, Fake, 1>::new(fake));
     let request = exec.event::<u32, 2>();
     let reply = exec.event::<u32, 1>();
     let mut server = pin!(async {
@@ -188,7 +190,7 @@ fn emit_wakes_waiter_without_platform_calls() {
     });
     exec.spawn(server.as_mut()).unwrap();
     let calls_before = log.borrow().now_calls.get();
-    let replies = exec.run(pin!(async {
+    let replies = exec.as_ref().run(pin!(async {
         let mut got = Vec::new();
         for n in 1..=3 {
             request.emit(n).unwrap();
@@ -211,7 +213,7 @@ fn emit_wakes_waiter_without_platform_calls() {
 #[test]
 fn event_queue_is_bounded_and_fifo() {
     let (fake, _log) = Fake::new(&[]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
     let ev = exec.event::<&str, 2>();
     assert_eq!(ev.emit("a"), Ok(()));
     assert_eq!(ev.emit("b"), Ok(()));
@@ -219,7 +221,9 @@ fn event_queue_is_bounded_and_fifo() {
     assert_eq!(ev.len(), 2);
     assert_eq!(ev.try_take(), Some("a"));
     assert_eq!(ev.emit("d"), Ok(()));
-    let got = exec.run(pin!(async { [ev.wait().await, ev.wait().await] }));
+    let got = exec
+        .as_ref()
+        .run(pin!(async { [ev.wait().await, ev.wait().await] }));
     assert_eq!(got, ["b", "d"]);
     assert!(ev.is_empty());
 }
@@ -227,8 +231,8 @@ fn event_queue_is_bounded_and_fifo() {
 #[test]
 fn irq_acks_and_notifies_are_sent_when_the_task_yields_merged() {
     let (fake, log) = Fake::new(&[(MS, 1 << 9)]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
-    exec.run(pin!(async {
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    exec.as_ref().run(pin!(async {
         exec.channel(9).await;
         exec.irq_ack(9);
         exec.notify(3);
@@ -244,14 +248,14 @@ fn irq_acks_and_notifies_are_sent_when_the_task_yields_merged() {
 #[test]
 fn spawn_fails_when_slots_are_full() {
     let (fake, _log) = Fake::new(&[]);
-    let exec: Executor<'_, Fake, 1> = Executor::new(fake);
+    let exec = pin!(Executor::<'_, Fake, 1>::new(fake));
     let done = exec.event::<(), 1>();
     let mut a = pin!(async { done.emit(()).unwrap() });
     let mut b = pin!(async {});
     let mut c = pin!(async {});
     assert_eq!(exec.spawn(a.as_mut()), Ok(()));
     assert_eq!(exec.spawn(b.as_mut()), Err(SpawnError));
-    exec.run(pin!(done.wait()));
+    exec.as_ref().run(pin!(done.wait()));
     // The finished task freed its slot.
     assert_eq!(exec.spawn(c.as_mut()), Ok(()));
 }
@@ -259,8 +263,8 @@ fn spawn_fails_when_slots_are_full() {
 #[test]
 fn join_waits_for_both() {
     let (fake, _log) = Fake::new(&[(MS, 1 << 1), (3 * MS, 1 << 2)]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
-    let (a, b) = exec.run(pin!(join(
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let (a, b) = exec.as_ref().run(pin!(join(
         async {
             exec.channel(2).await;
             exec.now_ns()
@@ -326,8 +330,8 @@ fn recv_from_port_loses_no_wakeup() {
             (bits != 0 || !blocked).then_some(bits)
         });
         let (fake, log) = Fake::with_peer(peer);
-        let exec: Executor<'_, Fake> = Executor::new(fake);
-        let received = exec.run(pin!(async {
+        let exec = pin!(Executor::<'_, Fake>::new(fake));
+        let received = exec.as_ref().run(pin!(async {
             let mut n = 0;
             while n < TOTAL {
                 let m = exec.recv(&mut a.rx, a.channel).await.unwrap();
@@ -383,8 +387,8 @@ fn send_to_port_waits_for_space() {
             (progressed || !rx.is_empty().unwrap()).then_some(bits)
         });
         let (fake, log) = Fake::with_peer(peer);
-        let exec: Executor<'_, Fake> = Executor::new(fake);
-        exec.run(pin!(async {
+        let exec = pin!(Executor::<'_, Fake>::new(fake));
+        exec.as_ref().run(pin!(async {
             for n in 0..TOTAL {
                 exec.send(&mut a.tx, a.channel, numbered(n)).await.unwrap();
             }
@@ -409,8 +413,8 @@ fn recv_reports_a_corrupting_peer() {
         unsafe { Port::<64>::new(region.base(), region.len(), 4, Side::A, PORT_CH) }.unwrap();
     let layout = a.layout;
     let (fake, _log) = Fake::new(&[]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
-    let result = exec.run(pin!(async {
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let result = exec.as_ref().run(pin!(async {
         let first = select(exec.recv(&mut a.rx, a.channel), exec.sleep_until(MS / 2)).await;
         assert_eq!(first, Either::Second(()), "nothing to receive yet");
         // The peer pushes its producer index far past the ring's capacity.
@@ -432,4 +436,221 @@ fn duration_literals() {
     assert_eq!(10.ms(), Duration::from_millis(10));
     assert_eq!(250.us(), Duration::from_micros(250));
     assert_eq!(1500.us().as_nanos(), 1_500_000);
+}
+
+/// A one-shot channel written the way other crates write futures: the
+/// receiver stores the waker of whoever polls it, the sender wakes it. It
+/// knows nothing of this executor.
+#[derive(Default)]
+struct Oneshot {
+    value: Cell<Option<u32>>,
+    waker: RefCell<Option<Waker>>,
+    polls: Cell<u32>,
+}
+
+impl Oneshot {
+    fn send(&self, v: u32) {
+        self.value.set(Some(v));
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+    fn recv(&self) -> impl Future<Output = u32> + '_ {
+        poll_fn(move |cx| {
+            self.polls.set(self.polls.get() + 1);
+            match self.value.take() {
+                Some(v) => Poll::Ready(v),
+                None => {
+                    *self.waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+fn live_wakers<P: Platform, const N: usize>(exec: &Executor<'_, P, N>) -> usize {
+    exec.wake.live.load(Ordering::Relaxed)
+}
+
+#[test]
+fn a_foreign_future_resumes_when_another_task_wakes_it() {
+    // Nothing but the foreign waker can resume main: it waits on no channel
+    // and no deadline of this executor.
+    let (fake, log) = Fake::new(&[]);
+    let exec = pin!(Executor::<'_, Fake, 1>::new(fake));
+    let chan = Oneshot::default();
+    let sender = pin!(async {
+        exec.sleep_until(3 * MS).await;
+        chan.send(42);
+    });
+    exec.spawn(sender).unwrap();
+    let (got, at) = exec
+        .as_ref()
+        .run(pin!(async { (chan.recv().await, exec.now_ns()) }));
+    assert_eq!((got, at), (42, 3 * MS));
+    assert_eq!(chan.polls.get(), 2, "polled once to wait, once when woken");
+    assert_eq!(log.borrow().waits, 1, "one wait, for the sender's deadline");
+    assert_eq!(
+        live_wakers(&exec),
+        0,
+        "the sender consumed the stored waker"
+    );
+}
+
+#[test]
+fn a_future_that_wakes_itself_is_polled_again_before_the_executor_blocks() {
+    let (fake, log) = Fake::new(&[]);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let mut yields = 0;
+    exec.as_ref().run(pin!(poll_fn(|cx| {
+        if yields == 3 {
+            return Poll::Ready(());
+        }
+        yields += 1;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })));
+    assert_eq!(yields, 3);
+    assert_eq!(log.borrow().waits, 0, "a yield is not a reason to block");
+}
+
+#[test]
+fn a_wake_reaches_only_the_task_whose_waker_it_is() {
+    let (fake, _log) = Fake::new(&[]);
+    let exec = pin!(Executor::<'_, Fake, 2>::new(fake));
+    let (a, b) = (Oneshot::default(), Oneshot::default());
+    let got = RefCell::new(Vec::new());
+    let task_a = pin!(async {
+        let v = a.recv().await;
+        got.borrow_mut().push(("a", v));
+    });
+    let task_b = pin!(async {
+        let v = b.recv().await;
+        got.borrow_mut().push(("b", v));
+    });
+    exec.spawn(task_a).unwrap();
+    exec.spawn(task_b).unwrap();
+    exec.as_ref().run(pin!(async {
+        exec.sleep_until(MS).await;
+        b.send(2);
+        exec.sleep_until(2 * MS).await;
+        assert_eq!(a.polls.get(), 1, "b's wake polled a");
+        a.send(1);
+        exec.sleep_until(3 * MS).await;
+    }));
+    assert_eq!(*got.borrow(), [("b", 2), ("a", 1)]);
+    assert_eq!((a.polls.get(), b.polls.get()), (2, 2));
+}
+
+#[test]
+fn waker_clones_are_counted_and_wake_the_same_task() {
+    let (fake, _log) = Fake::new(&[]);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let kept = RefCell::new(Vec::new());
+    let mut polls = 0;
+    exec.as_ref().run(pin!(poll_fn(|cx| {
+        polls += 1;
+        if polls == 1 {
+            let w = cx.waker().clone();
+            assert!(w.will_wake(cx.waker()));
+            kept.borrow_mut().push(w.clone());
+            kept.borrow_mut().push(w);
+            assert_eq!(live_wakers(&exec), 2);
+            // Waking through a clone, and dropping it, from inside the poll.
+            kept.borrow_mut().pop().unwrap().wake();
+            return Poll::Pending;
+        }
+        Poll::Ready(())
+    })));
+    assert_eq!(polls, 2);
+    assert_eq!(live_wakers(&exec), 1);
+    kept.borrow_mut().clear();
+    assert_eq!(live_wakers(&exec), 0);
+}
+
+#[test]
+fn a_wake_from_another_thread_is_recorded() {
+    let (fake, log) = Fake::new(&[]);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let mut polls = 0;
+    exec.as_ref().run(pin!(poll_fn(|cx| {
+        polls += 1;
+        if polls == 1 {
+            let w = cx.waker().clone();
+            std::thread::spawn(move || w.wake()).join().unwrap();
+            return Poll::Pending;
+        }
+        Poll::Ready(())
+    })));
+    assert_eq!((polls, log.borrow().waits), (2, 0));
+    assert_eq!(live_wakers(&exec), 0);
+}
+
+/// Runs in a child process (see the next test): an executor dropped while
+/// a waker it made is kept outside it.
+#[test]
+fn child_waker_outlives_its_executor() {
+    if std::env::var_os("DINGO_RT_CHILD").is_none() {
+        return;
+    }
+    let kept: RefCell<Option<Waker>> = RefCell::new(None);
+    let (fake, _log) = Fake::new(&[]);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    exec.as_ref().run(pin!(poll_fn(|cx| {
+        *kept.borrow_mut() = Some(cx.waker().clone());
+        Poll::Ready(())
+    })));
+    // `exec` goes first (declared last); `kept` still holds its waker.
+}
+
+#[test]
+fn dropping_an_executor_while_its_waker_lives_aborts() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "executor::tests::child_waker_outlives_its_executor",
+        ])
+        .args(["--nocapture", "--test-threads=1"])
+        .env("DINGO_RT_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the child finished normally: {stderr}"
+    );
+    assert!(
+        stderr.contains("executor dropped while 1 of its waker(s) still exist"),
+        "{stderr}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(6),
+            "not an abort: {:?}",
+            out.status
+        );
+    }
+}
+
+#[test]
+fn any_channel_returns_every_fired_channel_of_its_mask_at_once() {
+    let (fake, log) = Fake::new(&[(MS, 1 << 9), (2 * MS, 1 << 3 | 1 << 40 | 1 << 5)]);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let mask = 1 << 3 | 1 << 40;
+    let got = exec.as_ref().run(pin!(async {
+        let first = exec.any_channel(mask).await;
+        // Channel 5 fired too but is not in the mask: still latched.
+        let later = exec.channel(5).await;
+        (first, later, exec.now_ns())
+    }));
+    assert_eq!(got, (mask, (), 2 * MS));
+    assert_eq!(
+        log.borrow().waits,
+        2,
+        "channel 9 alone did not end the wait"
+    );
 }

@@ -414,11 +414,12 @@ fn async_driver_loop_receives_messages_in_sequence() {
         got.clone(),
     );
     let (fake, platform) = Fake::with_peer(peer);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
     let log = Recorder::default();
     let mut b = driver(&r, 2, Supervisor::log(&log));
 
     let handled = exec
+        .as_ref()
         .run(pin!(async {
             let mut handled = Vec::new();
             // Sequential driver code: each await is one expected message.
@@ -481,9 +482,9 @@ fn timeout_overrun_is_found_by_a_periodic_check_without_traffic() {
     let mut a = os(&r, 4, Supervisor::log(&log));
     let _silent_driver = raw(&r, 4, Side::B);
     let (fake, _platform) = Fake::new(&[]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
 
-    let noticed_at = exec.run(pin!(async {
+    let noticed_at = exec.as_ref().run(pin!(async {
         a.send(&exec, eth::Msg::Enable).await.unwrap();
         loop {
             let woke = select(a.recv(&exec), exec.sleep(Duration::from_millis(100))).await;
@@ -520,9 +521,9 @@ fn dropping_bad_slots_still_wakes_a_producer_waiting_for_space() {
     }
     assert_eq!(peer.tx.prepare_sleep(), Ok(Arm::Sleep));
     let (fake, platform) = Fake::new(&[]);
-    let exec: Executor<'_, Fake> = Executor::new(fake);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
 
-    let woke = exec.run(pin!(async {
+    let woke = exec.as_ref().run(pin!(async {
         select(b.recv(&exec), exec.sleep(Duration::from_millis(1))).await
     }));
 

@@ -114,7 +114,9 @@ impl Reporter for ConsoleReporter {
 /// time source. With `platform = expr` instead, the executor runs on that
 /// platform (built once at start-up), e.g. one whose deadlines go to the
 /// timer PD so that sleeps wake up; `main` then takes an
-/// `&Executor<'_, ThatPlatform>`.
+/// `&Executor<'_, ThatPlatform>`. The executor's task slots are those of
+/// `main`'s parameter type (`Executor<'_, P>` has 8; `Executor<'_, P, 0>`
+/// suits a PD that spawns nothing).
 #[macro_export]
 macro_rules! async_protection_domain {
     ($main:path, clock = $clock:expr) => {
@@ -123,9 +125,9 @@ macro_rules! async_protection_domain {
     ($main:path, platform = $platform:expr) => {
         #[doc(hidden)]
         fn __dingo_pd_main() -> ! {
-            let ex = $crate::dingo_rt::executor::Executor::<_>::new($platform);
+            let ex = core::pin::pin!($crate::dingo_rt::executor::Executor::new($platform));
             let main = core::pin::pin!($main(&ex));
-            ex.run(main);
+            ex.as_ref().run(main);
             // The driver finished: stay alive for the monitor, doing nothing.
             loop {
                 $crate::microkit::wait();

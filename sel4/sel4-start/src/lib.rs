@@ -8,7 +8,6 @@
 
 use core::arch::asm;
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 pub use sel4;
 
@@ -86,22 +85,20 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn rust_eh_personality() {}
 
-static PANIC_EXIT: AtomicUsize = AtomicUsize::new(0);
+static PANIC_EXIT: spin::Once<fn() -> !> = spin::Once::new();
 
 /// Makes a panic end with `exit` instead of the default (a fault, which the
 /// fault handler reports). The root task has no fault handler, so it uses
-/// this to end the run with a failure status.
+/// this to end the run with a failure status. The first registration
+/// stays.
 pub fn set_panic_exit(exit: fn() -> !) {
-    PANIC_EXIT.store(exit as usize, Ordering::Relaxed);
+    PANIC_EXIT.call_once(|| exit);
 }
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     sel4::debug_println!("panic: {info}");
-    let exit = PANIC_EXIT.load(Ordering::Relaxed);
-    if exit != 0 {
-        // SAFETY: only set_panic_exit stores here, and it stores a `fn() -> !`.
-        let exit: fn() -> ! = unsafe { core::mem::transmute(exit) };
+    if let Some(exit) = PANIC_EXIT.get() {
         exit();
     }
     // An invalid instruction: the kernel turns it into a UserException fault

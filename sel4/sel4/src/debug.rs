@@ -4,13 +4,13 @@
 //! rights to ([`uart_put_char`]). Without either it prints nothing.
 
 use crate::cap::{Cap, kind};
-use core::sync::atomic::{AtomicUsize, Ordering};
 
-static CONSOLE: AtomicUsize = AtomicUsize::new(0);
+static CONSOLE: spin::Once<fn(u8)> = spin::Once::new();
 
-/// Where output goes on kernels without printing.
+/// Where output goes on kernels without printing. A program has one
+/// console: the first registration stays, later ones are ignored.
 pub fn set_console(put: fn(u8)) {
-    CONSOLE.store(put as usize, Ordering::Relaxed);
+    CONSOLE.call_once(|| put);
 }
 
 /// Prints one byte on the kernel console, or on the registered console.
@@ -20,10 +20,7 @@ pub fn debug_put_char(c: u8) {
     crate::syscall::debug_put_char(c);
     #[cfg(not(sel4_printing))]
     {
-        let put = CONSOLE.load(Ordering::Relaxed);
-        if put != 0 {
-            // SAFETY: only set_console stores here, and it stores a `fn(u8)`.
-            let put: fn(u8) = unsafe { core::mem::transmute(put) };
+        if let Some(put) = CONSOLE.get() {
             put(c);
         }
     }

@@ -75,6 +75,13 @@ impl TimeReader {
         }
     }
 
+    /// Monotonic nanoseconds now, or `None` while the timer PD has not
+    /// published (or is mid-update): for the timer PD's own executor,
+    /// which starts before the first publication.
+    pub fn try_now_ns(&self) -> Option<u64> {
+        self.page.read().ok().map(|c| c.tsc_to_ns(rdtsc()))
+    }
+
     /// The timer PD's interrupt count so far.
     pub fn irq_count(&self) -> u64 {
         // SAFETY: `new`'s contract keeps the word mapped and aligned; it is

@@ -5,11 +5,14 @@
 //! a Timer port and builds its typed, observed ends; [`platform`] is a
 //! dingo-rt executor [`Platform`](dingo_rt::executor::Platform) whose
 //! deadlines become Timer requests, so that `ex.sleep(..).await` in a client
-//! PD is woken by the timer PD. Free of seL4 calls: everything here runs in
-//! host tests.
+//! PD is woken by the timer PD; [`delay`] offers both as embedded-hal's
+//! `DelayNs` (blocking: spinning on the time page; async: an executor
+//! sleep), for drivers written against those traits. Free of seL4 calls:
+//! everything here runs in host tests.
 #![cfg_attr(not(test), no_std)]
 
 pub mod clock;
+pub mod delay;
 pub mod platform;
 pub mod port;
 

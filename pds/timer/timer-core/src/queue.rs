@@ -1,7 +1,8 @@
 //! The timer PD's queue of pending one-shot timeouts.
 //!
 //! A [`TimeoutQueue<N>`] holds at most `N` timeouts across all clients, in a
-//! fixed array kept sorted by deadline, so it needs no allocation. Insertion
+//! fixed-capacity `heapless::Vec` kept sorted by deadline, so it needs no
+//! allocation. Insertion
 //! and cancellation cost O(N) element moves; expiry pops from the end of the
 //! array in O(1) each. At the capacities a timer PD uses (64 to 256) that is
 //! a few hundred bytes moved per request, cheaper than a heap's bookkeeping.
@@ -100,15 +101,6 @@ struct Slot {
 }
 
 impl Slot {
-    const EMPTY: Slot = Slot {
-        timeout: Timeout {
-            client: 0,
-            id: 0,
-            deadline_ns: 0,
-        },
-        seq: 0,
-    };
-
     /// The expiry order: earlier deadline first, then earlier insertion.
     fn key(&self) -> (u64, u64) {
         (self.timeout.deadline_ns, self.seq)
@@ -117,10 +109,9 @@ impl Slot {
 
 /// At most `N` pending timeouts, popped in deadline order.
 pub struct TimeoutQueue<const N: usize> {
-    /// `slots[..len]` sorted by descending [`Slot::key`]: the next timeout
-    /// to expire is the last one, so popping it moves nothing.
-    slots: [Slot; N],
-    len: usize,
+    /// Sorted by descending [`Slot::key`]: the next timeout to expire is
+    /// the last one, so popping it moves nothing.
+    slots: heapless::Vec<Slot, N>,
     next_seq: u64,
 }
 
@@ -137,20 +128,19 @@ impl<const N: usize> TimeoutQueue<N> {
     /// An empty queue.
     pub const fn new() -> Self {
         TimeoutQueue {
-            slots: [Slot::EMPTY; N],
-            len: 0,
+            slots: heapless::Vec::new(),
             next_seq: 0,
         }
     }
 
     /// The number of pending timeouts.
     pub fn len(&self) -> usize {
-        self.len
+        self.slots.len()
     }
 
     /// Whether no timeout is pending.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.slots.is_empty()
     }
 
     /// Whether `client` has a pending timeout `id`.
@@ -164,9 +154,6 @@ impl<const N: usize> TimeoutQueue<N> {
         if self.is_pending(client, id) {
             return Err(InsertError::Duplicate { client, id });
         }
-        if self.len == N {
-            return Err(InsertError::Full { capacity: N });
-        }
         let slot = Slot {
             timeout: Timeout {
                 client,
@@ -175,24 +162,19 @@ impl<const N: usize> TimeoutQueue<N> {
             },
             seq: self.next_seq,
         };
-        self.next_seq += 1;
         let key = slot.key();
-        let at = self.slots[..self.len].partition_point(|s| s.key() > key);
-        self.slots.copy_within(at..self.len, at + 1);
-        self.slots[at] = slot;
-        self.len += 1;
+        let at = self.slots.partition_point(|s| s.key() > key);
+        self.slots
+            .insert(at, slot)
+            .map_err(|_| InsertError::Full { capacity: N })?;
+        self.next_seq += 1;
         Ok(())
     }
 
     /// Removes `client`'s pending timeout `id`, if there is one.
     pub fn cancel(&mut self, client: u8, id: u32) -> Cancel {
         match self.position(client, id) {
-            Some(at) => {
-                let timeout = self.slots[at].timeout;
-                self.slots.copy_within(at + 1..self.len, at);
-                self.len -= 1;
-                Cancel::Cancelled(timeout)
-            }
+            Some(at) => Cancel::Cancelled(self.slots.remove(at).timeout),
             None => Cancel::NotPending,
         }
     }
@@ -202,9 +184,13 @@ impl<const N: usize> TimeoutQueue<N> {
     /// Returns how many fired.
     pub fn expire(&mut self, now_ns: u64, mut fired: impl FnMut(Timeout)) -> usize {
         let mut count = 0;
-        while self.len > 0 && self.slots[self.len - 1].timeout.deadline_ns <= now_ns {
-            self.len -= 1;
-            fired(self.slots[self.len].timeout);
+        while self
+            .slots
+            .last()
+            .is_some_and(|s| s.timeout.deadline_ns <= now_ns)
+        {
+            let Some(slot) = self.slots.pop() else { break };
+            fired(slot.timeout);
             count += 1;
         }
         count
@@ -213,28 +199,19 @@ impl<const N: usize> TimeoutQueue<N> {
     /// The earliest pending deadline: what the hardware timer must be armed
     /// for, or `None` when it can be left disarmed.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.len
-            .checked_sub(1)
-            .map(|last| self.slots[last].timeout.deadline_ns)
+        self.slots.last().map(|s| s.timeout.deadline_ns)
     }
 
     /// Drops every timeout of `client` without answering, for a client that
     /// was restarted and will never read the answers. Returns how many.
     pub fn remove_client(&mut self, client: u8) -> usize {
-        let before = self.len;
-        let mut kept = 0;
-        for i in 0..self.len {
-            if self.slots[i].timeout.client != client {
-                self.slots[kept] = self.slots[i];
-                kept += 1;
-            }
-        }
-        self.len = kept;
-        before - kept
+        let before = self.slots.len();
+        self.slots.retain(|s| s.timeout.client != client);
+        before - self.slots.len()
     }
 
     fn position(&self, client: u8, id: u32) -> Option<usize> {
-        self.slots[..self.len]
+        self.slots
             .iter()
             .position(|s| s.timeout.client == client && s.timeout.id == id)
     }

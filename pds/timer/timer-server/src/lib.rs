@@ -57,24 +57,21 @@ pub struct Stats {
 
 /// Answers that found their client's ring full, oldest first.
 struct Outbox {
-    items: [(u8, Msg); OUTBOX_CAPACITY],
-    len: usize,
+    items: heapless::Vec<(u8, Msg), OUTBOX_CAPACITY>,
 }
 
 impl Outbox {
     fn holds(&self, client: u8) -> bool {
-        self.items[..self.len].iter().any(|(c, _)| *c == client)
+        self.items.iter().any(|(c, _)| *c == client)
     }
 
     fn push(&mut self, client: u8, msg: Msg) {
         // The load bound in the crate doc makes this unreachable; an
         // overflow would lose an answer, which is worse than stopping.
         assert!(
-            self.len < OUTBOX_CAPACITY,
+            self.items.push((client, msg)).is_ok(),
             "timer outbox overflow: the back-pressure bound is broken"
         );
-        self.items[self.len] = (client, msg);
-        self.len += 1;
     }
 }
 
@@ -101,8 +98,7 @@ impl<'r, const C: usize> Server<'r, C> {
             ports: all,
             queue: TimeoutQueue::new(),
             outbox: Outbox {
-                items: [(0, Msg::Fired { id: 0 }); OUTBOX_CAPACITY],
-                len: 0,
+                items: heapless::Vec::new(),
             },
             stats: Stats::default(),
         }
@@ -119,7 +115,7 @@ impl<'r, const C: usize> Server<'r, C> {
 
     /// Answers waiting for room in their client's ring.
     pub fn backlog(&self) -> usize {
-        self.outbox.len
+        self.outbox.items.len()
     }
 
     /// Clients served.
@@ -186,7 +182,7 @@ impl<'r, const C: usize> Server<'r, C> {
     }
 
     fn load(&self) -> usize {
-        self.queue.len() + self.outbox.len
+        self.queue.len() + self.outbox.items.len()
     }
 
     fn handle(&mut self, client: u8, msg: Msg, now_ns: u64) {
@@ -223,23 +219,24 @@ impl<'r, const C: usize> Server<'r, C> {
     /// ring is still full.
     fn flush(&mut self, now_ns: u64) {
         let mut full = 0u64;
-        let mut kept = 0;
-        for i in 0..self.outbox.len {
-            let (client, msg) = self.outbox.items[i];
+        let ports = &mut self.ports;
+        // Kept: answers to clients whose ring is (or was found) full.
+        self.outbox.items.retain(|&(client, msg)| {
             let bit = 1u64 << client;
-            if full & bit == 0 {
-                match self.ports[client as usize].try_send(&msg, now_ns) {
-                    Ok(()) => continue,
-                    Err(Fault::Full) => full |= bit,
-                    // A broken port or a refused message: reported by the
-                    // port; the client cannot be answered any more.
-                    Err(_) => continue,
-                }
+            if full & bit != 0 {
+                return true;
             }
-            self.outbox.items[kept] = self.outbox.items[i];
-            kept += 1;
-        }
-        self.outbox.len = kept;
+            match ports[client as usize].try_send(&msg, now_ns) {
+                Ok(()) => false,
+                Err(Fault::Full) => {
+                    full |= bit;
+                    true
+                }
+                // A broken port or a refused message: reported by the
+                // port; the client cannot be answered any more.
+                Err(_) => false,
+            }
+        });
     }
 }
 

@@ -193,8 +193,8 @@ fn async_sleep_resumes_after_the_delay_through_the_timer() {
     let (server, client) = pair(&mut reg, TIMER_CH, &rec);
     let mut world = World::new(server, &seen);
     world.now = 5 * MS;
-    let ex: Executor<'_, _> = Executor::new(TimerPlatform::new(world, client));
-    let (start, end) = ex.run(pin!(async {
+    let ex = pin!(Executor::<'_, _>::new(TimerPlatform::new(world, client)));
+    let (start, end) = ex.as_ref().run(pin!(async {
         let start = ex.now_ns();
         ex.sleep(Duration::from_millis(10)).await;
         (start, ex.now_ns())
@@ -245,8 +245,8 @@ fn other_channels_wake_the_executor_and_the_sleep_is_replaced() {
     let (server, client) = pair(&mut reg, TIMER_CH, &rec);
     let mut world = World::new(server, &seen);
     world.others.push((2 * MS, 1 << 5));
-    let ex: Executor<'_, _> = Executor::new(TimerPlatform::new(world, client));
-    let (first, woke, end) = ex.run(pin!(async {
+    let ex = pin!(Executor::<'_, _>::new(TimerPlatform::new(world, client)));
+    let (first, woke, end) = ex.as_ref().run(pin!(async {
         let first = match select(ex.channel(5), ex.sleep(Duration::from_millis(30))).await {
             Either::First(()) => "channel",
             Either::Second(()) => "sleep",
@@ -304,11 +304,42 @@ fn rejected_sleep_asks_again_and_never_ends_early() {
     let (server, client) = pair(&mut reg, TIMER_CH, &rec);
     let mut world = World::new(server, &seen);
     world.rejects = 2;
-    let ex: Executor<'_, _> = Executor::new(TimerPlatform::new(world, client));
-    let end = ex.run(pin!(async {
+    let ex = pin!(Executor::<'_, _>::new(TimerPlatform::new(world, client)));
+    let end = ex.as_ref().run(pin!(async {
         ex.sleep(Duration::from_millis(7)).await;
         ex.now_ns()
     }));
     assert!(end >= 7 * MS);
     assert_eq!(requests(&seen.borrow()).len(), 3);
+}
+
+#[test]
+fn embedded_hal_async_delay_is_a_timer_request() {
+    use embedded_hal_async::delay::DelayNs;
+    let rec = Recorder::default();
+    let seen = RefCell::new(Vec::new());
+    let mut reg = region();
+    let (server, client) = pair(&mut reg, TIMER_CH, &rec);
+    let mut world = World::new(server, &seen);
+    world.now = 2 * MS;
+    let ex = pin!(Executor::<'_, _>::new(TimerPlatform::new(world, client)));
+    let (start, end) = ex.as_ref().run(pin!(async {
+        let mut delay = crate::delay::Delay::new(&ex);
+        let start = ex.now_ns();
+        delay.delay_ms(7).await;
+        delay.delay_us(1500).await;
+        (start, ex.now_ns())
+    }));
+    assert!(end >= start + 8_500_000, "resumed at {end}");
+    let requests: Vec<u64> = seen
+        .borrow()
+        .iter()
+        .filter_map(|m| match *m {
+            Msg::Request { deadline_ns, .. } => Some(deadline_ns),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests.first(), Some(&(start + 7 * MS)), "{requests:?}");
+    assert!(requests.len() >= 2, "{requests:?}");
+    assert!(rec.0.borrow().is_empty(), "{:?}", rec.0.borrow());
 }

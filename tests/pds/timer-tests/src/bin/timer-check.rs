@@ -10,7 +10,9 @@ use dingo_pd::MicrokitPlatform;
 use dingo_pd::dingo_rt::executor::{Either, Executor, select};
 use dingo_pd::microkit::{self, debug_println};
 use dingo_protocols::timer::Msg;
+use embedded_hal_async::delay::DelayNs;
 use timer_client::clock::TimeReader;
+use timer_client::delay::Delay;
 use timer_client::platform::TimerPlatform;
 use timer_client::port::{REJECT_FULL, TimerPort};
 use timer_server::CAPACITY;
@@ -87,6 +89,17 @@ async fn sleeps(ex: &Ex<'_>) -> Result<(), Failed> {
         slept >= 20 * MS && (winner == 20 || slept >= 60 * MS),
         format_args!(
             "select of 60 ms and 20 ms sleeps: the {winner} ms one won after {} us",
+            slept / 1000
+        ),
+    )?;
+    // The same through embedded-hal-async's DelayNs, for generic drivers.
+    let start = ex.now_ns();
+    Delay::new(ex).delay_ms(5).await;
+    let slept = ex.now_ns() - start;
+    check(
+        slept >= 5 * MS,
+        format_args!(
+            "embedded-hal DelayNs of 5 ms resumed after {} us",
             slept / 1000
         ),
     )
