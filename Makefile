@@ -105,6 +105,8 @@ media-test: image-debug
 	@mkdir -p $(BUILD)/media
 	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/system.elf \
 	    --multiboot 1 --iso $(BUILD)/media/multiboot1.iso
+	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/console.elf \
+	    --iso $(BUILD)/media/console.iso
 
 run: image-debug $(DISK)
 	@qemu/qemu.py run --kernel $(BUILD)/kernel/debug/kernel32.elf --image $(BUILD)/debug/system.elf --disk $(DISK)

@@ -60,15 +60,27 @@ def check_log(text, test):
 
 def screen_matches(patterns, screen):
     """Index of the first of `patterns` not found on the screen (in order,
-    each on a line below or right of the last), or None if all are."""
+    each after the last; ^ and $ match at each row), or None if all are."""
     text = "\n".join(screen)
     pos = 0
     for i, pattern in enumerate(patterns):
-        m = re.compile(pattern).search(text, pos)
+        m = re.compile(pattern, re.MULTILINE).search(text, pos)
         if not m:
             return i
         pos = m.end()
     return None
+
+
+class LogWatch:
+    """Stops a boot once the serial log matches `pattern` (for systems that
+    run on, as on a PC, instead of ending the run)."""
+
+    def __init__(self, log, pattern):
+        self.log, self.pattern = log, re.compile(pattern)
+
+    def __call__(self, _qmp):
+        with open(self.log, "rb") as f:
+            return bool(self.pattern.search(f.read().decode("utf-8", "replace")))
 
 
 class ScreenCheck:
@@ -116,6 +128,7 @@ def boot_tests(build, only):
         flavour = t["flavour"]
         log = os.path.join(logdir, t["name"] + ".log")
         screen = ScreenCheck(t["screen"], t.get("screen_size")) if "screen" in t else None
+        until = screen or (LogWatch(log, t["stop_at"]) if "stop_at" in t else None)
         status, secs = qemu.boot(
             kernel=os.path.join(build, "kernel", flavour, "kernel32.elf"),
             image=os.path.join(build, flavour, t.get("image", "system.elf")),
@@ -125,13 +138,15 @@ def boot_tests(build, only):
             boot=t.get("boot", "kernel"),
             medium=os.path.join(build, t["medium"]) if "medium" in t else None,
             firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
-            until=screen)
+            until=until)
         outcome = qemu.decode(status)
         with open(log, "rb") as f:
             text = f.read().decode("utf-8", "replace").replace("\r", "")
         problem = None
         if outcome != t["outcome"]:
             problem = f"outcome {outcome} (status {status}), expected {t['outcome']}"
+            if screen and screen.problem():
+                problem += "; " + screen.problem()
         else:
             problem = check_log(text, t) or (screen and screen.problem())
         if screen:

@@ -2,20 +2,35 @@
 //! kernel built without printing (the release flavour) has none, so a
 //! program may register its own console, e.g. a UART it has I/O port
 //! rights to ([`uart_put_char`]). Without either it prints nothing.
+//! Either way a program may also register a mirror ([`set_mirror`]) that
+//! sees every byte printed, e.g. to copy it into the system log ring.
 
 use crate::cap::{Cap, kind};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 static CONSOLE: AtomicUsize = AtomicUsize::new(0);
+static MIRROR: AtomicUsize = AtomicUsize::new(0);
 
 /// Where output goes on kernels without printing.
 pub fn set_console(put: fn(u8)) {
     CONSOLE.store(put as usize, Ordering::Relaxed);
 }
 
-/// Prints one byte on the kernel console, or on the registered console.
+/// Where every printed byte goes as well, whatever the console.
+pub fn set_mirror(put: fn(u8)) {
+    MIRROR.store(put as usize, Ordering::Relaxed);
+}
+
+/// Prints one byte on the kernel console, or on the registered console,
+/// and hands it to the mirror.
 #[inline]
 pub fn debug_put_char(c: u8) {
+    let mirror = MIRROR.load(Ordering::Relaxed);
+    if mirror != 0 {
+        // SAFETY: only set_mirror stores here, and it stores a `fn(u8)`.
+        let mirror: fn(u8) = unsafe { core::mem::transmute(mirror) };
+        mirror(c);
+    }
     #[cfg(sel4_printing)]
     crate::syscall::debug_put_char(c);
     #[cfg(not(sel4_printing))]
