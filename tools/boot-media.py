@@ -66,8 +66,10 @@ terminal_output serial console
 set timeout=0
 # Text mode on BIOS PCs, so that the VGA text buffer is what is shown.
 set gfxpayload=text
+# disable_iommu: with VT-d on, the kernel would block every device's DMA
+# until IOSpace mappings are made, and no driver makes them yet.
 menuentry "seL4 (Dingo system)" {{
-    {cmd} /boot/kernel.elf
+    {cmd} /boot/kernel.elf disable_iommu
     {mod} /boot/system.elf system.elf
     boot
 }}
