@@ -22,7 +22,7 @@
 //!
 //! When system.xml maps the system log ring into the PD (setvar
 //! `dingo_log_vaddr`), everything the PD prints also goes into the ring,
-//! whole lines at a time ([`log`]); the console PD shows it on the screen.
+//! whole lines at a time; the console PD shows it on the screen.
 #![no_std]
 
 use core::cell::UnsafeCell;
@@ -39,7 +39,7 @@ pub use sel4;
 pub use sel4::{debug_print, debug_println};
 use sel4_start as _;
 
-pub mod log;
+mod log;
 
 /// A channel end of this PD: its id in system.xml (also used for IRQs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

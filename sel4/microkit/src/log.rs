@@ -25,14 +25,12 @@ unsafe impl Sync for Mirror {}
 
 static MIRROR: Mirror = Mirror(UnsafeCell::new(None));
 
-/// Where the ring is mapped in this PD, if system.xml maps it.
-pub fn ring_vaddr() -> Option<u64> {
-    Some(dingo_log_vaddr.get()).filter(|&v| v != 0)
-}
-
 /// Starts mirroring, if the ring is mapped; called once before `main`.
 pub(crate) fn attach() {
-    let Some(vaddr) = ring_vaddr() else { return };
+    let vaddr = dingo_log_vaddr.get();
+    if vaddr == 0 {
+        return;
+    }
     // SAFETY: system.xml maps the log region (log_ring::REGION_SIZE bytes,
     // read-write, page aligned) at dingo_log_vaddr for the PD's lifetime.
     let ring = unsafe { Region::at(vaddr as usize) };

@@ -4,67 +4,71 @@
 //! console hides because it does not move it.
 //!
 //! A UEFI PC hands over a graphics framebuffer instead (GRUB cannot set a
-//! text mode there), and a PC may have no VGA at all (the ports then read
-//! as all ones): in both cases [`probe`] says so and the console PD draws
+//! text mode there), and a PC may have no VGA at all (its ports then read
+//! as all ones): in both cases [`probe`] says so, and the console PD draws
 //! nothing rather than scribble on a framebuffer.
+//!
+//! The registers are reached through one I/O port range from 0x3C0
+//! ([`PORT_BASE`], [`PORT_COUNT`]); offsets below are from its base. The
+//! Graphics Controller and the CRT Controller are index/data pairs: write
+//! the register's index, then read or write its data port.
 
-/// The I/O ports of the VGA (colour addressing), one range in system.xml:
-/// `<ioport addr="0x3c0" size="0x20">`.
+use hwio::{ReadOnly, ReadWrite, Register, Registers, WriteOnly, register_bitfields};
+
+/// The VGA's I/O ports (colour addressing): `<ioport addr="0x3c0" size="0x20">`.
 pub const PORT_BASE: u16 = 0x3C0;
 pub const PORT_COUNT: u16 = 0x20;
-
-/// Miscellaneous Output register, read port.
-pub const MISC_OUTPUT_READ: u16 = 0x3CC;
-/// Graphics Controller: index and data ports.
-pub const GC_INDEX: u16 = 0x3CE;
-pub const GC_DATA: u16 = 0x3CF;
-/// CRT Controller at its colour address (Misc Output bit 0 set).
-pub const CRTC_INDEX: u16 = 0x3D4;
-pub const CRTC_DATA: u16 = 0x3D5;
 
 /// Physical address and size of the colour text buffer.
 pub const TEXT_BUFFER: u64 = 0xB8000;
 pub const TEXT_BUFFER_SIZE: usize = 0x1000;
 
-/// Miscellaneous Output: CRTC at 0x3Dx (colour) rather than 0x3Bx.
-pub const MISC_IO_COLOUR: u8 = 1 << 0;
+register_bitfields![u8,
+    /// Miscellaneous Output (read at 0x3CC).
+    pub MiscOutput [
+        /// CRTC at 0x3Dx and colour addressing; clear: 0x3Bx, monochrome.
+        IO_COLOUR OFFSET(0) NUMBITS(1) [],
+    ],
+    /// Graphics Controller register 6, Miscellaneous Graphics.
+    pub GcMisc [
+        /// Set: graphics mode; clear: alphanumeric (text).
+        GRAPHICS OFFSET(0) NUMBITS(1) [],
+        /// Where display memory appears in the CPU's address space.
+        MEMORY_MAP OFFSET(2) NUMBITS(2) [
+            A0000Wide = 0,
+            A0000 = 1,
+            B0000 = 2,
+            B8000 = 3
+        ],
+    ],
+    /// CRT Controller register 0x0A, Cursor Start.
+    pub CursorStart [
+        /// Set: no cursor.
+        DISABLE OFFSET(5) NUMBITS(1) [],
+    ],
+];
 
-/// Graphics Controller register 6, Miscellaneous Graphics.
+/// Miscellaneous Output, read port (0x3CC).
+pub const MISC_OUTPUT: Register<u8, MiscOutput::Register, ReadOnly> = Register::new(0x0C);
+/// Graphics Controller index (0x3CE) and data (0x3CF).
+pub const GC_INDEX: Register<u8, (), WriteOnly> = Register::new(0x0E);
+pub const GC_DATA: Register<u8, (), ReadWrite> = Register::new(0x0F);
+/// CRT Controller index (0x3D4) and data (0x3D5), colour addressing.
+pub const CRTC_INDEX: Register<u8, (), WriteOnly> = Register::new(0x14);
+pub const CRTC_DATA: Register<u8, (), ReadWrite> = Register::new(0x15);
+
+/// Graphics Controller index of Miscellaneous Graphics.
 pub const GC_MISC: u8 = 6;
-/// Set: graphics mode; clear: alphanumeric (text).
-pub const GC_MISC_GRAPHICS: u8 = 1 << 0;
-const GC_MISC_MAP_SHIFT: u8 = 2;
-const GC_MISC_MAP_MASK: u8 = 0b11 << GC_MISC_MAP_SHIFT;
-
-/// CRTC register 0x0A, Cursor Start; bit 5 hides the cursor.
+/// CRT Controller index of Cursor Start.
 pub const CRTC_CURSOR_START: u8 = 0x0A;
-pub const CURSOR_DISABLE: u8 = 1 << 5;
 
-/// Where the Graphics Controller maps display memory into the CPU's view.
+/// A display memory window that leaves out B8000.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemoryMap {
-    /// A0000-BFFFF (128 KiB): covers B8000 too.
-    A0000Wide,
     /// A0000-AFFFF: graphics modes.
     A0000,
     /// B0000-B7FFF: monochrome text.
     B0000,
-    /// B8000-BFFFF: colour text.
-    B8000,
-}
-
-impl MemoryMap {
-    pub fn from_gc_misc(v: u8) -> Self {
-        match (v & GC_MISC_MAP_MASK) >> GC_MISC_MAP_SHIFT {
-            0 => MemoryMap::A0000Wide,
-            1 => MemoryMap::A0000,
-            2 => MemoryMap::B0000,
-            _ => MemoryMap::B8000,
-        }
-    }
-    fn covers_b8000(self) -> bool {
-        matches!(self, MemoryMap::A0000Wide | MemoryMap::B8000)
-    }
 }
 
 /// Why the console cannot draw.
@@ -93,18 +97,12 @@ impl core::fmt::Display for NotText {
     }
 }
 
-/// Port access, implemented by the PD with its I/O port capability.
-pub trait Ports {
-    fn inb(&mut self, port: u16) -> u8;
-    fn outb(&mut self, port: u16, value: u8);
-}
-
 /// Reads the mode registers and says whether the colour text buffer at
 /// 0xB8000 is what the display shows.
-pub fn probe(ports: &mut impl Ports) -> Result<(), NotText> {
-    let misc_out = ports.inb(MISC_OUTPUT_READ);
-    ports.outb(GC_INDEX, GC_MISC);
-    let gc_misc = ports.inb(GC_DATA);
+pub fn probe(vga: &mut impl Registers) -> Result<(), NotText> {
+    let misc_out = vga.get(MISC_OUTPUT);
+    vga.set(GC_INDEX, GC_MISC);
+    let gc_misc = vga.get(GC_DATA);
     decode(misc_out, gc_misc)
 }
 
@@ -113,109 +111,101 @@ pub fn decode(misc_out: u8, gc_misc: u8) -> Result<(), NotText> {
     if misc_out == 0xFF && gc_misc == 0xFF {
         return Err(NotText::NoVga);
     }
-    if gc_misc & GC_MISC_GRAPHICS != 0 {
+    let misc_out = hwio::LocalRegisterCopy::<u8, MiscOutput::Register>::new(misc_out);
+    let gc = hwio::LocalRegisterCopy::<u8, GcMisc::Register>::new(gc_misc);
+    if gc.is_set(GcMisc::GRAPHICS) {
         return Err(NotText::Graphics);
     }
-    if misc_out & MISC_IO_COLOUR == 0 {
+    if !misc_out.is_set(MiscOutput::IO_COLOUR) {
         return Err(NotText::Monochrome);
     }
-    let map = MemoryMap::from_gc_misc(gc_misc);
-    if !map.covers_b8000() {
-        return Err(NotText::Window(map));
+    use GcMisc::MEMORY_MAP::Value as Map;
+    // The field has two bits and all four values are named: never None.
+    match gc.read_as_enum(GcMisc::MEMORY_MAP) {
+        Some(Map::A0000Wide | Map::B8000) => Ok(()),
+        Some(Map::A0000) => Err(NotText::Window(MemoryMap::A0000)),
+        Some(Map::B0000) | None => Err(NotText::Window(MemoryMap::B0000)),
     }
-    Ok(())
 }
 
 /// Hides the hardware cursor (the console does not move it, so it would
-/// blink wherever the firmware or GRUB left it).
-pub fn hide_cursor(ports: &mut impl Ports) {
-    ports.outb(CRTC_INDEX, CRTC_CURSOR_START);
-    let v = ports.inb(CRTC_DATA);
-    ports.outb(CRTC_DATA, v | CURSOR_DISABLE);
+/// blink wherever the firmware or GRUB left it), keeping its shape bits.
+pub fn hide_cursor(vga: &mut impl Registers) {
+    vga.set(CRTC_INDEX, CRTC_CURSOR_START);
+    let start = hwio::LocalRegisterCopy::<u8, CursorStart::Register>::new(vga.get(CRTC_DATA));
+    vga.set(CRTC_DATA, start.get() | CursorStart::DISABLE::SET.value);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hwio::fake::FakeBus;
+    use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::rc::Rc;
 
-    /// Index/data register files behind the ports, as a VGA has them.
-    #[derive(Default)]
-    struct FakeVga {
-        misc_out: u8,
-        gc: HashMap<u8, u8>,
-        crtc: HashMap<u8, u8>,
-        gc_index: u8,
-        crtc_index: u8,
-        absent: bool,
+    /// A VGA behind the port range: index/data register files as the
+    /// hardware has them, or nothing at all (every read all ones).
+    struct Vga {
+        bus: FakeBus,
+        gc: Rc<RefCell<HashMap<u8, u8>>>,
+        crtc: Rc<RefCell<HashMap<u8, u8>>>,
     }
 
-    impl Ports for FakeVga {
-        fn inb(&mut self, port: u16) -> u8 {
-            if self.absent {
-                return 0xFF;
-            }
-            match port {
-                MISC_OUTPUT_READ => self.misc_out,
-                GC_DATA => *self.gc.get(&self.gc_index).unwrap_or(&0),
-                CRTC_DATA => *self.crtc.get(&self.crtc_index).unwrap_or(&0),
-                _ => panic!("read of port {port:#x}"),
-            }
+    fn vga(misc_out: u8, gc_misc: u8, cursor_start: u8) -> Vga {
+        let bus = FakeBus::new("vga", PORT_COUNT as usize);
+        bus.poke(MISC_OUTPUT, misc_out);
+        let gc = Rc::new(RefCell::new(HashMap::from([(GC_MISC, gc_misc)])));
+        let crtc = Rc::new(RefCell::new(HashMap::from([(
+            CRTC_CURSOR_START,
+            cursor_start,
+        )])));
+        for (index, data, file) in [(GC_INDEX, GC_DATA, &gc), (CRTC_INDEX, CRTC_DATA, &crtc)] {
+            let selected = Rc::new(RefCell::new(0u8));
+            let s = selected.clone();
+            bus.on_write(index, move |_, i| *s.borrow_mut() = i);
+            let (s, f) = (selected.clone(), file.clone());
+            bus.on_read(data, move |_, _| *f.borrow().get(&s.borrow()).unwrap_or(&0));
+            let (s, f) = (selected, file.clone());
+            bus.on_write(data, move |_, v| {
+                f.borrow_mut().insert(*s.borrow(), v);
+            });
         }
-        fn outb(&mut self, port: u16, value: u8) {
-            match port {
-                GC_INDEX => self.gc_index = value,
-                CRTC_INDEX => self.crtc_index = value,
-                CRTC_DATA => {
-                    self.crtc.insert(self.crtc_index, value);
-                }
-                _ => panic!("write of port {port:#x}"),
-            }
-        }
+        Vga { bus, gc, crtc }
     }
 
     /// Mode 3 as SeaBIOS sets it: Misc Output 0x67, GC misc 0x0E (text,
-    /// odd/even chaining, map B8000).
-    fn mode3() -> FakeVga {
-        let mut v = FakeVga {
-            misc_out: 0x67,
-            ..Default::default()
-        };
-        v.gc.insert(GC_MISC, 0x0E);
-        v.crtc.insert(CRTC_CURSOR_START, 0x0D);
-        v
+    /// odd/even chaining, map B8000), cursor lines 13-14.
+    fn mode3() -> Vga {
+        vga(0x67, 0x0E, 0x0D)
     }
 
     #[test]
     fn bios_text_mode_is_drawable() {
-        assert_eq!(probe(&mut mode3()), Ok(()));
+        let mut v = mode3();
+        assert_eq!(probe(&mut v.bus), Ok(()));
     }
 
     #[test]
     fn graphics_mono_other_windows_and_no_vga_are_not() {
-        let mut v = mode3();
-        v.gc.insert(GC_MISC, 0x05); // mode 0x12/0x13 style: graphics, map A0000
-        assert_eq!(probe(&mut v), Err(NotText::Graphics));
-        let mut v = mode3();
-        v.misc_out = 0x66;
-        assert_eq!(probe(&mut v), Err(NotText::Monochrome));
-        let mut v = mode3();
-        v.gc.insert(GC_MISC, 0x0A); // text, map B0000
-        assert_eq!(probe(&mut v), Err(NotText::Window(MemoryMap::B0000)));
-        let mut v = mode3();
-        v.gc.insert(GC_MISC, 0x02); // text, the whole A0000-BFFFF window
-        assert_eq!(probe(&mut v), Ok(()));
-        let mut v = FakeVga {
-            absent: true,
-            ..Default::default()
-        };
-        assert_eq!(probe(&mut v), Err(NotText::NoVga));
+        // Mode 0x12/0x13 style: graphics, map A0000.
+        assert_eq!(probe(&mut vga(0x67, 0x05, 0).bus), Err(NotText::Graphics));
+        assert_eq!(probe(&mut vga(0x66, 0x0E, 0).bus), Err(NotText::Monochrome));
+        assert_eq!(
+            probe(&mut vga(0x67, 0x0A, 0).bus),
+            Err(NotText::Window(MemoryMap::B0000))
+        );
+        // Text with the whole A0000-BFFFF window: B8000 is in it.
+        assert_eq!(probe(&mut vga(0x67, 0x02, 0).bus), Ok(()));
+        // Nothing on the ports.
+        assert_eq!(probe(&mut vga(0xFF, 0xFF, 0xFF).bus), Err(NotText::NoVga));
     }
 
     #[test]
     fn the_cursor_is_hidden_and_its_shape_kept() {
         let mut v = mode3();
-        hide_cursor(&mut v);
-        assert_eq!(v.crtc[&CRTC_CURSOR_START], 0x0D | CURSOR_DISABLE);
+        hide_cursor(&mut v.bus);
+        assert_eq!(v.crtc.borrow()[&CRTC_CURSOR_START], 0x0D | 0x20);
+        assert_eq!(v.gc.borrow()[&GC_MISC], 0x0E, "the mode is left alone");
     }
 }

@@ -9,122 +9,93 @@
 //! also costs a printing PD no IPC and no waiting on the console. The
 //! console reads the ring every [`POLL_MS`] ms (its clock and sleeps go
 //! through the timer PD), draws new lines into the VGA text buffer at
-//! 0xB8000 below a status row, and scrolls. It never writes to the ring
-//! except its own prints.
+//! 0xB8000 below a status row, and scrolls. It writes nothing into the
+//! ring but its own prints.
 //!
 //! The screen must be in colour text mode: what a BIOS PC has and GRUB
 //! keeps (`gfxpayload=text`). On a UEFI PC the display is the firmware's
 //! framebuffer, and a PC may have no VGA at all; the console checks the VGA
 //! registers first and, if it cannot draw, says so in one line and stops.
-//!
-//! # system.xml contract
-//!
-//! - `log`: the log ring region (`log_ring::REGION_SIZE` bytes, rw) at
-//!   `dingo_log_vaddr`, as in every PD that logs;
-//! - `vga`: the text buffer (0xb8000, 0x1000 bytes, rw, uncached) at
-//!   `vga_vaddr`;
-//! - `<ioport id="0" addr="0x3c0" size="0x20"/>`: the VGA registers;
-//! - a Timer port (0x1000 bytes, rw) at `timer_port_vaddr` on channel 0,
-//!   and the time page (read-only) at `time_page_vaddr`;
-//! - a low priority: it only shows what others did.
+//! Its roles are in `pds/console/pd.toml`.
 #![no_std]
 #![no_main]
 
-use console_core::screen::{COLS, Screen, StatusText};
-use console_core::vga::{self, Ports};
+use console_core::screen::{COLS, ROWS, Screen, StatusText};
+use console_core::vga::{self, TEXT_BUFFER};
 use core::fmt::Write;
 use dingo_pd::dingo_rt::executor::{Executor, Millis};
 use dingo_pd::dingo_rt::typed::Supervisor;
-use dingo_pd::microkit::{self, IoPort, debug_println, setvar};
+use dingo_pd::microkit::hwio::{Bus, Mmio};
+use dingo_pd::microkit::{IoPort, debug_println};
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
-use log_ring::{Reader, Region};
+use dingo_protocols::timer::Observer;
+use log_ring::Region;
+use pd_config::SharedRegion;
 use timer_client::clock::TimeReader;
 use timer_client::platform::TimerPlatform;
-use timer_client::port::{End, attach};
 
-setvar!(vga_vaddr, time_page_vaddr, timer_port_vaddr);
+pd_config::program!("console");
 
 /// How often the ring is read: new lines show within this time.
 const POLL_MS: u64 = 20;
-const VGA_PORTS: IoPort = IoPort::new(0);
-const TIMER_CHANNEL: u8 = 0;
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
+/// The time page, found in the config once: the executor's clock is a
+/// plain `fn() -> u64`, called for every time reading.
+static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
 type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>>;
 
 fn clock() -> u64 {
-    // SAFETY: system.xml maps the time page read-only at time_page_vaddr.
-    unsafe { TimeReader::new(time_page_vaddr.get() as *const u8) }.now_ns()
+    let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
+    // SAFETY: system-builder checked that the time page is mapped readable
+    // here, a page at least.
+    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
 }
 
 fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
-    // SAFETY: system.xml maps this PD's Timer port region read-write at
-    // timer_port_vaddr; the timer PD holds the other side.
-    let port = unsafe {
-        attach(
-            timer_port_vaddr.get() as *mut u8,
-            TIMER_CHANNEL,
-            End::Client,
-            Supervisor::fatal(&REPORTER),
-            "console",
-            "timer",
-            clock(),
-        )
-    };
-    match port {
-        Ok(port) => TimerPlatform::new(MicrokitPlatform::new(clock), port),
-        Err(e) => panic!(
-            "console: bad Timer port at {:#x}: {e:?}",
-            timer_port_vaddr.get()
-        ),
-    }
-}
-
-/// The VGA registers through the PD's I/O port capability. A refused
-/// access reads as 0xFF, as an absent device does.
-struct VgaPorts;
-
-impl Ports for VgaPorts {
-    fn inb(&mut self, port: u16) -> u8 {
-        VGA_PORTS.in8(port).unwrap_or(0xFF)
-    }
-    fn outb(&mut self, port: u16, value: u8) {
-        let _ = VGA_PORTS.out8(port, value);
-    }
+    let cfg = config::load();
+    let port = dingo_pd::typed_port(
+        cfg.name,
+        &cfg.ports.timer,
+        Observer::new(clock()),
+        Supervisor::fatal(&REPORTER),
+    );
+    TimerPlatform::new(MicrokitPlatform::new(clock), port)
 }
 
 /// Draws a row of cells into the text buffer.
-fn draw(base: usize, row: usize, cells: &[u16; COLS]) {
+fn draw(vga: &mut Mmio, row: usize, cells: &[u16; COLS]) {
     for (col, &cell) in cells.iter().enumerate() {
-        let offset = (row * COLS + col) * 2;
-        // SAFETY: system.xml maps the text buffer's page (0x1000 bytes)
-        // uncached at vga_vaddr; offset < 25 * 80 * 2 = 4000.
-        unsafe { ((base + offset) as *mut u16).write_volatile(cell) };
+        vga.write16((row * COLS + col) * 2, cell);
     }
 }
 
 async fn main(ex: &Ex<'_>) {
-    let Some(ring) = microkit::log::ring_vaddr() else {
-        debug_println!("console: no log ring mapped at dingo_log_vaddr; nothing to show");
+    let cfg = config::load();
+    if cfg.regions.vga.paddr != TEXT_BUFFER {
+        debug_println!(
+            "console: region vga is at paddr {:#x}, not the text buffer at {TEXT_BUFFER:#x}; nothing to draw on",
+            cfg.regions.vga.paddr
+        );
         return;
-    };
-    // SAFETY: system.xml maps the log region (REGION_SIZE bytes, rw) there.
-    let ring = unsafe { Region::at(ring as usize) };
-    if let Err(why) = vga::probe(&mut VgaPorts) {
+    }
+    if let Err(why) = vga::probe(&mut IoPort::bus(cfg.ioports.vga, "vga")) {
         debug_println!("console: no VGA text screen: {why}; the log stays on the serial port");
         return;
     }
-    vga::hide_cursor(&mut VgaPorts);
+    vga::hide_cursor(&mut IoPort::bus(cfg.ioports.vga, "vga"));
+    // SAFETY: system-builder checked that the log region is mapped
+    // read-write here, REGION_SIZE bytes at least; writers elsewhere are
+    // survived, not trusted (see log_ring).
+    let ring = unsafe { Region::at(cfg.regions.log.vaddr) };
+    let mut text = cfg.regions.vga.mmio("vga");
     debug_println!(
-        "console: mirroring the system log onto the VGA text screen ({}x{}), every {POLL_MS} ms",
-        COLS,
-        console_core::screen::ROWS
+        "console: mirroring the system log onto the VGA text screen ({COLS}x{ROWS}), every {POLL_MS} ms"
     );
 
-    let base = vga_vaddr.get() as usize;
     let mut screen = Screen::new();
-    let mut reader = Reader::new();
+    let mut reader = log_ring::Reader::new();
     let start = ex.now_ns();
     loop {
         reader.poll(ring, |b| screen.put(b));
@@ -143,7 +114,7 @@ async fn main(ex: &Ex<'_>) {
             );
         }
         screen.set_status(status.as_bytes());
-        screen.flush(|row, cells| draw(base, row, cells));
+        screen.flush(|row, cells| draw(&mut text, row, cells));
         ex.sleep(POLL_MS.ms()).await;
     }
 }
