@@ -4,6 +4,7 @@
 #   make test    host unit tests + boot tests in QEMU; ends with "N passed, N failed"
 #   make bench   benchmarks under QEMU -icount; figures as ratios to a baseline of the same run
 #   make docs    every Tingu protocol as a statechart: build/docs/<protocol>.svg
+#   make image   boot media for PCs: build/dingo.img (for a USB stick) and build/dingo.iso
 #   make clean   remove build outputs
 #
 # Flavours: debug (kernel printing on; run and test) and release (no
@@ -31,7 +32,7 @@ $(error tools/pd-crates.sh found no PD crates (does `cargo metadata` work here?)
 endif
 SEL4_CRATES := monitor sel4-start microkit dingo-pd $(PD_CRATES)
 
-.PHONY: all run test bench docs clean prereqs lint kernel-debug kernel-release image-debug image-release
+.PHONY: all run test bench docs clean prereqs lint kernel-debug kernel-release image-debug image-release image media-test
 
 all: image-debug
 
@@ -88,10 +89,29 @@ docs:
 	@for d in $(BUILD)/docs/*.dot; do dot -Tsvg $$d -o $${d%.dot}.svg || exit 1; done
 	@ls $(BUILD)/docs/*.svg | sed 's/^/docs: /'
 
+# Boot media for PCs (tools/boot-media.py): GRUB, the debug kernel (it
+# prints on COM1) and the image of system SYSTEM (default: system.xml's;
+# any name under build/debug/ works, e.g. SYSTEM=timer), as a disk image to
+# write onto a USB stick and as an ISO. Each boots on BIOS and UEFI PCs.
+SYSTEM ?= system
+MEDIA_KERNEL := $(BUILD)/kernel/debug/kernel.elf
+image: image-debug
+	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/$(SYSTEM).elf \
+	    --iso $(BUILD)/dingo.iso --disk $(BUILD)/dingo.img
+
+# Media only the boot tests use: the example system booted by GRUB with
+# multiboot v1 (BIOS only), and the screen console's test system.
+media-test: image-debug
+	@mkdir -p $(BUILD)/media
+	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/system.elf \
+	    --multiboot 1 --iso $(BUILD)/media/multiboot1.iso
+	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/console.elf \
+	    --iso $(BUILD)/media/console.iso
+
 run: image-debug $(DISK)
 	@qemu/qemu.py run --kernel $(BUILD)/kernel/debug/kernel32.elf --image $(BUILD)/debug/system.elf --disk $(DISK)
 
-test: image-debug image-release $(DISK)
+test: image-debug image-release $(DISK) image media-test
 	@SEL4_KERNEL_OUT=$(BUILD)/kernel/debug python3 tests/run.py --build $(BUILD)
 
 lint: kernel-debug

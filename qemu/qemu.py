@@ -7,46 +7,94 @@
                                                              bounded boot; prints the
                                                              decoded outcome, exit 0 on
                                                              the success code
+    qemu/qemu.py run|boot --boot cdrom|disk --medium M [--firmware seabios|ovmf]
+                                                             boot a medium the way a PC
+                                                             does (make image writes them)
 
-The machine: x86_64 `pc` under TCG with an rtl8139 NIC on user-mode
-networking, an OHCI controller with a USB keyboard and a USB disk (a small raw
-image the build creates), isa-debug-exit at port 0xf4, and a QMP socket for
-hot-plug tests. A guest write of v to port 0xf4 makes QEMU exit with status
-2v+1; the monitor writes 0x10 on success and 0x11 on failure.
+The machine: x86_64 `pc` under TCG with the default VGA card, an rtl8139 NIC
+on user-mode networking, an OHCI controller with a USB keyboard and a USB
+disk (a small raw image the build creates), isa-debug-exit at port 0xf4, and
+a QMP socket for hot-plug tests and for reading the screen. A guest write of
+v to port 0xf4 makes QEMU exit with status 2v+1; the monitor writes 0x10 on
+success and 0x11 on failure.
+
+Boot paths: `kernel` (the default) hands QEMU's multiboot loader the kernel
+and the system image, with no firmware boot at all. `cdrom` boots an ISO
+from the CD drive and `disk` a disk image as the first hard disk, both
+through the firmware, SeaBIOS (legacy BIOS) or OVMF (UEFI, Debian's `ovmf`):
+the path a real PC takes. Devices can be left out (`without`) to test how
+the system copes when one is absent.
 """
 import argparse
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 EXIT_PORT = 0xF4
 GUEST_SUCCESS = 0x10
 GUEST_FAILURE = 0x11
 
+BOOTS = ("kernel", "cdrom", "disk")
+FIRMWARE = {"seabios": None, "ovmf": "/usr/share/ovmf/OVMF.fd"}
 
-def command(kernel, image, disk, qmp=None, icount=False, extra=()):
+# The VGA text buffer: 80x25 cells of (character, attribute) bytes.
+VGA_TEXT = 0xB8000
+VGA_COLS, VGA_ROWS = 80, 25
+
+
+def devices(disk, without=()):
+    """The machine's devices, by the names `without` may drop."""
+    groups = {
+        "debug-exit": ["-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04"],
+        "rtl8139": ["-netdev", "user,id=n0", "-device", "rtl8139,netdev=n0"],
+        "ohci": [
+            # Slot 5, not the next free one (4): there the firmware routes its
+            # INTx to line 10, the RTL8139's (slot 3) to line 11. seL4 gives
+            # an IRQ to one handler, so two driver PDs cannot share a line.
+            "-device", "pci-ohci,id=ohci,addr=5",
+            "-device", "usb-kbd,bus=ohci.0",
+            # snapshot: guest writes go to a throwaway overlay, so the image is
+            # only read and parallel boots never contend for its lock.
+            "-drive", f"if=none,id=usbdisk,format=raw,file={disk},snapshot=on,file.locking=off",
+            "-device", "usb-storage,bus=ohci.0,drive=usbdisk",
+        ],
+    }
+    unknown = set(without) - set(groups)
+    if unknown:
+        raise ValueError(f"unknown devices to leave out: {sorted(unknown)} (known: {sorted(groups)})")
+    return [arg for name, args in groups.items() if name not in without for arg in args]
+
+
+def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=(),
+            boot="kernel", medium=None, firmware="seabios", without=()):
     cmd = [
         "qemu-system-x86_64",
         "-machine", "pc", "-accel", "tcg",
         "-cpu", "qemu64,+pdpe1gb,+fsgsbase",
         "-m", "512",
         "-nographic", "-no-reboot",
-        "-kernel", kernel, "-initrd", image,
-        "-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04",
-        "-netdev", "user,id=n0",
-        "-device", "rtl8139,netdev=n0",
-        # Slot 5, not the next free one (4): there the firmware routes its
-        # INTx to line 10, the RTL8139's (slot 3) to line 11. seL4 gives an
-        # IRQ to one handler, so two driver PDs cannot share a line.
-        "-device", "pci-ohci,id=ohci,addr=5",
-        "-device", "usb-kbd,bus=ohci.0",
-        # snapshot: guest writes go to a throwaway overlay, so the image is
-        # only read and parallel boots never contend for its lock.
-        "-drive", f"if=none,id=usbdisk,format=raw,file={disk},snapshot=on,file.locking=off",
-        "-device", "usb-storage,bus=ohci.0,drive=usbdisk",
     ]
+    if boot not in BOOTS:
+        raise ValueError(f"unknown boot path {boot!r} (known: {', '.join(BOOTS)})")
+    if firmware not in FIRMWARE:
+        raise ValueError(f"unknown firmware {firmware!r} (known: {', '.join(FIRMWARE)})")
+    if FIRMWARE[firmware]:
+        cmd += ["-bios", FIRMWARE[firmware]]
+    if boot == "kernel":
+        cmd += ["-kernel", kernel, "-initrd", image]
+    elif boot == "cdrom":
+        # CD first: SeaBIOS would otherwise try the disks and wait on each.
+        cmd += ["-drive", f"file={medium},media=cdrom,readonly=on,file.locking=off", "-boot", "order=d"]
+    else:
+        cmd += ["-drive", f"file={medium},format=raw,if=ide,snapshot=on,file.locking=off",
+                "-boot", "order=c"]
+    cmd += devices(disk, without)
     if qmp:
         cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"]
     if icount:
@@ -59,6 +107,8 @@ def decode(status):
     """What a QEMU exit status means."""
     if status is None:
         return "timeout"
+    if status == "stopped":
+        return "stopped"
     if status == 2 * GUEST_SUCCESS + 1:
         return "guest-success"
     if status == 2 * GUEST_FAILURE + 1:
@@ -70,44 +120,142 @@ def decode(status):
     return f"qemu-error-{status}"
 
 
-def boot(kernel, image, disk, log, timeout, icount=False, qmp=None):
+class Qmp:
+    """A QMP connection to a running QEMU (one command at a time)."""
+
+    def __init__(self, path, timeout=5.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        self._reply()  # the greeting
+        self.execute("qmp_capabilities")
+
+    def _reply(self):
+        while True:
+            while b"\n" not in self.buf:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectionError("QMP connection closed")
+                self.buf += data
+            line, self.buf = self.buf.split(b"\n", 1)
+            msg = json.loads(line)
+            if "event" not in msg:
+                return msg
+
+    def execute(self, name, **arguments):
+        self.sock.sendall(json.dumps({"execute": name, "arguments": arguments}).encode() + b"\n")
+        reply = self._reply()
+        if "error" in reply:
+            raise RuntimeError(f"QMP {name}: {reply['error'].get('desc', reply['error'])}")
+        return reply.get("return")
+
+    def close(self):
+        self.sock.close()
+
+
+def vga_text(qmp):
+    """The VGA text buffer as 25 lines (characters only, trailing blanks cut)."""
+    with tempfile.NamedTemporaryFile(prefix="vga-", suffix=".bin") as f:
+        qmp.execute("pmemsave", val=VGA_TEXT, size=VGA_COLS * VGA_ROWS * 2, filename=f.name)
+        cells = f.read()
+    chars = bytes(c if 0x20 <= c < 0x7F else 0x20 for c in cells[0::2])
+    return [chars[r * VGA_COLS:(r + 1) * VGA_COLS].decode("ascii").rstrip() for r in range(VGA_ROWS)]
+
+
+def screen_size(qmp):
+    """The displayed screen's size in pixels, from a screendump (720x400 is
+    VGA text mode 80x25 with its 9x16 font)."""
+    with tempfile.NamedTemporaryFile(prefix="screen-", suffix=".ppm") as f:
+        qmp.execute("screendump", filename=f.name)
+        header = f.read(64)
+    m = re.match(rb"P6\s+(\d+)\s+(\d+)\s", header)
+    if not m:
+        raise RuntimeError("screendump did not write a PPM image")
+    return int(m.group(1)), int(m.group(2))
+
+
+def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False, qmp=None,
+         boot="kernel", medium=None, firmware="seabios", without=(), until=None, poll=0.5):
     """Boots once, serial output into `log`; returns (status or None, seconds).
-    A QEMU still running after `timeout` seconds is killed by its own PID."""
+    A QEMU still running after `timeout` seconds is killed by its own PID.
+    With `until` (a function of a Qmp connection), QEMU is asked every `poll`
+    seconds; once `until` returns true it is quit over QMP and the status is
+    "stopped"."""
     start = time.monotonic()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            command(kernel, image, disk, qmp=qmp, icount=icount),
+            command(kernel, image, disk, qmp=qmp, icount=icount, boot=boot, medium=medium,
+                    firmware=firmware, without=without),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        status = None
         try:
-            status = proc.wait(timeout=timeout)
+            if until is None:
+                status = proc.wait(timeout=timeout)
+            else:
+                status = _wait_until(proc, qmp, until, start + timeout, poll)
         except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            status = None
+            pass
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
     return status, time.monotonic() - start
+
+
+def _wait_until(proc, qmp_path, until, deadline, poll):
+    conn = None
+    try:
+        while time.monotonic() < deadline:
+            try:
+                return proc.wait(timeout=poll)
+            except subprocess.TimeoutExpired:
+                pass
+            if conn is None:
+                try:
+                    conn = Qmp(qmp_path)
+                except OSError:
+                    continue  # not listening yet
+            if until(conn):
+                conn.execute("quit")
+                proc.wait(timeout=10)
+                return "stopped"
+        raise subprocess.TimeoutExpired(proc.args, 0)
+    finally:
+        if conn:
+            conn.close()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["run", "boot"])
-    ap.add_argument("--kernel", required=True)
-    ap.add_argument("--image", required=True, help="the system image (root task ELF)")
+    ap.add_argument("--kernel", help="the kernel (--boot kernel)")
+    ap.add_argument("--image", help="the system image, root task ELF (--boot kernel)")
+    ap.add_argument("--boot", choices=BOOTS, default="kernel")
+    ap.add_argument("--medium", help="the ISO (--boot cdrom) or disk image (--boot disk)")
+    ap.add_argument("--firmware", choices=sorted(FIRMWARE), default="seabios")
+    ap.add_argument("--without", action="append", default=[], help="leave this device out (rtl8139, ohci, debug-exit)")
     ap.add_argument("--disk", required=True, help="raw image behind the USB disk")
     ap.add_argument("--log", help="serial log file (boot mode)")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--icount", action="store_true")
-    ap.add_argument("--qmp", help="QMP unix socket path (default: beside the image)")
+    ap.add_argument("--qmp", help="QMP unix socket path (default: beside the image or medium)")
     a = ap.parse_args()
-    for path in (a.kernel, a.image, a.disk):
+    need = [a.kernel, a.image] if a.boot == "kernel" else [a.medium]
+    if None in need:
+        sys.exit("qemu: --boot kernel needs --kernel and --image" if a.boot == "kernel"
+                 else f"qemu: --boot {a.boot} needs --medium")
+    for path in need + [a.disk]:
         if not os.path.exists(path):
             sys.exit(f"qemu: {path}: no such file (build it with make)")
     # Every boot gets a QMP socket, for tests that hot-plug devices.
-    a.qmp = a.qmp or os.path.splitext(a.image)[0] + ".qmp"
+    a.qmp = a.qmp or os.path.splitext(a.image or a.medium)[0] + ".qmp"
+    opts = dict(boot=a.boot, medium=a.medium, firmware=a.firmware, without=a.without)
     if a.mode == "run":
         print("qemu: Ctrl-A X quits", file=sys.stderr)
-        cmd = command(a.kernel, a.image, a.disk, qmp=a.qmp, icount=a.icount)
+        cmd = command(a.kernel, a.image, a.disk, qmp=a.qmp, icount=a.icount, **opts)
         # QEMU keeps the terminal; afterwards say what its status means.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         outcome = decode(subprocess.call(cmd))
@@ -115,7 +263,7 @@ def main():
         sys.exit(1 if outcome in ("guest-failure",) or outcome.startswith("qemu-error") else 0)
     if not a.log:
         sys.exit("qemu: boot mode needs --log")
-    status, secs = boot(a.kernel, a.image, a.disk, a.log, a.timeout, a.icount, a.qmp)
+    status, secs = boot(a.kernel, a.image, a.disk, a.log, a.timeout, a.icount, a.qmp, **opts)
     outcome = decode(status)
     print(f"qemu: {outcome} (status {status}) after {secs:.1f}s; serial log {a.log}")
     sys.exit(0 if outcome == "guest-success" else 1)

@@ -3,7 +3,8 @@
 
 1. Host unit tests: `cargo test` over the workspace's default members.
 2. Boot tests (tests/boot.toml): boot an image in QEMU, bounded by a timeout;
-   check the decoded exit status and the serial log.
+   check the decoded exit status and the serial log, and for screen tests
+   what the VGA text screen shows.
 
 Ends with `N passed, N failed` and exits non-zero on any failure.
 """
@@ -57,6 +58,55 @@ def check_log(text, test):
     return None
 
 
+def screen_matches(patterns, screen):
+    """Index of the first of `patterns` not found on the screen (in order,
+    each after the last; ^ and $ match at each row), or None if all are."""
+    text = "\n".join(screen)
+    pos = 0
+    for i, pattern in enumerate(patterns):
+        m = re.compile(pattern, re.MULTILINE).search(text, pos)
+        if not m:
+            return i
+        pos = m.end()
+    return None
+
+
+class LogWatch:
+    """Stops a boot once the serial log matches `pattern` (for systems that
+    run on, as on a PC, instead of ending the run)."""
+
+    def __init__(self, log, pattern):
+        self.log, self.pattern = log, re.compile(pattern)
+
+    def __call__(self, _qmp):
+        with open(self.log, "rb") as f:
+            return bool(self.pattern.search(f.read().decode("utf-8", "replace")))
+
+
+class ScreenCheck:
+    """Stops a boot once the VGA text screen shows every pattern; keeps the
+    last screen it read for the report."""
+
+    def __init__(self, patterns, size):
+        self.patterns, self.size = patterns, size
+        self.screen, self.shown_size, self.missing = [], None, 0
+
+    def __call__(self, qmp):
+        self.screen = qemu.vga_text(qmp)
+        self.missing = screen_matches(self.patterns, self.screen)
+        if self.missing is not None:
+            return False
+        self.shown_size = qemu.screen_size(qmp)
+        return True
+
+    def problem(self):
+        if self.missing is not None:
+            return f"screen never showed /{self.patterns[self.missing]}/"
+        if self.size and self.shown_size != tuple(self.size):
+            return f"screen is {self.shown_size[0]}x{self.shown_size[1]} pixels, expected {self.size[0]}x{self.size[1]} (VGA text mode)"
+        return None
+
+
 def boot_tests(build, only):
     with open(os.path.join(HERE, "boot.toml"), "rb") as f:
         tests = tomllib.load(f)["test"]
@@ -64,25 +114,44 @@ def boot_tests(build, only):
     logdir = os.path.join(build, "test-logs")
     os.makedirs(logdir, exist_ok=True)
     print("== boot tests (QEMU)", flush=True)
+    by_name = {t["name"]: t for t in tests}
     for t in tests:
         if only and t["name"] not in only:
             continue
+        if "checks_of" in t:
+            # Another test's checks too (on another boot path), after this
+            # test's own expectations: those are about the boot itself.
+            base = by_name[t["checks_of"]]
+            t = {**t, "outcome": t.get("outcome", base["outcome"])}
+            for key in ("expect", "present", "absent"):
+                t[key] = t.get(key, []) + base.get(key, [])
         flavour = t["flavour"]
         log = os.path.join(logdir, t["name"] + ".log")
+        screen = ScreenCheck(t["screen"], t.get("screen_size")) if "screen" in t else None
+        until = screen or (LogWatch(log, t["stop_at"]) if "stop_at" in t else None)
         status, secs = qemu.boot(
             kernel=os.path.join(build, "kernel", flavour, "kernel32.elf"),
             image=os.path.join(build, flavour, t.get("image", "system.elf")),
             disk=os.path.join(build, "usb-disk.img"),
             log=log, timeout=t["timeout"], icount=t.get("icount", False),
-            qmp=os.path.join(logdir, t["name"] + ".qmp"))
+            qmp=os.path.join(logdir, t["name"] + ".qmp"),
+            boot=t.get("boot", "kernel"),
+            medium=os.path.join(build, t["medium"]) if "medium" in t else None,
+            firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
+            until=until)
         outcome = qemu.decode(status)
         with open(log, "rb") as f:
             text = f.read().decode("utf-8", "replace").replace("\r", "")
         problem = None
         if outcome != t["outcome"]:
             problem = f"outcome {outcome} (status {status}), expected {t['outcome']}"
+            if screen and screen.problem():
+                problem += "; " + screen.problem()
         else:
-            problem = check_log(text, t)
+            problem = check_log(text, t) or (screen and screen.problem())
+        if screen:
+            with open(os.path.join(logdir, t["name"] + ".screen"), "w") as f:
+                f.write("\n".join(screen.screen) + "\n")
         if problem:
             failed += 1
             print(f"FAIL {t['name']} ({secs:.1f}s): {problem}; log: {log}")

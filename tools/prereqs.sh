@@ -6,7 +6,8 @@
 #   tools/prereqs.sh --docs   also graphviz, for make docs
 set -u
 
-# command : Debian package : what it is for
+# command (or a file, for packages that ship no command) : Debian package :
+# what it is for
 needs=(
     "qemu-system-x86_64:qemu-system-x86:running the system"
     "xmllint:libxml2-utils:the seL4 build's XML checks"
@@ -14,6 +15,12 @@ needs=(
     "objcopy:binutils:making the kernel multiboot-loadable"
     "patch:patch:applying sel4/kernel/patches"
     "python3:python3:the seL4 code generators"
+    # Boot media (make image; the boot tests boot them as a PC would).
+    "/usr/lib/grub/i386-pc/boot.img:grub-pc-bin:GRUB for BIOS PCs on the boot media"
+    "/usr/lib/grub/x86_64-efi/kernel.img:grub-efi-amd64-bin:GRUB for UEFI PCs on the boot media"
+    "xorriso:xorriso:writing the ISO (grub-mkrescue)"
+    "mformat:mtools:the FAT partition of the disk image, without mounting it"
+    "/usr/share/ovmf/OVMF.fd:ovmf:UEFI firmware for booting the media in QEMU"
 )
 if [ "${1:-}" = --docs ]; then
     needs+=("dot:graphviz:drawing the protocol statecharts")
@@ -22,6 +29,7 @@ fi
 have() {
     case $1 in
         python3) command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null ;;
+        /*) [ -e "$1" ] ;;
         *) command -v "$1" >/dev/null ;;
     esac
 }

@@ -19,6 +19,10 @@
 //! like notifications on the channels its endpoint badge names, and gets no
 //! reply: it can confuse no one but itself and the callee's view of those
 //! channels. PPC badges are `BADGE_PPC | channel`.
+//!
+//! When system.xml maps the system log ring into the PD (setvar
+//! `dingo_log_vaddr`), everything the PD prints also goes into the ring,
+//! whole lines at a time; the console PD shows it on the screen.
 #![no_std]
 
 use core::cell::UnsafeCell;
@@ -34,6 +38,8 @@ pub use sel4;
 // Start code, memory functions and the panic handler come with the runtime.
 pub use sel4::{debug_print, debug_println};
 use sel4_start as _;
+
+mod log;
 
 /// A channel end of this PD: its id in system.xml (also used for IRQs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -296,6 +302,7 @@ pub fn start(main: fn() -> !) -> ! {
     // SAFETY: the monitor maps this PD's IPC buffer at IPC_BUFFER_VADDR and
     // configures the TCB with it before the PD starts.
     unsafe { sel4::ipc_buffer::set_ipc_buffer(IPC_BUFFER_VADDR as *mut _) };
+    log::attach();
     main()
 }
 

@@ -24,7 +24,7 @@ pub mod ipc_buffer;
 mod message;
 pub mod syscall;
 
-pub use debug::{DebugWriter, debug_put_char, set_console, uart_put_char};
+pub use debug::{DebugWriter, debug_put_char, set_console, set_mirror, uart_put_char};
 pub use message::MessageInfo;
 
 /// Result of a kernel invocation.
