@@ -20,8 +20,15 @@
 //!      64  u32 (line 1)    consumer               consumer index (free-running)
 //!     128  u32 (line 2)    consumer set, producer clear   consumer wants a notify
 //!     132  u32 (line 2)    producer set, consumer clear   producer wants a notify
+//!     136  u64 (line 2)    producer               producer's tag (0: none yet)
 //!     192  SLOT * cap      producer               slot i = message (index & (cap-1))
 //! ```
+//!
+//! The tag is what the producing side says it speaks (a typed port puts
+//! its protocol hash there, see [`crate::typed`]), published before its
+//! first message: a consumer that has popped a message also sees the tag
+//! the producer wrote before it. The ring itself never reads it; like any
+//! other word of the region it is only compared, never used as an index.
 //!
 //! The indices never wrap at the capacity, only at 2^32, so `producer -
 //! consumer` (wrapping) is the number of messages in flight and a full ring
@@ -55,7 +62,7 @@
 //!    notify", and [`Consumer::pop`] reports it with its [`NotifyPeer`].
 
 use core::fmt;
-use core::sync::atomic::{AtomicU32, Ordering, fence};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 /// Bytes before the first slot: three cache lines.
 pub const HEADER_BYTES: usize = 192;
@@ -115,6 +122,7 @@ const PRODUCER_INDEX: usize = 0;
 const CONSUMER_INDEX: usize = 64;
 const CONSUMER_WANTS_NOTIFY: usize = 128;
 const PRODUCER_WANTS_NOTIFY: usize = 132;
+const PRODUCER_TAG: usize = 136;
 
 /// What went wrong with a ring region or a ring operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,6 +229,7 @@ pub unsafe fn init<const SLOT: usize>(base: *mut u8, len: usize) -> Result<(), R
     ] {
         shared.word(word).store(0, Ordering::Relaxed);
     }
+    shared.tag().store(0, Ordering::Relaxed);
     fence(Ordering::SeqCst);
     Ok(())
 }
@@ -262,6 +271,12 @@ impl<const SLOT: usize> Shared<SLOT> {
         // 64-aligned. The region stays mapped for the handle's lifetime and
         // this side only accesses the header atomically (new's contract).
         unsafe { AtomicU32::from_ptr(self.base.add(offset).cast::<u32>()) }
+    }
+
+    fn tag(&self) -> &AtomicU64 {
+        // SAFETY: as in word(): inside the header, 8-aligned because the
+        // base is 64-aligned, accessed only atomically by this side.
+        unsafe { AtomicU64::from_ptr(self.base.add(PRODUCER_TAG).cast::<u64>()) }
     }
 
     fn slot(&self, index: u32) -> *mut [u8; SLOT] {
@@ -374,23 +389,29 @@ impl<const SLOT: usize> Producer<SLOT> {
         Ok(self.len()? == 0)
     }
 
+    /// Publishes this side's tag (see the module documentation); call it
+    /// before the first push.
+    pub fn publish_tag(&mut self, tag: u64) {
+        self.ring.tag().store(tag, Ordering::Release);
+    }
+
     /// Copies `msg` into the next slot and publishes it. Returns whether the
     /// consumer asked to be notified (step 4 of the protocol).
     pub fn push(&mut self, msg: &[u8; SLOT]) -> Result<NotifyPeer, RingError> {
+        Ok(self.reserve()?.push(msg))
+    }
+
+    /// Checks for a free slot once, for a caller that must decide whether
+    /// to send (a typed port runs its observer) between finding room and
+    /// pushing: the reserved slot cannot be taken away, since the consumer
+    /// only ever frees slots.
+    #[inline]
+    pub fn reserve(&mut self) -> Result<Reserved<'_, SLOT>, RingError> {
         self.refresh()?;
         if self.is_full() {
             return Err(RingError::Full);
         }
-        // SAFETY: slot() is in bounds; volatile because the peer maps the
-        // same bytes and the compiler must not elide or merge the store.
-        unsafe { write_slot(self.ring.slot(self.producer), msg) };
-        self.producer = self.producer.wrapping_add(1);
-        self.ring
-            .word(PRODUCER_INDEX)
-            .store(self.producer, Ordering::Release);
-        fence(Ordering::SeqCst);
-        race_point(Race::ProducerPublished);
-        Ok(self.ring.take_flag(CONSUMER_WANTS_NOTIFY))
+        Ok(Reserved { producer: self })
     }
 
     /// Arms "producer wants a notify" before blocking on a full ring (step 6).
@@ -414,6 +435,31 @@ impl<const SLOT: usize> Producer<SLOT> {
                 .store(0, Ordering::Relaxed);
             Ok(Arm::Retry)
         }
+    }
+}
+
+/// A free slot found by [`Producer::reserve`].
+#[must_use = "a reservation does nothing unless pushed"]
+pub struct Reserved<'p, const SLOT: usize> {
+    producer: &'p mut Producer<SLOT>,
+}
+
+impl<const SLOT: usize> Reserved<'_, SLOT> {
+    /// Copies `msg` into the reserved slot and publishes it; whether the
+    /// consumer asked to be notified.
+    #[inline]
+    pub fn push(self, msg: &[u8; SLOT]) -> NotifyPeer {
+        let p = self.producer;
+        // SAFETY: slot() is in bounds; volatile because the peer maps the
+        // same bytes and the compiler must not elide or merge the store.
+        unsafe { write_slot(p.ring.slot(p.producer), msg) };
+        p.producer = p.producer.wrapping_add(1);
+        p.ring
+            .word(PRODUCER_INDEX)
+            .store(p.producer, Ordering::Release);
+        fence(Ordering::SeqCst);
+        race_point(Race::ProducerPublished);
+        p.ring.take_flag(CONSUMER_WANTS_NOTIFY)
     }
 }
 
@@ -460,6 +506,12 @@ impl<const SLOT: usize> Consumer<SLOT> {
     /// Whether a corruption was detected; the handle is then unusable.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.is_some()
+    }
+
+    /// The tag the producer published (0 until it does). Only a value to
+    /// compare: the producer may write anything there.
+    pub fn peer_tag(&self) -> u64 {
+        self.ring.tag().load(Ordering::Acquire)
     }
 
     /// Reads the producer index and checks that it only moved forward, by at

@@ -52,40 +52,50 @@
 //!   generated `observe_<port>` method and the way to that port's protocol
 //!   observer inside the component (for its timeout check).
 //!
+//! # Versions
+//!
+//! Each end publishes the hash of its protocol ([`Message::HASH`], generated
+//! from the protocol's normalised definition) in the header of the ring it
+//! transmits on, when the port is created, and checks the peer's on every
+//! operation until it has seen it. Attach order does not matter: a peer that
+//! has not attached yet has published nothing, and that is fine until a
+//! message arrives, because a peer publishes its hash before its first
+//! message. A different hash, or a message from a peer that published none,
+//! means the two PDs were built from different versions of the protocol:
+//! the port reports it once ([`Report::Version`], naming the protocol, both
+//! hashes, the component and the port) and refuses every later operation
+//! with [`Fault::Version`]. The peer's hash is only compared, never trusted
+//! for anything else.
+//!
 //! # Timeouts
 //!
 //! A timeout state overrun must be noticed even when no message arrives.
-//! The observers do not expose their next deadline, so a PD checks every
-//! port periodically, e.g. every 100 ms, from its event loop, and after
-//! every message. An overrun is then reported at most one period late:
+//! Observers know when the current timeout state overruns
+//! ([`TypedPort::deadline_ns`]); [`TypedPort::recv`] and
+//! [`TypedPort::send`] wait for that deadline as well as for the ring, so
+//! an overrun is reported the moment it happens, with no polling:
 //!
 //! ```no_run
-//! use core::time::Duration;
 //! use dingo_protocols::{ethernet_controller as eth, ethernet_driver};
-//! use dingo_rt::executor::{Either, Executor, Platform, select};
+//! use dingo_rt::executor::{Executor, Platform};
 //! use dingo_rt::typed::{ComponentPort, Fault, TypedPort};
 //!
 //! type EthPort<'r, 'c> = TypedPort<'r, ComponentPort<'c, ethernet_driver::Observer, eth::Observer>>;
 //!
 //! async fn serve<P: Platform>(exec: &Executor<'_, P>, port: &mut EthPort<'_, '_>) -> Result<(), Fault> {
 //!     loop {
-//!         // Bind the outcome first: the select borrows the port until it
-//!         // is dropped.
-//!         let woke = select(port.recv(exec), exec.sleep(Duration::from_millis(100))).await;
-//!         if let Either::First(msg) = woke {
-//!             if let eth::Msg::Enable = msg? {
-//!                 port.send(exec, eth::Msg::EnableComplete).await?;
-//!             }
+//!         // Under Policy::Log an overrun while waiting is reported and
+//!         // counted, and the wait goes on; under Policy::Fatal it ends it.
+//!         if let eth::Msg::Enable = port.recv(exec).await? {
+//!             port.send(exec, eth::Msg::EnableComplete).await?;
 //!         }
-//!         // Reported and counted by the port; under Policy::Log the PD
-//!         // keeps serving.
-//!         let _ = port.check_timeouts(exec.now_ns());
 //!     }
 //! }
 //! ```
 //!
-//! Losing the `select` to the sleep loses no message: a receive either
-//! completes with a message or has taken none.
+//! A synchronous PD (a [`Handler`](https://docs.rs/sel4-microkit)-style event
+//! loop) asks [`TypedPort::deadline_ns`] when to wake and then calls
+//! [`TypedPort::check_timeouts`].
 
 use core::cell::RefCell;
 use core::fmt;
@@ -93,24 +103,38 @@ use core::future::{Future, poll_fn};
 use core::pin::pin;
 use core::task::Poll;
 
-use tingu_rt::{Flow, Message, Observer, SLOT, Violation, ViolationKind, WireError};
+use tingu_rt::{Flow, Message, Observer, SLOT, Violation, ViolationKind, WireError, offending};
 
 use crate::executor::{Executor, Platform};
 use crate::port::{DataArea, Port};
 use crate::ring::{Arm, NotifyPeer, RingError};
 
-/// What a [`TypedPort`] checks its messages with.
-// The Err type is large on purpose, as in tingu-rt: it carries the history
-// without a heap, and it is only built on the violation path.
-#[allow(clippy::result_large_err)]
+/// What a [`TypedPort`] checks its messages with. The accepting path
+/// returns nothing but `Ok`; a violation's report is built only when there
+/// is one, and handed to `show` while the observer's state it borrows is
+/// still at hand.
 pub trait PortObserver {
     /// The protocol's message type.
     type Msg: Message;
     /// Checks one message this end sent or received and advances the
-    /// protocol state. A rejected message leaves the state unchanged.
-    fn observe(&mut self, msg: &Self::Msg, flow: Flow, now_ns: u64) -> Result<(), Violation>;
+    /// protocol state. A rejected message leaves the state unchanged; a
+    /// timeout overrun noticed first is reported instead, and the message
+    /// is not judged.
+    fn observe(
+        &mut self,
+        msg: &Self::Msg,
+        flow: Flow,
+        now_ns: u64,
+        show: impl FnOnce(&Violation<'_>),
+    ) -> Result<(), ViolationKind>;
     /// Reports a timeout state overrun of this port (once per overrun).
-    fn check_timeouts(&mut self, now_ns: u64) -> Result<(), Violation>;
+    fn check_timeouts(
+        &mut self,
+        now_ns: u64,
+        show: impl FnOnce(&Violation<'_>),
+    ) -> Result<(), ViolationKind>;
+    /// When the port's current timeout state overruns, if it is in one.
+    fn deadline_ns(&self) -> Option<u64>;
 }
 
 /// A bare protocol observer as one end of a port.
@@ -142,23 +166,41 @@ impl<O: Observer> Protocol<O> {
     }
 }
 
-#[allow(clippy::result_large_err)]
 impl<O: Observer> PortObserver for Protocol<O> {
     type Msg = O::Msg;
 
-    fn observe(&mut self, msg: &O::Msg, flow: Flow, now_ns: u64) -> Result<(), Violation> {
-        self.observer
-            .observe(msg, flow.direction(self.mirror), now_ns)
+    #[inline]
+    fn observe(
+        &mut self,
+        msg: &O::Msg,
+        flow: Flow,
+        now_ns: u64,
+        show: impl FnOnce(&Violation<'_>),
+    ) -> Result<(), ViolationKind> {
+        let dir = flow.direction(self.mirror);
+        self.observer.check(msg, dir, now_ns).inspect_err(|&kind| {
+            show(&self.observer.violation(kind, offending(kind, msg, dir)));
+        })
     }
 
-    fn check_timeouts(&mut self, now_ns: u64) -> Result<(), Violation> {
-        self.observer.check_timeouts(now_ns)
+    #[inline]
+    fn check_timeouts(
+        &mut self,
+        now_ns: u64,
+        show: impl FnOnce(&Violation<'_>),
+    ) -> Result<(), ViolationKind> {
+        self.observer
+            .check_deadline(now_ns)
+            .inspect_err(|&kind| show(&self.observer.violation(kind, None)))
+    }
+
+    fn deadline_ns(&self) -> Option<u64> {
+        self.observer.deadline_ns()
     }
 }
 
 /// A generated component observer's `observe_<port>` method.
-#[allow(clippy::result_large_err)]
-pub type ObserveFn<C, M> = fn(&mut C, &M, Flow, u64) -> Result<(), Violation>;
+pub type ObserveFn<C, M> = for<'a> fn(&'a mut C, &'a M, Flow, u64) -> Result<(), Violation<'a>>;
 
 /// One port of a component observer `C` that all the PD's ports share;
 /// `O` is the protocol observer of that port inside `C`.
@@ -197,16 +239,37 @@ impl<'c, C, O: Observer> ComponentPort<'c, C, O> {
     }
 }
 
-#[allow(clippy::result_large_err)]
 impl<C, O: Observer> PortObserver for ComponentPort<'_, C, O> {
     type Msg = O::Msg;
 
-    fn observe(&mut self, msg: &O::Msg, flow: Flow, now_ns: u64) -> Result<(), Violation> {
-        (self.observe)(&mut self.component.borrow_mut(), msg, flow, now_ns)
+    fn observe(
+        &mut self,
+        msg: &O::Msg,
+        flow: Flow,
+        now_ns: u64,
+        show: impl FnOnce(&Violation<'_>),
+    ) -> Result<(), ViolationKind> {
+        let mut component = self.component.borrow_mut();
+        (self.observe)(&mut component, msg, flow, now_ns).map_err(|v| {
+            show(&v);
+            v.kind
+        })
     }
 
-    fn check_timeouts(&mut self, now_ns: u64) -> Result<(), Violation> {
-        (self.port)(&mut self.component.borrow_mut()).check_timeouts(now_ns)
+    fn check_timeouts(
+        &mut self,
+        now_ns: u64,
+        show: impl FnOnce(&Violation<'_>),
+    ) -> Result<(), ViolationKind> {
+        let mut component = self.component.borrow_mut();
+        (self.port)(&mut component).check_timeouts(now_ns).map_err(|v| {
+            show(&v);
+            v.kind
+        })
+    }
+
+    fn deadline_ns(&self) -> Option<u64> {
+        (self.port)(&mut self.component.borrow_mut()).deadline_ns()
     }
 }
 
@@ -225,7 +288,7 @@ pub enum Report<'a> {
     /// A message broke the protocol, or a timeout state was overrun. The
     /// violation names the component and port, the protocol state, the
     /// offending message and the last messages on the port.
-    Violation(&'a Violation),
+    Violation(&'a Violation<'a>),
     /// The peer wrote a slot that does not decode as a message of the
     /// protocol; it was not delivered.
     Malformed {
@@ -241,6 +304,17 @@ pub enum Report<'a> {
         port: &'static str,
         protocol: &'static str,
         error: RingError,
+    },
+    /// The peer was built from a different version of the protocol (or
+    /// sent messages without saying which); the port is unusable.
+    Version {
+        component: &'static str,
+        port: &'static str,
+        protocol: &'static str,
+        /// This end's protocol hash.
+        ours: u64,
+        /// The peer's, 0 if it published none.
+        theirs: u64,
     },
 }
 
@@ -276,6 +350,26 @@ impl fmt::Display for Report<'_> {
             } => write!(
                 f,
                 "component {component} port {port}: {protocol}: {error}; port disabled"
+            ),
+            Report::Version {
+                component,
+                port,
+                protocol,
+                ours,
+                theirs: 0,
+            } => write!(
+                f,
+                "component {component} port {port}: the peer sent messages without publishing its protocol hash (this side speaks protocol {protocol}, hash {ours:#018x}); port disabled"
+            ),
+            Report::Version {
+                component,
+                port,
+                protocol,
+                ours,
+                theirs,
+            } => write!(
+                f,
+                "component {component} port {port}: built from different versions of protocol {protocol}: this side has hash {ours:#018x}, the peer {theirs:#018x}; port disabled"
             ),
         }
     }
@@ -315,6 +409,13 @@ impl<'r> Supervisor<'r> {
             reporter,
         }
     }
+
+    fn escalate(self, report: &Report<'_>) {
+        self.reporter.report(report);
+        if self.policy == Policy::Fatal {
+            self.reporter.fatal(report);
+        }
+    }
 }
 
 /// Why a port operation did not complete. The details went to the
@@ -329,6 +430,14 @@ pub enum Fault {
     Malformed(WireError),
     /// The peer corrupted the ring; the port stays unusable.
     Ring(RingError),
+    /// The peer speaks another version of the protocol; the port stays
+    /// unusable.
+    Version {
+        /// This end's protocol hash.
+        ours: u64,
+        /// The peer's (0: it sent messages without publishing one).
+        theirs: u64,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -338,6 +447,10 @@ impl fmt::Display for Fault {
             Fault::Violation(kind) => write!(f, "protocol violation: {kind:?}"),
             Fault::Malformed(e) => write!(f, "malformed slot from the peer: {e}"),
             Fault::Ring(e) => write!(f, "port ring: {e}"),
+            Fault::Version { ours, theirs } => write!(
+                f,
+                "peer built from a different protocol version (hash {theirs:#018x}, ours {ours:#018x})"
+            ),
         }
     }
 }
@@ -358,6 +471,17 @@ pub struct Counters {
     pub violations: u64,
 }
 
+/// What this end knows about the peer's protocol version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PeerVersion {
+    /// The peer has published nothing yet.
+    Unknown,
+    /// The peer published our hash.
+    Same,
+    /// It published another one (or sent messages without one): refused.
+    Different(u64),
+}
+
 /// One end of a Dingo port carrying the messages of one protocol, checked
 /// by observer `O`.
 pub struct TypedPort<'r, O: PortObserver> {
@@ -367,6 +491,7 @@ pub struct TypedPort<'r, O: PortObserver> {
     component: &'static str,
     name: &'static str,
     counters: Counters,
+    peer: PeerVersion,
     /// A push or pop said the peer waits for a notification that has not
     /// been handed out yet.
     owed_notify: bool,
@@ -376,13 +501,15 @@ pub struct TypedPort<'r, O: PortObserver> {
 impl<'r, O: PortObserver> TypedPort<'r, O> {
     /// Wraps `port`, whose messages `observer` checks; `component` and
     /// `name` label its reports (e.g. `ethernet_driver::NAME`, `"eth"`).
+    /// Publishes this end's protocol hash for the peer to check.
     pub fn new(
-        port: Port<SLOT>,
+        mut port: Port<SLOT>,
         observer: O,
         supervisor: Supervisor<'r>,
         component: &'static str,
         name: &'static str,
     ) -> Self {
+        port.tx.publish_tag(O::Msg::HASH);
         TypedPort {
             port,
             observer,
@@ -390,6 +517,7 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
             component,
             name,
             counters: Counters::default(),
+            peer: PeerVersion::Unknown,
             owed_notify: false,
             ring_reported: false,
         }
@@ -413,6 +541,13 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         self.port.channel
     }
 
+    /// When the port's current timeout state overruns, if it is in one: a
+    /// synchronous PD sets its timer for it and then calls
+    /// [`check_timeouts`](Self::check_timeouts).
+    pub fn deadline_ns(&self) -> Option<u64> {
+        self.observer.deadline_ns()
+    }
+
     /// Whether the peer must be notified because of operations since the
     /// last call; clears the record. Synchronous users call this after a
     /// batch of [`try_send`](Self::try_send)/[`try_recv`](Self::try_recv)
@@ -427,17 +562,29 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
 
     /// Observes and sends `msg` if a slot is free. On `Err` the message was
     /// not sent. Collect the notification with [`take_notify`](Self::take_notify).
+    #[inline]
     pub fn try_send(&mut self, msg: &O::Msg, now_ns: u64) -> Result<(), Fault> {
-        let in_flight = self.port.tx.len().map_err(|e| self.ring_failed(e))?;
-        if in_flight == self.port.tx.capacity() {
-            return Err(Fault::Full);
+        if self.peer != PeerVersion::Same {
+            self.check_peer(false)?;
         }
-        self.observe(msg, Flow::Sent, now_ns)?;
-        let mut slot = [0; SLOT];
-        msg.encode(&mut slot);
-        // Cannot be Full: this is the only producer and a slot was free.
-        let notify = self.port.tx.push(&slot).map_err(|e| self.ring_failed(e))?;
-        self.owed_notify |= notify == NotifyPeer::Yes;
+        let slot = match self.port.tx.reserve() {
+            Ok(slot) => slot,
+            Err(e) => return Err(ring_failed(self.ring_report(), e)),
+        };
+        // Observed only once a slot is sure: an accepted message has
+        // advanced the observer, so it must go out.
+        observe(
+            &mut self.observer,
+            &mut self.counters,
+            self.supervisor,
+            (self.component, self.name),
+            msg,
+            Flow::Sent,
+            now_ns,
+        )?;
+        let mut bytes = [0; SLOT];
+        msg.encode(&mut bytes);
+        self.owed_notify |= slot.push(&bytes) == NotifyPeer::Yes;
         self.counters.sent += 1;
         Ok(())
     }
@@ -447,13 +594,21 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     /// way are reported and skipped; under [`Policy::Fatal`] the first one
     /// ends the call with its fault. Collect the notification with
     /// [`take_notify`](Self::take_notify).
+    #[inline]
     pub fn try_recv(&mut self, now_ns: u64) -> Result<Option<O::Msg>, Fault> {
         loop {
-            let popped = self.port.rx.pop().map_err(|e| self.ring_failed(e))?;
+            let popped = match self.port.rx.pop() {
+                Ok(popped) => popped,
+                Err(e) => return Err(ring_failed(self.ring_report(), e)),
+            };
             let Some((slot, notify)) = popped else {
                 return Ok(None);
             };
             self.owed_notify |= notify == NotifyPeer::Yes;
+            if self.peer != PeerVersion::Same {
+                // The peer published its hash before this message.
+                self.check_peer(true)?;
+            }
             if let Some(msg) = self.accept(&slot, now_ns)? {
                 return Ok(Some(msg));
             }
@@ -463,31 +618,30 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     /// Runs the observer's timeout check for this port: an overrun is
     /// counted, reported and handled by the policy.
     pub fn check_timeouts(&mut self, now_ns: u64) -> Result<(), Fault> {
+        let (counters, supervisor, labels) =
+            (&mut self.counters, self.supervisor, (self.component, self.name));
         self.observer
-            .check_timeouts(now_ns)
-            .map_err(|v| self.violated(v))
+            .check_timeouts(now_ns, |v| violated(counters, supervisor, labels, v))
+            .map_err(Fault::Violation)
     }
 
     /// Arms the receive ring's "wake me" flag before a synchronous PD
     /// blocks; [`Arm::Retry`] means a message arrived meanwhile.
     pub fn prepare_recv_sleep(&mut self) -> Result<Arm, Fault> {
-        self.port
-            .rx
-            .prepare_sleep()
-            .map_err(|e| self.ring_failed(e))
+        let armed = self.port.rx.prepare_sleep();
+        armed.map_err(|e| ring_failed(self.ring_report(), e))
     }
 
     /// Arms the transmit ring's "wake me" flag after [`Fault::Full`];
     /// [`Arm::Retry`] means a slot was freed meanwhile.
     pub fn prepare_send_sleep(&mut self) -> Result<Arm, Fault> {
-        self.port
-            .tx
-            .prepare_sleep()
-            .map_err(|e| self.ring_failed(e))
+        let armed = self.port.tx.prepare_sleep();
+        armed.map_err(|e| ring_failed(self.ring_report(), e))
     }
 
     /// Observes and sends `msg`, waiting for a free slot if the ring is
-    /// full, and notifies the peer if it asked for it.
+    /// full, and notifies the peer if it asked for it. A timeout overrun
+    /// while waiting is reported when it happens (see the module docs).
     pub async fn send<P: Platform, const N: usize>(
         &mut self,
         exec: &Executor<'_, P, N>,
@@ -507,6 +661,7 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
 
     /// Waits for the next message that decodes and passes the observer
     /// (see [`try_recv`](Self::try_recv) for what happens to the others).
+    /// A timeout overrun while waiting is reported when it happens.
     pub async fn recv<P: Platform, const N: usize>(
         &mut self,
         exec: &Executor<'_, P, N>,
@@ -516,9 +671,10 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     }
 
     /// Repeats `attempt` until it yields a value, sleeping on the port's
-    /// channel with the ring's sleep protocol (`arm`) in between. The ring
-    /// is re-checked on every poll rather than trusting the channel bit,
-    /// which another task waiting on the same channel may have consumed.
+    /// channel with the ring's sleep protocol (`arm`) in between, and until
+    /// the observer's deadline, so that an overrun is reported on time.
+    /// The ring is re-checked on every poll rather than trusting the channel
+    /// bit, which another task waiting on the same channel may have consumed.
     async fn wait_on_ring<P: Platform, const N: usize, T>(
         &mut self,
         exec: &Executor<'_, P, N>,
@@ -527,11 +683,18 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     ) -> Result<T, Fault> {
         let channel = self.port.channel;
         poll_fn(|cx| {
-            let now = exec.now_ns();
             // Terminates: Retry means the ring changed, so the next attempt
-            // consumes a slot (or a freed one), and a wait that completes
-            // at once has consumed the latched channel bit.
+            // consumes a slot (or a freed one); a wait that completes at once
+            // has consumed the latched channel bit; an overrun moves the
+            // deadline past now.
             let outcome = loop {
+                let now = exec.now_ns();
+                if self.deadline_ns().is_some_and(|d| now > d) {
+                    match self.check_timeouts(now) {
+                        Err(e) if self.supervisor.policy == Policy::Fatal => break Err(e),
+                        _ => {}
+                    }
+                }
                 match attempt(self, now) {
                     Ok(Some(value)) => break Ok(value),
                     Ok(None) => {}
@@ -541,10 +704,16 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
                     Err(e) => break Err(e),
                     Ok(Arm::Retry) => {}
                     Ok(Arm::Sleep) => {
-                        if pin!(exec.channel(channel)).poll(cx).is_pending() {
-                            self.flush_notify(exec);
-                            return Poll::Pending;
+                        if pin!(exec.channel(channel)).poll(cx).is_ready() {
+                            continue;
                         }
+                        // Strictly after the deadline: an overrun is `now > deadline`.
+                        let overrun_at = self.deadline_ns().map(|d| d.saturating_add(1));
+                        if overrun_at.is_some_and(|at| pin!(exec.sleep_until(at)).poll(cx).is_ready()) {
+                            continue;
+                        }
+                        self.flush_notify(exec);
+                        return Poll::Pending;
                     }
                 }
             };
@@ -560,36 +729,23 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         }
     }
 
-    /// Observes a message. A timeout overrun that the observer notices
-    /// first is reported on its own, then the message is judged by itself:
-    /// a legal message that arrives late is still delivered under
-    /// [`Policy::Log`].
-    fn observe(&mut self, msg: &O::Msg, flow: Flow, now_ns: u64) -> Result<(), Fault> {
-        let overrun = self.check_timeouts(now_ns);
-        if self.supervisor.policy == Policy::Fatal {
-            overrun?;
-        }
-        self.observer
-            .observe(msg, flow, now_ns)
-            .map_err(|v| self.violated(v))
-    }
-
     /// Decodes and observes a received slot: `Some` to deliver, `None` if
     /// it was dropped under [`Policy::Log`].
+    #[inline]
     fn accept(&mut self, slot: &[u8; SLOT], now_ns: u64) -> Result<Option<O::Msg>, Fault> {
+        let labels = (self.component, self.name);
         let checked = match O::Msg::decode(slot) {
-            Ok(msg) => self.observe(&msg, Flow::Received, now_ns).map(|()| msg),
-            Err(error) => {
-                self.counters.malformed += 1;
-                self.escalate(&Report::Malformed {
-                    component: self.component,
-                    port: self.name,
-                    protocol: O::Msg::PROTOCOL,
-                    error,
-                    slot,
-                });
-                Err(Fault::Malformed(error))
-            }
+            Ok(msg) => observe(
+                &mut self.observer,
+                &mut self.counters,
+                self.supervisor,
+                labels,
+                &msg,
+                Flow::Received,
+                now_ns,
+            )
+            .map(|()| msg),
+            Err(error) => Err(self.malformed(slot, error)),
         };
         match checked {
             Ok(msg) => {
@@ -601,39 +757,141 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         }
     }
 
-    fn violated(&mut self, v: Violation) -> Fault {
-        // Bare protocol observers do not know where they sit.
-        let v = if v.component.is_empty() {
-            v.at(self.component, self.name, v.subport)
-        } else {
-            v
-        };
-        self.counters.violations += 1;
-        self.escalate(&Report::Violation(&v));
-        Fault::Violation(v.kind)
+    #[cold]
+    fn malformed(&mut self, slot: &[u8; SLOT], error: WireError) -> Fault {
+        self.counters.malformed += 1;
+        self.supervisor.escalate(&Report::Malformed {
+            component: self.component,
+            port: self.name,
+            protocol: O::Msg::PROTOCOL,
+            error,
+            slot,
+        });
+        Fault::Malformed(error)
     }
 
-    fn ring_failed(&mut self, error: RingError) -> Fault {
-        if error != RingError::Full && !core::mem::replace(&mut self.ring_reported, true) {
-            self.escalate(&Report::Ring {
-                component: self.component,
-                port: self.name,
-                protocol: O::Msg::PROTOCOL,
-                error,
-            });
+    /// Looks at the peer's published hash (`received`: a message from the
+    /// peer was just taken, so it must have published one).
+    #[cold]
+    fn check_peer(&mut self, received: bool) -> Result<(), Fault> {
+        let ours = O::Msg::HASH;
+        if let PeerVersion::Unknown = self.peer {
+            let theirs = self.port.rx.peer_tag();
+            self.peer = match theirs {
+                0 if !received => return Ok(()),
+                t if t == ours => PeerVersion::Same,
+                t => {
+                    self.supervisor.escalate(&Report::Version {
+                        component: self.component,
+                        port: self.name,
+                        protocol: O::Msg::PROTOCOL,
+                        ours,
+                        theirs: t,
+                    });
+                    PeerVersion::Different(t)
+                }
+            };
         }
-        match error {
-            RingError::Full => Fault::Full,
-            e => Fault::Ring(e),
+        match self.peer {
+            PeerVersion::Different(theirs) => Err(Fault::Version { ours, theirs }),
+            _ => Ok(()),
         }
     }
 
-    fn escalate(&self, report: &Report<'_>) {
-        let Supervisor { policy, reporter } = self.supervisor;
-        reporter.report(report);
-        if policy == Policy::Fatal {
-            reporter.fatal(report);
+    /// What a ring fault needs to be reported once.
+    fn ring_report(&mut self) -> RingReport<'_, 'r> {
+        RingReport {
+            reported: &mut self.ring_reported,
+            supervisor: self.supervisor,
+            labels: (self.component, self.name),
+            protocol: O::Msg::PROTOCOL,
         }
+    }
+}
+
+/// Checks a message with the port's observer; a violation is counted and
+/// reported. A timeout overrun noticed first is reported on its own, then
+/// (under [`Policy::Log`]) the message is judged by itself: a legal message
+/// that arrives late is still delivered.
+#[inline]
+fn observe<O: PortObserver>(
+    observer: &mut O,
+    counters: &mut Counters,
+    supervisor: Supervisor<'_>,
+    labels: (&'static str, &'static str),
+    msg: &O::Msg,
+    flow: Flow,
+    now_ns: u64,
+) -> Result<(), Fault> {
+    let first = observer.observe(msg, flow, now_ns, |v| {
+        violated(counters, supervisor, labels, v)
+    });
+    match first {
+        Ok(()) => Ok(()),
+        Err(kind) => rejected(observer, counters, supervisor, labels, msg, flow, now_ns, kind),
+    }
+}
+
+/// The rejection path of [`observe`].
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn rejected<O: PortObserver>(
+    observer: &mut O,
+    counters: &mut Counters,
+    supervisor: Supervisor<'_>,
+    labels: (&'static str, &'static str),
+    msg: &O::Msg,
+    flow: Flow,
+    now_ns: u64,
+    kind: ViolationKind,
+) -> Result<(), Fault> {
+    if matches!(kind, ViolationKind::TimeoutOverrun { .. }) && supervisor.policy == Policy::Log {
+        return observer
+            .observe(msg, flow, now_ns, |v| violated(counters, supervisor, labels, v))
+            .map_err(Fault::Violation);
+    }
+    Err(Fault::Violation(kind))
+}
+
+/// Counts and reports a violation; bare protocol observers do not know
+/// where they sit, so the port's labels are added.
+#[cold]
+fn violated(
+    counters: &mut Counters,
+    supervisor: Supervisor<'_>,
+    (component, port): (&'static str, &'static str),
+    v: &Violation<'_>,
+) {
+    let v = if v.component.is_empty() {
+        v.at(component, port, v.subport)
+    } else {
+        *v
+    };
+    counters.violations += 1;
+    supervisor.escalate(&Report::Violation(&v));
+}
+
+struct RingReport<'p, 'r> {
+    reported: &'p mut bool,
+    supervisor: Supervisor<'r>,
+    labels: (&'static str, &'static str),
+    protocol: &'static str,
+}
+
+/// A ring error as a fault; a corruption is reported once per port.
+#[cold]
+fn ring_failed(r: RingReport<'_, '_>, error: RingError) -> Fault {
+    if error != RingError::Full && !core::mem::replace(r.reported, true) {
+        r.supervisor.escalate(&Report::Ring {
+            component: r.labels.0,
+            port: r.labels.1,
+            protocol: r.protocol,
+            error,
+        });
+    }
+    match error {
+        RingError::Full => Fault::Full,
+        e => Fault::Ring(e),
     }
 }
 

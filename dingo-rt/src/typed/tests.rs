@@ -43,10 +43,19 @@ fn region(slots: u32) -> Region {
     Region::new(rings + 4096)
 }
 
-fn raw(region: &Region, slots: u32, side: Side) -> Port<SLOT> {
+fn untyped(region: &Region, slots: u32, side: Side) -> Port<SLOT> {
     // SAFETY: every test keeps the region alive longer than its ports and
     // creates one port per side.
     unsafe { Port::new(region.base(), region.len(), slots, side, CH) }.unwrap()
+}
+
+/// A peer that writes the ring directly, bypassing its own observer: a
+/// build of the same EthernetController (it publishes the genuine hash)
+/// that is buggy or hostile.
+fn raw(region: &Region, slots: u32, side: Side) -> Port<SLOT> {
+    let mut port = untyped(region, slots, side);
+    port.tx.publish_tag(eth::HASH);
+    port
 }
 
 type Bare = Protocol<eth::Observer>;
@@ -54,13 +63,13 @@ type Bare = Protocol<eth::Observer>;
 /// The network stack's end: the EthernetController client (side A).
 fn os<'r>(region: &Region, slots: u32, sup: Supervisor<'r>) -> TypedPort<'r, Bare> {
     let obs = Protocol::client(eth::Observer::new(0));
-    TypedPort::new(raw(region, slots, Side::A), obs, sup, NET, "eth")
+    TypedPort::new(untyped(region, slots, Side::A), obs, sup, NET, "eth")
 }
 
 /// The driver's end with a bare protocol observer (side B).
 fn driver<'r>(region: &Region, slots: u32, sup: Supervisor<'r>) -> TypedPort<'r, Bare> {
     let obs = Protocol::provider(eth::Observer::new(0));
-    TypedPort::new(raw(region, slots, Side::B), obs, sup, "Rtl8139", "eth")
+    TypedPort::new(untyped(region, slots, Side::B), obs, sup, "Rtl8139", "eth")
 }
 
 fn slot_of(msg: &eth::Msg) -> [u8; SLOT] {
@@ -258,7 +267,7 @@ fn component_port_enforces_dependencies_between_protocols() {
         &mut c.eth
     });
     let mut b = TypedPort::new(
-        raw(&r, 4, Side::B),
+        untyped(&r, 4, Side::B),
         eth_port,
         Supervisor::log(&log),
         ethernet_driver::NAME,
@@ -476,37 +485,62 @@ fn async_driver_loop_receives_messages_in_sequence() {
 }
 
 #[test]
-fn timeout_overrun_is_found_by_a_periodic_check_without_traffic() {
+fn a_waiting_recv_reports_the_overrun_at_the_deadline_without_polling() {
     let r = region(4);
     let log = Recorder::default();
     let mut a = os(&r, 4, Supervisor::log(&log));
     let _silent_driver = raw(&r, 4, Side::B);
-    let (fake, _platform) = Fake::new(&[]);
+    let (fake, platform) = Fake::new(&[]);
     let exec = pin!(Executor::<'_, Fake>::new(fake));
 
-    let noticed_at = exec.as_ref().run(pin!(async {
+    let woke = exec.as_ref().run(pin!(async {
         a.send(&exec, eth::Msg::Enable).await.unwrap();
-        loop {
-            let woke = select(a.recv(&exec), exec.sleep(Duration::from_millis(100))).await;
-            if let Either::First(msg) = woke {
-                panic!("the driver is silent, got {msg:?}");
-            }
-            if a.check_timeouts(exec.now_ns()).is_err() {
-                break exec.now_ns();
-            }
-        }
+        assert_eq!(a.deadline_ns(), Some(1000 * MS), "enabling allows 1000 ms");
+        select(a.recv(&exec), exec.sleep(Duration::from_millis(1500))).await
     }));
 
-    // enabling allows 1000 ms; the first check past it is at 1100 ms.
-    assert_eq!(noticed_at, 1100 * MS);
+    assert!(matches!(woke, Either::Second(())), "the driver is silent");
     let reports = log.reports();
-    assert_eq!(reports.len(), 1);
+    assert_eq!(reports.len(), 1, "{reports:?}");
     assert!(
-        reports[0].starts_with("component Net port eth: EthernetController in state enabling: timeout state overrun: limit 1000 ms, 1100.000000 ms elapsed; last messages: ?enable()"),
+        reports[0].starts_with("component Net port eth: EthernetController in state enabling: timeout state overrun: limit 1000 ms, 1000.000001 ms elapsed; last messages: ?enable()"),
         "{}",
         reports[0]
     );
     assert_eq!(a.counters().violations, 1);
+    // Woken once for the overrun (just past the deadline) and once for the
+    // end of the select: no periodic wake-ups.
+    assert_eq!(platform.borrow().waits, 2);
+    // The clock restarted at the overrun.
+    assert_eq!(a.deadline_ns(), Some(2000 * MS + 1));
+}
+
+#[test]
+fn under_fatal_policy_the_overrun_ends_the_wait() {
+    let r = region(4);
+    let log = Recorder::default();
+    let mut a = os(&r, 4, Supervisor::fatal(&log));
+    let _silent_driver = raw(&r, 4, Side::B);
+    let (fake, _platform) = Fake::new(&[]);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+
+    let (got, at) = exec.as_ref().run(pin!(async {
+        a.send(&exec, eth::Msg::Enable).await.unwrap();
+        (a.recv(&exec).await, exec.now_ns())
+    }));
+
+    assert!(
+        matches!(
+            got,
+            Err(Fault::Violation(ViolationKind::TimeoutOverrun {
+                limit_ms: 1000,
+                ..
+            }))
+        ),
+        "{got:?}"
+    );
+    assert_eq!(at, 1000 * MS + 1);
+    assert_eq!(log.fatal.borrow().len(), 1);
 }
 
 #[test]
@@ -534,4 +568,105 @@ fn dropping_bad_slots_still_wakes_a_producer_waiting_for_space() {
         [CH],
         "the freed slots must be announced even though nothing was delivered"
     );
+}
+
+#[test]
+fn peers_of_the_same_protocol_version_talk_whatever_the_attach_order() {
+    for driver_first in [false, true] {
+        let r = region(4);
+        let log = Recorder::default();
+        let (mut a, mut b) = if driver_first {
+            let b = driver(&r, 4, Supervisor::log(&log));
+            (os(&r, 4, Supervisor::log(&log)), b)
+        } else {
+            let a = os(&r, 4, Supervisor::log(&log));
+            // The driver has not attached: sending is fine meanwhile.
+            let mut a = a;
+            a.try_send(&eth::Msg::Enable, 0).unwrap();
+            (a, driver(&r, 4, Supervisor::log(&log)))
+        };
+        if driver_first {
+            a.try_send(&eth::Msg::Enable, 0).unwrap();
+        }
+        assert_eq!(b.try_recv(0), Ok(Some(eth::Msg::Enable)));
+        b.try_send(&eth::Msg::EnableComplete, 0).unwrap();
+        assert_eq!(a.try_recv(0), Ok(Some(eth::Msg::EnableComplete)));
+        assert!(log.reports().is_empty(), "{:?}", log.reports());
+    }
+}
+
+#[test]
+fn peers_built_from_different_protocol_versions_refuse_to_talk() {
+    const OLD: u64 = 0x0123_4567_89ab_cdef;
+    let expected = format!(
+        "component Rtl8139 port eth: built from different versions of protocol EthernetController: this side has hash {:#018x}, the peer 0x0123456789abcdef; port disabled",
+        eth::HASH
+    );
+    // The old peer attaches first or second; it sends, or it only listens.
+    for (peer_first, peer_sends) in [(true, true), (false, true), (true, false), (false, false)] {
+        let r = region(4);
+        let log = Recorder::default();
+        let attach_peer = || {
+            let mut p = untyped(&r, 4, Side::A);
+            p.tx.publish_tag(OLD);
+            p
+        };
+        let (mut peer, mut b) = if peer_first {
+            let peer = attach_peer();
+            (peer, driver(&r, 4, Supervisor::log(&log)))
+        } else {
+            let b = driver(&r, 4, Supervisor::log(&log));
+            (attach_peer(), b)
+        };
+        if peer_sends {
+            let _ = peer.tx.push(&slot_of(&eth::Msg::Enable)).unwrap();
+            let got = b.try_recv(0);
+            assert_eq!(got, Err(Fault::Version { ours: eth::HASH, theirs: OLD }));
+        } else {
+            let got = b.try_send(&eth::Msg::LinkChange { up: true }, 0);
+            assert_eq!(got, Err(Fault::Version { ours: eth::HASH, theirs: OLD }));
+            assert_eq!(peer.rx.pop(), Ok(None), "nothing reaches the other version");
+        }
+        // Reported once; the port stays refused.
+        assert_eq!(
+            b.try_send(&eth::Msg::LinkChange { up: true }, 0),
+            Err(Fault::Version { ours: eth::HASH, theirs: OLD })
+        );
+        assert_eq!(log.reports(), [expected.clone()]);
+        assert_eq!(b.counters().received, 0);
+    }
+}
+
+#[test]
+fn a_message_from_a_peer_that_published_no_hash_is_refused() {
+    let r = region(4);
+    let log = Recorder::default();
+    let mut b = driver(&r, 4, Supervisor::fatal(&log));
+    let mut peer = untyped(&r, 4, Side::A);
+    let _ = peer.tx.push(&slot_of(&eth::Msg::Enable)).unwrap();
+
+    assert_eq!(
+        b.try_recv(0),
+        Err(Fault::Version { ours: eth::HASH, theirs: 0 })
+    );
+    let fatal = log.fatal.borrow();
+    assert_eq!(fatal.len(), 1);
+    assert!(
+        fatal[0].contains("the peer sent messages without publishing its protocol hash (this side speaks protocol EthernetController"),
+        "{}",
+        fatal[0]
+    );
+}
+
+#[test]
+fn each_protocol_has_its_own_hash_and_ports_publish_it() {
+    use dingo_protocols::{lifecycle, timer};
+    let hashes = [eth::HASH, lifecycle::HASH, timer::HASH];
+    assert!(hashes.iter().all(|&h| h != 0));
+    assert!(hashes[0] != hashes[1] && hashes[1] != hashes[2] && hashes[0] != hashes[2]);
+    let r = region(4);
+    let log = Recorder::default();
+    let _a = os(&r, 4, Supervisor::log(&log));
+    let b = untyped(&r, 4, Side::B);
+    assert_eq!(b.rx.peer_tag(), eth::HASH);
 }

@@ -193,7 +193,7 @@ fn timeout_state_overrun() {
         }
     );
     assert_eq!(v.state, "starting");
-    assert!(v.message.is_none());
+    assert!(v.message().is_none());
     assert!(
         v.to_string()
             .contains("timeout state overrun: limit 5000 ms, 5000.000001 ms elapsed"),
@@ -422,10 +422,11 @@ fn subport_spawning_and_limit() {
         kind: 2,
         max_packet: 64,
     };
-    let v = c.observe_usb(&open(2), Sent, 0).unwrap_err();
+    let (two, four, five) = (open(2), open(4), open(5));
+    let v = c.observe_usb(&two, Sent, 0).unwrap_err();
     assert_eq!(v.kind, ViolationKind::DuplicateSubport { key: 2 });
-    c.observe_usb(&open(4), Sent, 0).unwrap();
-    let v = c.observe_usb(&open(5), Sent, 0).unwrap_err();
+    c.observe_usb(&four, Sent, 0).unwrap();
+    let v = c.observe_usb(&five, Sent, 0).unwrap_err();
     assert_eq!(v.kind, ViolationKind::SubportLimit { max: 4 });
     assert!(
         v.to_string()

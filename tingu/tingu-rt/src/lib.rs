@@ -4,8 +4,16 @@
 //! (its messages, states, guards and actions); everything shared lives here:
 //! message directions, the fixed-size wire encoding of a ring slot, the
 //! history ring of recent messages, and [`Violation`], the report an observer
-//! returns when a message breaks its protocol. A violation is printable with
-//! `core::fmt` alone so a protection domain without a heap can log it.
+//! returns when a message breaks its protocol.
+//!
+//! The accepting path is what every message pays, so it is kept small: an
+//! observer's hot state is its leaf state, its variables, the deadline of
+//! its current timeout state (computed once, on entry) and a ring of the
+//! last accepted messages (the messages themselves, a few bytes each). A
+//! rejection returns a [`Violation`] that only borrows the observer's
+//! history and the offending message; nothing is copied or formatted until
+//! someone prints it, with `core::fmt` alone, so a protection domain
+//! without a heap can log it.
 #![no_std]
 
 use core::fmt;
@@ -184,6 +192,11 @@ impl<'a> Reader<'a> {
 pub trait Message: Copy + fmt::Display {
     /// Name of the protocol the message belongs to.
     const PROTOCOL: &'static str;
+    /// Hash of the protocol's normalised definition: two builds agree on it
+    /// exactly when they were generated from the same protocol (comments and
+    /// layout aside). Ports publish it so that peers built from different
+    /// versions refuse to talk. Never 0 (0 means "none published").
+    const HASH: u64;
     /// Wire id (1-based, so an all-zero slot never decodes).
     fn id(&self) -> u16;
     /// The message name as written in the protocol.
@@ -196,63 +209,28 @@ pub trait Message: Copy + fmt::Display {
     fn decode(slot: &[u8]) -> Result<Self, WireError>;
 }
 
-/// A type-erased message kept for a report: its encoding plus a function
-/// that knows how to print it, so reports from different protocols share
-/// one type without allocation.
-#[derive(Clone, Copy)]
-pub struct Record {
-    dir: Direction,
-    slot: [u8; SLOT],
-    print: fn(&[u8], &mut fmt::Formatter<'_>) -> fmt::Result,
-}
-
-fn print_slot<M: Message>(slot: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    match M::decode(slot) {
-        Ok(m) => fmt::Display::fmt(&m, f),
-        Err(e) => write!(f, "<{e}>"),
+/// 64-bit FNV-1a, the protocol hash of [`Message::HASH`]. The compiler
+/// hashes a protocol's normalised text with it; it is here so that the
+/// compiler and its tests share one definition.
+pub const fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
     }
-}
-
-impl Record {
-    /// Captures a message and the direction it travelled.
-    pub fn new<M: Message>(msg: &M, dir: Direction) -> Self {
-        let mut slot = [0; SLOT];
-        msg.encode(&mut slot);
-        Record {
-            dir,
-            slot,
-            print: print_slot::<M>,
-        }
-    }
-
-    /// The direction the message travelled.
-    pub fn direction(&self) -> Direction {
-        self.dir
-    }
-
-    /// The message id.
-    pub fn id(&self) -> u16 {
-        u16::from_le_bytes([self.slot[0], self.slot[1]])
-    }
-}
-
-impl fmt::Display for Record {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.dir.sigil())?;
-        (self.print)(&self.slot, f)
-    }
-}
-
-impl fmt::Debug for Record {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
+    hash
 }
 
 /// Ring of the last `N` messages an observer accepted, oldest overwritten.
+/// An accepted message always travelled in its declared direction, so the
+/// message alone is kept. `N` is a power of two (so the index wraps with a
+/// mask) and at most 128.
+#[derive(Clone, Copy)]
 pub struct History<M: Copy, const N: usize> {
-    items: [Option<(M, Direction)>; N],
-    next: usize,
+    items: [Option<M>; N],
+    next: u8,
 }
 
 impl<M: Copy, const N: usize> Default for History<M, N> {
@@ -264,6 +242,12 @@ impl<M: Copy, const N: usize> Default for History<M, N> {
 impl<M: Copy, const N: usize> History<M, N> {
     /// An empty history.
     pub const fn new() -> Self {
+        const {
+            assert!(
+                N.is_power_of_two() && N <= 128,
+                "history length: a power of two up to 128"
+            )
+        };
         History {
             items: [None; N],
             next: 0,
@@ -271,18 +255,100 @@ impl<M: Copy, const N: usize> History<M, N> {
     }
 
     /// Remembers a message, forgetting the oldest one when full.
-    pub fn push(&mut self, msg: M, dir: Direction) {
-        if N == 0 {
-            return;
-        }
-        self.items[self.next] = Some((msg, dir));
-        self.next = (self.next + 1) % N;
+    #[inline]
+    pub fn push(&mut self, msg: M) {
+        let i = usize::from(self.next) & (N - 1);
+        self.items[i] = Some(msg);
+        self.next = ((i + 1) & (N - 1)) as u8;
     }
 
     /// The remembered messages, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = (M, Direction)> + '_ {
-        let (newer, older) = self.items.split_at(self.next);
+    pub fn iter(&self) -> impl Iterator<Item = M> + '_ {
+        let (newer, older) = self.items.split_at(usize::from(self.next));
         older.iter().chain(newer).filter_map(|x| *x)
+    }
+}
+
+/// One remembered message, as a report shows it: `?name(args)`.
+#[derive(Clone, Copy)]
+pub struct Entry<'a> {
+    dir: Direction,
+    id: u16,
+    msg: &'a dyn fmt::Display,
+}
+
+impl Entry<'_> {
+    /// The direction the message travelled.
+    pub fn direction(&self) -> Direction {
+        self.dir
+    }
+
+    /// The message's wire id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+}
+
+impl fmt::Display for Entry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.dir.sigil())?;
+        fmt::Display::fmt(self.msg, f)
+    }
+}
+
+impl fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The recent messages of some protocol, seen without its message type (so
+/// violations of every protocol share one type).
+pub trait Recent {
+    /// How many messages are remembered.
+    fn len(&self) -> usize;
+    /// Whether none is.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The `i`-th remembered message, oldest first.
+    fn entry(&self, i: usize) -> Option<Entry<'_>>;
+}
+
+impl<M: Message, const N: usize> Recent for History<M, N> {
+    fn len(&self) -> usize {
+        self.items.iter().flatten().count()
+    }
+
+    fn entry(&self, i: usize) -> Option<Entry<'_>> {
+        // Before the ring is full the slots from `next` on are empty.
+        let oldest = if self.items[usize::from(self.next)].is_some() {
+            usize::from(self.next)
+        } else {
+            0
+        };
+        if i >= self.len() {
+            return None;
+        }
+        let m = self.items[(oldest + i) % N].as_ref()?;
+        Some(Entry {
+            dir: m.direction(),
+            id: m.id(),
+            msg: m,
+        })
+    }
+}
+
+/// No history: for a report about a subport that is not open.
+pub struct NoHistory;
+
+impl Recent for NoHistory {
+    fn len(&self) -> usize {
+        0
+    }
+
+    fn entry(&self, _: usize) -> Option<Entry<'_>> {
+        None
     }
 }
 
@@ -334,24 +400,46 @@ pub enum ViolationKind {
 }
 
 /// Runs an action's assignment: the value must fit the variable's type.
+#[inline]
 pub fn fit<T: TryFrom<i128>>(value: i128, variable: &'static str) -> Result<T, ViolationKind> {
     T::try_from(value).map_err(|_| ViolationKind::VariableOverflow { variable })
 }
 
-/// The overrun, if a state with `limit_ms` entered at `entered_ns` has
-/// been occupied for longer than its limit at `now_ns`.
-pub fn overrun(limit_ms: Option<u64>, entered_ns: u64, now_ns: u64) -> Option<ViolationKind> {
-    let limit_ms = limit_ms?;
-    let elapsed_ns = now_ns.saturating_sub(entered_ns);
-    (elapsed_ns > limit_ms.saturating_mul(1_000_000)).then_some(ViolationKind::TimeoutOverrun {
-        limit_ms,
-        elapsed_ns,
-    })
+/// The message a report about `kind` names: none for a timeout overrun,
+/// which is about the state, not about the message that noticed it.
+#[inline]
+pub fn offending<M>(kind: ViolationKind, msg: &M, dir: Direction) -> Option<(&M, Direction)> {
+    (!matches!(kind, ViolationKind::TimeoutOverrun { .. })).then_some((msg, dir))
 }
 
-/// A protocol violation with everything needed to explain it.
-#[derive(Clone, Copy, Debug)]
-pub struct Violation {
+/// The deadline of a timeout state entered at `now_ns` with `limit_ms`
+/// (`u64::MAX`, never, for a state without a timeout or one that would end
+/// past the clock's range).
+#[inline]
+pub const fn deadline(limit_ms: Option<u64>, now_ns: u64) -> u64 {
+    match limit_ms {
+        Some(ms) => now_ns.saturating_add(ms.saturating_mul(1_000_000)),
+        None => u64::MAX,
+    }
+}
+
+/// The overrun of a state with `limit_ms` whose deadline passed: how long
+/// the state has been occupied at `now_ns`. For the (cold) reporting path;
+/// the hot path only compares `now_ns` with the deadline.
+pub const fn overrun(limit_ms: u64, deadline_ns: u64, now_ns: u64) -> ViolationKind {
+    let limit_ns = limit_ms.saturating_mul(1_000_000);
+    let entered_ns = deadline_ns.saturating_sub(limit_ns);
+    ViolationKind::TimeoutOverrun {
+        limit_ms,
+        elapsed_ns: now_ns.saturating_sub(entered_ns),
+    }
+}
+
+/// A protocol violation with everything needed to explain it. It borrows
+/// the observer's history and the offending message; the text is produced
+/// only when it is printed.
+#[derive(Clone, Copy)]
+pub struct Violation<'a> {
     /// Component name, empty when reported by a bare protocol observer.
     pub component: &'static str,
     /// Port name, empty when reported by a bare protocol observer.
@@ -364,24 +452,18 @@ pub struct Violation {
     pub state: &'static str,
     /// What went wrong.
     pub kind: ViolationKind,
-    /// The offending message (none for timeout overruns).
-    pub message: Option<Record>,
-    history: [Option<Record>; HISTORY],
+    message: Option<(Direction, &'a dyn fmt::Display)>,
+    history: &'a dyn Recent,
 }
 
-impl Violation {
+impl<'a> Violation<'a> {
     /// Builds a report from an observer's state and history.
-    pub fn new<M: Message, const N: usize>(
+    pub fn new<M: Message>(
         state: &'static str,
         kind: ViolationKind,
-        message: Option<(&M, Direction)>,
-        history: &History<M, N>,
+        message: Option<(&'a M, Direction)>,
+        history: &'a dyn Recent,
     ) -> Self {
-        let mut recent = [None; HISTORY];
-        let skip = history.iter().count().saturating_sub(HISTORY);
-        for (slot, (m, d)) in recent.iter_mut().zip(history.iter().skip(skip)) {
-            *slot = Some(Record::new(&m, d));
-        }
         Violation {
             component: "",
             port: "",
@@ -389,8 +471,8 @@ impl Violation {
             protocol: M::PROTOCOL,
             state,
             kind,
-            message: message.map(|(m, d)| Record::new(m, d)),
-            history: recent,
+            message: message.map(|(m, d)| (d, m as &dyn fmt::Display)),
+            history,
         }
     }
 
@@ -402,13 +484,35 @@ impl Violation {
         self
     }
 
+    /// The offending message as a report shows it (`?name(args)`); none
+    /// for a timeout overrun.
+    pub fn message(&self) -> Option<impl fmt::Display + '_> {
+        self.message
+            .map(|(dir, msg)| Sigil(dir, msg))
+    }
+
     /// The messages accepted before the violation, oldest first.
-    pub fn history(&self) -> impl Iterator<Item = &Record> {
-        self.history.iter().flatten()
+    pub fn history(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        (0..self.history.len()).filter_map(|i| self.history.entry(i))
     }
 }
 
-impl fmt::Display for Violation {
+struct Sigil<'a>(Direction, &'a dyn fmt::Display);
+
+impl fmt::Display for Sigil<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.sigil())?;
+        fmt::Display::fmt(self.1, f)
+    }
+}
+
+impl fmt::Debug for Violation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Violation<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.component.is_empty() {
             write!(f, "component {} port {}", self.component, self.port)?;
@@ -418,7 +522,7 @@ impl fmt::Display for Violation {
             write!(f, ": ")?;
         }
         write!(f, "{} in state {}: ", self.protocol, self.state)?;
-        let msg = |f: &mut fmt::Formatter<'_>| match &self.message {
+        let msg = |f: &mut fmt::Formatter<'_>| match self.message() {
             Some(m) => write!(f, " {m}"),
             None => Ok(()),
         };
@@ -461,8 +565,8 @@ impl fmt::Display for Violation {
         }
         write!(f, "; last messages:")?;
         let mut any = false;
-        for (i, r) in self.history().enumerate() {
-            write!(f, "{}{r}", if i == 0 { " " } else { ", " })?;
+        for (i, e) in self.history().enumerate() {
+            write!(f, "{}{e}", if i == 0 { " " } else { ", " })?;
             any = true;
         }
         if !any {
@@ -473,21 +577,54 @@ impl fmt::Display for Violation {
 }
 
 /// A protocol observer, as generated by the Tingu compiler.
-// The Err type is large on purpose: it carries the history without a heap,
-// and it is only built on the (rare) violation path.
-#[allow(clippy::result_large_err)]
+///
+/// [`check`](Self::check) and [`check_deadline`](Self::check_deadline) are
+/// the hot path: they return only the [`ViolationKind`]. The report with
+/// state, message and history comes from [`violation`](Self::violation),
+/// or from [`observe`](Self::observe) and
+/// [`check_timeouts`](Self::check_timeouts), which combine the two.
 pub trait Observer {
     /// The protocol's message type.
     type Msg: Message;
-    /// Checks one message against the protocol and advances the state.
-    /// A rejected message leaves the observer unchanged.
-    fn observe(&mut self, msg: &Self::Msg, dir: Direction, now_ns: u64) -> Result<(), Violation>;
-    /// Reports a timeout state overrun once, then restarts the state's clock.
-    fn check_timeouts(&mut self, now_ns: u64) -> Result<(), Violation>;
+    /// Checks one message against the protocol and advances the state. A
+    /// timeout overrun noticed first is returned instead (and the state's
+    /// clock restarts), without judging the message; otherwise a rejected
+    /// message leaves the observer unchanged.
+    fn check(&mut self, msg: &Self::Msg, dir: Direction, now_ns: u64) -> Result<(), ViolationKind>;
+    /// A timeout state overrun, once; then the state's clock restarts.
+    fn check_deadline(&mut self, now_ns: u64) -> Result<(), ViolationKind>;
+    /// When the current timeout state overruns (`None`: not a timeout
+    /// state). A PD waits for it instead of polling [`check_timeouts`](Self::check_timeouts).
+    fn deadline_ns(&self) -> Option<u64>;
     /// Name of the current (leaf) state.
     fn state_name(&self) -> &'static str;
     /// Whether the protocol reached a final state.
     fn is_final(&self) -> bool;
     /// Builds a report about `msg` in the current state.
-    fn violation(&self, kind: ViolationKind, msg: Option<(&Self::Msg, Direction)>) -> Violation;
+    fn violation<'a>(
+        &'a self,
+        kind: ViolationKind,
+        msg: Option<(&'a Self::Msg, Direction)>,
+    ) -> Violation<'a>;
+
+    /// [`check`](Self::check), with the report on a violation.
+    fn observe<'a>(
+        &'a mut self,
+        msg: &'a Self::Msg,
+        dir: Direction,
+        now_ns: u64,
+    ) -> Result<(), Violation<'a>> {
+        match self.check(msg, dir, now_ns) {
+            Ok(()) => Ok(()),
+            Err(kind) => Err(self.violation(kind, offending(kind, msg, dir))),
+        }
+    }
+
+    /// [`check_deadline`](Self::check_deadline), with the report on an overrun.
+    fn check_timeouts(&mut self, now_ns: u64) -> Result<(), Violation<'_>> {
+        match self.check_deadline(now_ns) {
+            Ok(()) => Ok(()),
+            Err(kind) => Err(self.violation(kind, None)),
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod build;
 pub mod check;
 pub mod diag;
 pub mod dot;
+pub mod hash;
 mod lexer;
 mod parser;
 pub mod rust;
