@@ -553,13 +553,24 @@ impl<const SLOT: usize> Consumer<SLOT> {
     /// Takes the oldest message, copied out of shared memory, and whether
     /// the producer asked to be notified of the freed slot. `Ok(None)` when
     /// the ring is empty.
+    #[inline]
     pub fn pop(&mut self) -> Result<Option<([u8; SLOT], NotifyPeer)>, RingError> {
+        self.pop_with(|slot| *slot)
+    }
+
+    /// Takes the oldest message like [`pop`](Self::pop), handing `read` the
+    /// private copy of the slot and returning what it makes of it (a
+    /// decoded message), so the copy stays in one place.
+    #[inline]
+    pub fn pop_with<R>(
+        &mut self,
+        read: impl FnOnce(&[u8; SLOT]) -> R,
+    ) -> Result<Option<(R, NotifyPeer)>, RingError> {
         self.refresh()?;
         if self.producer == self.consumer {
             return Ok(None);
         }
-        // SAFETY: slot() is in bounds; the volatile read copies the bytes
-        // once, so later peer writes cannot change what the caller sees.
+        // SAFETY: as in pop.
         let msg = unsafe { read_slot(self.ring.slot(self.consumer)) };
         self.consumer = self.consumer.wrapping_add(1);
         self.ring
@@ -567,7 +578,8 @@ impl<const SLOT: usize> Consumer<SLOT> {
             .store(self.consumer, Ordering::Release);
         fence(Ordering::SeqCst);
         race_point(Race::ConsumerPublished);
-        Ok(Some((msg, self.ring.take_flag(PRODUCER_WANTS_NOTIFY))))
+        let flag = self.ring.take_flag(PRODUCER_WANTS_NOTIFY);
+        Ok(Some((read(&msg), flag)))
     }
 
     /// Arms "consumer wants a notify" before blocking on an empty ring

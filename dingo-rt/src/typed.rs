@@ -597,19 +597,23 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     #[inline]
     pub fn try_recv(&mut self, now_ns: u64) -> Result<Option<O::Msg>, Fault> {
         loop {
-            let popped = match self.port.rx.pop() {
-                Ok(popped) => popped,
+            // Decoded straight from the private copy; the bytes are kept
+            // only for the report of a malformed slot.
+            let popped = self
+                .port
+                .rx
+                .pop_with(|slot| O::Msg::decode(slot).map_err(|e| (e, *slot)));
+            let (decoded, notify) = match popped {
+                Ok(Some(popped)) => popped,
+                Ok(None) => return Ok(None),
                 Err(e) => return Err(ring_failed(self.ring_report(), e)),
-            };
-            let Some((slot, notify)) = popped else {
-                return Ok(None);
             };
             self.owed_notify |= notify == NotifyPeer::Yes;
             if self.peer != PeerVersion::Same {
                 // The peer published its hash before this message.
                 self.check_peer(true)?;
             }
-            if let Some(msg) = self.accept(&slot, now_ns)? {
+            if let Some(msg) = self.accept(decoded, now_ns)? {
                 return Ok(Some(msg));
             }
         }
@@ -729,12 +733,16 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         }
     }
 
-    /// Decodes and observes a received slot: `Some` to deliver, `None` if
-    /// it was dropped under [`Policy::Log`].
+    /// Observes a received message: `Some` to deliver, `None` if it was
+    /// dropped under [`Policy::Log`].
     #[inline]
-    fn accept(&mut self, slot: &[u8; SLOT], now_ns: u64) -> Result<Option<O::Msg>, Fault> {
+    fn accept(
+        &mut self,
+        decoded: Result<O::Msg, (WireError, [u8; SLOT])>,
+        now_ns: u64,
+    ) -> Result<Option<O::Msg>, Fault> {
         let labels = (self.component, self.name);
-        let checked = match O::Msg::decode(slot) {
+        let checked = match decoded {
             Ok(msg) => observe(
                 &mut self.observer,
                 &mut self.counters,
@@ -745,7 +753,7 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
                 now_ns,
             )
             .map(|()| msg),
-            Err(error) => Err(self.malformed(slot, error)),
+            Err((error, slot)) => Err(self.malformed(&slot, error)),
         };
         match checked {
             Ok(msg) => {
@@ -758,6 +766,7 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     }
 
     #[cold]
+    #[inline(never)]
     fn malformed(&mut self, slot: &[u8; SLOT], error: WireError) -> Fault {
         self.counters.malformed += 1;
         self.supervisor.escalate(&Report::Malformed {
@@ -773,6 +782,7 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     /// Looks at the peer's published hash (`received`: a message from the
     /// peer was just taken, so it must have published one).
     #[cold]
+    #[inline(never)]
     fn check_peer(&mut self, received: bool) -> Result<(), Fault> {
         let ours = O::Msg::HASH;
         if let PeerVersion::Unknown = self.peer {
@@ -834,6 +844,7 @@ fn observe<O: PortObserver>(
 
 /// The rejection path of [`observe`].
 #[cold]
+#[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn rejected<O: PortObserver>(
     observer: &mut O,
@@ -856,6 +867,7 @@ fn rejected<O: PortObserver>(
 /// Counts and reports a violation; bare protocol observers do not know
 /// where they sit, so the port's labels are added.
 #[cold]
+#[inline(never)]
 fn violated(
     counters: &mut Counters,
     supervisor: Supervisor<'_>,
@@ -880,6 +892,7 @@ struct RingReport<'p, 'r> {
 
 /// A ring error as a fault; a corruption is reported once per port.
 #[cold]
+#[inline(never)]
 fn ring_failed(r: RingReport<'_, '_>, error: RingError) -> Fault {
     if error != RingError::Full && !core::mem::replace(r.reported, true) {
         r.supervisor.escalate(&Report::Ring {

@@ -60,6 +60,7 @@ pub enum Flow {
 impl Flow {
     /// Converts to protocol terms for a port that is (`mirror = true`) or is
     /// not the client side of its protocol.
+    #[inline]
     pub const fn direction(self, mirror: bool) -> Direction {
         match (self, mirror) {
             (Flow::Received, false) | (Flow::Sent, true) => Direction::In,
@@ -120,6 +121,7 @@ pub struct Writer<'a> {
 macro_rules! put {
     ($($name:ident: $t:ty),*) => {$(
         #[doc = concat!("Appends a little-endian `", stringify!($t), "`.")]
+        #[inline(always)]
         pub fn $name(&mut self, v: $t) {
             let bytes = v.to_le_bytes();
             self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(&bytes);
@@ -130,6 +132,7 @@ macro_rules! put {
 
 impl<'a> Writer<'a> {
     /// Clears the slot (so stale bytes never leak to the peer) and writes the id.
+    #[inline(always)]
     pub fn new(buf: &'a mut [u8; SLOT], id: u16) -> Self {
         buf.fill(0);
         let mut w = Writer { buf, pos: 0 };
@@ -140,6 +143,7 @@ impl<'a> Writer<'a> {
     put!(u8: u8, u16: u16, u32: u32, u64: u64, i8: i8, i16: i16, i32: i32, i64: i64);
 
     /// Appends a bool as one byte, 0 or 1.
+    #[inline(always)]
     pub fn bool(&mut self, v: bool) {
         self.u8(u8::from(v));
     }
@@ -154,6 +158,7 @@ pub struct Reader<'a> {
 macro_rules! get {
     ($($name:ident: $t:ty),*) => {$(
         #[doc = concat!("Reads a little-endian `", stringify!($t), "`.")]
+        #[inline(always)]
         pub fn $name(&mut self) -> Result<$t, WireError> {
             const N: usize = core::mem::size_of::<$t>();
             let end = self.pos + N;
@@ -171,6 +176,7 @@ macro_rules! get {
 
 impl<'a> Reader<'a> {
     /// Starts reading at the beginning of `buf` (the id comes first).
+    #[inline(always)]
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
@@ -178,6 +184,7 @@ impl<'a> Reader<'a> {
     get!(u8: u8, u16: u16, u32: u32, u64: u64, i8: i8, i16: i16, i32: i32, i64: i64);
 
     /// Reads a bool, rejecting any byte other than 0 or 1.
+    #[inline(always)]
     pub fn bool(&mut self) -> Result<bool, WireError> {
         let offset = self.pos;
         match self.u8()? {

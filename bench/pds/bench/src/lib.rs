@@ -1,14 +1,19 @@
 //! Benchmark protection domains (`make bench`). `bench-client` and
 //! `bench-server` time notification and PPC round trips through the
 //! Microkit runtime, for comparison with the raw kernel baseline the monitor
-//! measures in the same run. `port-client` and `port-server` time message
-//! round trips through a dingo-rt port with its observers, against the same
-//! exchange as raw ring writes and notifications.
+//! measures in the same run (`bench-echo` answers the notifications: like
+//! the raw echo thread it waits on its notification alone). `port-client`
+//! and `port-server` time message round trips through a dingo-rt typed
+//! port, with its observers on and off, against the same exchange as raw
+//! ring writes and notifications.
 #![no_std]
 
 use dingo_rt::port::Port;
 use dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_rt::typed::{PortObserver, TypedPort};
+use microkit::hwio::tsc::rdtsc;
 use microkit::{Channel, IoPort};
+use tingu_rt::{Flow, Message, Violation, ViolationKind};
 
 /// Rounds timed per figure, after as many untimed warm-up rounds; the
 /// monitor's baseline uses the same numbers.
@@ -39,26 +44,174 @@ pub fn port(pd: &'static str, cfg: &pd_config::PortConfig) -> Port<64> {
     port
 }
 
-/// Raw send: one slot into the ring, a notification only when the peer
-/// asked for one (the signal suppression the typed port uses too).
-pub fn raw_send(port: &mut Port<64>, channel: Channel, slot: &[u8; 64]) {
-    match port.tx.push(slot) {
-        Ok(NotifyPeer::Yes) => channel.notify(),
-        Ok(NotifyPeer::No) => {}
-        Err(e) => panic!("raw push failed: {e:?}"),
+/// One end of a benchmark port. The raw end moves pre-encoded slots; the
+/// typed ends encode, decode and (when observed) check every message. The
+/// exchange loops below are the same for all three, so every figure pays
+/// for the same notifications and system calls and their ratios are the
+/// cost of the typed layer alone.
+pub trait End {
+    type Msg: Copy;
+    /// Sends `msg`, notifying the peer if it asked for it.
+    fn send(&mut self, msg: &Self::Msg, channel: Channel);
+    /// The next message, if one is waiting.
+    fn recv(&mut self) -> Option<Self::Msg>;
+    /// Arms the receive ring's wake-up flag: `true` to sleep, `false` when a
+    /// message slipped in meanwhile.
+    fn arm(&mut self) -> bool;
+}
+
+impl End for Port<64> {
+    type Msg = [u8; 64];
+
+    fn send(&mut self, slot: &[u8; 64], channel: Channel) {
+        match self.tx.push(slot) {
+            Ok(NotifyPeer::Yes) => channel.notify(),
+            Ok(NotifyPeer::No) => {}
+            Err(e) => panic!("raw push failed: {e:?}"),
+        }
+    }
+
+    fn recv(&mut self) -> Option<[u8; 64]> {
+        match self.rx.pop() {
+            Ok(Some((slot, NotifyPeer::No))) => Some(slot),
+            Ok(Some((_, NotifyPeer::Yes))) => panic!("the bench never fills a ring"),
+            Ok(None) => None,
+            Err(e) => panic!("raw pop failed: {e:?}"),
+        }
+    }
+
+    fn arm(&mut self) -> bool {
+        matches!(self.rx.prepare_sleep(), Ok(Arm::Sleep))
     }
 }
 
-/// Raw receive: every slot in the ring, then re-arm the wake-up flag (and
-/// drain again if the peer raced us), as the typed port does.
-pub fn raw_drain(port: &mut Port<64>, mut each: impl FnMut(&[u8; 64])) {
+impl<O: PortObserver> End for TypedPort<'_, O> {
+    type Msg = O::Msg;
+
+    fn send(&mut self, msg: &O::Msg, channel: Channel) {
+        if let Err(f) = self.try_send(msg, rdtsc()) {
+            panic!("typed send of {msg} failed: {f:?}");
+        }
+        if self.take_notify() == NotifyPeer::Yes {
+            channel.notify();
+        }
+    }
+
+    fn recv(&mut self) -> Option<O::Msg> {
+        match self.try_recv(rdtsc()) {
+            Ok(msg) => msg,
+            Err(f) => panic!("typed receive failed: {f:?}"),
+        }
+    }
+
+    fn arm(&mut self) -> bool {
+        matches!(self.prepare_recv_sleep(), Ok(Arm::Sleep))
+    }
+}
+
+/// The client's side of one benchmark: `start` opens the exchange (the
+/// typed ports enable the controller first), then every `answer` is
+/// followed by the next `request`, `WARMUP + ROUNDS` times.
+pub struct Client<E: End> {
+    pub end: E,
+    channel: Channel,
+    request: E::Msg,
+    round: u64,
+    start: u64,
+    /// Instructions per round trip, once measured.
+    pub result: Option<u64>,
+}
+
+impl<E: End> Client<E> {
+    pub fn new(end: E, channel: Channel, request: E::Msg) -> Self {
+        Client {
+            end,
+            channel,
+            request,
+            round: 0,
+            start: 0,
+            result: None,
+        }
+    }
+
+    /// Sends the first message.
+    pub fn open(&mut self, first: E::Msg) {
+        self.end.send(&first, self.channel);
+    }
+
+    /// Handles a notification on this port: takes every answer, sending the
+    /// next request right after each one, then arms the wake-up flag.
+    /// `is_answer` tells an answer from the opening reply.
+    pub fn notified(&mut self, is_answer: impl Fn(&E::Msg) -> bool) {
+        loop {
+            while let Some(msg) = self.end.recv() {
+                if is_answer(&msg) {
+                    self.round += 1;
+                    if self.round == WARMUP {
+                        self.start = rdtsc();
+                    }
+                    if self.round == WARMUP + ROUNDS {
+                        self.result = Some((rdtsc() - self.start) / ROUNDS);
+                        return;
+                    }
+                }
+                let request = self.request;
+                self.end.send(&request, self.channel);
+            }
+            if self.end.arm() {
+                return;
+            }
+        }
+    }
+}
+
+/// The server's side: every message gets `answer(msg)` back at once.
+pub fn serve<E: End>(end: &mut E, channel: Channel, answer: impl Fn(&E::Msg) -> E::Msg) {
     loop {
-        while let Ok(Some((slot, _))) = port.rx.pop() {
-            each(&slot);
+        while let Some(msg) = end.recv() {
+            end.send(&answer(&msg), channel);
         }
-        match port.rx.prepare_sleep() {
-            Ok(Arm::Retry) => continue,
-            _ => break,
+        if end.arm() {
+            return;
         }
+    }
+}
+
+/// A port end whose messages are not observed: the typed layer (encoding,
+/// decoding, ring and version checks) without the protocol observer, for
+/// the benchmark's "observers off" figure.
+pub struct Unobserved<M>(core::marker::PhantomData<M>);
+
+impl<M> Unobserved<M> {
+    pub const fn new() -> Self {
+        Unobserved(core::marker::PhantomData)
+    }
+}
+
+impl<M> Default for Unobserved<M> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M: Message> PortObserver for Unobserved<M> {
+    type Msg = M;
+
+    fn observe(
+        &mut self,
+        _: &M,
+        _: Flow,
+        _: u64,
+        _: impl FnOnce(&Violation<'_>),
+    ) -> Result<(), ViolationKind> {
+        Ok(())
+    }
+
+    fn check_timeouts(&mut self, _: u64, _: impl FnOnce(&Violation<'_>)) -> Result<(), ViolationKind> {
+        Ok(())
+    }
+
+    fn deadline_ns(&self) -> Option<u64> {
+        None
     }
 }

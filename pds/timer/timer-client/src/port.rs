@@ -11,9 +11,6 @@ use dingo_rt::typed::{Protocol, Supervisor, TypedPort};
 pub const PORT_SIZE: usize = 0x1000;
 /// Slots per ring; both ends must agree, so it is fixed here.
 pub const PORT_SLOTS: u32 = 16;
-/// `rejected`'s reason when every queue slot holds a live timeout
-/// (`REJECT_FULL` in timer.tingu).
-pub const REJECT_FULL: u8 = 1;
 
 /// One end of a Timer port.
 pub type TimerPort<'r> = TypedPort<'r, Protocol<Observer>>;

@@ -28,10 +28,10 @@
 //! the reason the slack is generous.
 #![cfg_attr(not(test), no_std)]
 
-use dingo_protocols::timer::Msg;
+use dingo_protocols::timer::{Msg, REJECT_FULL};
 use dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_rt::typed::Fault;
-use timer_client::port::{REJECT_FULL, TimerPort};
+use timer_client::port::TimerPort;
 use timer_core::queue::{Cancel, InsertError, TimeoutQueue};
 
 /// Timeouts the timer PD holds at once, over all clients. One more gets

@@ -1,17 +1,17 @@
-//! Times message round trips to the port server: first as raw ring writes
-//! and notifications with pre-encoded slots, then the same exchange through
-//! a typed dingo-rt port whose observer checks every message (the
-//! EthernetController client side: enable once, then txPacket answered by
-//! txPacketDone). Prints both figures and ends the run.
+//! Times message round trips to the port server over three ports, one
+//! after the other, with the same exchange loop ([`bench::Client`]): raw
+//! ring writes of pre-encoded slots, a typed dingo-rt port with its
+//! observers off, and one observed on both sides (the EthernetController
+//! client side: enable once, then txPacket answered by txPacketDone).
+//! Prints the three figures and ends the run.
 #![no_std]
 #![no_main]
 
-use bench::{ROUNDS, WARMUP, port, raw_drain, raw_send};
+use bench::{Client, ROUNDS, Unobserved, port};
 use dingo_pd::ConsoleReporter;
 use dingo_protocols::ethernet_controller::{Msg, Observer};
 use dingo_rt::port::Port;
-use dingo_rt::ring::{Arm, NotifyPeer};
-use dingo_rt::typed::{Protocol, Supervisor, TypedPort};
+use dingo_rt::typed::{PortObserver, Protocol, Supervisor, TypedPort};
 use microkit::hwio::tsc::rdtsc;
 use microkit::{Channel, ChannelSet, Handler, debug_println};
 use tingu_rt::Message;
@@ -21,114 +21,91 @@ pd_config::program!("port-client");
 static REPORTER: ConsoleReporter = ConsoleReporter;
 const PACKET: Msg = Msg::TxPacket { buf: 0, len: 60 };
 
-struct Client {
-    raw: Port<64>,
-    raw_channel: Channel,
-    request: [u8; 64],
-    typed: TypedPort<'static, Protocol<Observer>>,
-    typed_channel: Channel,
+struct Pd {
+    raw: Client<Port<64>>,
+    unobserved: Client<TypedPort<'static, Unobserved<Msg>>>,
+    observed: Client<TypedPort<'static, Protocol<Observer>>>,
+    channels: [Channel; 3],
     debug_exit: pd_config::IoPorts,
-    round: u64,
-    start: u64,
-    raw_cycles: u64,
 }
 
-impl Client {
-    /// Counts one answered round; starts the clock after the warm-up and
-    /// returns whether another round is due.
-    fn next_round(&mut self) -> bool {
-        self.round += 1;
-        if self.round == WARMUP {
-            self.start = rdtsc();
-        }
-        self.round < WARMUP + ROUNDS
-    }
-
-    fn typed_send(&mut self, msg: &Msg) {
-        if let Err(f) = self.typed.try_send(msg, rdtsc()) {
-            debug_println!("port-client: FAILED: typed send: {f:?}");
-        }
-        if self.typed.take_notify() == NotifyPeer::Yes {
-            self.typed_channel.notify();
-        }
-    }
+fn is_done(msg: &Msg) -> bool {
+    matches!(msg, Msg::TxPacketDone { .. })
 }
 
-fn init() -> Client {
+fn typed<O: PortObserver>(
+    name: &'static str,
+    cfg: &pd_config::PortConfig,
+    observer: O,
+) -> TypedPort<'static, O> {
+    TypedPort::new(
+        port(name, cfg),
+        observer,
+        Supervisor::fatal(&REPORTER),
+        name,
+        cfg.role,
+    )
+}
+
+fn init() -> Pd {
     let cfg = config::load();
     bench::use_com1_console(cfg.ioports.console);
     let mut request = [0; 64];
     PACKET.encode(&mut request);
-    let mut c = Client {
-        raw: port(cfg.name, &cfg.ports.raw),
-        raw_channel: Channel::new(cfg.ports.raw.channel),
-        request,
-        typed: TypedPort::new(
-            port(cfg.name, &cfg.ports.typed),
-            Protocol::client(Observer::new(rdtsc())),
-            Supervisor::fatal(&REPORTER),
-            cfg.name,
-            cfg.ports.typed.role,
+    let p = &cfg.ports;
+    let channels = [p.raw.channel, p.unobserved.channel, p.observed.channel].map(Channel::new);
+    let mut pd = Pd {
+        raw: Client::new(port(cfg.name, &p.raw), channels[0], request),
+        unobserved: Client::new(
+            typed(cfg.name, &p.unobserved, Unobserved::new()),
+            channels[1],
+            PACKET,
         ),
-        typed_channel: Channel::new(cfg.ports.typed.channel),
+        observed: Client::new(
+            typed(cfg.name, &p.observed, Protocol::client(Observer::new(rdtsc()))),
+            channels[2],
+            PACKET,
+        ),
+        channels,
         debug_exit: cfg.ioports.debug_exit,
-        round: 0,
-        start: 0,
-        raw_cycles: 0,
     };
-    raw_send(&mut c.raw, c.raw_channel, &c.request);
-    c
+    pd.raw.open(request);
+    pd
 }
 
-impl Handler for Client {
+impl Handler for Pd {
     fn notified(&mut self, channels: ChannelSet) {
-        if channels.contains(self.raw_channel) {
-            let mut answers = 0;
-            raw_drain(&mut self.raw, |_| answers += 1);
-            for _ in 0..answers {
-                if self.next_round() {
-                    let request = self.request;
-                    raw_send(&mut self.raw, self.raw_channel, &request);
-                } else {
-                    self.raw_cycles = (rdtsc() - self.start) / ROUNDS;
-                    self.round = 0;
-                    self.typed_send(&Msg::Enable);
-                }
+        let [raw, unobserved, observed] = self.channels;
+        if channels.contains(raw) {
+            self.raw.notified(|_| true);
+            if self.raw.result.is_some() {
+                self.unobserved.open(Msg::Enable);
             }
         }
-        if channels.contains(self.typed_channel) {
-            loop {
-                while let Ok(Some(msg)) = self.typed.try_recv(rdtsc()) {
-                    let more = match msg {
-                        Msg::EnableComplete => true,
-                        Msg::TxPacketDone { .. } => self.next_round(),
-                        _ => continue,
-                    };
-                    if more {
-                        self.typed_send(&PACKET);
-                        continue;
-                    }
-                    let typed_cycles = (rdtsc() - self.start) / ROUNDS;
-                    let c = self.typed.counters();
-                    debug_println!(
-                        "bench: raw port-roundtrip {} cycles ({ROUNDS} rounds)",
-                        self.raw_cycles
-                    );
-                    debug_println!(
-                        "bench: dingo port-roundtrip {typed_cycles} cycles ({ROUNDS} rounds)"
-                    );
-                    debug_println!(
-                        "port-client: typed port {} sent, {} received, {} violations",
-                        c.sent,
-                        c.received,
-                        c.violations
-                    );
-                    microkit::debug_exit(self.debug_exit).success();
-                }
-                match self.typed.prepare_recv_sleep() {
-                    Ok(Arm::Retry) => continue,
-                    _ => break,
-                }
+        if channels.contains(unobserved) {
+            self.unobserved.notified(is_done);
+            if self.unobserved.result.is_some() {
+                self.observed.open(Msg::Enable);
+            }
+        }
+        if channels.contains(observed) {
+            self.observed.notified(is_done);
+            if let (Some(raw), Some(off), Some(on)) = (
+                self.raw.result,
+                self.unobserved.result,
+                self.observed.result,
+            ) {
+                debug_println!("bench: raw port-roundtrip {raw} cycles ({ROUNDS} rounds)");
+                debug_println!("bench: unobserved port-roundtrip {off} cycles ({ROUNDS} rounds)");
+                debug_println!("bench: dingo port-roundtrip {on} cycles ({ROUNDS} rounds)");
+                let c = self.observed.end.counters();
+                debug_println!(
+                    "port-client: typed port {} sent, {} received, {} violations",
+                    c.sent,
+                    c.received,
+                    c.violations
+                );
+                microkit::debug_exit(self.debug_exit).success();
             }
         }
     }

@@ -6,7 +6,7 @@ use dingo_protocols::timer::Msg;
 use dingo_rt::executor::{Either, Executor, Platform, select};
 
 use super::*;
-use crate::port::REJECT_FULL;
+use dingo_protocols::timer::REJECT_FULL;
 use crate::test_util::{Recorder, pair, region};
 
 const TIMER_CH: u8 = 3;

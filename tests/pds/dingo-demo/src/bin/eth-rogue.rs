@@ -7,7 +7,7 @@
 
 use dingo_demo::TX_BUF;
 use dingo_pd::microkit::{self, Channel, ChannelSet, Handler, debug_println};
-use dingo_protocols::ethernet_controller::Msg;
+use dingo_protocols::ethernet_controller::{self, Msg};
 use tingu_rt::Message;
 
 pd_config::program!("eth-rogue");
@@ -17,6 +17,9 @@ struct Rogue;
 fn init() -> Rogue {
     let cfg = config::load();
     let mut eth = dingo_pd::port(cfg.name, &cfg.ports.eth);
+    // A build of the same protocol (so it publishes the genuine hash, as a
+    // typed port would) that writes past its observer.
+    eth.tx.publish_tag(ethernet_controller::HASH);
     let mut slot = [0u8; 64];
     let msg = Msg::TxPacket {
         buf: TX_BUF,

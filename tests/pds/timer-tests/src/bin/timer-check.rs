@@ -14,7 +14,8 @@ use embedded_hal_async::delay::DelayNs;
 use timer_client::clock::TimeReader;
 use timer_client::delay::Delay;
 use timer_client::platform::TimerPlatform;
-use timer_client::port::{REJECT_FULL, TimerPort};
+use dingo_protocols::timer::REJECT_FULL;
+use timer_client::port::TimerPort;
 use timer_server::CAPACITY;
 use timer_tests::{median_worst, read_results, timer_port};
 
