@@ -30,7 +30,7 @@ use core::fmt;
 use pd_layout::{IPC_BUFFER_VADDR, cspace};
 use sel4::MessageInfo;
 use sel4::cap::{Cap, kind};
-use sel4::ipc_buffer::{REGISTER_MRS, with_ipc_buffer};
+use sel4::ipc_buffer::IpcBuffer;
 use sel4::syscall;
 
 pub use hwio;
@@ -145,24 +145,39 @@ pub trait Handler {
     }
 }
 
+/// This PD's IPC buffer: the monitor maps it at the same address in every
+/// PD before the PD starts ([`start`] registers it with the `sel4` crate
+/// too). The runtime reaches it at that constant address, so a message
+/// register costs one memory access.
+const IPC_BUFFER: *mut IpcBuffer = IPC_BUFFER_VADDR as *mut IpcBuffer;
+
 /// Message register `i` (of the last message received or to be sent).
+#[inline]
 pub fn mr(i: usize) -> u64 {
-    with_ipc_buffer(|b| b.msg[i])
+    // SAFETY: IPC_BUFFER is mapped for the PD's life; the PD has one thread
+    // and no reference into the buffer outlives this read.
+    unsafe { (*IPC_BUFFER).msg[i] }
 }
 
 /// Sets message register `i` of the next message sent.
+#[inline]
 pub fn set_mr(i: usize, value: u64) {
-    with_ipc_buffer(|b| b.msg[i] = value);
+    // SAFETY: as in mr.
+    unsafe { (*IPC_BUFFER).msg[i] = value }
 }
 
 // The first message registers travel in CPU registers; keeping every one in
 // the IPC buffer between syscalls gives mr()/set_mr() one home.
+#[inline]
 fn load_mrs() -> syscall::Mrs {
-    with_ipc_buffer(|b| core::array::from_fn(|i| b.msg[i]))
+    core::array::from_fn(mr)
 }
 
+#[inline]
 fn store_mrs(mrs: syscall::Mrs) {
-    with_ipc_buffer(|b| b.msg[..REGISTER_MRS].copy_from_slice(&mrs));
+    for (i, v) in mrs.into_iter().enumerate() {
+        set_mr(i, v);
+    }
 }
 
 /// An I/O port range from system.xml's `<ioport id=...>`. Drivers use it

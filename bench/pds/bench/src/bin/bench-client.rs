@@ -1,6 +1,6 @@
-//! Times notification round trips and protected procedure calls to the
-//! bench server through the Microkit runtime, prints the figures, and ends
-//! the run through the debug-exit port.
+//! Times notification round trips to the bench echo and protected
+//! procedure calls to the bench server through the Microkit runtime,
+//! prints the figures, and ends the run through the debug-exit port.
 #![no_std]
 #![no_main]
 
@@ -13,6 +13,7 @@ pd_config::program!("bench-client");
 
 struct Client {
     server: Channel,
+    echo: Channel,
     debug_exit: pd_config::IoPorts,
     round: u64,
     start: u64,
@@ -22,9 +23,11 @@ fn init() -> Client {
     let cfg = config::load();
     bench::use_com1_console(cfg.ioports.console);
     let server = Channel::from(cfg.channels.bench_server);
-    server.notify();
+    let echo = Channel::from(cfg.channels.bench_echo);
+    echo.notify();
     Client {
         server,
+        echo,
         debug_exit: cfg.ioports.debug_exit,
         round: 0,
         start: 0,
@@ -33,7 +36,7 @@ fn init() -> Client {
 
 impl Handler for Client {
     fn notified(&mut self, channels: ChannelSet) {
-        if !channels.contains(self.server) {
+        if !channels.contains(self.echo) {
             return;
         }
         // One notification went there and one came back.
@@ -42,7 +45,7 @@ impl Handler for Client {
             self.start = rdtsc();
         }
         if self.round < WARMUP + ROUNDS {
-            self.server.notify();
+            self.echo.notify();
             return;
         }
         let notify = (rdtsc() - self.start) / ROUNDS;
