@@ -86,6 +86,9 @@ const RESERVED: [&str; 38] = [
     "where", "while", "yield",
 ];
 
+/// Items of a generated protocol module that constants live beside.
+const GENERATED_ITEMS: [&str; 2] = ["NAME", "HASH"];
+
 /// Helper names used by generated code; fields must not shadow them.
 const GENERATED: [&str; 3] = ["state", "entered_ns", "history"];
 
@@ -312,6 +315,15 @@ fn check_protocol(p: &Protocol, errs: &mut Vec<Error>) {
                 ));
             }
         }
+    }
+    for c in p.consts.iter().filter(|c| GENERATED_ITEMS.contains(&c.name.name.as_str())) {
+        errs.push(Error::new(
+            c.name.pos,
+            format!(
+                "constant `{}` would clash with the generated `{}` of the protocol's module",
+                c.name.name, c.name.name
+            ),
+        ));
     }
     for v in &p.vars {
         field_name_check(&v.name, "variable", errs);
