@@ -262,10 +262,12 @@ impl<C, O: Observer> PortObserver for ComponentPort<'_, C, O> {
         show: impl FnOnce(&Violation<'_>),
     ) -> Result<(), ViolationKind> {
         let mut component = self.component.borrow_mut();
-        (self.port)(&mut component).check_timeouts(now_ns).map_err(|v| {
-            show(&v);
-            v.kind
-        })
+        (self.port)(&mut component)
+            .check_timeouts(now_ns)
+            .map_err(|v| {
+                show(&v);
+                v.kind
+            })
     }
 
     fn deadline_ns(&self) -> Option<u64> {
@@ -622,8 +624,11 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     /// Runs the observer's timeout check for this port: an overrun is
     /// counted, reported and handled by the policy.
     pub fn check_timeouts(&mut self, now_ns: u64) -> Result<(), Fault> {
-        let (counters, supervisor, labels) =
-            (&mut self.counters, self.supervisor, (self.component, self.name));
+        let (counters, supervisor, labels) = (
+            &mut self.counters,
+            self.supervisor,
+            (self.component, self.name),
+        );
         self.observer
             .check_timeouts(now_ns, |v| violated(counters, supervisor, labels, v))
             .map_err(Fault::Violation)
@@ -713,7 +718,9 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
                         }
                         // Strictly after the deadline: an overrun is `now > deadline`.
                         let overrun_at = self.deadline_ns().map(|d| d.saturating_add(1));
-                        if overrun_at.is_some_and(|at| pin!(exec.sleep_until(at)).poll(cx).is_ready()) {
+                        if overrun_at
+                            .is_some_and(|at| pin!(exec.sleep_until(at)).poll(cx).is_ready())
+                        {
                             continue;
                         }
                         self.flush_notify(exec);
@@ -838,7 +845,9 @@ fn observe<O: PortObserver>(
     });
     match first {
         Ok(()) => Ok(()),
-        Err(kind) => rejected(observer, counters, supervisor, labels, msg, flow, now_ns, kind),
+        Err(kind) => rejected(
+            observer, counters, supervisor, labels, msg, flow, now_ns, kind,
+        ),
     }
 }
 
@@ -858,7 +867,9 @@ fn rejected<O: PortObserver>(
 ) -> Result<(), Fault> {
     if matches!(kind, ViolationKind::TimeoutOverrun { .. }) && supervisor.policy == Policy::Log {
         return observer
-            .observe(msg, flow, now_ns, |v| violated(counters, supervisor, labels, v))
+            .observe(msg, flow, now_ns, |v| {
+                violated(counters, supervisor, labels, v)
+            })
             .map_err(Fault::Violation);
     }
     Err(Fault::Violation(kind))

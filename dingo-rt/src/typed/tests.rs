@@ -621,16 +621,31 @@ fn peers_built_from_different_protocol_versions_refuse_to_talk() {
         if peer_sends {
             let _ = peer.tx.push(&slot_of(&eth::Msg::Enable)).unwrap();
             let got = b.try_recv(0);
-            assert_eq!(got, Err(Fault::Version { ours: eth::HASH, theirs: OLD }));
+            assert_eq!(
+                got,
+                Err(Fault::Version {
+                    ours: eth::HASH,
+                    theirs: OLD
+                })
+            );
         } else {
             let got = b.try_send(&eth::Msg::LinkChange { up: true }, 0);
-            assert_eq!(got, Err(Fault::Version { ours: eth::HASH, theirs: OLD }));
+            assert_eq!(
+                got,
+                Err(Fault::Version {
+                    ours: eth::HASH,
+                    theirs: OLD
+                })
+            );
             assert_eq!(peer.rx.pop(), Ok(None), "nothing reaches the other version");
         }
         // Reported once; the port stays refused.
         assert_eq!(
             b.try_send(&eth::Msg::LinkChange { up: true }, 0),
-            Err(Fault::Version { ours: eth::HASH, theirs: OLD })
+            Err(Fault::Version {
+                ours: eth::HASH,
+                theirs: OLD
+            })
         );
         assert_eq!(log.reports(), [expected.clone()]);
         assert_eq!(b.counters().received, 0);
@@ -647,7 +662,10 @@ fn a_message_from_a_peer_that_published_no_hash_is_refused() {
 
     assert_eq!(
         b.try_recv(0),
-        Err(Fault::Version { ours: eth::HASH, theirs: 0 })
+        Err(Fault::Version {
+            ours: eth::HASH,
+            theirs: 0
+        })
     );
     let fatal = log.fatal.borrow();
     assert_eq!(fatal.len(), 1);

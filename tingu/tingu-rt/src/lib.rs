@@ -494,8 +494,7 @@ impl<'a> Violation<'a> {
     /// The offending message as a report shows it (`?name(args)`); none
     /// for a timeout overrun.
     pub fn message(&self) -> Option<impl fmt::Display + '_> {
-        self.message
-            .map(|(dir, msg)| Sigil(dir, msg))
+        self.message.map(|(dir, msg)| Sigil(dir, msg))
     }
 
     /// The messages accepted before the violation, oldest first.

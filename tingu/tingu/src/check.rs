@@ -316,7 +316,11 @@ fn check_protocol(p: &Protocol, errs: &mut Vec<Error>) {
             }
         }
     }
-    for c in p.consts.iter().filter(|c| GENERATED_ITEMS.contains(&c.name.name.as_str())) {
+    for c in p
+        .consts
+        .iter()
+        .filter(|c| GENERATED_ITEMS.contains(&c.name.name.as_str()))
+    {
         errs.push(Error::new(
             c.name.pos,
             format!(

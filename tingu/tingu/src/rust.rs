@@ -151,12 +151,7 @@ fn const_types(p: &Protocol) -> Vec<String> {
             .map(|a| a.ty)
             .or_else(|| p.vars.iter().find(|v| v.name.name == n.name).map(|v| v.ty))
     }
-    fn meet(
-        p: &Protocol,
-        m: &MessageDecl,
-        e: &Expr,
-        seen: &mut Vec<Vec<Ty>>,
-    ) {
+    fn meet(p: &Protocol, m: &MessageDecl, e: &Expr, seen: &mut Vec<Vec<Ty>>) {
         if let Expr::Bin(_, a, b, _) = e {
             for (c, other) in [(a, b), (b, a)] {
                 if let (Expr::Name(n), Some(ty)) = (c.as_ref(), typed(p, m, other))
@@ -233,7 +228,12 @@ fn apply(p: &Protocol, m: &MessageDecl, t: &Transition) -> (String, String) {
         .iter()
         .map(|(var, e)| {
             let value = expr(p, m, e);
-            match p.vars.iter().find(|v| v.name.name == var.name).map(|v| v.ty) {
+            match p
+                .vars
+                .iter()
+                .find(|v| v.name.name == var.name)
+                .map(|v| v.ty)
+            {
                 Some(Ty::Bool) => value,
                 _ => format!("tingu_rt::fit({value}, \"{}\")?", var.name),
             }
@@ -383,9 +383,7 @@ fn protocol(out: &mut String, p: &Protocol) {
     for m in &p.messages {
         let _ = write!(out, "{} => {},", msg_pattern(m), dir_path(m.dir));
     }
-    out.push_str(
-        "} } #[inline] fn encode(&self, slot: &mut [u8; tingu_rt::SLOT]) { match *self {",
-    );
+    out.push_str("} } #[inline] fn encode(&self, slot: &mut [u8; tingu_rt::SLOT]) { match *self {");
     for (i, m) in p.messages.iter().enumerate() {
         if m.args.is_empty() {
             let _ = write!(
@@ -1004,8 +1002,15 @@ fn component(out: &mut String, model: &Model, c: &Component) {
         .map(|p| format!("self.{}.deadline_ns()", p.name.name))
         .collect();
     out.push_str(&ports.join(", "));
-    let binding = if c.subports.is_empty() { "let" } else { "let mut" };
-    let _ = write!(out, "]; {binding} earliest = deadlines.into_iter().flatten().min();");
+    let binding = if c.subports.is_empty() {
+        "let"
+    } else {
+        "let mut"
+    };
+    let _ = write!(
+        out,
+        "]; {binding} earliest = deadlines.into_iter().flatten().min();"
+    );
     for s in &c.subports {
         let _ = write!(
             out,

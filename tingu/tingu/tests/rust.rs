@@ -62,22 +62,28 @@ fn generated_code_is_formatted() {
         code.lines().all(|l| l.len() <= 100),
         "prettyplease keeps lines short"
     );
-    assert!(!code.lines().any(|l| l.ends_with(' ')), "no trailing blanks");
+    assert!(
+        !code.lines().any(|l| l.ends_with(' ')),
+        "no trailing blanks"
+    );
 }
 
 #[test]
 fn hash_ignores_comments_and_layout_but_not_meaning() {
     let base = hash_of(P);
     assert_ne!(base, 0);
-    let reformatted = P.replace("    ", "\t").replace("// compared with a u8 argument", "");
+    let reformatted = P
+        .replace("    ", "\t")
+        .replace("// compared with a u8 argument", "");
     assert_eq!(hash_of(&reformatted), base);
     for changed in [
-        P.replace("in go(level: u8", "in go(level: u16"),    // a field type
-        P.replace("delta: i16", "delta2: i16").replace("delta !=", "delta2 !="), // a name
-        P.replace("timeout 10 ms", "timeout 11 ms"),          // a timeout
-        P.replace("level > LOW", "level >= LOW"),             // a guard
-        P.replace("const LOW = 1", "const LOW = 2"),          // a constant
-        P.replace("-> a;", ";"),                              // a target
+        P.replace("in go(level: u8", "in go(level: u16"), // a field type
+        P.replace("delta: i16", "delta2: i16")
+            .replace("delta !=", "delta2 !="), // a name
+        P.replace("timeout 10 ms", "timeout 11 ms"),      // a timeout
+        P.replace("level > LOW", "level >= LOW"),         // a guard
+        P.replace("const LOW = 1", "const LOW = 2"),      // a constant
+        P.replace("-> a;", ";"),                          // a target
     ] {
         assert_ne!(hash_of(&changed), base, "{changed}");
     }
@@ -87,7 +93,9 @@ fn hash_ignores_comments_and_layout_but_not_meaning() {
 #[test]
 fn constants_named_like_generated_items_are_rejected() {
     let src = "protocol P {\n    in go();\n    const HASH = 1;\n    initial state a { ?go; }\n}\n";
-    let errs = Sources::from_strings(&[("t.tingu", src)]).check().unwrap_err();
+    let errs = Sources::from_strings(&[("t.tingu", src)])
+        .check()
+        .unwrap_err();
     assert_eq!(
         errs[0].to_string(),
         "t.tingu:3:11: error: constant `HASH` would clash with the generated `HASH` of the protocol's module"

@@ -207,7 +207,11 @@ impl<M: Message> PortObserver for Unobserved<M> {
         Ok(())
     }
 
-    fn check_timeouts(&mut self, _: u64, _: impl FnOnce(&Violation<'_>)) -> Result<(), ViolationKind> {
+    fn check_timeouts(
+        &mut self,
+        _: u64,
+        _: impl FnOnce(&Violation<'_>),
+    ) -> Result<(), ViolationKind> {
         Ok(())
     }
 

@@ -62,7 +62,11 @@ fn init() -> Pd {
             PACKET,
         ),
         observed: Client::new(
-            typed(cfg.name, &p.observed, Protocol::client(Observer::new(rdtsc()))),
+            typed(
+                cfg.name,
+                &p.observed,
+                Protocol::client(Observer::new(rdtsc())),
+            ),
             channels[2],
             PACKET,
         ),

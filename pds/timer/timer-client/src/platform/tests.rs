@@ -6,8 +6,8 @@ use dingo_protocols::timer::Msg;
 use dingo_rt::executor::{Either, Executor, Platform, select};
 
 use super::*;
-use dingo_protocols::timer::REJECT_FULL;
 use crate::test_util::{Recorder, pair, region};
+use dingo_protocols::timer::REJECT_FULL;
 
 const TIMER_CH: u8 = 3;
 const MS: u64 = 1_000_000;
