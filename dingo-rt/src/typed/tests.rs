@@ -647,7 +647,7 @@ fn peers_built_from_different_protocol_versions_refuse_to_talk() {
                 theirs: OLD
             })
         );
-        assert_eq!(log.reports(), [expected.clone()]);
+        assert_eq!(log.reports(), std::slice::from_ref(&expected));
         assert_eq!(b.counters().received, 0);
     }
 }

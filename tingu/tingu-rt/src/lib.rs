@@ -614,6 +614,10 @@ pub trait Observer {
     ) -> Violation<'a>;
 
     /// [`check`](Self::check), with the report on a violation.
+    #[allow(
+        clippy::result_large_err,
+        reason = "built only on a violation, from borrowed parts; the accepting path is `check`"
+    )]
     fn observe<'a>(
         &'a mut self,
         msg: &'a Self::Msg,
@@ -627,6 +631,10 @@ pub trait Observer {
     }
 
     /// [`check_deadline`](Self::check_deadline), with the report on an overrun.
+    #[allow(
+        clippy::result_large_err,
+        reason = "built only on an overrun, from borrowed parts; the hot path is `check_deadline`"
+    )]
     fn check_timeouts(&mut self, now_ns: u64) -> Result<(), Violation<'_>> {
         match self.check_deadline(now_ns) {
             Ok(()) => Ok(()),

@@ -309,7 +309,7 @@ fn protocol(out: &mut String, p: &Protocol) {
         pub enum Msg {",
     );
     for m in &p.messages {
-        let _ = write!(out, "/// `{}`\n", signature(m));
+        let _ = writeln!(out, "/// `{}`", signature(m));
         if m.args.is_empty() {
             let _ = write!(out, "{},", variant(m));
         } else {
@@ -724,6 +724,10 @@ fn component(out: &mut String, model: &Model, c: &Component) {
     let _ = write!(
         out,
         "/// Component `{name}`: one observer per port, dependencies and spawned subports.
+        #[allow(
+            clippy::result_large_err,
+            reason = \"a Violation is built only on a violation, from borrowed parts; the accepting paths are the check_ methods\"
+        )]
         pub mod {module} {{
         use tingu_rt::{{Flow, Observer as _, Violation, ViolationKind}};
 
@@ -900,10 +904,10 @@ fn component(out: &mut String, model: &Model, c: &Component) {
             let sn = &s.name.name;
             let _ = write!(
                 out,
-                "if let Some(key) = spawn_{sn} {{
-                    if let Some(slot) = self.{sn}.iter_mut().find(|s| s.is_none()) {{
-                        *slot = Some((key, super::{}::Observer::new(now_ns)));
-                    }}
+                "if let Some(key) = spawn_{sn}
+                    && let Some(slot) = self.{sn}.iter_mut().find(|s| s.is_none())
+                {{
+                    *slot = Some((key, super::{}::Observer::new(now_ns)));
                 }}",
                 snake(&s.protocol.name)
             );
@@ -1002,15 +1006,11 @@ fn component(out: &mut String, model: &Model, c: &Component) {
         .map(|p| format!("self.{}.deadline_ns()", p.name.name))
         .collect();
     out.push_str(&ports.join(", "));
-    let binding = if c.subports.is_empty() {
-        "let"
-    } else {
-        "let mut"
-    };
-    let _ = write!(
-        out,
-        "]; {binding} earliest = deadlines.into_iter().flatten().min();"
-    );
+    if c.subports.is_empty() {
+        out.push_str("]; deadlines.into_iter().flatten().min() } } }");
+        return;
+    }
+    out.push_str("]; let mut earliest = deadlines.into_iter().flatten().min();");
     for s in &c.subports {
         let _ = write!(
             out,
