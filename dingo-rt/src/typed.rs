@@ -93,8 +93,8 @@
 //! }
 //! ```
 //!
-//! A synchronous PD (a [`Handler`](https://docs.rs/sel4-microkit)-style event
-//! loop) asks [`TypedPort::deadline_ns`] when to wake and then calls
+//! A synchronous PD (a Microkit `Handler` event loop) asks
+//! [`TypedPort::deadline_ns`] when to wake and then calls
 //! [`TypedPort::check_timeouts`].
 
 use core::cell::RefCell;
