@@ -31,6 +31,9 @@ const PUNCT1: [&str; 19] = [
 
 /// Tokenises `src`; `file` is recorded in every position.
 pub fn lex(src: &str, file: usize) -> Result<Vec<Token>, Error> {
+    // A byte-order mark is not part of the text: editors on some systems
+    // write one, and line 1's columns must not count it.
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let chars: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
     let (mut i, mut line, mut col) = (0usize, 1u32, 1u32);
