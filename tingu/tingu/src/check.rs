@@ -436,9 +436,8 @@ fn fits(v: i128, ty: Ty) -> bool {
 }
 
 /// Checks one protocol, appending every problem found.
-fn check_protocol(p: &Protocol, places: &Places, errs: &mut Vec<Error>) {
+fn check_protocol(p: &Protocol, index: &Index, places: &Places, errs: &mut Vec<Error>) {
     let before = errs.len();
-    let index = Index::new(p);
     dup_check(p.messages.iter().map(|m| &m.name), "message", places, errs);
     dup_check(p.states.iter().map(|s| &s.name), "state", places, errs);
     dup_check(
@@ -571,7 +570,7 @@ fn check_protocol(p: &Protocol, places: &Places, errs: &mut Vec<Error>) {
             ));
         }
         for t in &s.transitions {
-            check_transition(p, &index, t, errs);
+            check_transition(p, index, t, errs);
         }
         check_determinism(s, places, errs);
     }
@@ -579,7 +578,7 @@ fn check_protocol(p: &Protocol, places: &Places, errs: &mut Vec<Error>) {
         // Graph checks on a broken protocol would only repeat the errors.
         return;
     }
-    check_graph(p, &index, errs);
+    check_graph(p, index, errs);
 }
 
 /// Index of the message `name` in `p`, or an "undeclared message" error at
@@ -698,6 +697,9 @@ fn check_determinism(s: &State, places: &Places, errs: &mut Vec<Error>) {
         first: Option<&'a Transition>,
         unguarded: Option<&'a Transition>,
         guards: HashMap<String, &'a Transition>,
+    }
+    if s.transitions.len() < 2 {
+        return;
     }
     let mut by_msg: HashMap<&str, Seen> = HashMap::new();
     for t in &s.transitions {
@@ -1000,11 +1002,12 @@ fn component_methods(c: &Component, places: &Places, errs: &mut Vec<Error>) {
 pub fn check(files: Vec<File>, paths: &[&str]) -> Result<Model, Vec<Error>> {
     let places = Places { paths };
     let mut errs = Vec::new();
-    let protocols: Vec<Protocol> = files
-        .iter()
-        .flat_map(|f| f.protocols.iter().cloned())
-        .collect();
-    let components: Vec<Component> = files.into_iter().flat_map(|f| f.components).collect();
+    let mut protocols: Vec<Protocol> = Vec::new();
+    let mut components: Vec<Component> = Vec::new();
+    for f in files {
+        protocols.extend(f.protocols);
+        components.extend(f.components);
+    }
     dup_check(
         protocols
             .iter()
@@ -1052,14 +1055,11 @@ pub fn check(files: Vec<File>, paths: &[&str]) -> Result<Model, Vec<Error>> {
             }
         }
     }
-    for p in &protocols {
-        check_protocol(p, &places, &mut errs);
-    }
     let mut by_name: HashMap<&str, (&Protocol, Index)> = HashMap::new();
     for p in &protocols {
-        by_name
-            .entry(p.name.name.as_str())
-            .or_insert_with(|| (p, Index::new(p)));
+        let index = Index::new(p);
+        check_protocol(p, &index, &places, &mut errs);
+        by_name.entry(p.name.name.as_str()).or_insert((p, index));
     }
     for c in &components {
         check_component(c, &by_name, &places, &mut errs);

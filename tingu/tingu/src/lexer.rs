@@ -82,8 +82,12 @@ pub fn lex(src: &str, file: usize) -> Result<Vec<Token>, Error> {
                 pos,
             });
         } else {
-            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-            let p = if let Some(p) = PUNCT2.iter().find(|p| **p == two) {
+            let next = chars.get(i + 1).copied();
+            let two = |p: &&str| {
+                let mut pc = p.chars();
+                pc.next() == Some(c) && pc.next() == next
+            };
+            let p = if let Some(p) = PUNCT2.iter().find(|p| two(p)) {
                 *p
             } else if let Some(p) = PUNCT1.iter().find(|p| p.starts_with(c)) {
                 *p

@@ -25,8 +25,7 @@ pub fn parse(src: &str, file: usize) -> Result<File, Error> {
     };
     let mut out = File::default();
     loop {
-        let t = p.peek().clone();
-        match &t.tok {
+        match &p.peek().tok {
             Tok::Eof => return Ok(out),
             Tok::Ident(k) if k == "protocol" => {
                 p.i += 1;
@@ -114,22 +113,26 @@ impl Parser {
     }
 
     fn ident(&mut self, what: &str) -> Result<Ident, Error> {
-        let t = self.peek().clone();
-        match t.tok {
+        let t = &mut self.toks[self.i];
+        match &mut t.tok {
             Tok::Ident(name) => {
+                // Tokens are read once and never revisited once taken.
+                let name = std::mem::take(name);
+                let pos = t.pos;
                 self.i += 1;
-                Ok(Ident { name, pos: t.pos })
+                Ok(Ident { name, pos })
             }
             _ => Err(self.expected(what)),
         }
     }
 
     fn int(&mut self, what: &str) -> Result<(u64, Pos), Error> {
-        let t = self.peek().clone();
+        let t = self.peek();
         match t.tok {
             Tok::Int(v) => {
+                let pos = t.pos;
                 self.i += 1;
-                Ok((v, t.pos))
+                Ok((v, pos))
             }
             _ => Err(self.expected(what)),
         }
@@ -394,15 +397,15 @@ impl Parser {
             self.nest -= 1;
             return e;
         }
-        let t = self.peek().clone();
-        match t.tok {
-            Tok::Int(v) => {
+        match &self.peek().tok {
+            &Tok::Int(v) => {
                 self.i += 1;
                 Ok((Expr::Int(i128::from(v), pos), 1))
             }
-            Tok::Ident(ref s) if s == "true" || s == "false" => {
+            Tok::Ident(s) if s == "true" || s == "false" => {
+                let value = s == "true";
                 self.i += 1;
-                Ok((Expr::Bool(s == "true", pos), 1))
+                Ok((Expr::Bool(value, pos), 1))
             }
             Tok::Ident(_) => Ok((Expr::Name(self.ident("a name")?), 1)),
             _ => Err(self.expected("an expression")),
