@@ -25,15 +25,17 @@ ROOT = os.path.dirname(HERE)
 TARGETS = {
     "tingu": {
         "seeds": ["tingu/dingo-protocols/*.tingu"],
+        "companion": None,
         "dict": "fuzz/dict/tingu.dict",
     },
     "system-builder": {
         "seeds": ["system.xml", "tests/systems/*.xml", "bench/systems/*.xml"],
+        "companion": ".dingo.toml",
         "dict": "fuzz/dict/system-builder.dict",
     },
     # The ring's input is a script of operations (see fuzz/src/ring.rs);
     # libFuzzer grows its corpus from nothing within seconds.
-    "ring": {"seeds": [], "dict": None},
+    "ring": {"seeds": [], "companion": None, "dict": None},
 }
 
 COUNTERS = re.compile(r"\((\d+) inline 8-bit counters\)")
@@ -41,13 +43,21 @@ PROGRESS = re.compile(r"cov: (\d+) ft: (\d+) corp: (\d+)/")
 STAT = re.compile(r"stat::(\w+):\s+(\d+)")
 
 
-def seed(corpus, patterns):
+def seed(corpus, patterns, companion):
+    """Copies the seed files; a seed with a companion file beside it (a
+    system's wiring file) also goes in joined to it by a NUL byte, the
+    target's way of taking two files."""
     n = 0
     for pattern in patterns:
         for path in sorted(glob.glob(os.path.join(ROOT, pattern))):
-            dest = os.path.join(corpus, "seed-" + os.path.basename(path))
-            shutil.copyfile(path, dest)
+            name = "seed-" + os.path.basename(path)
+            shutil.copyfile(path, os.path.join(corpus, name))
             n += 1
+            other = companion and os.path.splitext(path)[0] + companion
+            if other and os.path.exists(other):
+                with open(os.path.join(corpus, name + "+" + companion.lstrip(".")), "wb") as f:
+                    f.write(open(path, "rb").read() + b"\0" + open(other, "rb").read())
+                n += 1
     return n
 
 
@@ -55,7 +65,7 @@ def run(name, spec, bin_dir, out, seconds, image_dir):
     work = os.path.join(out, name)
     corpus = os.path.join(work, "corpus")
     os.makedirs(corpus, exist_ok=True)
-    seeds = seed(corpus, spec["seeds"])
+    seeds = seed(corpus, spec["seeds"], spec["companion"])
     cmd = [
         os.path.join(bin_dir, "fuzz-" + name),
         corpus,

@@ -67,16 +67,28 @@ fn image_dirs() -> &'static [PathBuf] {
     })
 }
 
-/// system-builder: the input is system.xml. Every diagnostic is located
-/// inside it; an accepted system must also give a boot plan that the
+/// system-builder: the input is system.xml, optionally followed by a NUL
+/// byte and its Dingo wiring file. Every diagnostic is located inside the
+/// file it names; an accepted system must also give a boot plan that the
 /// monitor's own decoder reads back unchanged, and a report.
 pub fn system_builder(data: &[u8]) {
-    use system_builder::{load_str, plan, report};
+    use system_builder::{load_with_wiring, plan, report};
     let text = String::from_utf8_lossy(data);
-    match load_str("f.xml", &text, image_dirs()) {
+    let (xml, wiring) = match text.split_once('\0') {
+        Some((xml, wiring)) => (xml, Some(("f.dingo.toml", wiring))),
+        None => (&*text, None),
+    };
+    let file = |name: &str| match wiring {
+        Some((w, t)) if w == name => t,
+        _ => {
+            assert_eq!(name, "f.xml", "a diagnostic names no input file");
+            xml
+        }
+    };
+    match load_with_wiring("f.xml", xml, wiring, image_dirs()) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                assert_inside(&text, w.pos.line, w.pos.col, w);
+                assert_inside(file(&w.file), w.pos.line, w.pos.col, w);
             }
             let system = &loaded.system;
             let Ok(images) = plan::read_images(system) else {
@@ -95,8 +107,7 @@ pub fn system_builder(data: &[u8]) {
                 "rejected without an error"
             );
             for d in &diags {
-                assert_eq!(d.file, "f.xml");
-                assert_inside(&text, d.pos.line, d.pos.col, d);
+                assert_inside(file(&d.file), d.pos.line, d.pos.col, d);
             }
         }
     }
