@@ -5,6 +5,7 @@
 #   make bench   benchmarks under QEMU -icount; figures as ratios to a baseline of the same run
 #   make docs    every Tingu protocol as a statechart: build/docs/<protocol>.svg
 #   make image   boot media for PCs: build/dingo.img (for a USB stick) and build/dingo.iso
+#   make fuzz    fuzz tingu, system-builder and the ring (FUZZ_SECONDS each, default 60)
 #   make clean   remove build outputs
 #
 # Flavours: debug (kernel printing on; run and test) and release (no
@@ -32,7 +33,7 @@ $(error tools/pd-crates.sh found no PD crates (does `cargo metadata` work here?)
 endif
 SEL4_CRATES := monitor sel4-start microkit dingo-pd $(PD_CRATES)
 
-.PHONY: all run test bench docs clean prereqs lint kernel-debug kernel-release image-debug image-release image media-test
+.PHONY: all run test bench docs fuzz clean prereqs lint kernel-debug kernel-release image-debug image-release image media-test
 
 all: image-debug
 
@@ -108,6 +109,26 @@ media-test: image-debug
 	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/console.elf \
 	    --iso $(BUILD)/media/console.iso
 
+# Coverage-guided fuzzing with libFuzzer (from the libfuzzer-sys crate) on
+# stable Rust: LLVM's SanitizerCoverage through plain -C flags, for the
+# target only (--target keeps build scripts uninstrumented). Not part of
+# `make test`; the inputs that once failed are host tests there. Program
+# images for system-builder's inputs come from the debug build if present.
+FUZZ_SECONDS ?= 60
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+
+fuzz:
+	@tools/prereqs.sh --fuzz
+	@echo "[fuzz] building the fuzz targets (instrumented) and scale"
+	@RUSTFLAGS="$(FUZZ_RUSTFLAGS)" cargo build -q --release -p fuzz --target $(TARGET) --target-dir target/fuzz \
+	    --bin fuzz-tingu --bin fuzz-system-builder --bin fuzz-ring
+	@cargo build -q --release -p fuzz --bin scale
+	@target/release/scale $(BUILD)/fuzz/scale
+	@python3 fuzz/run.py --seconds $(FUZZ_SECONDS) --bin-dir target/fuzz/$(TARGET)/release \
+	    --out $(BUILD)/fuzz --image-dir target/sel4-debug/$(TARGET)/debug
+
 run: image-debug $(DISK)
 	@qemu/qemu.py run --kernel $(BUILD)/kernel/debug/kernel32.elf --image $(BUILD)/debug/system.elf --disk $(DISK)
 
@@ -115,7 +136,9 @@ test: image-debug image-release $(DISK) image media-test
 	@SEL4_KERNEL_OUT=$(BUILD)/kernel/debug python3 tests/run.py --build $(BUILD)
 
 lint: kernel-debug
+	@tools/prereqs.sh --fuzz
 	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --all-targets -- -D warnings
+	cargo clippy -p fuzz --all-targets -- -D warnings
 	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --config .cargo/sel4.toml --target $(TARGET) --target-dir target/sel4-debug $(SEL4_CRATES:%=-p %) -- -D warnings
 	cargo fmt --all --check
 

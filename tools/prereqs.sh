@@ -4,6 +4,7 @@
 # (set NO_APT=1 to only report). Exit status 1 if anything is still missing.
 #   tools/prereqs.sh          what building, running and testing need
 #   tools/prereqs.sh --docs   also graphviz, for make docs
+#   tools/prereqs.sh --fuzz   also a C++ compiler, for libFuzzer (make fuzz, make lint)
 set -u
 
 # command (or a file, for packages that ship no command) : Debian package :
@@ -24,6 +25,9 @@ needs=(
 )
 if [ "${1:-}" = --docs ]; then
     needs+=("dot:graphviz:drawing the protocol statecharts")
+fi
+if [ "${1:-}" = --fuzz ]; then
+    needs+=("g++:g++:building libFuzzer (the libfuzzer-sys crate)")
 fi
 
 have() {

@@ -1,11 +1,26 @@
 //! Name resolution, type checking and the protocol checks: undeclared
 //! messages, unreachable states, non-deterministic transitions and states
-//! that cannot reach a final state. Produces the [`Model`] the back ends use.
+//! that cannot reach a final state; names that have no Rust spelling
+//! (see [`crate::names`]). Produces the [`Model`] the back ends use.
+//!
+//! Every check is linear in the size of the input (or N log N): lookups go
+//! through one name index per protocol, and the graph checks are single
+//! traversals, so generated specs with 100,000s of states check in well
+//! under a second.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::ast::*;
 use crate::diag::{Error, Pos};
+use crate::names;
+
+/// Messages a protocol can have: wire ids are 16 bits, and 0 is not one.
+pub const MAX_MESSAGES: usize = u16::MAX as usize;
+
+/// Instances a subport can have. Each open instance keeps its protocol
+/// observer inside the component's observer (no heap), so the array must
+/// stay small enough for a PD's memory.
+pub const MAX_SUBPORTS: u64 = 1024;
 
 /// A checked set of protocols and components.
 #[derive(Debug)]
@@ -68,29 +83,10 @@ impl Protocol {
             .filter(|t| &t.msg.name == name)
             .collect()
     }
-
-    fn successors(&self, leaf: usize) -> Vec<usize> {
-        self.ancestry(leaf)
-            .into_iter()
-            .flat_map(|s| self.states[s].transitions.iter())
-            .filter_map(|t| t.target.as_ref().and_then(|n| self.state(&n.name)))
-            .collect()
-    }
 }
-
-/// Rust keywords cannot name fields of generated structs.
-const RESERVED: [&str; 38] = [
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
-    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
-    "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
-    "where", "while", "yield",
-];
 
 /// Items of a generated protocol module that constants live beside.
 const GENERATED_ITEMS: [&str; 2] = ["NAME", "HASH"];
-
-/// Helper names used by generated code; fields must not shadow them.
-const GENERATED: [&str; 3] = ["state", "entered_ns", "history"];
 
 /// `EthernetController` -> `ethernet_controller`.
 pub fn snake(name: &str) -> String {
@@ -142,24 +138,82 @@ fn kind_name(k: Kind) -> &'static str {
     }
 }
 
+/// Names other places in messages: `line:col` in the same file,
+/// `path:line:col` in another one.
+struct Places<'a> {
+    paths: &'a [&'a str],
+}
+
+impl Places<'_> {
+    fn at(&self, here: Pos, there: Pos) -> String {
+        if here.file == there.file {
+            format!("{}:{}", there.line, there.col)
+        } else {
+            let path = self.paths.get(there.file).copied().unwrap_or("?");
+            format!("{path}:{}:{}", there.line, there.col)
+        }
+    }
+}
+
+/// The names of one protocol, looked up in constant time (the first
+/// declaration wins; later ones are reported as duplicates).
+struct Index<'a> {
+    messages: HashMap<&'a str, usize>,
+    states: HashMap<&'a str, usize>,
+    /// Variables (with their type) and constants (`None`).
+    values: HashMap<&'a str, (Option<Ty>, &'a Ident)>,
+}
+
+impl<'a> Index<'a> {
+    fn new(p: &'a Protocol) -> Self {
+        let mut messages = HashMap::new();
+        for (i, m) in p.messages.iter().enumerate() {
+            messages.entry(m.name.name.as_str()).or_insert(i);
+        }
+        let mut states = HashMap::new();
+        for (i, s) in p.states.iter().enumerate() {
+            states.entry(s.name.name.as_str()).or_insert(i);
+        }
+        let mut values = HashMap::new();
+        for v in &p.vars {
+            values
+                .entry(v.name.name.as_str())
+                .or_insert((Some(v.ty), &v.name));
+        }
+        for c in &p.consts {
+            values
+                .entry(c.name.name.as_str())
+                .or_insert((None, &c.name));
+        }
+        Index {
+            messages,
+            states,
+            values,
+        }
+    }
+
+    fn var(&self, name: &str) -> Option<Ty> {
+        self.values.get(name).and_then(|(ty, _)| *ty)
+    }
+}
+
 struct Scope<'a> {
-    proto: &'a Protocol,
+    index: &'a Index<'a>,
     msg: Option<&'a MessageDecl>,
 }
 
 impl Scope<'_> {
+    fn arg(&self, name: &str) -> Option<&Arg> {
+        self.msg
+            .and_then(|m| m.args.iter().find(|a| a.name.name == name))
+    }
+
     fn lookup(&self, name: &Ident) -> Result<Kind, Error> {
-        if let Some(a) = self
-            .msg
-            .and_then(|m| m.args.iter().find(|a| a.name.name == name.name))
-        {
+        if let Some(a) = self.arg(&name.name) {
             return Ok(kind_of(a.ty));
         }
-        if let Some(v) = self.proto.vars.iter().find(|v| v.name.name == name.name) {
-            return Ok(kind_of(v.ty));
-        }
-        if self.proto.consts.iter().any(|c| c.name.name == name.name) {
-            return Ok(Kind::Int);
+        if let Some((ty, _)) = self.index.values.get(name.name.as_str()) {
+            return Ok(ty.map_or(Kind::Int, kind_of));
         }
         let what = match self.msg {
             Some(m) => format!("an argument of `{}`, a variable or a constant", m.name.name),
@@ -169,6 +223,17 @@ impl Scope<'_> {
             name.pos,
             format!("unknown name `{}`: not {what}", name.name),
         ))
+    }
+
+    /// Whether `e` reads an argument or a variable (constants and literals
+    /// are fixed when the spec is compiled).
+    fn varies(&self, e: &Expr) -> bool {
+        match e {
+            Expr::Int(..) | Expr::Bool(..) => false,
+            Expr::Name(n) => self.arg(&n.name).is_some() || self.index.var(&n.name).is_some(),
+            Expr::Not(a, _) | Expr::Neg(a, _) => self.varies(a),
+            Expr::Bin(_, a, b, _) => self.varies(a) || self.varies(b),
+        }
     }
 
     fn expr(&self, e: &Expr) -> Result<Kind, Error> {
@@ -187,6 +252,21 @@ impl Scope<'_> {
                     ),
                 ))
             }
+        };
+        // Rust types an integer comparison of two constants as i32, where
+        // a large literal does not fit; such a comparison never changes
+        // anyway, so it is a mistake in the spec.
+        let compared = |a: &Expr, b: &Expr| -> Result<(), Error> {
+            if self.varies(a) || self.varies(b) {
+                return Ok(());
+            }
+            Err(Error::new(
+                e.pos(),
+                format!(
+                    "`{}` compares constants only, so it never changes; compare an argument or a variable",
+                    e.text()
+                ),
+            ))
         };
         Ok(match e {
             Expr::Int(..) => Kind::Int,
@@ -211,11 +291,15 @@ impl Scope<'_> {
                     BinOp::Eq | BinOp::Ne => {
                         let k = self.expr(a)?;
                         want(b, k, &ctx)?;
+                        if k == Kind::Int {
+                            compared(a, b)?;
+                        }
                         Kind::Bool
                     }
                     BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                         want(a, Kind::Int, &ctx)?;
                         want(b, Kind::Int, &ctx)?;
+                        compared(a, b)?;
                         Kind::Bool
                     }
                     BinOp::Add | BinOp::Sub => {
@@ -229,15 +313,21 @@ impl Scope<'_> {
     }
 }
 
-fn dup_check<'a>(names: impl Iterator<Item = &'a Ident>, what: &str, errs: &mut Vec<Error>) {
+fn dup_check<'a>(
+    names: impl Iterator<Item = &'a Ident>,
+    what: &str,
+    places: &Places,
+    errs: &mut Vec<Error>,
+) {
     let mut seen: HashMap<&str, Pos> = HashMap::new();
     for n in names {
         if let Some(first) = seen.get(n.name.as_str()) {
             errs.push(Error::new(
                 n.pos,
                 format!(
-                    "duplicate {what} `{}` (first declared at {}:{})",
-                    n.name, first.line, first.col
+                    "duplicate {what} `{}` (first declared at {})",
+                    n.name,
+                    places.at(n.pos, *first)
                 ),
             ));
         } else {
@@ -246,20 +336,97 @@ fn dup_check<'a>(names: impl Iterator<Item = &'a Ident>, what: &str, errs: &mut 
     }
 }
 
-fn field_name_check(n: &Ident, what: &str, errs: &mut Vec<Error>) {
-    if RESERVED.contains(&n.name.as_str()) || GENERATED.contains(&n.name.as_str()) {
-        errs.push(Error::new(
-            n.pos,
-            format!("`{}` is reserved and cannot name a {what}", n.name),
-        ));
+/// A name that becomes a Rust field (arguments, variables, ports): an
+/// identifier in snake_case, and none the generated code uses itself.
+fn field_name_check(n: &Ident, what: &str, reserved: &[&str], errs: &mut Vec<Error>) {
+    let name = n.name.as_str();
+    let problem = if names::is_keyword(name) {
+        format!("`{name}` is a Rust keyword and cannot name a {what}")
+    } else if !names::is_identifier(name) {
+        format!("`{name}` cannot name a {what}: it is not a Rust identifier")
+    } else if reserved.contains(&name) {
+        format!("`{name}` is reserved and cannot name a {what}")
+    } else if !names::is_snake_case(name) {
+        let words: Vec<&str> = name.split('_').filter(|w| !w.is_empty()).collect();
+        let fixed = snake(&words.join("_"));
+        format!(
+            "{what} `{name}` must be written in snake_case (it becomes a Rust field): `{fixed}`"
+        )
+    } else {
+        return;
+    };
+    errs.push(Error::new(n.pos, problem));
+}
+
+/// Names that become Rust enum variants through [`pascal`] (messages,
+/// states): each must give an identifier, and no two the same one.
+fn variant_names<'a>(
+    idents: impl Iterator<Item = &'a Ident>,
+    what: &str,
+    places: &Places,
+    errs: &mut Vec<Error>,
+) {
+    let mut seen: HashMap<String, &Ident> = HashMap::new();
+    for n in idents {
+        let rust = pascal(&n.name);
+        if !rust.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            errs.push(Error::new(
+                n.pos,
+                format!(
+                    "`{}` cannot name a {what}: its Rust name would be `{rust}`, which is not an identifier; start it with a letter",
+                    n.name
+                ),
+            ));
+        } else if names::is_keyword(&rust) {
+            errs.push(Error::new(
+                n.pos,
+                format!(
+                    "`{}` cannot name a {what}: its Rust name `{rust}` is a keyword",
+                    n.name
+                ),
+            ));
+        } else {
+            match seen.get(&rust) {
+                // The same name twice is reported as a duplicate.
+                Some(first) if first.name != n.name => errs.push(Error::new(
+                    n.pos,
+                    format!(
+                        "{what} `{}` and {what} `{}` at {} both become the Rust name `{rust}`; rename one",
+                        n.name,
+                        first.name,
+                        places.at(n.pos, first.pos)
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    seen.insert(rust, n);
+                }
+            }
+        }
     }
 }
 
-fn literal(e: &Expr) -> Option<i128> {
-    match e {
-        Expr::Int(v, _) => Some(*v),
-        Expr::Neg(a, _) => literal(a).map(|v| -v),
-        _ => None,
+/// The checks of an initial value: a plain literal of the type, so that
+/// the generated Rust initialiser is valid as written.
+fn initial_value_ok(ty: Ty, e: &Expr) -> bool {
+    match (ty, e) {
+        (Ty::Bool, Expr::Bool(..)) => true,
+        (Ty::Bool, _) => false,
+        (ty, Expr::Int(v, _)) => fits(*v, ty),
+        (Ty::I(_), Expr::Neg(a, _)) => matches!(**a, Expr::Int(v, _) if fits(-v, ty)),
+        _ => false,
+    }
+}
+
+fn range_text(ty: Ty) -> String {
+    match ty {
+        Ty::U(bits) => format!("from 0 to {}", (1u128 << bits) - 1),
+        Ty::I(bits) => format!(
+            "from -{} to {}",
+            1u128 << (bits - 1),
+            (1u128 << (bits - 1)) - 1
+        ),
+        Ty::Bool => "`true` or `false`".into(),
     }
 }
 
@@ -272,20 +439,41 @@ fn fits(v: i128, ty: Ty) -> bool {
 }
 
 /// Checks one protocol, appending every problem found.
-fn check_protocol(p: &Protocol, errs: &mut Vec<Error>) {
+fn check_protocol(p: &Protocol, index: &Index, places: &Places, errs: &mut Vec<Error>) {
     let before = errs.len();
-    dup_check(p.messages.iter().map(|m| &m.name), "message", errs);
-    dup_check(p.states.iter().map(|s| &s.name), "state", errs);
+    dup_check(p.messages.iter().map(|m| &m.name), "message", places, errs);
+    dup_check(p.states.iter().map(|s| &s.name), "state", places, errs);
     dup_check(
         p.vars
             .iter()
             .map(|v| &v.name)
             .chain(p.consts.iter().map(|c| &c.name)),
         "variable or constant",
+        places,
         errs,
     );
+    variant_names(p.messages.iter().map(|m| &m.name), "message", places, errs);
+    variant_names(p.states.iter().map(|s| &s.name), "state", places, errs);
+    if p.messages.is_empty() {
+        errs.push(Error::new(
+            p.name.pos,
+            format!(
+                "protocol `{}` declares no messages; declare at least one with `in` or `out`",
+                p.name.name
+            ),
+        ));
+    }
+    if let Some(m) = p.messages.get(MAX_MESSAGES) {
+        errs.push(Error::new(
+            m.name.pos,
+            format!(
+                "protocol `{}` has more than {MAX_MESSAGES} messages: wire ids are 16 bits",
+                p.name.name
+            ),
+        ));
+    }
     for m in &p.messages {
-        dup_check(m.args.iter().map(|a| &a.name), "argument", errs);
+        dup_check(m.args.iter().map(|a| &a.name), "argument", places, errs);
         let size = 2 + m.args.iter().map(|a| a.ty.size()).sum::<usize>();
         if size > tingu_rt::SLOT {
             errs.push(Error::new(
@@ -298,19 +486,14 @@ fn check_protocol(p: &Protocol, errs: &mut Vec<Error>) {
             ));
         }
         for a in &m.args {
-            field_name_check(&a.name, "message argument", errs);
-            let clash = p
-                .vars
-                .iter()
-                .map(|v| &v.name)
-                .chain(p.consts.iter().map(|c| &c.name))
-                .find(|n| n.name == a.name.name);
-            if let Some(v) = clash {
+            field_name_check(&a.name, "message argument", &names::ARGUMENT_RESERVED, errs);
+            if let Some((_, v)) = index.values.get(a.name.name.as_str()) {
                 errs.push(Error::new(
                     a.name.pos,
                     format!(
-                        "argument `{}` has the name of the variable or constant declared at {}:{}",
-                        a.name.name, v.pos.line, v.pos.col
+                        "argument `{}` has the name of the variable or constant declared at {}",
+                        a.name.name,
+                        places.at(a.name.pos, v.pos)
                     ),
                 ));
             }
@@ -330,22 +513,38 @@ fn check_protocol(p: &Protocol, errs: &mut Vec<Error>) {
         ));
     }
     for v in &p.vars {
-        field_name_check(&v.name, "variable", errs);
-        let ok = match (v.ty, &v.init) {
-            (Ty::Bool, Expr::Bool(..)) => true,
-            (Ty::Bool, _) => false,
-            (ty, e) => literal(e).is_some_and(|x| fits(x, ty)),
-        };
-        if !ok {
+        field_name_check(&v.name, "variable", &names::VARIABLE_RESERVED, errs);
+        if !initial_value_ok(v.ty, &v.init) {
             errs.push(Error::new(
                 v.init.pos(),
                 format!(
-                    "initial value of `{}` must be a {} literal in range",
+                    "initial value of `{}` must be a plain {} literal {} (found `{}`)",
                     v.name.name,
-                    v.ty.rust()
+                    v.ty.rust(),
+                    range_text(v.ty),
+                    v.init.text()
                 ),
             ));
         }
+    }
+    for c in &p.consts {
+        let name = c.name.name.as_str();
+        let problem = if !names::is_identifier(name) {
+            format!("`{name}` cannot name a constant: it is not a Rust identifier")
+        } else if names::MODULE_ITEMS.contains(&name) {
+            format!(
+                "`{name}` cannot name a constant: the generated module of `{}` defines `{name}` itself",
+                p.name.name
+            )
+        } else if !names::is_upper_case(name) {
+            format!(
+                "constant `{name}` must be written in UPPER_CASE (it becomes a Rust constant): `{}`",
+                name.to_ascii_uppercase()
+            )
+        } else {
+            continue;
+        };
+        errs.push(Error::new(c.name.pos, problem));
     }
 
     let initials: Vec<&State> = p.states.iter().filter(|s| s.initial).collect();
@@ -364,8 +563,14 @@ fn check_protocol(p: &Protocol, errs: &mut Vec<Error>) {
         )),
     }
 
+    let mut children = vec![0usize; p.states.len()];
+    for s in &p.states {
+        if let Some(parent) = s.parent {
+            children[parent] += 1;
+        }
+    }
     for (si, s) in p.states.iter().enumerate() {
-        if s.is_super && !p.states.iter().any(|c| c.parent == Some(si)) {
+        if s.is_super && children[si] == 0 {
             errs.push(Error::new(
                 s.name.pos,
                 format!("superstate `{}` contains no states", s.name.name),
@@ -381,21 +586,26 @@ fn check_protocol(p: &Protocol, errs: &mut Vec<Error>) {
             ));
         }
         for t in &s.transitions {
-            check_transition(p, t, errs);
+            check_transition(p, index, t, errs);
         }
-        check_determinism(s, errs);
+        check_determinism(s, places, errs);
     }
     if errs.len() > before {
         // Graph checks on a broken protocol would only repeat the errors.
         return;
     }
-    check_graph(p, errs);
+    check_graph(p, index, errs);
 }
 
 /// Index of the message `name` in `p`, or an "undeclared message" error at
 /// the place that names it.
-fn declared_message(p: &Protocol, name: &Ident, errs: &mut Vec<Error>) -> Option<usize> {
-    let found = p.message(&name.name);
+fn declared_message(
+    p: &Protocol,
+    index: &Index,
+    name: &Ident,
+    errs: &mut Vec<Error>,
+) -> Option<usize> {
+    let found = index.messages.get(name.name.as_str()).copied();
     if found.is_none() {
         errs.push(Error::new(
             name.pos,
@@ -408,8 +618,8 @@ fn declared_message(p: &Protocol, name: &Ident, errs: &mut Vec<Error>) -> Option
     found
 }
 
-fn check_transition(p: &Protocol, t: &Transition, errs: &mut Vec<Error>) {
-    let Some(mi) = declared_message(p, &t.msg, errs) else {
+fn check_transition(p: &Protocol, index: &Index, t: &Transition, errs: &mut Vec<Error>) {
+    let Some(mi) = declared_message(p, index, &t.msg, errs) else {
         return;
     };
     let m = &p.messages[mi];
@@ -427,7 +637,7 @@ fn check_transition(p: &Protocol, t: &Transition, errs: &mut Vec<Error>) {
         ));
     }
     let scope = Scope {
-        proto: p,
+        index,
         msg: Some(m),
     };
     if let Some(g) = &t.guard {
@@ -442,7 +652,7 @@ fn check_transition(p: &Protocol, t: &Transition, errs: &mut Vec<Error>) {
     }
     let mut assigned = HashSet::new();
     for (var, e) in &t.actions {
-        let Some(v) = p.vars.iter().find(|v| v.name.name == var.name) else {
+        let Some(ty) = index.var(&var.name) else {
             errs.push(Error::new(
                 var.pos,
                 format!(
@@ -459,14 +669,14 @@ fn check_transition(p: &Protocol, t: &Transition, errs: &mut Vec<Error>) {
             ));
         }
         match scope.expr(e) {
-            Ok(k) if k != kind_of(v.ty) => errs.push(Error::new(
+            Ok(k) if k != kind_of(ty) => errs.push(Error::new(
                 e.pos(),
                 format!(
                     "`{}` is {}, but `{}` is {}",
                     e.text(),
                     kind_name(k),
-                    v.name.name,
-                    v.ty.rust()
+                    var.name,
+                    ty.rust()
                 ),
             )),
             Ok(_) => {}
@@ -474,7 +684,7 @@ fn check_transition(p: &Protocol, t: &Transition, errs: &mut Vec<Error>) {
         }
     }
     if let Some(target) = &t.target {
-        match p.state(&target.name) {
+        match index.states.get(target.name.as_str()) {
             None => errs.push(Error::new(
                 target.pos,
                 format!(
@@ -482,7 +692,7 @@ fn check_transition(p: &Protocol, t: &Transition, errs: &mut Vec<Error>) {
                     target.name, p.name.name
                 ),
             )),
-            Some(ti) if p.states[ti].is_super => errs.push(Error::new(
+            Some(&ti) if p.states[ti].is_super => errs.push(Error::new(
                 target.pos,
                 format!(
                     "`{}` is a superstate; a transition must target one of its states",
@@ -494,36 +704,88 @@ fn check_transition(p: &Protocol, t: &Transition, errs: &mut Vec<Error>) {
     }
 }
 
-fn check_determinism(s: &State, errs: &mut Vec<Error>) {
-    for (i, t) in s.transitions.iter().enumerate() {
-        for u in &s.transitions[..i] {
-            if u.msg.name != t.msg.name {
-                continue;
+/// Two transitions of one state on one message conflict when either is
+/// unguarded or their guards read the same. Each transition is reported
+/// once, against the first earlier one it conflicts with.
+fn check_determinism(s: &State, places: &Places, errs: &mut Vec<Error>) {
+    #[derive(Default)]
+    struct Seen<'a> {
+        first: Option<&'a Transition>,
+        unguarded: Option<&'a Transition>,
+        guards: HashMap<String, &'a Transition>,
+    }
+    if s.transitions.len() < 2 {
+        return;
+    }
+    let mut by_msg: HashMap<&str, Seen> = HashMap::new();
+    for t in &s.transitions {
+        let seen = by_msg.entry(t.msg.name.as_str()).or_default();
+        let guard = t.guard.as_ref().map(Expr::text);
+        let clash = match &guard {
+            None => seen.first.map(|u| (u, "at least one of them is unguarded")),
+            Some(g) => {
+                let unguarded = seen.unguarded;
+                let same = seen.guards.get(g).copied();
+                let earliest = match (unguarded, same) {
+                    (Some(u), Some(v)) if v.msg.pos < u.msg.pos => Some(v),
+                    (Some(u), _) => Some(u),
+                    (None, v) => v,
+                };
+                earliest.map(|u| {
+                    if u.guard.is_none() {
+                        (u, "at least one of them is unguarded")
+                    } else {
+                        (u, "their guards are identical")
+                    }
+                })
             }
-            let why = match (&u.guard, &t.guard) {
-                (None, _) | (_, None) => "at least one of them is unguarded",
-                (Some(a), Some(b)) if a.text() == b.text() => "their guards are identical",
-                _ => continue,
-            };
+        };
+        if let Some((u, why)) = clash {
             errs.push(Error::new(
                 t.msg.pos,
                 format!(
-                    "non-deterministic transitions on `{}` in state `{}`: this one and the one at {}:{} can both fire ({why})",
-                    t.msg.name, s.name.name, u.msg.pos.line, u.msg.pos.col
+                    "non-deterministic transitions on `{}` in state `{}`: this one and the one at {} can both fire ({why})",
+                    t.msg.name,
+                    s.name.name,
+                    places.at(t.msg.pos, u.msg.pos)
                 ),
             ));
+        }
+        seen.first.get_or_insert(t);
+        match guard {
+            None => {
+                seen.unguarded.get_or_insert(t);
+            }
+            Some(g) => {
+                seen.guards.entry(g).or_insert(t);
+            }
         }
     }
 }
 
-fn check_graph(p: &Protocol, errs: &mut Vec<Error>) {
+/// Reachability from the initial state, and (with final states) whether
+/// each reachable state can still end. States and superstates are the
+/// nodes; a transition is an edge from the state that declares it, and
+/// every state has an edge to its superstate (whose transitions it
+/// inherits), so each pass is one linear traversal.
+fn check_graph(p: &Protocol, index: &Index, errs: &mut Vec<Error>) {
     let n = p.states.len();
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (si, s) in p.states.iter().enumerate() {
+        edges[si].extend(
+            s.transitions
+                .iter()
+                .filter_map(|t| t.target.as_ref())
+                .filter_map(|t| index.states.get(t.name.as_str()).copied()),
+        );
+        edges[si].extend(s.parent);
+    }
     let init = p.initial();
     let mut reached = vec![false; n];
     let mut queue = VecDeque::from([init]);
     reached[init] = true;
     while let Some(s) = queue.pop_front() {
-        for t in p.successors(s) {
+        for &t in &edges[s] {
             if !reached[t] {
                 reached[t] = true;
                 queue.push_back(t);
@@ -544,18 +806,21 @@ fn check_graph(p: &Protocol, errs: &mut Vec<Error>) {
     if !p.states.iter().any(|s| s.is_final) {
         return;
     }
-    // Backwards closure from the final states.
-    let mut can_end: Vec<bool> = p.states.iter().map(|s| s.is_final).collect();
-    loop {
-        let mut changed = false;
-        for s in p.leaves() {
-            if !can_end[s] && p.successors(s).iter().any(|&t| can_end[t]) {
-                can_end[s] = true;
-                changed = true;
-            }
+    // Backwards from the final states along the reversed edges.
+    let mut back: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (s, out) in edges.iter().enumerate() {
+        for &t in out {
+            back[t].push(s);
         }
-        if !changed {
-            break;
+    }
+    let mut can_end: Vec<bool> = p.states.iter().map(|s| s.is_final).collect();
+    let mut queue: VecDeque<usize> = (0..n).filter(|&s| can_end[s]).collect();
+    while let Some(t) = queue.pop_front() {
+        for &s in &back[t] {
+            if !can_end[s] {
+                can_end[s] = true;
+                queue.push_back(s);
+            }
         }
     }
     for s in p.leaves() {
@@ -571,9 +836,14 @@ fn check_graph(p: &Protocol, errs: &mut Vec<Error>) {
     }
 }
 
-fn check_component(c: &Component, protocols: &[Protocol], errs: &mut Vec<Error>) {
+fn check_component(
+    c: &Component,
+    protocols: &HashMap<&str, (&Protocol, Index)>,
+    places: &Places,
+    errs: &mut Vec<Error>,
+) {
     let find = |n: &Ident, errs: &mut Vec<Error>| {
-        let p = protocols.iter().find(|p| p.name.name == n.name);
+        let p = protocols.get(n.name.as_str());
         if p.is_none() {
             errs.push(Error::new(n.pos, format!("unknown protocol `{}`", n.name)));
         }
@@ -585,17 +855,28 @@ fn check_component(c: &Component, protocols: &[Protocol], errs: &mut Vec<Error>)
             .map(|p| &p.name)
             .chain(c.subports.iter().map(|s| &s.name)),
         "port",
+        places,
         errs,
     );
-    let mut port_proto: HashMap<&str, Option<&Protocol>> = HashMap::new();
+    component_methods(c, places, errs);
+    let mut port_proto: HashMap<&str, Option<&(&Protocol, Index)>> = HashMap::new();
     let mut fixed = HashSet::new();
     for p in &c.ports {
-        field_name_check(&p.name, "port", errs);
+        field_name_check(&p.name, "port", &[], errs);
         port_proto.insert(&p.name.name, find(&p.protocol, errs));
         fixed.insert(p.name.name.as_str());
     }
     for s in &c.subports {
-        field_name_check(&s.name, "subport", errs);
+        field_name_check(&s.name, "subport", &[], errs);
+        if s.max > MAX_SUBPORTS {
+            errs.push(Error::new(
+                s.max_pos,
+                format!(
+                    "subport `{}` may have at most {MAX_SUBPORTS} instances: each open one keeps a protocol observer inside the component's observer",
+                    s.name.name
+                ),
+            ));
+        }
         port_proto.insert(&s.name.name, find(&s.protocol, errs));
         if !fixed.contains(s.port.name.as_str()) {
             errs.push(Error::new(
@@ -604,10 +885,10 @@ fn check_component(c: &Component, protocols: &[Protocol], errs: &mut Vec<Error>)
             ));
             continue;
         }
-        let Some(Some(proto)) = port_proto.get(s.port.name.as_str()) else {
+        let Some(Some((proto, index))) = port_proto.get(s.port.name.as_str()) else {
             continue;
         };
-        let Some(mi) = declared_message(proto, &s.msg, errs) else {
+        let Some(mi) = declared_message(proto, index, &s.msg, errs) else {
             continue;
         };
         match proto.messages[mi]
@@ -647,9 +928,9 @@ fn check_component(c: &Component, protocols: &[Protocol], errs: &mut Vec<Error>)
                     port.pos,
                     format!("`{}` is not a port of `{}`", port.name, c.name.name),
                 )),
-                Some(Some(proto)) => {
+                Some(Some((proto, index))) => {
                     if let Some(m) = msg {
-                        declared_message(proto, m, errs);
+                        declared_message(proto, index, m, errs);
                     }
                 }
                 Some(None) => {}
@@ -665,8 +946,12 @@ fn check_component(c: &Component, protocols: &[Protocol], errs: &mut Vec<Error>)
             ));
             continue;
         }
-        if let Some(Some(proto)) = port_proto.get(d.on.name.as_str()) {
-            for st in d.states.iter().filter(|st| proto.state(&st.name).is_none()) {
+        if let Some(Some((proto, index))) = port_proto.get(d.on.name.as_str()) {
+            for st in d
+                .states
+                .iter()
+                .filter(|st| !index.states.contains_key(st.name.as_str()))
+            {
                 errs.push(Error::new(
                     st.pos,
                     format!(
@@ -679,20 +964,73 @@ fn check_component(c: &Component, protocols: &[Protocol], errs: &mut Vec<Error>)
     }
 }
 
-/// Checks everything; on success the model is ready for the back ends.
-pub fn check(files: Vec<File>) -> Result<Model, Vec<Error>> {
-    let mut errs = Vec::new();
-    let protocols: Vec<Protocol> = files
+/// The generated component observer has a method per port
+/// (`observe_<port>`) and three per subport (`observe_<sub>`, `<sub>`,
+/// `<sub>_open`) besides its own; no two may share a name.
+fn component_methods(c: &Component, places: &Places, errs: &mut Vec<Error>) {
+    let mut owners: Vec<(&Ident, Vec<String>)> = c
+        .ports
         .iter()
-        .flat_map(|f| f.protocols.iter().cloned())
+        .map(|p| (&p.name, vec![format!("observe_{}", p.name.name)]))
         .collect();
-    let components: Vec<Component> = files.into_iter().flat_map(|f| f.components).collect();
+    owners.extend(c.subports.iter().map(|s| {
+        let n = &s.name.name;
+        (
+            &s.name,
+            vec![format!("observe_{n}"), n.clone(), format!("{n}_open")],
+        )
+    }));
+    owners.sort_by_key(|(n, _)| n.pos);
+    let mut taken: HashMap<String, Option<&Ident>> = names::COMPONENT_METHODS
+        .iter()
+        .map(|m| (m.to_string(), None))
+        .collect();
+    let mut dups = HashSet::new();
+    for (owner, methods) in owners {
+        for m in methods {
+            match taken.get(&m) {
+                // Two ports of one name are reported as duplicates.
+                Some(Some(first)) if first.name == owner.name => {}
+                Some(first) if dups.insert(&owner.name) => {
+                    let other = match first {
+                        Some(f) => format!(" for `{}` at {}", f.name, places.at(owner.pos, f.pos)),
+                        None => " of its own".into(),
+                    };
+                    errs.push(Error::new(
+                        owner.pos,
+                        format!(
+                            "`{}` would give the observer of `{}` a method `{m}`, which it already has{other}; rename it",
+                            owner.name, c.name.name
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    taken.insert(m, Some(owner));
+                }
+            }
+        }
+    }
+}
+
+/// Checks everything; on success the model is ready for the back ends.
+/// `paths[i]` names file `i`, for messages that point into another file.
+pub fn check(files: Vec<File>, paths: &[&str]) -> Result<Model, Vec<Error>> {
+    let places = Places { paths };
+    let mut errs = Vec::new();
+    let mut protocols: Vec<Protocol> = Vec::new();
+    let mut components: Vec<Component> = Vec::new();
+    for f in files {
+        protocols.extend(f.protocols);
+        components.extend(f.components);
+    }
     dup_check(
         protocols
             .iter()
             .map(|p| &p.name)
             .chain(components.iter().map(|c| &c.name)),
         "protocol or component",
+        &places,
         &mut errs,
     );
     let mut modules: HashMap<String, &Ident> = HashMap::new();
@@ -701,26 +1039,48 @@ pub fn check(files: Vec<File>) -> Result<Model, Vec<Error>> {
         .map(|p| &p.name)
         .chain(components.iter().map(|c| &c.name))
     {
-        match modules.get(&snake(&n.name)) {
+        let module = snake(&n.name);
+        if !names::is_identifier(&module) || !names::is_snake_case(&module) {
+            errs.push(Error::new(
+                n.pos,
+                format!(
+                    "`{}` cannot name a protocol or component: its Rust module would be `{module}`, which is {}",
+                    n.name,
+                    if names::is_keyword(&module) {
+                        "a keyword"
+                    } else {
+                        "not a snake_case identifier"
+                    }
+                ),
+            ));
+            continue;
+        }
+        match modules.get(&module) {
             Some(first) if first.name != n.name => errs.push(Error::new(
                 n.pos,
                 format!(
-                    "`{}` maps to the same Rust module as `{}` at {}:{}",
-                    n.name, first.name, first.pos.line, first.pos.col
+                    "`{}` maps to the same Rust module as `{}` at {}",
+                    n.name,
+                    first.name,
+                    places.at(n.pos, first.pos)
                 ),
             )),
             Some(_) => {}
             None => {
-                modules.insert(snake(&n.name), n);
+                modules.insert(module, n);
             }
         }
     }
+    let mut by_name: HashMap<&str, (&Protocol, Index)> = HashMap::new();
     for p in &protocols {
-        check_protocol(p, &mut errs);
+        let index = Index::new(p);
+        check_protocol(p, &index, &places, &mut errs);
+        by_name.entry(p.name.name.as_str()).or_insert((p, index));
     }
     for c in &components {
-        check_component(c, &protocols, &mut errs);
+        check_component(c, &by_name, &places, &mut errs);
     }
+    drop(by_name);
     if errs.is_empty() {
         Ok(Model {
             protocols,

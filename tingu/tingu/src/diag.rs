@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-/// A position in a source file (1-based line and column).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// A position in a source file (1-based line and column); ordered by
+/// file, then place in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Pos {
     /// Index of the file in the [`crate::Sources`] it came from.
     pub file: usize,

@@ -31,6 +31,9 @@ const PUNCT1: [&str; 19] = [
 
 /// Tokenises `src`; `file` is recorded in every position.
 pub fn lex(src: &str, file: usize) -> Result<Vec<Token>, Error> {
+    // A byte-order mark is not part of the text: editors on some systems
+    // write one, and line 1's columns must not count it.
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let chars: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
     let (mut i, mut line, mut col) = (0usize, 1u32, 1u32);
@@ -79,8 +82,12 @@ pub fn lex(src: &str, file: usize) -> Result<Vec<Token>, Error> {
                 pos,
             });
         } else {
-            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-            let p = if let Some(p) = PUNCT2.iter().find(|p| **p == two) {
+            let next = chars.get(i + 1).copied();
+            let two = |p: &&str| {
+                let mut pc = p.chars();
+                pc.next() == Some(c) && pc.next() == next
+            };
+            let p = if let Some(p) = PUNCT2.iter().find(|p| two(p)) {
                 *p
             } else if let Some(p) = PUNCT1.iter().find(|p| p.starts_with(c)) {
                 *p

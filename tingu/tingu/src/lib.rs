@@ -11,6 +11,7 @@ pub mod diag;
 pub mod dot;
 pub mod hash;
 mod lexer;
+pub mod names;
 mod parser;
 pub mod rust;
 
@@ -31,9 +32,11 @@ impl Sources {
         let mut files = Vec::new();
         for p in paths {
             let p = p.as_ref();
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
-            files.push((p.display().to_string(), text));
+            let bytes =
+                std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
+            let path = p.display().to_string();
+            let text = utf8(&path, bytes).map_err(|d| d.to_string())?;
+            files.push((path, text));
         }
         Ok(Sources { files })
     }
@@ -74,7 +77,8 @@ impl Sources {
         if !diags.is_empty() {
             return Err(diags);
         }
-        check::check(parsed).map_err(|errs| {
+        let paths: Vec<&str> = self.files.iter().map(|f| f.0.as_str()).collect();
+        check::check(parsed, &paths).map_err(|errs| {
             let mut errs = errs;
             errs.sort_by_key(|e| (e.pos.file, e.pos.line, e.pos.col));
             errs.into_iter().map(|e| self.diag(e)).collect()
@@ -106,4 +110,29 @@ impl Sources {
             .map(|p| (p.name.name.clone(), dot::protocol(p)))
             .collect())
     }
+}
+
+/// The file's text, or an error at the first byte that is not UTF-8.
+fn utf8(path: &str, bytes: Vec<u8>) -> Result<String, Diagnostic> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        // Everything before `at` is valid, so lines and columns (counted
+        // in characters, as the lexer does) can be read off that prefix.
+        let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line = before.matches('\n').count() + 1;
+        let first_line = line_start == 0;
+        let bom = first_line && before.starts_with('\u{feff}');
+        let col = before[line_start..].chars().count() + 1 - usize::from(bom);
+        Diagnostic {
+            path: path.to_string(),
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            col: u32::try_from(col).unwrap_or(u32::MAX),
+            message: format!(
+                "byte 0x{:02x} is not valid UTF-8; Tingu files are UTF-8 text",
+                bytes[at]
+            ),
+        }
+    })
 }

@@ -4,16 +4,28 @@ use crate::ast::*;
 use crate::diag::{Error, Pos};
 use crate::lexer::{Tok, Token, lex};
 
+/// Deepest expression tree accepted: operands of operands, counting each
+/// operator, `!`, `-` and parenthesised group once. The checker and the
+/// back ends walk expressions recursively, so this bounds their stack use
+/// (a build script's debug build included) with a wide margin; real guards
+/// stay far below it.
+pub const MAX_EXPR_DEPTH: u32 = 128;
+
+/// Deepest nesting of superstates accepted. Every leaf's candidate
+/// transitions are looked up through its ancestors, so this also bounds
+/// that walk.
+pub const MAX_STATE_DEPTH: u32 = 32;
+
 /// Parses one file; `file` is its index in the source set.
 pub fn parse(src: &str, file: usize) -> Result<File, Error> {
     let mut p = Parser {
         toks: lex(src, file)?,
         i: 0,
+        nest: 0,
     };
     let mut out = File::default();
     loop {
-        let t = p.peek().clone();
-        match &t.tok {
+        match &p.peek().tok {
             Tok::Eof => return Ok(out),
             Tok::Ident(k) if k == "protocol" => {
                 p.i += 1;
@@ -31,6 +43,8 @@ pub fn parse(src: &str, file: usize) -> Result<File, Error> {
 struct Parser {
     toks: Vec<Token>,
     i: usize,
+    /// `!`, `-` and `(` around the expression being parsed.
+    nest: u32,
 }
 
 fn describe(t: &Tok) -> String {
@@ -99,22 +113,26 @@ impl Parser {
     }
 
     fn ident(&mut self, what: &str) -> Result<Ident, Error> {
-        let t = self.peek().clone();
-        match t.tok {
+        let t = &mut self.toks[self.i];
+        match &mut t.tok {
             Tok::Ident(name) => {
+                // Tokens are read once and never revisited once taken.
+                let name = std::mem::take(name);
+                let pos = t.pos;
                 self.i += 1;
-                Ok(Ident { name, pos: t.pos })
+                Ok(Ident { name, pos })
             }
             _ => Err(self.expected(what)),
         }
     }
 
     fn int(&mut self, what: &str) -> Result<(u64, Pos), Error> {
-        let t = self.peek().clone();
+        let t = self.peek();
         match t.tok {
             Tok::Int(v) => {
+                let pos = t.pos;
                 self.i += 1;
-                Ok((v, t.pos))
+                Ok((v, pos))
             }
             _ => Err(self.expected(what)),
         }
@@ -183,14 +201,19 @@ impl Parser {
                 let value = if neg { -i128::from(v) } else { i128::from(v) };
                 p.consts.push(ConstDecl { name, value });
             } else {
-                self.state(&mut p.states, None)?;
+                self.state(&mut p.states, None, 0)?;
             }
         }
         Ok(p)
     }
 
     /// `[initial] [final] state NAME [timeout N ms] ({ ... } | ;)` or `superstate NAME { ... }`
-    fn state(&mut self, states: &mut Vec<State>, parent: Option<usize>) -> Result<(), Error> {
+    fn state(
+        &mut self,
+        states: &mut Vec<State>,
+        parent: Option<usize>,
+        depth: u32,
+    ) -> Result<(), Error> {
         let initial = self.eat_kw("initial");
         let is_final = self.eat_kw("final");
         let is_super = if self.eat_kw("superstate") {
@@ -206,6 +229,16 @@ impl Parser {
             return Err(self.expected(what));
         };
         let name = self.ident("a state name")?;
+        if is_super && depth >= MAX_STATE_DEPTH {
+            return Err(Error::new(
+                name.pos,
+                format!(
+                    "superstate `{}` is nested {} levels deep; at most {MAX_STATE_DEPTH} are allowed",
+                    name.name,
+                    depth + 1
+                ),
+            ));
+        }
         if is_super && (initial || is_final) {
             return Err(Error::new(
                 name.pos,
@@ -240,7 +273,7 @@ impl Parser {
                 let t = self.transition()?;
                 states[me].transitions.push(t);
             } else if is_super {
-                self.state(states, Some(me))?;
+                self.state(states, Some(me), depth + 1)?;
             } else {
                 return Err(self.expected("a transition (`?msg` or `!msg`) or `}`"));
             }
@@ -298,10 +331,24 @@ impl Parser {
     }
 
     fn expr(&mut self) -> Result<Expr, Error> {
-        self.binary(0)
+        self.binary(0).map(|(e, _)| e)
     }
 
-    fn binary(&mut self, level: usize) -> Result<Expr, Error> {
+    /// Refuses an expression tree deeper than [`MAX_EXPR_DEPTH`], at the
+    /// token that would make it so.
+    fn deeper(&self, depth: u32, pos: Pos) -> Result<u32, Error> {
+        if depth > MAX_EXPR_DEPTH {
+            Err(Error::new(
+                pos,
+                format!("expression nested more than {MAX_EXPR_DEPTH} levels deep; split it"),
+            ))
+        } else {
+            Ok(depth)
+        }
+    }
+
+    /// An expression and the depth of its tree.
+    fn binary(&mut self, level: usize) -> Result<(Expr, u32), Error> {
         const LEVELS: [&[(&str, BinOp)]; 4] = [
             &[("||", BinOp::Or)],
             &[("&&", BinOp::And)],
@@ -318,14 +365,17 @@ impl Parser {
         if level == LEVELS.len() {
             return self.unary();
         }
-        let mut lhs = self.binary(level + 1)?;
+        let (mut lhs, mut depth) = self.binary(level + 1)?;
         loop {
             let pos = self.pos();
             let Some(&(_, op)) = LEVELS[level].iter().find(|(t, _)| self.is_punct(t)) else {
-                return Ok(lhs);
+                return Ok((lhs, depth));
             };
             self.i += 1;
-            let rhs = self.binary(level + 1)?;
+            let (rhs, rhs_depth) = self.binary(level + 1)?;
+            // A chain `a || b || ...` nests to the left without recursing
+            // here, but every later pass recurses through it.
+            depth = self.deeper(depth.max(rhs_depth) + 1, pos)?;
             lhs = Expr::Bin(op, Box::new(lhs), Box::new(rhs), pos);
             // Comparisons do not chain: `a < b < c` is an error, not a surprise.
             if level == 2 && LEVELS[level].iter().any(|(t, _)| self.is_punct(t)) {
@@ -337,32 +387,45 @@ impl Parser {
         }
     }
 
-    fn unary(&mut self) -> Result<Expr, Error> {
+    fn unary(&mut self) -> Result<(Expr, u32), Error> {
         let pos = self.pos();
-        if self.eat_punct("!") {
-            return Ok(Expr::Not(Box::new(self.unary()?), pos));
+        if self.is_punct("!") || self.is_punct("-") || self.is_punct("(") {
+            // The parser recurses here: refuse before the stack runs out,
+            // not only once the (deeper) tree is built.
+            self.nest += 1;
+            let e = self.deeper(self.nest, pos).and_then(|_| self.prefixed(pos));
+            self.nest -= 1;
+            return e;
         }
-        if self.eat_punct("-") {
-            return Ok(Expr::Neg(Box::new(self.unary()?), pos));
-        }
-        if self.eat_punct("(") {
-            let e = self.expr()?;
-            self.punct(")")?;
-            return Ok(e);
-        }
-        let t = self.peek().clone();
-        match t.tok {
-            Tok::Int(v) => {
+        match &self.peek().tok {
+            &Tok::Int(v) => {
                 self.i += 1;
-                Ok(Expr::Int(i128::from(v), pos))
+                Ok((Expr::Int(i128::from(v), pos), 1))
             }
-            Tok::Ident(ref s) if s == "true" || s == "false" => {
+            Tok::Ident(s) if s == "true" || s == "false" => {
+                let value = s == "true";
                 self.i += 1;
-                Ok(Expr::Bool(s == "true", pos))
+                Ok((Expr::Bool(value, pos), 1))
             }
-            Tok::Ident(_) => Ok(Expr::Name(self.ident("a name")?)),
+            Tok::Ident(_) => Ok((Expr::Name(self.ident("a name")?), 1)),
             _ => Err(self.expected("an expression")),
         }
+    }
+
+    /// `!e`, `-e` or `(e)`, the first token not yet taken.
+    fn prefixed(&mut self, pos: Pos) -> Result<(Expr, u32), Error> {
+        if self.eat_punct("!") {
+            let (e, d) = self.unary()?;
+            return Ok((Expr::Not(Box::new(e), pos), self.deeper(d + 1, pos)?));
+        }
+        if self.eat_punct("-") {
+            let (e, d) = self.unary()?;
+            return Ok((Expr::Neg(Box::new(e), pos), self.deeper(d + 1, pos)?));
+        }
+        self.punct("(")?;
+        let (e, d) = self.binary(0)?;
+        self.punct(")")?;
+        Ok((e, self.deeper(d + 1, pos)?))
     }
 
     fn component(&mut self) -> Result<Component, Error> {

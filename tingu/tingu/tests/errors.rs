@@ -185,7 +185,7 @@ fn expression_errors() {
     let src = OK.replace("var count: u8 = 0;", "var count: u8 = 300;");
     assert_eq!(
         first_error(&src),
-        "t.tingu:4:21: error: initial value of `count` must be a u8 literal in range"
+        "t.tingu:4:21: error: initial value of `count` must be a plain u8 literal from 0 to 255 (found `300`)"
     );
 }
 
@@ -199,7 +199,7 @@ fn declaration_errors() {
     let src = OK.replace("in go(n: u8);", "in go(type: u8);");
     assert_eq!(
         first_error(&src),
-        "t.tingu:2:11: error: `type` is reserved and cannot name a message argument"
+        "t.tingu:2:11: error: `type` is a Rust keyword and cannot name a message argument"
     );
     let src = OK.replace(
         "in go(n: u8);",

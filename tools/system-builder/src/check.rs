@@ -6,7 +6,8 @@
 //! failed lookup removes the item from later checks, so one mistake yields
 //! one diagnostic.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound::Excluded;
 use std::path::{Path, PathBuf};
 
 use crate::diag::Diags;
@@ -14,10 +15,12 @@ use crate::elf::{self, Elf};
 use crate::model::IMPLICIT_TSC_MHZ_SYMBOL;
 use crate::model::{
     Channel, ChannelEnd, EmbeddedConfig, IoPort, Irq, IrqKind, MAX_CHANNEL_ID, Map, MemoryRegion,
-    ProgramImage, ProtectionDomain, ReservedArea, SetVar, SetVarValue, SourcePos, System,
-    USER_VADDR_LIMIT, reserved_areas,
+    PciAddress, ProgramImage, ProtectionDomain, ReservedArea, SetVar, SetVarValue, SourcePos,
+    System, USER_VADDR_LIMIT, reserved_areas,
 };
-use crate::xml::{ChannelDraft, Draft, PdDraft, RegionDraft, SetVarDraft, SetVarSource};
+use crate::xml::{
+    ChannelDraft, Draft, MAX_RAM_BYTES, PdDraft, RegionDraft, SetVarDraft, SetVarSource, bytes_text,
+};
 
 /// The PD name Microkit reserves for its own root task.
 const MONITOR_NAME: &str = "monitor";
@@ -32,12 +35,60 @@ fn range(r: (u64, u64)) -> String {
     format!("[{:#x}..{:#x})", r.0, r.1)
 }
 
+/// Names for a hint, the first few of them: one hint per mistake must not
+/// grow with the size of the system.
 fn known_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    let list: Vec<&str> = names.collect();
+    const SHOWN: usize = 10;
+    let mut names = names;
+    let list: Vec<&str> = names.by_ref().take(SHOWN).collect();
+    let more = names.count();
     if list.is_empty() {
         "none are declared".into()
-    } else {
+    } else if more == 0 {
         format!("declared: {}", list.join(", "))
+    } else {
+        format!("declared: {} and {more} more", list.join(", "))
+    }
+}
+
+/// Address spans already claimed, disjoint and keyed by start, so that
+/// finding one a new span overlaps is a logarithmic lookup and checking N
+/// spans costs N log N. A span that overlaps is reported by the caller and
+/// not claimed: each clash is reported once, against the lowest claimed
+/// span it overlaps.
+struct Claimed<T> {
+    spans: BTreeMap<u64, (u64, T)>,
+}
+
+impl<T: Copy> Claimed<T> {
+    fn new() -> Self {
+        Claimed {
+            spans: BTreeMap::new(),
+        }
+    }
+
+    fn overlap(&self, span: (u64, u64)) -> Option<((u64, u64), T)> {
+        let below = self
+            .spans
+            .range(..=span.0)
+            .next_back()
+            .filter(|(_, (end, _))| *end > span.0);
+        below
+            .or_else(|| {
+                self.spans
+                    .range((Excluded(span.0), Excluded(span.1)))
+                    .next()
+            })
+            .map(|(&start, &(end, t))| ((start, end), t))
+    }
+
+    /// Claims `span` unless it overlaps; returns what it overlaps.
+    fn claim(&mut self, span: (u64, u64), t: T) -> Option<((u64, u64), T)> {
+        let clash = self.overlap(span);
+        if clash.is_none() {
+            self.spans.insert(span.0, (span.1, t));
+        }
+        clash
     }
 }
 
@@ -95,6 +146,7 @@ pub(crate) fn check(
         .enumerate()
         .map(|(i, r)| r.ok && region_index[r.name.as_str()] == i)
         .collect();
+    check_ram_total(d, &regions, &region_usable);
     let regions_known = || known_names(regions.iter().map(|r| r.name.as_str()));
     // A reference to a region that exists but is broken is dropped quietly.
     let resolve_region = |d: &mut Diags, name: &str, pos: SourcePos| -> Option<usize> {
@@ -138,9 +190,12 @@ pub(crate) fn check(
     check_irqs(d, &pds, &pd_usable);
     check_ioports(d, &pds, &pd_usable);
 
+    let mapped: HashSet<&str> = pds
+        .iter()
+        .flat_map(|p| p.maps.iter().map(|m| m.mr.as_str()))
+        .collect();
     for (i, r) in regions.iter().enumerate() {
-        let used = pds.iter().any(|p| p.maps.iter().any(|m| m.mr == r.name));
-        if region_usable[i] && !used {
+        if region_usable[i] && !mapped.contains(r.name.as_str()) {
             d.warning(
                 r.name_pos,
                 format!(
@@ -353,11 +408,12 @@ fn check_channels(
 }
 
 fn check_phys_overlap(d: &mut Diags, regions: &[RegionDraft], usable: &[bool]) {
-    let mut seen: Vec<(&RegionDraft, (u64, u64))> = Vec::new();
-    for (r, _) in regions.iter().zip(usable).filter(|(_, u)| **u) {
+    let mut claimed = Claimed::new();
+    for (i, r) in regions.iter().enumerate().filter(|(i, _)| usable[*i]) {
         let Some(pa) = r.phys_addr else { continue };
         let span = (pa, pa + r.size);
-        if let Some((other, o)) = seen.iter().find(|(_, o)| overlaps(span, *o)) {
+        if let Some((o, other)) = claimed.claim(span, i) {
+            let other = &regions[other];
             d.error(
                 r.phys_pos,
                 format!(
@@ -365,13 +421,38 @@ fn check_phys_overlap(d: &mut Diags, regions: &[RegionDraft], usable: &[bool]) {
                     r.name,
                     range(span),
                     other.name,
-                    range(*o),
+                    range(o),
                     other.pos
                 ),
                 "disjoint physical ranges for regions with phys_addr".into(),
             );
         }
-        seen.push((r, span));
+    }
+}
+
+/// The regions the monitor allocates from RAM must fit in the RAM the
+/// kernel can hand out, together: reported at the region that crosses it.
+fn check_ram_total(d: &mut Diags, regions: &[RegionDraft], usable: &[bool]) {
+    let mut total: u128 = 0;
+    for (r, _) in regions.iter().zip(usable).filter(|(_, u)| **u) {
+        if r.phys_addr.is_some() {
+            continue;
+        }
+        let before = total;
+        total += u128::from(r.size);
+        if before <= u128::from(MAX_RAM_BYTES) && total > u128::from(MAX_RAM_BYTES) {
+            let shown =
+                u64::try_from(total).map_or_else(|_| format!("{total:#x} bytes"), bytes_text);
+            d.error(
+                r.pos,
+                format!(
+                    "with memory region '{}' the regions without phys_addr need {shown} of RAM, more than seL4 5.0.0 on x86_64 can hand out ({}) on any machine",
+                    r.name,
+                    bytes_text(MAX_RAM_BYTES)
+                ),
+                format!("at most {MAX_RAM_BYTES:#x} bytes of memory regions without phys_addr in all"),
+            );
+        }
     }
 }
 
@@ -391,6 +472,7 @@ fn check_maps(
     mut resolve: impl FnMut(&mut Diags, &str, SourcePos) -> Option<usize>,
 ) -> Vec<Option<Map>> {
     let mut out: Vec<Option<Map>> = Vec::new();
+    let mut claimed = Claimed::new();
     for m in &pd.maps {
         let Some(mr) = resolve(d, &m.mr, m.mr_pos) else {
             out.push(None);
@@ -423,12 +505,8 @@ fn check_maps(
                 continue;
             }
         };
-        if let Some(other) = out
-            .iter()
-            .flatten()
-            .find(|o| overlaps(span, (o.vaddr, o.vaddr + regions[o.mr].size)))
-        {
-            let o_span = (other.vaddr, other.vaddr + regions[other.mr].size);
+        if let Some((o_span, other)) = claimed.claim(span, out.len()) {
+            let other = out[other].as_ref().expect("only resolved maps claim");
             d.error(
                 m.pos,
                 format!(
@@ -456,8 +534,9 @@ fn check_maps(
                 format!("maps outside the reserved areas ({})", describe_reserved(reserved)),
             );
         }
-        // A misaligned or overlapping map still occupies its span for the
-        // checks of later maps; its errors keep the system from assembling.
+        // A misaligned map still claims its span for the checks of later
+        // maps (an overlapping one does not: its clash is reported once);
+        // their errors keep the system from assembling.
         out.push(Some(Map {
             mr,
             vaddr: m.vaddr,
@@ -731,11 +810,13 @@ fn pd_irqs<'a>(pds: &'a [PdDraft], usable: &'a [bool]) -> Vec<(&'a str, &'a Irq)
 }
 
 fn check_irqs(d: &mut Diags, pds: &[PdDraft], usable: &[bool]) {
-    let all = pd_irqs(pds, usable);
-    for (k, (pd, irq)) in all.iter().enumerate() {
-        let earlier = &all[..k];
+    // The first irq (in file order) to claim each vector, pin and handle.
+    let mut vectors: HashMap<u64, (&str, &Irq)> = HashMap::new();
+    let mut pins: HashMap<(u64, u64), (&str, &Irq)> = HashMap::new();
+    let mut handles: HashMap<(PciAddress, u64), (&str, &Irq)> = HashMap::new();
+    for (pd, irq) in pd_irqs(pds, usable) {
         let vector = irq.vector();
-        if let Some((other_pd, other)) = earlier.iter().find(|(_, o)| o.vector() == vector) {
+        if let Some((other_pd, other)) = vectors.get(&vector) {
             d.error(
                 irq.pos,
                 format!(
@@ -744,13 +825,12 @@ fn check_irqs(d: &mut Diags, pds: &[PdDraft], usable: &[bool]) {
                 ),
                 "a distinct vector for every irq in the system".into(),
             );
+        } else {
+            vectors.insert(vector, (pd, irq));
         }
         match irq.kind {
             IrqKind::Ioapic { ioapic, pin, .. } => {
-                let clash = earlier.iter().find(|(_, o)| {
-                    matches!(o.kind, IrqKind::Ioapic { ioapic: a, pin: p, .. } if a == ioapic && p == pin)
-                });
-                if let Some((other_pd, other)) = clash {
+                if let Some((other_pd, other)) = pins.get(&(ioapic, pin)) {
                     d.error(
                         irq.pos,
                         format!(
@@ -759,13 +839,12 @@ fn check_irqs(d: &mut Diags, pds: &[PdDraft], usable: &[bool]) {
                         ),
                         "each IOAPIC pin claimed by one irq only".into(),
                     );
+                } else {
+                    pins.insert((ioapic, pin), (pd, irq));
                 }
             }
             IrqKind::Msi { pci, handle, .. } => {
-                let clash = earlier.iter().find(|(_, o)| {
-                    matches!(o.kind, IrqKind::Msi { pci: c, handle: h, .. } if c == pci && h == handle)
-                });
-                if let Some((other_pd, other)) = clash {
+                if let Some((other_pd, other)) = handles.get(&(pci, handle)) {
                     d.error(
                         irq.pos,
                         format!(
@@ -774,6 +853,8 @@ fn check_irqs(d: &mut Diags, pds: &[PdDraft], usable: &[bool]) {
                         ),
                         "each PCI device MSI handle claimed by one irq only".into(),
                     );
+                } else {
+                    handles.insert((pci, handle), (pd, irq));
                 }
             }
         }
@@ -788,13 +869,11 @@ fn check_ioports(d: &mut Diags, pds: &[PdDraft], usable: &[bool]) {
         .flat_map(|(i, pd)| pd.ioports.iter().map(move |(p, id_pos)| (i, p, *id_pos)))
         .collect();
     all.sort_by_key(|(_, p, _)| p.pos);
-    for (k, (pd, port, id_pos)) in all.iter().enumerate() {
-        let earlier = &all[..k];
+    let mut ids: HashMap<(usize, u64), &IoPort> = HashMap::new();
+    let mut claimed = Claimed::new();
+    for (pd, port, id_pos) in &all {
         let span = (port.addr, port.addr + port.size);
-        if let Some((_, other, _)) = earlier
-            .iter()
-            .find(|(p, o, _)| *p == *pd && o.id == port.id)
-        {
+        if let Some(other) = ids.get(&(*pd, port.id)) {
             d.error(
                 *id_pos,
                 format!(
@@ -803,19 +882,18 @@ fn check_ioports(d: &mut Diags, pds: &[PdDraft], usable: &[bool]) {
                 ),
                 "ioport ids unique within a protection domain".into(),
             );
+        } else {
+            ids.insert((*pd, port.id), port);
         }
-        if let Some((other_pd, other, _)) = earlier
-            .iter()
-            .find(|(_, o, _)| overlaps(span, (o.addr, o.addr + o.size)))
-        {
+        if let Some((o_span, (other_pd, other))) = claimed.claim(span, (*pd, *port)) {
             d.error(
                 port.pos,
                 format!(
                     "I/O ports {} of protection domain '{}' overlap the I/O ports {} of '{}' at {}",
                     range(span),
                     pds[*pd].name,
-                    range((other.addr, other.addr + other.size)),
-                    pds[*other_pd].name,
+                    range(o_span),
+                    pds[other_pd].name,
                     other.pos
                 ),
                 "disjoint I/O port ranges across the whole system".into(),
