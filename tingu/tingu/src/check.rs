@@ -85,9 +85,6 @@ impl Protocol {
     }
 }
 
-/// Items of a generated protocol module that constants live beside.
-const GENERATED_ITEMS: [&str; 2] = ["NAME", "HASH"];
-
 /// `EthernetController` -> `ethernet_controller`.
 pub fn snake(name: &str) -> String {
     let mut out = String::new();
@@ -498,19 +495,6 @@ fn check_protocol(p: &Protocol, index: &Index, places: &Places, errs: &mut Vec<E
                 ));
             }
         }
-    }
-    for c in p
-        .consts
-        .iter()
-        .filter(|c| GENERATED_ITEMS.contains(&c.name.name.as_str()))
-    {
-        errs.push(Error::new(
-            c.name.pos,
-            format!(
-                "constant `{}` would clash with the generated `{}` of the protocol's module",
-                c.name.name, c.name.name
-            ),
-        ));
     }
     for v in &p.vars {
         field_name_check(&v.name, "variable", &names::VARIABLE_RESERVED, errs);

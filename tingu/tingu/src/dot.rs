@@ -32,6 +32,13 @@ fn label(t: &Transition) -> String {
 
 /// Renders the statechart of `p`.
 pub fn protocol(p: &Protocol) -> String {
+    // States by name, once: a protocol may have very many.
+    let index: std::collections::HashMap<&str, usize> = p
+        .states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.name.as_str(), i))
+        .collect();
     let mut out = format!("digraph {} {{\n", quote(&p.name.name));
     out.push_str("  compound=true;\n  rankdir=LR;\n  fontname=\"Helvetica\";\n");
     out.push_str("  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n");
@@ -70,7 +77,7 @@ pub fn protocol(p: &Protocol) -> String {
                 let target_inside = t
                     .target
                     .as_ref()
-                    .and_then(|n| p.state(&n.name))
+                    .and_then(|n| index.get(n.name.as_str()).copied())
                     .is_some_and(|ti| p.within(ti, si));
                 let ltail = if target_inside {
                     String::new()
@@ -84,7 +91,7 @@ pub fn protocol(p: &Protocol) -> String {
             let head = t
                 .target
                 .as_ref()
-                .and_then(|n| p.state(&n.name))
+                .and_then(|n| index.get(n.name.as_str()).copied())
                 .unwrap_or(tail);
             let _ = writeln!(
                 out,

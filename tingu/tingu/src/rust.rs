@@ -612,6 +612,8 @@ fn protocol(out: &mut String, p: &Protocol) {
         let mi = p.message(&m.name.name).unwrap_or(0);
         // Group leaves that decide this message the same way.
         let mut arms: Vec<(Vec<usize>, String)> = Vec::new();
+        // Arms by body: a chain of many states has as many distinct bodies.
+        let mut arm_of: std::collections::HashMap<String, usize> = Default::default();
         let mut used = Vec::new();
         for &s in &leaves {
             let cands = p.candidates(s, mi);
@@ -632,9 +634,12 @@ fn protocol(out: &mut String, p: &Protocol) {
                 }
             }
             let body = decide(p, m, cands);
-            match arms.iter_mut().find(|(_, b)| *b == body) {
-                Some((states, _)) => states.push(s),
-                None => arms.push((vec![s], body)),
+            match arm_of.get(&body) {
+                Some(&i) => arms[i].0.push(s),
+                None => {
+                    arm_of.insert(body.clone(), arms.len());
+                    arms.push((vec![s], body));
+                }
             }
         }
         let used_args: Vec<&str> = m

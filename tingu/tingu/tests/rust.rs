@@ -98,6 +98,6 @@ fn constants_named_like_generated_items_are_rejected() {
         .unwrap_err();
     assert_eq!(
         errs[0].to_string(),
-        "t.tingu:3:11: error: constant `HASH` would clash with the generated `HASH` of the protocol's module"
+        "t.tingu:3:11: error: `HASH` cannot name a constant: the generated module of `P` defines `HASH` itself"
     );
 }

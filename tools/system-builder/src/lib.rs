@@ -61,21 +61,40 @@ pub fn load_file(path: &Path, search_paths: &[PathBuf]) -> Result<Loaded, Vec<Di
             }]);
         }
     };
-    match std::fs::read_to_string(path) {
-        Ok(text) => load_with_wiring(
-            &name,
-            &text,
-            wiring.as_ref().map(|(f, t)| (f.as_str(), t.as_str())),
-            search_paths,
-        ),
-        Err(e) => Err(vec![Diagnostic {
-            severity: Severity::Error,
-            file: name,
-            pos: SourcePos { line: 1, col: 1 },
-            message: format!("cannot read the system description: {e}"),
-            expected: "a readable system.xml file".into(),
-        }]),
-    }
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return Err(vec![Diagnostic {
+                severity: Severity::Error,
+                file: name,
+                pos: SourcePos { line: 1, col: 1 },
+                message: format!("cannot read the system description: {e}"),
+                expected: "a readable system.xml file".into(),
+            }]);
+        }
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let bad = e.utf8_error().valid_up_to();
+            let good = std::str::from_utf8(&e.as_bytes()[..bad]).expect("valid up to here");
+            let line = good.matches('\n').count() as u32 + 1;
+            let col = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+            return Err(vec![Diagnostic {
+                severity: Severity::Error,
+                file: name,
+                pos: SourcePos { line, col },
+                message: format!("byte {:#04x} is not UTF-8 text", e.as_bytes()[bad]),
+                expected: "a system description in UTF-8 (as XML declares by default)".into(),
+            }]);
+        }
+    };
+    load_with_wiring(
+        &name,
+        &text,
+        wiring.as_ref().map(|(f, t)| (f.as_str(), t.as_str())),
+        search_paths,
+    )
 }
 
 /// The wiring file of system description `path`: `system.xml` ->

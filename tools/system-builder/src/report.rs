@@ -69,6 +69,15 @@ pub fn render(system: &System, image: Option<&PackedImage>) -> String {
     }
 
     let _ = writeln!(o, "\n== Memory regions ==");
+    // Each region's maps, in PD order: one pass over all maps, not one per
+    // region (a system may have many thousands of both).
+    let mut maps_of: Vec<Vec<(&str, &crate::model::Map)>> =
+        vec![Vec::new(); system.memory_regions.len()];
+    for pd in &system.protection_domains {
+        for m in &pd.maps {
+            maps_of[m.mr].push((&pd.name, m));
+        }
+    }
     for (i, r) in system.memory_regions.iter().enumerate() {
         let place = match r.phys_addr {
             Some(p) => format!("phys_addr {}", range(p, p + r.size)),
@@ -83,16 +92,13 @@ pub fn render(system: &System, image: Option<&PackedImage>) -> String {
             count(r.page_count(), "page"),
             page_size(r.page_size)
         );
-        for pd in &system.protection_domains {
-            for m in pd.maps.iter().filter(|m| m.mr == i) {
-                let _ = writeln!(
-                    o,
-                    "    mapped by {} at {} {}",
-                    pd.name,
-                    range(m.vaddr, m.vaddr + r.size),
-                    m.perms
-                );
-            }
+        for (pd, m) in &maps_of[i] {
+            let _ = writeln!(
+                o,
+                "    mapped by {pd} at {} {}",
+                range(m.vaddr, m.vaddr + r.size),
+                m.perms
+            );
         }
     }
 

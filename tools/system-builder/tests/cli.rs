@@ -192,3 +192,19 @@ fn bad_arguments_print_usage_and_exit_2() {
     assert!(text(&out.stderr).starts_with("system-builder: missing --monitor\n"));
     assert!(!dir.join("image.elf").exists());
 }
+
+#[test]
+fn a_system_xml_that_is_not_utf8_is_located_at_the_bad_byte() {
+    let dir = std::env::temp_dir().join(format!("sb-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("system.xml");
+    std::fs::write(&path, b"<system>\n  <!-- caf\xe9 -->\n</system>\n").unwrap();
+    let e = system_builder::load_file(&path, &[]).unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].pos.line, e[0].pos.col), (2, 11));
+    assert!(
+        e[0].to_string().contains("byte 0xe9 is not UTF-8 text"),
+        "{}",
+        e[0]
+    );
+}
