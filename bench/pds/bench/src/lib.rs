@@ -35,6 +35,23 @@ pub fn use_com1_console(console: pd_config::IoPorts) {
     });
 }
 
+static REPORTER: dingo_pd::ConsoleReporter = dingo_pd::ConsoleReporter;
+
+/// A typed benchmark port with `observer`, under the fatal policy.
+pub fn typed<O: PortObserver>(
+    name: &'static str,
+    cfg: &pd_config::PortConfig,
+    observer: O,
+) -> TypedPort<'static, O> {
+    TypedPort::new(
+        port(name, cfg),
+        observer,
+        dingo_rt::typed::Supervisor::fatal(&REPORTER),
+        name,
+        cfg.role,
+    )
+}
+
 /// This PD's end of a benchmark port, armed for its first message.
 pub fn port(pd: &'static str, cfg: &pd_config::PortConfig) -> Port<64> {
     let mut port = dingo_pd::port(pd, cfg);

@@ -7,18 +7,16 @@
 #![no_std]
 #![no_main]
 
-use bench::{Client, ROUNDS, Unobserved, port};
-use dingo_pd::ConsoleReporter;
+use bench::{Client, ROUNDS, Unobserved, port, typed};
 use dingo_protocols::ethernet_controller::{Msg, Observer};
 use dingo_rt::port::Port;
-use dingo_rt::typed::{PortObserver, Protocol, Supervisor, TypedPort};
+use dingo_rt::typed::{Protocol, TypedPort};
 use microkit::hwio::tsc::rdtsc;
 use microkit::{Channel, ChannelSet, Handler, debug_println};
 use tingu_rt::Message;
 
 pd_config::program!("port-client");
 
-static REPORTER: ConsoleReporter = ConsoleReporter;
 const PACKET: Msg = Msg::TxPacket { buf: 0, len: 60 };
 
 struct Pd {
@@ -31,20 +29,6 @@ struct Pd {
 
 fn is_done(msg: &Msg) -> bool {
     matches!(msg, Msg::TxPacketDone { .. })
-}
-
-fn typed<O: PortObserver>(
-    name: &'static str,
-    cfg: &pd_config::PortConfig,
-    observer: O,
-) -> TypedPort<'static, O> {
-    TypedPort::new(
-        port(name, cfg),
-        observer,
-        Supervisor::fatal(&REPORTER),
-        name,
-        cfg.role,
-    )
 }
 
 fn init() -> Pd {

@@ -4,18 +4,15 @@
 #![no_std]
 #![no_main]
 
-use bench::{Unobserved, port, serve};
-use dingo_pd::ConsoleReporter;
+use bench::{Unobserved, port, serve, typed};
 use dingo_protocols::ethernet_controller::{Msg, Observer};
 use dingo_rt::port::Port;
-use dingo_rt::typed::{PortObserver, Protocol, Supervisor, TypedPort};
+use dingo_rt::typed::{Protocol, TypedPort};
 use microkit::hwio::tsc::rdtsc;
 use microkit::{Channel, ChannelSet, Handler};
 use tingu_rt::Message;
 
 pd_config::program!("port-server");
-
-static REPORTER: ConsoleReporter = ConsoleReporter;
 
 struct Server {
     raw: Port<64>,
@@ -23,20 +20,6 @@ struct Server {
     unobserved: TypedPort<'static, Unobserved<Msg>>,
     observed: TypedPort<'static, Protocol<Observer>>,
     channels: [Channel; 3],
-}
-
-fn typed<O: PortObserver>(
-    name: &'static str,
-    cfg: &pd_config::PortConfig,
-    observer: O,
-) -> TypedPort<'static, O> {
-    TypedPort::new(
-        port(name, cfg),
-        observer,
-        Supervisor::fatal(&REPORTER),
-        name,
-        cfg.role,
-    )
 }
 
 fn answer(msg: &Msg) -> Msg {
