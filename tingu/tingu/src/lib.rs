@@ -2,7 +2,8 @@
 //! checks them, and emits Rust message types and runtime observers (for
 //! `tingu-rt`) and DOT statecharts. The language is described, with its
 //! grammar, in this crate's README. Use [`build::compile`] from a build
-//! script, or the `tingu` binary (`check`, `dot`, `rust`).
+//! script, or the `tingu` binary (`check`, `dot`, `rust`, and `verify`,
+//! which model-checks protocols and components with SPIN).
 
 pub mod ast;
 pub mod build;
@@ -13,7 +14,9 @@ pub mod hash;
 mod lexer;
 pub mod names;
 mod parser;
+pub mod promela;
 pub mod rust;
+pub mod verify;
 
 use std::path::Path;
 
@@ -99,6 +102,17 @@ impl Sources {
             })
             .collect();
         Ok(rust::generate(&model, &names.join(", ")))
+    }
+
+    /// Checks, then model-checks every protocol and every group of ports a
+    /// component's dependencies couple (see [`verify`]).
+    pub fn verify(
+        &self,
+        opts: &verify::Options,
+    ) -> Result<Result<Vec<verify::Outcome>, String>, Vec<Diagnostic>> {
+        let model = self.check()?;
+        let paths: Vec<String> = self.files.iter().map(|f| f.0.clone()).collect();
+        Ok(verify::jobs(&model, &paths).and_then(|jobs| verify::verify(&jobs, opts)))
     }
 
     /// Checks, then renders one DOT statechart per protocol, as `(name, dot)`.

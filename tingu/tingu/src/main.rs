@@ -8,7 +8,12 @@ const USAGE: &str = "usage:
   tingu check <files...>               check protocols and components
   tingu dot <file> [-o out.dot]        statecharts of the file's protocols (several
                                        protocols: -o names a directory, one <Name>.dot each)
-  tingu rust <files...> -o out.rs      generate Rust for tingu-rt";
+  tingu rust <files...> -o out.rs      generate Rust for tingu-rt
+  tingu verify [--slots N] [--bound N] [--keep DIR] <files...>
+                                       model-check every protocol and every group of
+                                       ports a component's `depend` rules couple, with
+                                       SPIN (rings of N slots, default 16; variables
+                                       bounded by N, default 2)";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -95,10 +100,83 @@ fn run(args: Vec<String>) -> Result<(), String> {
             let code = Sources::load(&files)?.rust().map_err(render)?;
             std::fs::write(&out, code).map_err(|e| format!("{out}: {e}"))
         }
+        "verify" => verify(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
         }
         _ => Err(format!("unknown command `{cmd}`\n{USAGE}")),
+    }
+}
+
+fn verify(args: &[String]) -> Result<(), String> {
+    let mut opts = tingu::verify::Options::default();
+    let mut files = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+                .cloned()
+        };
+        match a.as_str() {
+            "--slots" => {
+                let v = value("--slots")?;
+                opts.slots = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &usize| (1..=64).contains(n))
+                    .ok_or(format!("--slots {v}: expected 1 to 64"))?;
+            }
+            "--bound" => {
+                let v = value("--bound")?;
+                opts.bound = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &i128| (1..=1000).contains(n))
+                    .ok_or(format!("--bound {v}: expected 1 to 1000"))?;
+            }
+            "--keep" => opts.keep = Some(value("--keep")?.into()),
+            s if s.starts_with('-') => return Err(format!("unknown option `{s}`\n{USAGE}")),
+            _ => files.push(a.clone()),
+        }
+    }
+    if files.is_empty() {
+        return Err(format!("no input files\n{USAGE}"));
+    }
+    let outcomes = Sources::load(&files)?
+        .verify(&opts)
+        .map_err(|d| tingu::diag::render(&d))??;
+    let mut failed = 0;
+    for o in &outcomes {
+        let stats = format!(
+            "{} states, {} transitions, {:.1} s",
+            o.states, o.transitions, o.secs
+        );
+        if o.verified() {
+            println!("verified {}: {stats}", o.title);
+            continue;
+        }
+        failed += 1;
+        for r in &o.refutations {
+            println!("REFUTED {r}");
+        }
+        for r in &o.inconclusive {
+            println!("INCONCLUSIVE {r}");
+        }
+        println!("  ({stats})");
+    }
+    let bounds = format!(
+        "{} slots per ring, variables bounded by {}",
+        opts.slots, opts.bound
+    );
+    if failed == 0 {
+        println!("ok: {} models verified ({bounds})", outcomes.len());
+        Ok(())
+    } else {
+        Err(format!(
+            "{failed} of {} models failed ({bounds})",
+            outcomes.len()
+        ))
     }
 }
