@@ -9,7 +9,7 @@ const USAGE: &str = "usage:
   tingu dot <file> [-o out.dot]        statecharts of the file's protocols (several
                                        protocols: -o names a directory, one <Name>.dot each)
   tingu rust <files...> -o out.rs      generate Rust for tingu-rt
-  tingu verify [--slots N] [--bound N] [--keep DIR] <files...>
+  tingu verify [--slots N] [--bound N] [--max-states N] [--keep DIR] <files...>
                                        model-check every protocol and every group of
                                        ports a component's `depend` rules couple, with
                                        SPIN (rings of N slots, default 16; variables
@@ -135,6 +135,14 @@ fn verify(args: &[String]) -> Result<(), String> {
                     .ok()
                     .filter(|n: &i128| (1..=1000).contains(n))
                     .ok_or(format!("--bound {v}: expected 1 to 1000"))?;
+            }
+            "--max-states" => {
+                let v = value("--max-states")?;
+                opts.max_states = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &usize| *n > 0)
+                    .ok_or(format!("--max-states {v}: expected a positive number"))?;
             }
             "--keep" => opts.keep = Some(value("--keep")?.into()),
             s if s.starts_with('-') => return Err(format!("unknown option `{s}`\n{USAGE}")),

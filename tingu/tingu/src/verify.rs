@@ -38,6 +38,8 @@ pub struct Options {
     pub keep: Option<PathBuf>,
     /// Jobs run at once.
     pub jobs: usize,
+    /// Give up on a model with more states than this (inconclusive).
+    pub max_states: usize,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             bound: 2,
             keep: None,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_states: 2_000_000,
         }
     }
 }
@@ -620,7 +623,7 @@ fn run_job(job: &Job, opts: &Options, dir: &Path) -> Result<Outcome, String> {
     run(
         Command::new("gcc")
             .args([
-                "-O1", "-w", "-DNOREDUCE", "-DSAFETY", "-DBFS", "-DPRINTF", "-DMEMLIM=8192",
+                "-O1", "-w", "-DNOREDUCE", "-DSAFETY", "-DBFS", "-DPRINTF", "-DMEMLIM=2048",
                 "-o", "pan", "pan.c",
             ])
             .current_dir(dir),
@@ -634,7 +637,30 @@ fn run_job(job: &Job, opts: &Options, dir: &Path) -> Result<Outcome, String> {
         .spawn()
         .map_err(|e| format!("{title}: pan: {e}"))?;
     let stdout = child.stdout.take().ok_or("pan: no output")?;
-    let (graph, summary) = Graph::read(BufReader::new(stdout), opts.keep.is_some().then(|| dir.join("pan.out")))?;
+    let read = Graph::read(
+        job,
+        BufReader::new(stdout),
+        opts.keep.is_some().then(|| dir.join("pan.out")),
+        opts.max_states,
+    )?;
+    let (graph, summary) = match read {
+        Read::Done(g, s) => (g, s),
+        Read::TooBig => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Outcome {
+                title: job.title.clone(),
+                states: opts.max_states,
+                transitions: 0,
+                secs: start.elapsed().as_secs_f64(),
+                refutations: Vec::new(),
+                inconclusive: vec![format!(
+                    "{title}: more than {} states ({} slots per ring, variables bounded by {}): lower --slots or --bound, or raise --max-states",
+                    opts.max_states, opts.slots, opts.bound
+                )],
+            });
+        }
+    };
     let status = child.wait().map_err(|e| format!("{title}: pan: {e}"))?;
     if !status.success() || !summary.contains("errors: 0") {
         return Err(format!("{title}: SPIN's search did not complete:\n{summary}"));
@@ -654,31 +680,48 @@ struct Edge {
     b: i64,
 }
 
-/// The state graph SPIN printed.
+/// The state graph SPIN printed. States are kept as their printed text
+/// (for traces) and, for the properties, as a compact summary.
 struct Graph {
-    states: Vec<String>,
+    states: Vec<Box<str>>,
+    summary: Vec<Summary>,
     init: u32,
     edges: Vec<Edge>,
 }
 
+/// What the properties need of a state.
+struct Summary {
+    /// Leaf state of each view.
+    leaf: Box<[u8]>,
+    /// Bit `c` set: FIFO `c` is empty.
+    empty: u64,
+    /// A reception was refused.
+    err: bool,
+}
+
+enum Read {
+    Done(Graph, String),
+    TooBig,
+}
+
 impl Graph {
-    fn read(r: impl BufRead, copy: Option<PathBuf>) -> Result<(Graph, String), String> {
-        let mut index: HashMap<String, u32> = HashMap::new();
-        let mut states = Vec::new();
+    fn read(job: &Job, r: impl BufRead, copy: Option<PathBuf>, max: usize) -> Result<Read, String> {
+        let mut index: HashMap<Box<str>, u32> = HashMap::new();
+        let mut summary = Vec::new();
         let mut edges = Vec::new();
         let mut init = None;
-        let mut summary = String::new();
+        let mut text = String::new();
         let mut copy = match copy {
             Some(p) => Some(std::fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?),
             None => None,
         };
-        let mut id = |s: &str, states: &mut Vec<String>| -> u32 {
+        let mut id = |s: &str, summary: &mut Vec<Summary>| -> u32 {
             if let Some(&i) = index.get(s) {
                 return i;
             }
-            let i = states.len() as u32;
-            index.insert(s.to_string(), i);
-            states.push(s.to_string());
+            let i = summary.len() as u32;
+            index.insert(s.into(), i);
+            summary.push(summarize(job, s));
             i
         };
         for line in r.lines() {
@@ -688,7 +731,7 @@ impl Graph {
                 let _ = writeln!(f, "{line}");
             }
             if let Some(s) = line.strip_prefix("I ") {
-                init = Some(id(s, &mut states));
+                init = Some(id(s, &mut summary));
             } else if let Some(rest) = line.strip_prefix("E ") {
                 let mut parts = rest.split(" | ");
                 let (Some(pre), Some(ev), Some(post)) = (parts.next(), parts.next(), parts.next())
@@ -702,8 +745,8 @@ impl Graph {
                 let [kind, view, code, a, b] = ev[..] else {
                     return Err(format!("unreadable event from pan: {line}"));
                 };
-                let from = id(pre, &mut states);
-                let to = id(post, &mut states);
+                let from = id(pre, &mut summary);
+                let to = id(post, &mut summary);
                 edges.push(Edge {
                     from,
                     to,
@@ -713,28 +756,40 @@ impl Graph {
                     a,
                     b,
                 });
+                if summary.len() > max {
+                    return Ok(Read::TooBig);
+                }
             } else {
-                summary.push_str(&line);
-                summary.push('\n');
+                text.push_str(&line);
+                text.push('\n');
             }
         }
-        let init = init.ok_or_else(|| format!("pan printed no initial state:\n{summary}"))?;
-        Ok((Graph { states, init, edges }, summary))
+        let init = init.ok_or_else(|| format!("pan printed no initial state:\n{text}"))?;
+        let mut states: Vec<Box<str>> = vec![Box::from(""); summary.len()];
+        for (s, i) in index {
+            states[i as usize] = s;
+        }
+        Ok(Read::Done(
+            Graph {
+                states,
+                summary,
+                init,
+                edges,
+            },
+            text,
+        ))
     }
 }
 
 /// A state, decoded.
 struct Decoded {
-    leaf: Vec<usize>,
     chans: Vec<Vec<usize>>,
-    err: bool,
 }
 
 fn decode(job: &Job, s: &str) -> Decoded {
     let mut tok = s.split(' ');
-    let mut leaf = Vec::new();
     for v in job.views() {
-        leaf.push(tok.next().and_then(|t| t.parse().ok()).unwrap_or(0));
+        tok.next();
         for _ in &job.ports[v.port].proto.vars {
             tok.next();
         }
@@ -749,8 +804,30 @@ fn decode(job: &Job, s: &str) -> Decoded {
                 .collect(),
         );
     }
+    Decoded { chans }
+}
+
+fn summarize(job: &Job, s: &str) -> Summary {
+    let mut tok = s.split(' ');
+    let mut leaf = Vec::new();
+    for v in job.views() {
+        leaf.push(tok.next().and_then(|t| t.parse().ok()).unwrap_or(0));
+        for _ in &job.ports[v.port].proto.vars {
+            tok.next();
+        }
+    }
+    let mut empty = 0u64;
+    for c in 0..job.ports.len() * 2 {
+        if tok.next().is_some_and(|t| t.starts_with('0')) {
+            empty |= 1 << c;
+        }
+    }
     let err = tok.next().is_some_and(|t| t != "0");
-    Decoded { leaf, chans, err }
+    Summary {
+        leaf: leaf.into(),
+        empty,
+        err,
+    }
 }
 
 fn has_final(p: &Protocol) -> bool {
@@ -760,10 +837,10 @@ fn has_final(p: &Protocol) -> bool {
 /// Port `p` has nothing left to do: both sides in final states with
 /// nothing in flight; in a protocol without final states, both sides in
 /// the same state, not a timeout state, with nothing in flight.
-fn at_rest(job: &Job, p: usize, d: &Decoded) -> bool {
+fn at_rest(job: &Job, p: usize, d: &Summary) -> bool {
     let proto = job.ports[p].proto;
-    let (a, b) = (d.leaf[2 * p], d.leaf[2 * p + 1]);
-    if !d.chans[2 * p].is_empty() || !d.chans[2 * p + 1].is_empty() {
+    let (a, b) = (usize::from(d.leaf[2 * p]), usize::from(d.leaf[2 * p + 1]));
+    if d.empty & (3 << (2 * p)) != 3 << (2 * p) {
         return false;
     }
     if has_final(proto) {
@@ -795,7 +872,7 @@ fn coreach(g: &Graph, goal: &[bool]) -> Vec<bool> {
 
 fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
     let n = g.states.len();
-    let decoded: Vec<Decoded> = g.states.iter().map(|s| decode(job, s)).collect();
+    let decoded = &g.summary;
     // Breadth-first from the initial state: shortest traces.
     let mut out_edges: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, e) in g.edges.iter().enumerate() {
@@ -842,7 +919,7 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
             if e.kind != 2 {
                 continue;
             }
-            let leaf = decoded[e.from as usize].leaf[e.view];
+            let leaf = usize::from(decoded[e.from as usize].leaf[e.view]);
             let msg = job.ports[job.view_at(e.view).port].packets[e.code - 1].msg;
             let key = (e.view, msg, leaf, e.a);
             if reported.contains(&key) || reported.len() >= 4 {
@@ -871,7 +948,7 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
                     let d = &job.deps[e.b as usize];
                     let on = job.same_party(v, d.on);
                     let on_state = &job.ports[d.on].proto.states
-                        [decoded[e.from as usize].leaf[job.view_index(on)]]
+                        [usize::from(decoded[e.from as usize].leaf[job.view_index(on)])]
                         .name
                         .name;
                     format!(
@@ -886,7 +963,7 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
                         job.party(v),
                         job.msg_name(v, e.code),
                         opts.bound,
-                        render(job, g, &decoded, &steps)
+                        render(job, g, &steps)
                     );
                     inconclusive.push(text);
                     continue;
@@ -897,7 +974,7 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
                 job.title,
                 job.party(v),
                 job.msg_name(v, e.code),
-                render(job, g, &decoded, &steps)
+                render(job, g, &steps)
             ));
         }
     }
@@ -925,7 +1002,7 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
                 format!(
                     "{}{port} in `{}`",
                     job.party(v),
-                    proto.states[d.leaf[job.view_index(v)]].name.name
+                    proto.states[usize::from(d.leaf[job.view_index(v)])].name.name
                 )
             })
             .collect();
@@ -933,7 +1010,7 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
             "{}: deadlock: every side waits and nothing is in flight ({})\n{}",
             job.title,
             states.join(", "),
-            render(job, g, &decoded, &path(s))
+            render(job, g, &path(s))
         ));
     }
 
@@ -960,7 +1037,7 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
             refutations.push(format!(
                 "{}: {port}from this state it can never come to rest ({rest})\n{}",
                 job.title,
-                render(job, g, &decoded, &path(s))
+                render(job, g, &path(s))
             ));
         }
     }
@@ -973,7 +1050,7 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
             let proto = job.ports[v.port].proto;
             for t_state in proto.leaves().filter(|&l| proto.states[l].timeout_ms.is_some()) {
                 let goal: Vec<bool> = (0..n)
-                    .map(|s| ends[s] || decoded[s].leaf[vi] != t_state)
+                    .map(|s| ends[s] || usize::from(decoded[s].leaf[vi]) != t_state)
                     .collect();
                 let can = coreach(g, &goal);
                 let Some(&s) = order.iter().find(|&&s| !can[s as usize]) else {
@@ -1011,7 +1088,7 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
                     job.ports[v.port].name,
                     st.timeout_ms.unwrap_or(0),
                     exits.join(", "),
-                    render(job, g, &decoded, &path(s))
+                    render(job, g, &path(s))
                 ));
             }
         }
@@ -1029,7 +1106,8 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
 
 /// A trace in Tingu terms: the steps in order, then the sequence each side
 /// saw (states and messages), then what is still in flight.
-fn render(job: &Job, g: &Graph, decoded: &[Decoded], steps: &[usize]) -> String {
+fn render(job: &Job, g: &Graph, steps: &[usize]) -> String {
+    let decoded = &g.summary;
     let mut out = String::new();
     let mut seqs: Vec<String> = job
         .views()
@@ -1045,8 +1123,8 @@ fn render(job: &Job, g: &Graph, decoded: &[Decoded], steps: &[usize]) -> String 
         let e = &g.edges[ei];
         let v = job.view_at(e.view);
         let proto = job.ports[v.port].proto;
-        let before = decoded[e.from as usize].leaf[e.view];
-        let after = decoded[e.to as usize].leaf[e.view];
+        let before = usize::from(decoded[e.from as usize].leaf[e.view]);
+        let after = usize::from(decoded[e.to as usize].leaf[e.view]);
         let msg = job.msg_name(v, e.code);
         let verb = if e.kind == 0 { "sends" } else { "receives" };
         let change = if e.kind == 2 {
@@ -1090,7 +1168,7 @@ fn render(job: &Job, g: &Graph, decoded: &[Decoded], steps: &[usize]) -> String 
     let last = steps
         .last()
         .map_or(g.init as usize, |&ei| g.edges[ei].to as usize);
-    let d = &decoded[last];
+    let d = decode(job, &g.states[last]);
     let mut flight = Vec::new();
     for v in job.views() {
         let (cin, _) = job.channels(v);
