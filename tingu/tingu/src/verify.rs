@@ -29,11 +29,16 @@ use crate::promela;
 /// The bounds of the check.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Slots of each ring (FIFO capacity), as ports get by default.
+    /// Messages a ring holds in a protocol's model (ports get 16 slots; a
+    /// sender finds the ring full after this many).
     pub slots: usize,
     /// Largest magnitude a variable may reach by arithmetic; a side does
     /// not take a transition that would go beyond it.
     pub bound: i128,
+    /// `slots` for component models (they multiply their ports' states).
+    pub component_slots: usize,
+    /// `bound` for component models.
+    pub component_bound: i128,
     /// Keep the generated model and SPIN's output in this directory.
     pub keep: Option<PathBuf>,
     /// Jobs run at once.
@@ -42,11 +47,29 @@ pub struct Options {
     pub max_states: usize,
 }
 
+impl Options {
+    /// (slots, bound) for a job.
+    pub fn bounds(&self, job: &Job) -> (usize, i128) {
+        if job.component.is_some() {
+            (self.component_slots, self.component_bound)
+        } else {
+            (self.slots, self.bound)
+        }
+    }
+
+    fn describe(&self, job: &Job) -> String {
+        let (slots, bound) = self.bounds(job);
+        format!("at most {slots} messages in flight per ring, variables bounded by {bound}")
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
-            slots: 16,
+            slots: 4,
             bound: 2,
+            component_slots: 2,
+            component_bound: 1,
             keep: None,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_states: 2_000_000,
@@ -265,6 +288,8 @@ impl Job<'_> {
 pub struct Outcome {
     /// The job's title.
     pub title: String,
+    /// The bounds it was checked within.
+    pub bounds: String,
     /// Distinct states of the model.
     pub states: usize,
     /// Transitions between them.
@@ -606,7 +631,8 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
 fn run_job(job: &Job, opts: &Options, dir: &Path) -> Result<Outcome, String> {
     let start = Instant::now();
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let pml = promela::model(job, opts.slots, opts.bound);
+    let (slots, bound) = opts.bounds(job);
+    let pml = promela::model(job, slots, bound);
     std::fs::write(dir.join("model.pml"), &pml).map_err(|e| format!("{}: {e}", dir.display()))?;
     let title = &job.title;
     // The printed globals must be the state SPIN matches on: no dataflow
@@ -650,13 +676,15 @@ fn run_job(job: &Job, opts: &Options, dir: &Path) -> Result<Outcome, String> {
             let _ = child.wait();
             return Ok(Outcome {
                 title: job.title.clone(),
+                bounds: opts.describe(job),
                 states: opts.max_states,
                 transitions: 0,
                 secs: start.elapsed().as_secs_f64(),
                 refutations: Vec::new(),
                 inconclusive: vec![format!(
-                    "{title}: more than {} states ({} slots per ring, variables bounded by {}): lower --slots or --bound, or raise --max-states",
-                    opts.max_states, opts.slots, opts.bound
+                    "{title}: more than {} states ({}): lower the bounds or raise --max-states",
+                    opts.max_states,
+                    opts.describe(job)
                 )],
             });
         }
@@ -850,6 +878,14 @@ fn at_rest(job: &Job, p: usize, d: &Summary) -> bool {
     }
 }
 
+/// Port `p` is over: both sides in final states, nothing in flight.
+fn finished(job: &Job, p: usize, d: &Summary) -> bool {
+    let proto = job.ports[p].proto;
+    d.empty & (3 << (2 * p)) == 3 << (2 * p)
+        && proto.states[usize::from(d.leaf[2 * p])].is_final
+        && proto.states[usize::from(d.leaf[2 * p + 1])].is_final
+}
+
 /// States that reach `goal` (backwards over the edges).
 fn coreach(g: &Graph, goal: &[bool]) -> Vec<bool> {
     let n = g.states.len();
@@ -904,10 +940,8 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
         p.reverse();
         p
     };
-    let bounds = format!(
-        "{} slots per ring, variables bounded by {}",
-        opts.slots, opts.bound
-    );
+    let bounds = opts.describe(job);
+    let (_, bound) = opts.bounds(job);
     let mut refutations = Vec::new();
     let mut inconclusive = Vec::new();
 
@@ -958,11 +992,10 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
                 }
                 _ => {
                     let text = format!(
-                        "{}: {} receives {} in state `{state}`: a variable would pass the bound {} ({bounds}); raise --bound\n{}",
+                        "{}: {} receives {} in state `{state}`: a variable would pass the bound {bound} ({bounds}); raise the bound\n{}",
                         job.title,
                         job.party(v),
                         job.msg_name(v, e.code),
-                        opts.bound,
                         render(job, g, &steps)
                     );
                     inconclusive.push(text);
@@ -980,12 +1013,12 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
     }
 
     // 2. Deadlocks: no transition at all (a send the bound forbids is a
-    // self-loop, so it does not count), and some port not at rest.
+    // self-loop, so it does not count), and some port not finished.
     let stuck: Vec<bool> = (0..n)
         .map(|s| {
             out_edges[s].is_empty()
                 && !decoded[s].err
-                && (0..job.ports.len()).any(|p| !at_rest(job, p, &decoded[s]))
+                && (0..job.ports.len()).any(|p| !finished(job, p, &decoded[s]))
         })
         .collect();
     if let Some(&s) = order.iter().find(|&&s| stuck[s as usize]) {
@@ -1043,14 +1076,15 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
     }
 
     // 4. Component jobs: the component's view never stays in a timeout
-    // state for good because its dependencies close every way out.
+    // state for good because its dependencies close every way out (a
+    // deadlock in that state counts too).
     if job.component.is_some() {
         for v in job.views().filter(|&v| job.is_component_side(v)) {
             let vi = job.view_index(v);
             let proto = job.ports[v.port].proto;
             for t_state in proto.leaves().filter(|&l| proto.states[l].timeout_ms.is_some()) {
                 let goal: Vec<bool> = (0..n)
-                    .map(|s| ends[s] || usize::from(decoded[s].leaf[vi]) != t_state)
+                    .map(|s| decoded[s].err || usize::from(decoded[s].leaf[vi]) != t_state)
                     .collect();
                 let can = coreach(g, &goal);
                 let Some(&s) = order.iter().find(|&&s| !can[s as usize]) else {
@@ -1096,6 +1130,7 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
     let transitions = g.edges.iter().filter(|e| e.kind != 3).count();
     Outcome {
         title: job.title.clone(),
+        bounds,
         states: n,
         transitions,
         secs: 0.0,
