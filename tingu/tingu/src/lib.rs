@@ -112,7 +112,12 @@ impl Sources {
     ) -> Result<Result<Vec<verify::Outcome>, String>, Vec<Diagnostic>> {
         let model = self.check()?;
         let paths: Vec<String> = self.files.iter().map(|f| f.0.clone()).collect();
-        Ok(verify::jobs(&model, &paths).and_then(|jobs| verify::verify(&jobs, opts)))
+        Ok(verify::jobs(&model, &paths)
+            .and_then(|jobs| verify::verify(&jobs, opts))
+            .map(|mut outcomes| {
+                outcomes.extend(verify::subports(&model));
+                outcomes
+            }))
     }
 
     /// Checks, then renders one DOT statechart per protocol, as `(name, dot)`.

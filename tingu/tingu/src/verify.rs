@@ -554,6 +554,81 @@ pub fn jobs<'a>(model: &'a Model, paths: &[String]) -> Result<Vec<Job<'a>>, Stri
     Ok(out)
 }
 
+/// Subports, judged on their protocol's graph rather than in SPIN: each
+/// instance is its own copy of the protocol on its own rings (checked as
+/// that protocol's job), so what a subport adds is the race between the
+/// spawning message, on the parent port's ring, and the instance's first
+/// and last messages, on the instance's ring.
+pub fn subports(model: &Model) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    for c in &model.components {
+        for s in &c.subports {
+            let (Some(port), Some(proto)) = (
+                c.ports.iter().find(|p| p.name.name == s.port.name),
+                model.protocol(&s.protocol.name),
+            ) else {
+                continue;
+            };
+            let Some(parent) = model.protocol(&port.protocol.name) else { continue };
+            let Some(mi) = parent.message(&s.msg.name) else { continue };
+            let comp_side = |mirror: bool| if mirror { Side::Client } else { Side::Provider };
+            let sender = |d: Direction| match d {
+                Direction::In => Side::Client,
+                Direction::Out => Side::Provider,
+            };
+            let spawner_is_comp = sender(parent.messages[mi].dir) == comp_side(port.mirror);
+            let spawner = if spawner_is_comp {
+                comp_side(s.mirror)
+            } else {
+                comp_side(s.mirror).other()
+            };
+            let who = if spawner_is_comp { c.name.name.as_str() } else { "peer" };
+            let spawn = format!("{}.{}", s.port.name, s.msg.name);
+            let mut refutations = Vec::new();
+            let sigil = |t: &Transition| if t.dir == Direction::In { '?' } else { '!' };
+            let init = proto.initial();
+            for a in proto.ancestry(init) {
+                for t in &proto.states[a].transitions {
+                    if sender(t.dir) == spawner {
+                        refutations.push(format!(
+                            "component {} subport {}: {who} may send {}{} on a new instance (state `{}`) right after `{spawn}`; the two travel on different rings, so the instance's message can arrive first, for an instance its peer has not opened",
+                            c.name.name, s.name.name, sigil(t), t.msg.name, proto.states[init].name.name
+                        ));
+                    }
+                }
+            }
+            for st in &proto.states {
+                for t in &st.transitions {
+                    let fin = t
+                        .target
+                        .as_ref()
+                        .and_then(|n| proto.state(&n.name))
+                        .is_some_and(|x| proto.states[x].is_final);
+                    if fin && sender(t.dir) == spawner {
+                        refutations.push(format!(
+                            "component {} subport {}: an instance ends for {who} when it sends {}{} (state `{}`), and {who} may then reuse its key or open another at once; `{spawn}` travels on another ring than {}{}, so its peer can see the key still open or more than {} instances",
+                            c.name.name, s.name.name, sigil(t), t.msg.name, st.name.name, sigil(t), t.msg.name, s.max
+                        ));
+                    }
+                }
+            }
+            out.push(Outcome {
+                title: format!(
+                    "component {} subport {} ({} spawned by {spawn})",
+                    c.name.name, s.name.name, proto.name.name
+                ),
+                bounds: format!("spawn and end of an instance against {}'s states", proto.name.name),
+                states: proto.leaves().count(),
+                transitions: transitions(proto).count(),
+                secs: 0.0,
+                refutations,
+                inconclusive: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
 /// Runs every job (several at once), in the order given.
 pub fn verify(jobs: &[Job], opts: &Options) -> Result<Vec<Outcome>, String> {
     for tool in ["spin", "gcc"] {
@@ -1049,7 +1124,15 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
 
     // 3. From every state, each port can come to rest. Violations and
     // deadlocks are reported above and count as ends here.
-    let ends: Vec<bool> = (0..n).map(|s| decoded[s].err || stuck[s]).collect();
+    // A state where the bound forbade a send may go on beyond the bound,
+    // where this model cannot follow: it counts as coming to rest (no
+    // refutation rests on the bound).
+    let frontier: Vec<bool> = (0..n)
+        .map(|s| out_edges[s].iter().any(|&e| g.edges[e].kind == 3))
+        .collect();
+    let ends: Vec<bool> = (0..n)
+        .map(|s| decoded[s].err || stuck[s] || frontier[s])
+        .collect();
     for p in 0..job.ports.len() {
         let goal: Vec<bool> = (0..n)
             .map(|s| ends[s] || at_rest(job, p, &decoded[s]))
@@ -1084,7 +1167,11 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
             let proto = job.ports[v.port].proto;
             for t_state in proto.leaves().filter(|&l| proto.states[l].timeout_ms.is_some()) {
                 let goal: Vec<bool> = (0..n)
-                    .map(|s| decoded[s].err || usize::from(decoded[s].leaf[vi]) != t_state)
+                    .map(|s| {
+                        decoded[s].err
+                            || frontier[s]
+                            || usize::from(decoded[s].leaf[vi]) != t_state
+                    })
                     .collect();
                 let can = coreach(g, &goal);
                 let Some(&s) = order.iter().find(|&&s| !can[s as usize]) else {
@@ -1215,9 +1302,16 @@ fn render(job: &Job, g: &Graph, steps: &[usize]) -> String {
             port: v.port,
             side: v.side.other(),
         };
+        let prefix = format!("{} ", job.ports[v.port].name);
         let msgs: Vec<String> = d.chans[cin]
             .iter()
-            .map(|&c| job.msg_name(sender, c))
+            .map(|&c| {
+                let m = job.msg_name(sender, c);
+                match m.strip_prefix(&prefix) {
+                    Some(rest) if job.component.is_some() => rest.to_string(),
+                    _ => m,
+                }
+            })
             .collect();
         flight.push(format!("to {}: {}", label_of(job, v), msgs.join(" ")));
     }
