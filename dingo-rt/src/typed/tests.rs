@@ -275,29 +275,36 @@ fn component_port_enforces_dependencies_between_protocols() {
     );
     let mut peer = raw(&r, 4, Side::A);
 
+    // The dependency judges the driver's answer: an enable may arrive
+    // before start, but the driver may not confirm it.
     let _ = peer.tx.push(&slot_of(&eth::Msg::Enable)).unwrap();
-    assert_eq!(b.try_recv(0), Ok(None), "enable before start is dropped");
+    assert_eq!(b.try_recv(0), Ok(Some(eth::Msg::Enable)));
+    assert!(b.try_send(&eth::Msg::EnableComplete, 0).is_err());
     let reports = log.reports();
     assert_eq!(reports.len(), 1);
     assert!(
-        reports[0].contains("component EthernetDriver port eth: EthernetController in state disabled: message ?enable() blocked by dependency: port lc is in state init"),
+        reports[0].contains("component EthernetDriver port eth: EthernetController in state enabling: message !enableComplete() blocked by dependency: port lc is in state init"),
         "{}",
         reports[0]
     );
 
     // Once Lifecycle runs (seen through the same component observer),
-    // enable is legal.
+    // the confirmation is legal.
     {
         let mut c = component.borrow_mut();
         c.observe_lc(&lc::Msg::Start, Flow::Received, MS).unwrap();
         c.observe_lc(&lc::Msg::StartComplete, Flow::Sent, MS)
             .unwrap();
     }
-    let _ = peer.tx.push(&slot_of(&eth::Msg::Enable)).unwrap();
-    assert_eq!(b.try_recv(2 * MS), Ok(Some(eth::Msg::Enable)));
-    assert_eq!(component.borrow().eth.state(), eth::State::Enabling);
+    b.try_send(&eth::Msg::EnableComplete, 2 * MS).unwrap();
+    assert_eq!(component.borrow().eth.state(), eth::State::TxqRunning);
     assert_eq!(b.counters().violations, 1);
-    assert_eq!(b.counters().received, 1);
+    assert_eq!(b.counters().sent, 1);
+    assert_eq!(
+        peer.rx.len().unwrap(),
+        1,
+        "only the legal confirmation is on the ring"
+    );
 }
 
 #[test]
