@@ -2,7 +2,9 @@
 """Runs every test of the project and prints one summary line.
 
 1. Host unit tests: `cargo test` over the workspace's default members.
-2. Boot tests (tests/boot.toml): boot an image in QEMU, bounded by a timeout;
+2. Protocol verification: `tingu verify` (SPIN) on the protocol library,
+   one test per model; a refuted model fails.
+3. Boot tests (tests/boot.toml): boot an image in QEMU, bounded by a timeout;
    check the decoded exit status and the serial log, and for screen tests
    what the VGA text screen shows.
 
@@ -37,6 +39,23 @@ def host_tests():
     if proc.wait() != 0 and failed == 0:
         print("FAIL cargo test exited non-zero before running its tests (build error?)")
         failed += 1
+    return passed, failed
+
+
+def verify_protocols():
+    """`tingu verify` on tingu/dingo-protocols: one result per model."""
+    print("== protocol verification (tingu verify, SPIN)", flush=True)
+    lib = os.path.join(ROOT, "tingu", "dingo-protocols")
+    files = sorted(os.path.join(lib, f) for f in os.listdir(lib) if f.endswith(".tingu"))
+    proc = subprocess.run(["cargo", "run", "-q", "-p", "tingu", "--", "verify", *files],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sys.stdout.write(proc.stdout)
+    passed = sum(1 for line in proc.stdout.splitlines() if line.startswith("verified "))
+    m = re.search(r"^(\d+) of (\d+) models failed$", proc.stdout, re.MULTILINE)
+    failed = int(m.group(1)) if m else 0
+    if proc.returncode != 0 and failed == 0:
+        print("FAIL tingu verify exited non-zero without a verdict")
+        failed = 1
     return passed, failed
 
 
@@ -168,10 +187,12 @@ def main():
     ap.add_argument("--boot-only", nargs="*", help="run only these boot tests, no host tests")
     a = ap.parse_args()
     hp, hf = (0, 0) if a.boot_only is not None else host_tests()
+    vp, vf = (0, 0) if a.boot_only is not None else verify_protocols()
     bp, bf = boot_tests(a.build, a.boot_only)
-    print(f"== host: {hp} passed, {hf} failed; boot: {bp} passed, {bf} failed")
-    print(f"{hp + bp} passed, {hf + bf} failed")
-    sys.exit(1 if hf + bf else 0)
+    print(f"== host: {hp} passed, {hf} failed; protocols: {vp} passed, {vf} failed; "
+          f"boot: {bp} passed, {bf} failed")
+    print(f"{hp + vp + bp} passed, {hf + vf + bf} failed")
+    sys.exit(1 if hf + vf + bf else 0)
 
 
 if __name__ == "__main__":

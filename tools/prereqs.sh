@@ -16,6 +16,7 @@ needs=(
     "objcopy:binutils:making the kernel multiboot-loadable"
     "patch:patch:applying sel4/kernel/patches"
     "python3:python3:the seL4 code generators"
+    "spin:spin:tingu verify (model-checking the protocols; gcc compiles SPIN's verifier)"
     # Boot media (make image; the boot tests boot them as a PC would).
     "/usr/lib/grub/i386-pc/boot.img:grub-pc-bin:GRUB for BIOS PCs on the boot media"
     "/usr/lib/grub/x86_64-efi/kernel.img:grub-efi-amd64-bin:GRUB for UEFI PCs on the boot media"

@@ -225,9 +225,7 @@ fn power_management_sleeps_only_once_started() {
     // driver may not confirm it yet.
     c.observe_pm(&pm::Msg::Sleep { level: 3 }, Received, MS)
         .unwrap();
-    let v = c
-        .observe_pm(&pm::Msg::SleepComplete, Sent, MS)
-        .unwrap_err();
+    let v = c.observe_pm(&pm::Msg::SleepComplete, Sent, MS).unwrap_err();
     assert_eq!(
         v.kind,
         ViolationKind::BlockedByDependency {

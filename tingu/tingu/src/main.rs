@@ -133,7 +133,9 @@ fn verify(args: &[String]) -> Result<(), String> {
             "--slots" => opts.slots = number("--slots", 16)?,
             "--component-slots" => opts.component_slots = number("--component-slots", 16)?,
             "--bound" => opts.bound = number("--bound", 1000)? as i128,
-            "--component-bound" => opts.component_bound = number("--component-bound", 1000)? as i128,
+            "--component-bound" => {
+                opts.component_bound = number("--component-bound", 1000)? as i128
+            }
             "--max-states" => opts.max_states = number("--max-states", usize::MAX)?,
             "--keep" => opts.keep = Some(value("--keep")?.into()),
             s if s.starts_with('-') => return Err(format!("unknown option `{s}`\n{USAGE}")),

@@ -30,10 +30,7 @@ pub fn type_range(ty: Ty) -> (i128, i128) {
 /// Whether an expression computes a new value (and so can grow without
 /// limit), rather than copying a name or a literal.
 pub fn is_arithmetic(e: &Expr) -> bool {
-    matches!(
-        e,
-        Expr::Neg(..) | Expr::Bin(BinOp::Add | BinOp::Sub, ..)
-    )
+    matches!(e, Expr::Neg(..) | Expr::Bin(BinOp::Add | BinOp::Sub, ..))
 }
 
 /// The expression in Promela, for view `v` evaluating a transition on
@@ -122,10 +119,10 @@ fn apply(job: &Job, v: View, pkt: &Packet, t: &Transition, out: &mut String, ind
     for (k, vi) in &temps {
         let _ = writeln!(out, "{indent}{} = t{k}; t{k} = 0;", var_name(job, v, *vi));
     }
-    if let Some(target) = &t.target {
-        if let Some(si) = proto.state(&target.name) {
-            let _ = writeln!(out, "{indent}{} = {si};", state_name(job, v));
-        }
+    if let Some(target) = &t.target
+        && let Some(si) = proto.state(&target.name)
+    {
+        let _ = writeln!(out, "{indent}{} = {si};", state_name(job, v));
     }
 }
 
@@ -220,7 +217,8 @@ pub fn model(job: &Job, slots: usize, bound: i128) -> String {
                     continue;
                 }
                 let cands = proto.candidates(leaf, pkt.msg);
-                let dep_conds: Vec<String> = deps(job, v, pkt.msg).into_iter().map(|d| d.1).collect();
+                let dep_conds: Vec<String> =
+                    deps(job, v, pkt.msg).into_iter().map(|d| d.1).collect();
                 let mut prior: Vec<String> = Vec::new();
                 for (ci, t) in cands.iter().enumerate() {
                     let g = t
@@ -246,7 +244,11 @@ pub fn model(job: &Job, slots: usize, bound: i128) -> String {
                     let _ = writeln!(out, "       {pre}");
                     apply(job, v, pkt, t, &mut out, "       ");
                     let _ = writeln!(out, "       q{cout}[n{cout}] = {code}; n{cout}++;");
-                    let _ = writeln!(out, "       {} }}", post(&format!("0 {vi} {code} {ci} -1"), ""));
+                    let _ = writeln!(
+                        out,
+                        "       {} }}",
+                        post(&format!("0 {vi} {code} {ci} -1"), "")
+                    );
                     // Within the protocol but beyond the bound: not explored,
                     // but the side is not stuck either (a self-loop).
                     if checks.bound_ok != "1" {
@@ -256,7 +258,11 @@ pub fn model(job: &Job, slots: usize, bound: i128) -> String {
                             checks.type_ok, checks.bound_ok
                         );
                         let _ = writeln!(out, "       {pre}");
-                        let _ = writeln!(out, "       {} }}", post(&format!("3 {vi} {code} {ci} -1"), ""));
+                        let _ = writeln!(
+                            out,
+                            "       {} }}",
+                            post(&format!("3 {vi} {code} {ci} -1"), "")
+                        );
                     }
                     if t.guard.is_none() {
                         break;
@@ -337,11 +343,18 @@ pub fn model(job: &Job, slots: usize, bound: i128) -> String {
             RecvError::Unexpected as u8
         );
         out.push_str("       fi;\n");
-        let _ = writeln!(out, "       {}", post(&format!("%d {vi} %d %d %d"), "ek, h, ec, ed, "));
+        let _ = writeln!(
+            out,
+            "       {}",
+            post(&format!("%d {vi} %d %d %d"), "ek, h, ec, ed, ")
+        );
         out.push_str("       h = 0; ek = 0; ec = 0; ed = 0 }\n");
         out.push_str("  od\n}\n");
     }
-    let _ = writeln!(out, "\ninit {{\n  printf(\"I {fmt}\\n\", {args});\n  atomic {{");
+    let _ = writeln!(
+        out,
+        "\ninit {{\n  printf(\"I {fmt}\\n\", {args});\n  atomic {{"
+    );
     for v in job.views() {
         let _ = writeln!(out, "    run V{}();", job.view_index(v));
     }

@@ -193,7 +193,7 @@ impl Job<'_> {
     fn view_at(&self, i: usize) -> View {
         View {
             port: i / 2,
-            side: if i % 2 == 0 {
+            side: if i.is_multiple_of(2) {
                 Side::Provider
             } else {
                 Side::Client
@@ -522,7 +522,9 @@ pub fn jobs<'a>(model: &'a Model, paths: &[String]) -> Result<Vec<Job<'a>>, Stri
             }
             let mut deps = Vec::new();
             for d in &c.depends {
-                let Some(on) = local(&d.on.name) else { continue };
+                let Some(on) = local(&d.on.name) else {
+                    continue;
+                };
                 let targets = d
                     .targets
                     .iter()
@@ -569,8 +571,12 @@ pub fn subports(model: &Model) -> Vec<Outcome> {
             ) else {
                 continue;
             };
-            let Some(parent) = model.protocol(&port.protocol.name) else { continue };
-            let Some(mi) = parent.message(&s.msg.name) else { continue };
+            let Some(parent) = model.protocol(&port.protocol.name) else {
+                continue;
+            };
+            let Some(mi) = parent.message(&s.msg.name) else {
+                continue;
+            };
             let comp_side = |mirror: bool| if mirror { Side::Client } else { Side::Provider };
             let sender = |d: Direction| match d {
                 Direction::In => Side::Client,
@@ -582,7 +588,11 @@ pub fn subports(model: &Model) -> Vec<Outcome> {
             } else {
                 comp_side(s.mirror).other()
             };
-            let who = if spawner_is_comp { c.name.name.as_str() } else { "peer" };
+            let who = if spawner_is_comp {
+                c.name.name.as_str()
+            } else {
+                "peer"
+            };
             let spawn = format!("{}.{}", s.port.name, s.msg.name);
             let mut refutations = Vec::new();
             let sigil = |t: &Transition| if t.dir == Direction::In { '?' } else { '!' };
@@ -617,7 +627,10 @@ pub fn subports(model: &Model) -> Vec<Outcome> {
                     "component {} subport {} ({} spawned by {spawn})",
                     c.name.name, s.name.name, proto.name.name
                 ),
-                bounds: format!("spawn and end of an instance against {}'s states", proto.name.name),
+                bounds: format!(
+                    "spawn and end of an instance against {}'s states",
+                    proto.name.name
+                ),
                 states: proto.leaves().count(),
                 transitions: transitions(proto).count(),
                 secs: 0.0,
@@ -724,8 +737,16 @@ fn run_job(job: &Job, opts: &Options, dir: &Path) -> Result<Outcome, String> {
     run(
         Command::new("gcc")
             .args([
-                "-O1", "-w", "-DNOREDUCE", "-DSAFETY", "-DBFS", "-DPRINTF", "-DMEMLIM=2048",
-                "-o", "pan", "pan.c",
+                "-O1",
+                "-w",
+                "-DNOREDUCE",
+                "-DSAFETY",
+                "-DBFS",
+                "-DPRINTF",
+                "-DMEMLIM=2048",
+                "-o",
+                "pan",
+                "pan.c",
             ])
             .current_dir(dir),
         &format!("{title}: gcc pan.c"),
@@ -766,7 +787,9 @@ fn run_job(job: &Job, opts: &Options, dir: &Path) -> Result<Outcome, String> {
     };
     let status = child.wait().map_err(|e| format!("{title}: pan: {e}"))?;
     if !status.success() || !summary.contains("errors: 0") {
-        return Err(format!("{title}: SPIN's search did not complete:\n{summary}"));
+        return Err(format!(
+            "{title}: SPIN's search did not complete:\n{summary}"
+        ));
     }
     let mut outcome = judge(job, &graph, opts);
     outcome.secs = start.elapsed().as_secs_f64();
@@ -815,7 +838,9 @@ impl Graph {
         let mut init = None;
         let mut text = String::new();
         let mut copy = match copy {
-            Some(p) => Some(std::fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?),
+            Some(p) => {
+                Some(std::fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?)
+            }
             None => None,
         };
         let mut id = |s: &str, summary: &mut Vec<Summary>| -> u32 {
@@ -843,7 +868,10 @@ impl Graph {
                 };
                 let ev: Vec<i64> = ev
                     .split_whitespace()
-                    .map(|x| x.parse().map_err(|_| format!("unreadable event from pan: {line}")))
+                    .map(|x| {
+                        x.parse()
+                            .map_err(|_| format!("unreadable event from pan: {line}"))
+                    })
                     .collect::<Result<_, _>>()?;
                 let [kind, view, code, a, b] = ev[..] else {
                     return Err(format!("unreadable event from pan: {line}"));
@@ -1041,6 +1069,9 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
             let proto = job.ports[v.port].proto;
             let state = &proto.states[leaf].name.name;
             let what = match e.a {
+                x if x == RecvError::Unexpected as i64 && proto.states[leaf].is_final => {
+                    "the protocol has ended (a final state accepts no message)".to_string()
+                }
                 x if x == RecvError::Unexpected as i64 => {
                     format!("unexpected message (state `{state}` has no transition on it)")
                 }
@@ -1058,8 +1089,8 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
                     let on = job.same_party(v, d.on);
                     let on_state = &job.ports[d.on].proto.states
                         [usize::from(decoded[e.from as usize].leaf[job.view_index(on)])]
-                        .name
-                        .name;
+                    .name
+                    .name;
                     format!(
                         "blocked by dependency {} ({} is in `{on_state}`)",
                         d.text, job.ports[d.on].name
@@ -1088,13 +1119,24 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
     }
 
     // 2. Deadlocks: no transition at all (a send the bound forbids is a
-    // self-loop, so it does not count), and some port not finished.
+    // self-loop, so it does not count), unless every port that can end has
+    // ended and the others are at rest (a stopped driver's other ports may
+    // stay idle). Without a port that ends, waiting for ever is a deadlock.
+    let ending: Vec<usize> = (0..job.ports.len())
+        .filter(|&p| has_final(job.ports[p].proto))
+        .collect();
+    let over = |d: &Summary| {
+        !ending.is_empty()
+            && (0..job.ports.len()).all(|p| {
+                if ending.contains(&p) {
+                    finished(job, p, d)
+                } else {
+                    at_rest(job, p, d)
+                }
+            })
+    };
     let stuck: Vec<bool> = (0..n)
-        .map(|s| {
-            out_edges[s].is_empty()
-                && !decoded[s].err
-                && (0..job.ports.len()).any(|p| !finished(job, p, &decoded[s]))
-        })
+        .map(|s| out_edges[s].is_empty() && !decoded[s].err && !over(&decoded[s]))
         .collect();
     if let Some(&s) = order.iter().find(|&&s| stuck[s as usize]) {
         let d = &decoded[s as usize];
@@ -1110,7 +1152,9 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
                 format!(
                     "{}{port} in `{}`",
                     job.party(v),
-                    proto.states[usize::from(d.leaf[job.view_index(v)])].name.name
+                    proto.states[usize::from(d.leaf[job.view_index(v)])]
+                        .name
+                        .name
                 )
             })
             .collect();
@@ -1165,12 +1209,13 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
         for v in job.views().filter(|&v| job.is_component_side(v)) {
             let vi = job.view_index(v);
             let proto = job.ports[v.port].proto;
-            for t_state in proto.leaves().filter(|&l| proto.states[l].timeout_ms.is_some()) {
+            for t_state in proto
+                .leaves()
+                .filter(|&l| proto.states[l].timeout_ms.is_some())
+            {
                 let goal: Vec<bool> = (0..n)
                     .map(|s| {
-                        decoded[s].err
-                            || frontier[s]
-                            || usize::from(decoded[s].leaf[vi]) != t_state
+                        decoded[s].err || frontier[s] || usize::from(decoded[s].leaf[vi]) != t_state
                     })
                     .collect();
                 let can = coreach(g, &goal);
@@ -1186,7 +1231,9 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
                         if leaves.is_none_or(|x| x == t_state) {
                             continue;
                         }
-                        let Some(mi) = proto.message(&t.msg.name) else { continue };
+                        let Some(mi) = proto.message(&t.msg.name) else {
+                            continue;
+                        };
                         let sigil = if t.dir == Direction::In { '?' } else { '!' };
                         exits.push(format!("{sigil}{}", t.msg.name));
                         for (_, d) in job.deps_of(v.port, mi) {

@@ -71,7 +71,9 @@ fn missing_crossing_allowance_is_refuted_with_both_sides_sequences() {
         "protocol OneShot: client receives !fired in state `cancelling`: unexpected message",
     );
     assert!(
-        r.contains("  client         idle --?arm--> armed --?cancel--> cancelling --!fired--> REFUSED\n"),
+        r.contains(
+            "  client         idle --?arm--> armed --?cancel--> cancelling --!fired--> REFUSED\n"
+        ),
         "{r}"
     );
     assert!(!out.contains("Promela") && !out.contains("pan"), "{out}");
@@ -81,10 +83,7 @@ fn missing_crossing_allowance_is_refuted_with_both_sides_sequences() {
 fn crossing_allowed_for_verifies() {
     let (ok, out, err) = verify(&[spec("crossing_fixed")]);
     assert!(ok, "{out}{err}");
-    assert!(
-        out.starts_with("verified protocol OneShot: "),
-        "{out}"
-    );
+    assert!(out.starts_with("verified protocol OneShot: "), "{out}");
     assert!(out.ends_with("ok: 1 models verified\n"), "{out}");
 }
 
