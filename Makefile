@@ -1,7 +1,7 @@
 # Dingo driver runtime on seL4: build, run and test.
 #
 #   make run     build everything (debug flavour) and boot system.xml in QEMU
-#   make test    host unit tests + boot tests in QEMU; ends with "N passed, N failed"
+#   make test    host unit tests, tingu verify on the protocols, boot tests in QEMU; ends with "N passed, N failed"
 #   make bench   benchmarks under QEMU -icount; figures as ratios to a baseline of the same run
 #   make docs    every Tingu protocol as a statechart: build/docs/<protocol>.svg
 #   make image   boot media for PCs: build/dingo.img (for a USB stick) and build/dingo.iso

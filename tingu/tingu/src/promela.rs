@@ -226,11 +226,7 @@ pub fn model(job: &Job, slots: usize, bound: i128) -> String {
                         .as_ref()
                         .map(|g| expr(job, v, pkt, g))
                         .unwrap_or_else(|| "1".into());
-                    let mut guard = vec![
-                        "err == 0".to_string(),
-                        format!("{s} == {leaf}"),
-                        format!("n{cout} < SLOTS"),
-                    ];
+                    let mut guard = vec!["err == 0".to_string(), format!("{s} == {leaf}")];
                     guard.extend(dep_conds.iter().cloned());
                     guard.extend(prior.iter().map(|p| format!("!{p}")));
                     guard.push(g.clone());
@@ -238,7 +234,7 @@ pub fn model(job: &Job, slots: usize, bound: i128) -> String {
                     let guard = guard.join(" && ");
                     let _ = writeln!(
                         out,
-                        "  :: d_step {{ {guard} && {} && {} ->",
+                        "  :: d_step {{ {guard} && n{cout} < SLOTS && {} && {} ->",
                         checks.type_ok, checks.bound_ok
                     );
                     let _ = writeln!(out, "       {pre}");
@@ -249,12 +245,13 @@ pub fn model(job: &Job, slots: usize, bound: i128) -> String {
                         "       {} }}",
                         post(&format!("0 {vi} {code} {ci} -1"), "")
                     );
-                    // Within the protocol but beyond the bound: not explored,
-                    // but the side is not stuck either (a self-loop).
+                    // Within the protocol but beyond the variable bound: not
+                    // explored, but the side is not stuck either (a self-loop
+                    // the verifier reads as "may go on").
                     if checks.bound_ok != "1" {
                         let _ = writeln!(
                             out,
-                            "  :: d_step {{ {guard} && {} && !({}) ->",
+                            "  :: d_step {{ {guard} && n{cout} < SLOTS && {} && !({}) ->",
                             checks.type_ok, checks.bound_ok
                         );
                         let _ = writeln!(out, "       {pre}");

@@ -1168,9 +1168,10 @@ fn judge(job: &Job, g: &Graph, opts: &Options) -> Outcome {
 
     // 3. From every state, each port can come to rest. Violations and
     // deadlocks are reported above and count as ends here.
-    // A state where the bound forbade a send may go on beyond the bound,
-    // where this model cannot follow: it counts as coming to rest (no
-    // refutation rests on the bound).
+    // A state where the variable bound forbade a send may go on beyond the
+    // bound, where this model cannot follow: it counts as coming to rest,
+    // so no refutation rests on the variable bound. (A full ring is no such
+    // frontier: the receiver can always make room.)
     let frontier: Vec<bool> = (0..n)
         .map(|s| out_edges[s].iter().any(|&e| g.edges[e].kind == 3))
         .collect();
