@@ -145,6 +145,7 @@ fn verify(args: &[String]) -> Result<(), String> {
     if files.is_empty() {
         return Err(format!("no input files\n{USAGE}"));
     }
+    let start = std::time::Instant::now();
     let outcomes = Sources::load(&files)?
         .verify(&opts)
         .map_err(|d| tingu::diag::render(&d))??;
@@ -168,7 +169,11 @@ fn verify(args: &[String]) -> Result<(), String> {
         println!("  ({stats})");
     }
     if failed == 0 {
-        println!("ok: {} models verified", outcomes.len());
+        println!(
+            "ok: {} models verified in {:.1} s",
+            outcomes.len(),
+            start.elapsed().as_secs_f64()
+        );
         Ok(())
     } else {
         Err(format!("{failed} of {} models failed", outcomes.len()))

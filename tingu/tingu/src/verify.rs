@@ -453,6 +453,14 @@ fn depend_text(d: &Depend, paths: &[String]) -> String {
 pub fn jobs<'a>(model: &'a Model, paths: &[String]) -> Result<Vec<Job<'a>>, String> {
     let mut cache: HashMap<&str, Vec<Packet>> = HashMap::new();
     for p in &model.protocols {
+        // A view's state is one byte of the model.
+        if p.states.len() > 255 {
+            return Err(format!(
+                "protocol `{}`: {} states, more than the 255 the model holds",
+                p.name.name,
+                p.states.len()
+            ));
+        }
         cache.insert(&p.name.name, packets(p)?);
     }
     let mut out = Vec::new();
@@ -543,6 +551,14 @@ pub fn jobs<'a>(model: &'a Model, paths: &[String]) -> Result<Vec<Job<'a>>, Stri
                     allowed: leaf_set(ports[on].proto, &d.states),
                     text: depend_text(d, paths),
                 });
+            }
+            // Each FIFO's emptiness is one bit of a u64.
+            if ports.len() > 32 {
+                return Err(format!(
+                    "component `{}`: {} ports coupled by dependencies, more than the 32 the verifier handles",
+                    c.name.name,
+                    ports.len()
+                ));
             }
             let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
             out.push(Job {
@@ -912,12 +928,8 @@ impl Graph {
     }
 }
 
-/// A state, decoded.
-struct Decoded {
-    chans: Vec<Vec<usize>>,
-}
-
-fn decode(job: &Job, s: &str) -> Decoded {
+/// The message codes in each FIFO of a printed state.
+fn in_flight(job: &Job, s: &str) -> Vec<Vec<usize>> {
     let mut tok = s.split(' ');
     for v in job.views() {
         tok.next();
@@ -935,7 +947,7 @@ fn decode(job: &Job, s: &str) -> Decoded {
                 .collect(),
         );
     }
-    Decoded { chans }
+    chans
 }
 
 fn summarize(job: &Job, s: &str) -> Summary {
@@ -1338,11 +1350,11 @@ fn render(job: &Job, g: &Graph, steps: &[usize]) -> String {
     let last = steps
         .last()
         .map_or(g.init as usize, |&ei| g.edges[ei].to as usize);
-    let d = decode(job, &g.states[last]);
+    let chans = in_flight(job, &g.states[last]);
     let mut flight = Vec::new();
     for v in job.views() {
         let (cin, _) = job.channels(v);
-        if d.chans[cin].is_empty() {
+        if chans[cin].is_empty() {
             continue;
         }
         // The message that sent the refused one is not in flight any more.
@@ -1351,7 +1363,7 @@ fn render(job: &Job, g: &Graph, steps: &[usize]) -> String {
             side: v.side.other(),
         };
         let prefix = format!("{} ", job.ports[v.port].name);
-        let msgs: Vec<String> = d.chans[cin]
+        let msgs: Vec<String> = chans[cin]
             .iter()
             .map(|&c| {
                 let m = job.msg_name(sender, c);
