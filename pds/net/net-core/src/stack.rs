@@ -208,7 +208,7 @@ impl<'s> Net<'s> {
         &mut self,
         now_ns: u64,
         device: &mut EthDevice<M>,
-        mut page: impl FnMut(&mut dyn Write, &Stats, Option<Ipv4Cidr>) -> fmt::Result,
+        mut page: impl FnMut(&mut dyn Write, &Stats, Option<Ipv4Cidr>, &EthDevice<M>) -> fmt::Result,
     ) -> Changes {
         let now = instant(now_ns);
         let mut changes = Changes {
@@ -218,7 +218,7 @@ impl<'s> Net<'s> {
         for _ in 0..ROUNDS {
             let polled = self.iface.poll(now, device, &mut self.sockets);
             self.dhcp(&mut changes);
-            let served = self.serve_udp() | self.serve_echo() | self.serve_pages(&mut page);
+            let served = self.serve_udp() | self.serve_echo() | self.serve_pages(device, &mut page);
             if polled == PollResult::None && !served {
                 break;
             }
@@ -247,8 +247,8 @@ impl<'s> Net<'s> {
             Some(dhcpv4::Event::Deconfigured) => {
                 self.iface.update_ip_addrs(|a| a.clear());
                 self.iface.routes_mut().remove_default_ipv4_route();
-                self.address = None;
-                changes.deconfigured = true;
+                // The socket says so once at start, before any lease.
+                changes.deconfigured = self.address.take().is_some();
             }
         }
     }
@@ -313,9 +313,10 @@ impl<'s> Net<'s> {
         served
     }
 
-    fn serve_pages(
+    fn serve_pages<M: Memory>(
         &mut self,
-        page: &mut impl FnMut(&mut dyn Write, &Stats, Option<Ipv4Cidr>) -> fmt::Result,
+        device: &EthDevice<M>,
+        page: &mut impl FnMut(&mut dyn Write, &Stats, Option<Ipv4Cidr>, &EthDevice<M>) -> fmt::Result,
     ) -> bool {
         let mut served = false;
         for (i, &h) in self.http.iter().enumerate() {
@@ -337,7 +338,7 @@ impl<'s> Net<'s> {
                 let _ = out.write_str(
                     "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
                 );
-                let _ = page(&mut out, &self.stats, self.address);
+                let _ = page(&mut out, &self.stats, self.address, device);
                 out.0.close();
                 self.page[i] = Page::Sent;
                 self.stats.status_pages += 1;

@@ -159,7 +159,7 @@ impl World<'_> {
         self.now += 1_000_000;
         self.driver.pump(&mut self.dev, &mut self.wire);
         self.net
-            .poll(self.now, &mut self.dev, |w, stats, addr| match addr {
+            .poll(self.now, &mut self.dev, |w, stats, addr, _| match addr {
                 Some(a) => write!(w, "address {a}\nudp echoed {}\n", stats.udp_echoed),
                 None => writeln!(w, "no address"),
             });
@@ -365,7 +365,7 @@ fn pings_are_answered_and_raw_echo_frames_come_back_whole() {
         f[12..14].copy_from_slice(&ECHO_ETHERTYPE.to_be_bytes());
         w.wire.to_guest.push_back(f.clone());
         w.driver.pump(&mut w.dev, &mut w.wire);
-        w.net.poll(w.now, &mut w.dev, |_, _, _| Ok(()));
+        w.net.poll(w.now, &mut w.dev, |_, _, _, _| Ok(()));
         w.driver.pump(&mut w.dev, &mut w.wire);
         let back = w.wire.to_host.pop_back().expect("echo frame");
         assert_eq!(back.len(), len);
