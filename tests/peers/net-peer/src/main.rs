@@ -1,0 +1,135 @@
+//! The host peer of the network tests (tests/boot.toml) and of the net
+//! bench (bench/net): a program on the host that talks to the guest's
+//! net PD and checks every byte that comes back. Every loop is bounded in
+//! time; it exits 0 only if every check passed.
+//!
+//! ```text
+//! net-peer user ECHO STATUS   QEMU's user network: UDP and TCP echo through the
+//!                             forwarded host port ECHO, the status page through STATUS
+//! net-peer wire PORT QMP      the raw-frame wire (QEMU at 127.0.0.1:PORT, this
+//!                             station at PORT+1, 10.0.2.2): ARP, pings, UDP and TCP
+//!                             echo, raw frames of every size, malformed frames, the
+//!                             256-frame burst, link down and up (QMP socket QMP)
+//! net-peer bench PORT SIZE INFLIGHT SECONDS
+//!                             UDP echo load for the bench (prints figures)
+//! ```
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+mod checks;
+mod user;
+mod wire;
+
+fn report(name: &str, r: Result<String, String>) -> bool {
+    match r {
+        Ok(s) => {
+            println!("peer: PASS {name}: {s}");
+            true
+        }
+        Err(e) => {
+            println!("peer: FAIL {name}: {e}");
+            false
+        }
+    }
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> T {
+    args.get(i)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("net-peer: argument {i} ({what}) missing or malformed; see the crate doc"))
+}
+
+fn user(echo: u16, status: u16) -> bool {
+    let mut ok = report("user-udp-echo", user::udp_echo(echo, 200));
+    ok &= report("user-tcp-echo", user::tcp_echo(echo, 256 * 1024));
+    let page = user::status(status);
+    ok &= report(
+        "user-status-page",
+        page.and_then(|text| {
+            for want in ["HTTP/1.0 200 OK", "address    10.0.2.15/24", "link       up", "EthernetController state"] {
+                if !text.contains(want) {
+                    return Err(format!("no '{want}' in:\n{text}"));
+                }
+            }
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or("").trim_end();
+            Ok(format!("served:\n{body}"))
+        }),
+    );
+    ok
+}
+
+fn wire(port: u16, qmp: &str) -> bool {
+    let mut st = wire::Station::new(port);
+    let mut ok = report("arp", checks::arp(&mut st));
+    ok &= report("ping", checks::ping(&mut st, 1000, 16));
+    ok &= report("udp-echo", checks::udp_echo(&mut st, 10_000, 32, &[64, 200, 512, 1000, 1472, 18, 700]));
+    ok &= report("tcp-echo", checks::tcp_echo(&mut st, 1 << 20, 41001, |_| {}));
+    ok &= report("raw-frames", checks::raw_frames(&mut st, &[60, 1514, 1518], 400, 8));
+    ok &= report("malformed", checks::malformed(&mut st));
+    ok &= report("burst", checks::burst(&mut st));
+    ok &= report("link-flap", checks::link_flap(&mut st, qmp));
+    match checks::status(&mut st, 41090) {
+        Ok((c, text)) => {
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or("").trim_end().to_string();
+            let violations = text
+                .lines()
+                .find(|l| l.starts_with("eth port"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            ok &= report(
+                "status-page",
+                if violations == Some(0) && c.contains_key("rx_frames") {
+                    Ok(format!("after the run:\n{body}"))
+                } else {
+                    Err(format!("violations {violations:?}; page:\n{body}"))
+                },
+            );
+        }
+        Err(e) => ok &= report("status-page", Err(e)),
+    }
+    ok
+}
+
+fn bench(port: u16, size: usize, inflight: u32, seconds: u64) -> bool {
+    let mut st = wire::Station::new(port);
+    if !report("arp", checks::arp(&mut st)) {
+        return false;
+    }
+    // Warm up, then measure.
+    let warm = checks::udp_echo(&mut st, 200, inflight, &[size]);
+    if !report("warm-up", warm) {
+        return false;
+    }
+    let start = Instant::now();
+    let mut total = 0u32;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        match checks::udp_echo(&mut st, 1000, inflight, &[size]) {
+            Ok(_) => total += 1000,
+            Err(e) => return report("bench", Err(e)),
+        }
+    }
+    let t = start.elapsed().as_secs_f64();
+    println!("peer: bench udp-echo size {size} inflight {inflight}: {total} echoed in {t:.2}s, {:.0} per second", f64::from(total) / t);
+    true
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let ok = match args.get(1).map(String::as_str) {
+        Some("user") => user(arg(&args, 2, "echo port"), arg(&args, 3, "status port")),
+        Some("wire") => wire(arg(&args, 2, "port"), &arg::<String>(&args, 3, "QMP socket")),
+        Some("bench") => bench(
+            arg(&args, 2, "port"),
+            arg(&args, 3, "size"),
+            arg(&args, 4, "in flight"),
+            arg(&args, 5, "seconds"),
+        ),
+        _ => {
+            eprintln!("usage: net-peer user ECHO STATUS | wire PORT QMP | bench PORT SIZE INFLIGHT SECONDS");
+            false
+        }
+    };
+    println!("peer: {}", if ok { "all checks passed" } else { "FAILED" });
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
