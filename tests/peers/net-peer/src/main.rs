@@ -35,9 +35,9 @@ fn report(name: &str, r: Result<String, String>) -> bool {
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> T {
-    args.get(i)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("net-peer: argument {i} ({what}) missing or malformed; see the crate doc"))
+    args.get(i).and_then(|a| a.parse().ok()).unwrap_or_else(|| {
+        panic!("net-peer: argument {i} ({what}) missing or malformed; see the crate doc")
+    })
 }
 
 fn user(echo: u16, status: u16) -> bool {
@@ -47,7 +47,12 @@ fn user(echo: u16, status: u16) -> bool {
     ok &= report(
         "user-status-page",
         page.and_then(|text| {
-            for want in ["HTTP/1.0 200 OK", "address    10.0.2.15/24", "link       up", "EthernetController state"] {
+            for want in [
+                "HTTP/1.0 200 OK",
+                "address    10.0.2.15/24",
+                "link       up",
+                "EthernetController state",
+            ] {
                 if !text.contains(want) {
                     return Err(format!("no '{want}' in:\n{text}"));
                 }
@@ -63,15 +68,29 @@ fn wire(port: u16, qmp: &str) -> bool {
     let mut st = wire::Station::new(port);
     let mut ok = report("arp", checks::arp(&mut st));
     ok &= report("ping", checks::ping(&mut st, 1000, 16));
-    ok &= report("udp-echo", checks::udp_echo(&mut st, 10_000, 32, &[64, 200, 512, 1000, 1472, 18, 700]));
-    ok &= report("tcp-echo", checks::tcp_echo(&mut st, 1 << 20, 41001, |_| {}));
-    ok &= report("raw-frames", checks::raw_frames(&mut st, &[60, 1514, 1518], 400, 8));
+    ok &= report(
+        "udp-echo",
+        checks::udp_echo(&mut st, 10_000, 32, &[64, 200, 512, 1000, 1472, 18, 700]),
+    );
+    ok &= report(
+        "tcp-echo",
+        checks::tcp_echo(&mut st, 1 << 20, 41001, |_| {}),
+    );
+    ok &= report(
+        "raw-frames",
+        checks::raw_frames(&mut st, &[60, 1514, 1518], 400, 8),
+    );
     ok &= report("malformed", checks::malformed(&mut st));
     ok &= report("burst", checks::burst(&mut st));
     ok &= report("link-flap", checks::link_flap(&mut st, qmp));
     match checks::status(&mut st, 41090) {
         Ok((c, text)) => {
-            let body = text.split("\r\n\r\n").nth(1).unwrap_or("").trim_end().to_string();
+            let body = text
+                .split("\r\n\r\n")
+                .nth(1)
+                .unwrap_or("")
+                .trim_end()
+                .to_string();
             let violations = text
                 .lines()
                 .find(|l| l.starts_with("eth port"))
@@ -110,7 +129,10 @@ fn bench(port: u16, size: usize, inflight: u32, seconds: u64) -> bool {
         }
     }
     let t = start.elapsed().as_secs_f64();
-    println!("peer: bench udp-echo size {size} inflight {inflight}: {total} echoed in {t:.2}s, {:.0} per second", f64::from(total) / t);
+    println!(
+        "peer: bench udp-echo size {size} inflight {inflight}: {total} echoed in {t:.2}s, {:.0} per second",
+        f64::from(total) / t
+    );
     true
 }
 
@@ -118,7 +140,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let ok = match args.get(1).map(String::as_str) {
         Some("user") => user(arg(&args, 2, "echo port"), arg(&args, 3, "status port")),
-        Some("wire") => wire(arg(&args, 2, "port"), &arg::<String>(&args, 3, "QMP socket")),
+        Some("wire") => wire(
+            arg(&args, 2, "port"),
+            &arg::<String>(&args, 3, "QMP socket"),
+        ),
         Some("bench") => bench(
             arg(&args, 2, "port"),
             arg(&args, 3, "size"),
@@ -126,10 +151,16 @@ fn main() -> ExitCode {
             arg(&args, 5, "seconds"),
         ),
         _ => {
-            eprintln!("usage: net-peer user ECHO STATUS | wire PORT QMP | bench PORT SIZE INFLIGHT SECONDS");
+            eprintln!(
+                "usage: net-peer user ECHO STATUS | wire PORT QMP | bench PORT SIZE INFLIGHT SECONDS"
+            );
             false
         }
     };
     println!("peer: {}", if ok { "all checks passed" } else { "FAILED" });
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -62,6 +62,13 @@ impl Wire {
         }
     }
 
+    /// Reads every frame waiting on the socket: raw echoes are kept, the
+    /// rest (for the stack) are dropped, so use it only while the stack is
+    /// idle.
+    pub fn drain(&mut self) {
+        while self.recv().is_some() {}
+    }
+
     /// Sends one raw frame.
     pub fn send(&mut self, frame: &[u8]) {
         self.frames_out += 1;
@@ -73,7 +80,9 @@ impl Wire {
     /// Blocks until a datagram is there or `d` passed.
     fn wait(&self, d: Duration) {
         let _ = self.sock.set_nonblocking(false);
-        let _ = self.sock.set_read_timeout(Some(d.max(Duration::from_micros(100))));
+        let _ = self
+            .sock
+            .set_read_timeout(Some(d.max(Duration::from_micros(100))));
         let mut b = [0u8; 1];
         let _ = self.sock.peek(&mut b);
         let _ = self.sock.set_nonblocking(true);
@@ -141,7 +150,8 @@ impl Station {
         config.random_seed = 0x5eed;
         let mut iface = Interface::new(config, &mut wire, Instant::now());
         iface.update_ip_addrs(|a| {
-            a.push(IpCidr::new(IpAddress::Ipv4(HOST_IP), 24)).expect("one address");
+            a.push(IpCidr::new(IpAddress::Ipv4(HOST_IP), 24))
+                .expect("one address");
         });
         Station {
             wire,
