@@ -129,7 +129,8 @@ pub struct EthDevice<M: Memory> {
     lent: [bool; MAX_BUFS],
     rx_scratch: [u8; MAX_FRAME],
     state: Enable,
-    link_up: bool,
+    /// The link as last reported; `None` until the first linkChange.
+    link: Option<bool>,
     /// Whether a driver announced its address while enabling.
     mac_known: bool,
 }
@@ -156,7 +157,7 @@ impl<M: Memory> EthDevice<M> {
             lent: [false; MAX_BUFS],
             rx_scratch: [0; MAX_FRAME],
             state: Enable::Disabled,
-            link_up: false,
+            link: None,
             mac_known: false,
         }
     }
@@ -174,7 +175,12 @@ impl<M: Memory> EthDevice<M> {
     }
 
     pub fn link_up(&self) -> bool {
-        self.link_up
+        self.link == Some(true)
+    }
+
+    /// The link as the driver last reported it, if it did.
+    pub fn link(&self) -> Option<bool> {
+        self.link
     }
 
     pub fn stopped(&self) -> bool {
@@ -268,7 +274,7 @@ impl<M: Memory> EthDevice<M> {
             }
             Msg::TxStopQueue => self.tx.stopped = true,
             Msg::TxStartQueue => self.tx.stopped = false,
-            Msg::LinkChange { up } => self.link_up = up,
+            Msg::LinkChange { up } => self.link = Some(up),
             // Messages towards the driver never arrive here: the port's
             // observer rejects them.
             Msg::Enable | Msg::Disable | Msg::TxPacket { .. } | Msg::RxBuffer { .. } => {}

@@ -239,8 +239,8 @@ fn main() -> ! {
                 t,
             ));
         }
-        if said_link != Some(device.link_up()) && device.state() == Enable::Enabled {
-            said_link = Some(device.link_up());
+        if device.link().is_some() && said_link != device.link() {
+            said_link = device.link();
             debug_println!("net: link {}", if device.link_up() { "up" } else { "down" });
         }
         if let Some(stack) = net.as_mut() {
