@@ -75,6 +75,14 @@ impl Writer {
         unsafe { self.base.add(i).write_volatile(v) }
     }
 
+    /// Writes value `i` alone (one aligned word, never torn), outside the
+    /// seqlock: for a counter a reader samples often ([`Reader::value`]).
+    pub fn set(&mut self, i: usize, v: u64) {
+        if i < self.count {
+            self.put(entry(i) + NAME_BYTES / 8, v);
+        }
+    }
+
     /// Writes the values, in the order of the names.
     pub fn publish(&mut self, values: &[u64]) {
         let seq = word(self.base, 0);
@@ -97,6 +105,27 @@ impl Reader {
     /// `base` stays mapped readable for [`PAGE_BYTES`] bytes.
     pub unsafe fn new(base: *const u8) -> Self {
         Reader { base: base.cast() }
+    }
+
+    /// The position of the counter named `name`, if the page has one.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        let (mut at, mut i) = (None, 0);
+        self.read(|n, _| {
+            if n == name && at.is_none() {
+                at = Some(i);
+            }
+            i += 1;
+        });
+        at
+    }
+
+    /// Value `i` alone: one word, cheap enough to sample on every wake-up.
+    pub fn value(&self, i: usize) -> u64 {
+        if i < MAX_ENTRIES {
+            word(self.base, entry(i) + NAME_BYTES / 8)
+        } else {
+            0
+        }
     }
 
     /// Calls `f` with each name and value of one consistent copy; false if
@@ -146,6 +175,10 @@ mod tests {
         // SAFETY: as above.
         let r = unsafe { Reader::new(base) };
         w.publish(&[7, 9]);
+        w.set(1, 11);
+        assert_eq!(r.position("a_name_longer_than_24_by"), Some(1));
+        assert_eq!(r.value(1), 11);
+        w.set(1, 9);
         let mut got = Vec::new();
         assert!(r.read(|n, v| got.push((n.to_string(), v))));
         assert_eq!(

@@ -24,7 +24,7 @@ use net_core::device::{Enable, EthDevice, Memory};
 use net_core::stack::{Addressing, Net, Stats, Storage};
 use nic_stats::Reader;
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
-use timer_client::clock::TimeReader;
+use timer_client::clock::{TimeReader, rdtsc};
 
 pd_config::program!("net");
 
@@ -67,6 +67,7 @@ fn page(
     port: &TypedPort<'_, dingo_rt::typed::Protocol<eth::Observer>>,
     driver: &Reader,
     peer: &str,
+    busy: u64,
 ) -> core::fmt::Result {
     match address {
         Some(a) => writeln!(w, "address    {a}")?,
@@ -109,6 +110,7 @@ fn page(
     }
     r?;
     writeln!(w)?;
+    writeln!(w, "net PD     net_busy_tsc={busy}")?;
     let pc = port.counters();
     writeln!(
         w,
@@ -121,8 +123,19 @@ fn page(
     )
 }
 
+/// COM1, for the console role: the console on release kernels.
+static CONSOLE: spin::Once<pd_config::IoPorts> = spin::Once::new();
+
 fn main() -> ! {
     let cfg = config::load();
+    if let Some(console) = cfg.ioports.console {
+        CONSOLE.call_once(|| console);
+        microkit::sel4::set_console(|c| {
+            if let Some(p) = CONSOLE.get() {
+                let _ = microkit::IoPort::of(*p).out8(p.base, c);
+            }
+        });
+    }
     // SAFETY: system-builder checked that the time page is mapped readable
     // here, a page at least; the timer PD writes it.
     let time = unsafe { TimeReader::new(cfg.regions.time_page.as_ptr()) };
@@ -177,6 +190,12 @@ fn main() -> ! {
     let mut timer_at: Option<u64> = None;
     let mut next_id = 1u32;
     let mut said_link: Option<bool> = None;
+    // This PD's busy time leaves out the driver's, which preempts it (the
+    // driver publishes its own as `busy_tsc`, when it has one).
+    let mut driver_busy = None;
+    let mut busy = 0u64;
+    let mut woke = rdtsc();
+    let mut driver_woke = 0;
     loop {
         let t = now();
         while let Ok(Some(msg)) = lc.try_recv(t) {
@@ -230,14 +249,7 @@ fn main() -> ! {
                 }
             );
             // The storage lives in this frame, which never returns.
-            net = Some(Net::new(
-                storage,
-                &mut device,
-                mac,
-                addressing,
-                dingo_pd::microkit::hwio::tsc::rdtsc(),
-                t,
-            ));
+            net = Some(Net::new(storage, &mut device, mac, addressing, rdtsc(), t));
         }
         if device.link().is_some() && said_link != device.link() {
             said_link = device.link();
@@ -246,7 +258,7 @@ fn main() -> ! {
         if let Some(stack) = net.as_mut() {
             let peer = cfg.ports.eth.peer;
             let changes = stack.poll(t, &mut device, |w, stats, address, dev| {
-                page(w, stats, address, dev, &ethp, &driver, peer)
+                page(w, stats, address, dev, &ethp, &driver, peer, busy)
             });
             if let Some(a) = changes.configured {
                 let how = if cfg.params.dhcp { "by DHCP" } else { "static" };
@@ -312,7 +324,14 @@ fn main() -> ! {
             retry |= matches!(ethp.prepare_send_sleep(), Ok(Arm::Retry));
         }
         if !retry {
+            if driver_busy.is_none() {
+                driver_busy = driver.position("busy_tsc");
+            }
+            let preempted = driver_busy.map_or(0, |i| driver.value(i).wrapping_sub(driver_woke));
+            busy += (rdtsc() - woke).saturating_sub(preempted);
             microkit::wait();
+            woke = rdtsc();
+            driver_woke = driver_busy.map_or(0, |i| driver.value(i));
         }
     }
 }

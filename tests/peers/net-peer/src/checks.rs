@@ -556,3 +556,52 @@ pub fn link_flap(st: &mut Station, qmp: &str) -> Check {
         r?
     ))
 }
+
+/// The bench's load: `count` datagrams of `size` bytes, `window` in
+/// flight, each checked; returns the seconds taken and every round trip
+/// (send to echo) in microseconds.
+pub fn udp_load(
+    st: &mut Station,
+    count: u32,
+    window: u32,
+    size: usize,
+) -> Result<(f64, Vec<f64>), String> {
+    let rx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 256], vec![0; 256 * 1024]);
+    let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 256], vec![0; 256 * 1024]);
+    let mut sock = udp::Socket::new(rx, tx);
+    sock.bind(40017).map_err(|e| e.to_string())?;
+    let h = st.sockets.add(sock);
+    let (mut sent, mut got) = (0u32, 0u32);
+    let mut at = std::collections::VecDeque::new();
+    let mut rtts = Vec::with_capacity(count as usize);
+    let start = Instant::now();
+    let r = st.until(secs(600), "bench echoes", |s| {
+        let sock = s.sockets.get_mut::<udp::Socket>(h);
+        while sent < count && sent - got < window && sock.can_send() {
+            let mut d = pattern(sent, size);
+            d[..4].copy_from_slice(&sent.to_be_bytes());
+            sock.send_slice(&d, (IpAddress::Ipv4(GUEST_IP), 7)).ok()?;
+            at.push_back(Instant::now());
+            sent += 1;
+        }
+        // Send now, not at the next poll.
+        s.iface
+            .poll(smoltcp::time::Instant::now(), &mut s.wire, &mut s.sockets);
+        let sock = s.sockets.get_mut::<udp::Socket>(h);
+        while let Ok((data, _)) = sock.recv() {
+            let mut want = pattern(got, size);
+            want[..4].copy_from_slice(&got.to_be_bytes());
+            if data != &want[..] {
+                return Some(Err(format!("echo {got} differs (lost or reordered)")));
+            }
+            if let Some(t) = at.pop_front() {
+                rtts.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            got += 1;
+        }
+        (got == count).then_some(Ok(()))
+    });
+    st.sockets.remove(h);
+    r??;
+    Ok((start.elapsed().as_secs_f64(), rtts))
+}

@@ -10,12 +10,14 @@
 //!                             station at PORT+1, 10.0.2.2): ARP, pings, UDP and TCP
 //!                             echo, raw frames of every size, malformed frames, the
 //!                             256-frame burst, link down and up (QMP socket QMP)
-//! net-peer bench PORT SIZE INFLIGHT SECONDS
-//!                             UDP echo load for the bench (prints figures)
+//! net-peer bench PORT SIZE INFLIGHT COUNT COUNTERS
+//!                             the net bench's load: COUNT UDP echoes of SIZE bytes,
+//!                             INFLIGHT in flight; prints one `bench:` line with the
+//!                             guest instructions (the TCG plugin's counter file
+//!                             COUNTERS) and the PDs' busy time over the run
 //! ```
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 mod checks;
 mod user;
@@ -110,30 +112,63 @@ fn wire(port: u16, qmp: &str) -> bool {
     ok
 }
 
-fn bench(port: u16, size: usize, inflight: u32, seconds: u64) -> bool {
+/// The plugin's counters: guest instructions in all and in the kernel.
+fn instructions(path: &str) -> Result<(u64, u64), String> {
+    let b = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let word = |i: usize| {
+        b.get(i * 8..i * 8 + 8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+    };
+    Ok((
+        word(0).ok_or("short counter file")?,
+        word(1).ok_or("short counter file")?,
+    ))
+}
+
+fn bench(port: u16, size: usize, inflight: u32, count: u32, counters: &str) -> bool {
     let mut st = wire::Station::new(port);
     if !report("arp", checks::arp(&mut st)) {
         return false;
     }
-    // Warm up, then measure.
-    let warm = checks::udp_echo(&mut st, 200, inflight, &[size]);
-    if !report("warm-up", warm) {
-        return false;
+    if let Err(e) = checks::udp_load(&mut st, 500, inflight, size) {
+        return report("warm-up", Err(e));
     }
-    let start = Instant::now();
-    let mut total = 0u32;
-    while start.elapsed() < Duration::from_secs(seconds) {
-        match checks::udp_echo(&mut st, 1000, inflight, &[size]) {
-            Ok(_) => total += 1000,
-            Err(e) => return report("bench", Err(e)),
+    let mut run = || -> Result<String, String> {
+        let (before, _) = checks::status(&mut st, 42080)?;
+        let (i0, k0) = instructions(counters)?;
+        let (secs, mut rtts) = checks::udp_load(&mut st, count, inflight, size)?;
+        let (i1, k1) = instructions(counters)?;
+        let (after, _) = checks::status(&mut st, 42081)?;
+        let delta = |k: &str| {
+            after
+                .get(k)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(before.get(k).copied().unwrap_or(0))
+        };
+        rtts.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            rtts.get(((rtts.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        Ok(format!(
+            "bench: size={size} inflight={inflight} echoed={count} seconds={secs:.3} insns={} kernel={} driver={} net={} rtt_median_us={:.1} rtt_p99_us={:.1}",
+            i1 - i0,
+            k1 - k0,
+            delta("busy_tsc"),
+            delta("net_busy_tsc"),
+            pct(0.5),
+            pct(0.99)
+        ))
+    };
+    match run() {
+        Ok(line) => {
+            println!("{line}");
+            true
         }
+        Err(e) => report("bench", Err(e)),
     }
-    let t = start.elapsed().as_secs_f64();
-    println!(
-        "peer: bench udp-echo size {size} inflight {inflight}: {total} echoed in {t:.2}s, {:.0} per second",
-        f64::from(total) / t
-    );
-    true
 }
 
 fn main() -> ExitCode {
@@ -148,7 +183,8 @@ fn main() -> ExitCode {
             arg(&args, 2, "port"),
             arg(&args, 3, "size"),
             arg(&args, 4, "in flight"),
-            arg(&args, 5, "seconds"),
+            arg(&args, 5, "count"),
+            &arg::<String>(&args, 6, "counter file"),
         ),
         _ => {
             eprintln!(
