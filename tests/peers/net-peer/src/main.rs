@@ -136,7 +136,7 @@ fn bench(port: u16, size: usize, inflight: u32, count: u32, counters: &str) -> b
     let mut run = || -> Result<String, String> {
         let (before, _) = checks::status(&mut st, 42080)?;
         let (i0, k0) = instructions(counters)?;
-        let (secs, mut rtts) = checks::udp_load(&mut st, count, inflight, size)?;
+        let (secs, mut rtts, resent) = checks::udp_load(&mut st, count, inflight, size)?;
         let (i1, k1) = instructions(counters)?;
         let (after, _) = checks::status(&mut st, 42081)?;
         let delta = |k: &str| {
@@ -153,7 +153,7 @@ fn bench(port: u16, size: usize, inflight: u32, count: u32, counters: &str) -> b
                 .unwrap_or(0.0)
         };
         Ok(format!(
-            "bench: size={size} inflight={inflight} echoed={count} seconds={secs:.3} insns={} kernel={} driver={} net={} rtt_median_us={:.1} rtt_p99_us={:.1}",
+            "bench: size={size} inflight={inflight} echoed={count} resent={resent} seconds={secs:.3} insns={} kernel={} driver={} net={} rtt_median_us={:.1} rtt_p99_us={:.1}",
             i1 - i0,
             k1 - k0,
             delta("busy_tsc"),
