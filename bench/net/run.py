@@ -79,10 +79,7 @@ def one(build, plugin, image, size, inflight, count, logdir):
     except subprocess.TimeoutExpired:
         return None, "peer timed out"
     finally:
-        try:
-            qemu.qmp(qmp, "quit")
-        except OSError:
-            pass
+        qemu.quit(qmp)
         qemu.stop(proc, 10)
 
 
