@@ -111,11 +111,14 @@ image: image-debug
 	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/$(SYSTEM).elf \
 	    --iso $(BUILD)/dingo.iso --disk $(BUILD)/dingo.img
 
-# Media only the boot tests use: the example system booted by GRUB with
+# Media only the boot tests use: the example system (it ends its run;
+# system.xml's stays up) as ISO and disk image and booted by GRUB with
 # multiboot v1 (BIOS only), and the screen console's test system.
 media-test: image-debug
 	@mkdir -p $(BUILD)/media
-	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/system.elf \
+	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/example.elf \
+	    --iso $(BUILD)/media/example.iso --disk $(BUILD)/media/example.img
+	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/example.elf \
 	    --multiboot 1 --iso $(BUILD)/media/multiboot1.iso
 	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/console.elf \
 	    --iso $(BUILD)/media/console.iso
