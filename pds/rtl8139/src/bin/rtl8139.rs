@@ -19,12 +19,12 @@
 //! rings, receive straight into lent buffers) is not implemented, so the
 //! choice was not made by measuring both. What `make bench` measured for
 //! normal mode bounds what C+ could save: the driver's busy time is about
-//! 2,700 guest instructions per echoed 64-byte packet and 5,200 per
+//! 2,100 guest instructions per echoed 64-byte packet and 4,550 per
 //! 1,472-byte one (32 in flight), so its per-byte part, the receive copy
 //! (ring to staging to the lent buffer, in words), is about 1.8
-//! instructions a byte: C+ receive would save at most about 120
-//! instructions of the 8,700 a 64-byte echo costs the whole system (1.4%),
-//! and about 2,700 of 19,600 (14%) at 1,472 bytes, while its
+//! instructions a byte: C+ receive would save at most about 110
+//! instructions of the 7,500 a 64-byte echo costs the whole system (1.5%),
+//! and about 2,500 of 18,300 (14%) at 1,472 bytes, while its
 //! per-descriptor ownership handshake would add work per frame.
 //!
 //! # Bounded work
