@@ -50,6 +50,8 @@ kernel-debug kernel-release: kernel-%: prereqs
 # its own.
 SYSTEMS := system.xml $(wildcard tests/systems/*.xml)
 BENCH_SYSTEMS := $(wildcard bench/systems/*.xml)
+# The net bench's images (bench-net-<name>), measured by bench/net/run.py.
+NET_BENCH_SYSTEMS := $(wildcard bench/net/*.xml)
 
 # Per flavour: the monitor and every PD (one cargo build), the bare monitor
 # image (monitor.elf: no plan, self-test only), and one image per system
@@ -60,9 +62,9 @@ image-debug image-release: image-%: kernel-%
 	@cargo build -q -p system-builder
 	@mkdir -p $(BUILD)/$*
 	@cp target/sel4-$*/$(TARGET)/$(cargo_outdir_$*)/monitor $(BUILD)/$*/monitor.elf
-	@for xml in $(SYSTEMS) $(BENCH_SYSTEMS); do \
+	@for xml in $(SYSTEMS) $(BENCH_SYSTEMS) $(NET_BENCH_SYSTEMS); do \
 	    name=$$(basename $$xml .xml); \
-	    case $$xml in bench/*) name=bench-$$name;; esac; \
+	    case $$xml in bench/net/*) name=bench-net-$$name;; bench/*) name=bench-$$name;; esac; \
 	    baseline=$$([ $$name = bench-ipc ] && echo --monitor-bench); \
 	    target/debug/system-builder $$xml --monitor $(BUILD)/$*/monitor.elf $$baseline \
 	        --search-path target/sel4-$*/$(TARGET)/$(cargo_outdir_$*) \
@@ -74,8 +76,17 @@ $(DISK):
 	@mkdir -p $(BUILD)
 	@truncate -s 4M $@
 
-bench: image-release $(DISK)
+# The TCG plugin counting guest instructions for the net bench (QEMU ships
+# no plugin header; the plugin declares the few entry points it uses).
+PLUGIN := $(BUILD)/insn-count.so
+$(PLUGIN): bench/net/insn-count.c
+	@mkdir -p $(BUILD)
+	@gcc -shared -fPIC -O2 -Wall -Wextra -o $@ $<
+
+bench: image-release $(DISK) $(PLUGIN)
 	@python3 bench/run.py --build $(BUILD) $(patsubst bench/systems/%.xml,bench-%,$(BENCH_SYSTEMS))
+	@cargo build -q --release -p net-peer
+	@python3 bench/net/run.py --build $(BUILD) --plugin $(PLUGIN)
 
 # Statecharts of the protocol library (components.tingu only combines them).
 PROTOCOLS := $(filter-out %/components.tingu,$(wildcard tingu/dingo-protocols/*.tingu))
@@ -100,11 +111,14 @@ image: image-debug
 	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/$(SYSTEM).elf \
 	    --iso $(BUILD)/dingo.iso --disk $(BUILD)/dingo.img
 
-# Media only the boot tests use: the example system booted by GRUB with
+# Media only the boot tests use: the example system (it ends its run;
+# system.xml's stays up) as ISO and disk image and booted by GRUB with
 # multiboot v1 (BIOS only), and the screen console's test system.
 media-test: image-debug
 	@mkdir -p $(BUILD)/media
-	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/system.elf \
+	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/example.elf \
+	    --iso $(BUILD)/media/example.iso --disk $(BUILD)/media/example.img
+	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/example.elf \
 	    --multiboot 1 --iso $(BUILD)/media/multiboot1.iso
 	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/console.elf \
 	    --iso $(BUILD)/media/console.iso

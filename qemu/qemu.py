@@ -10,6 +10,15 @@
     qemu/qemu.py run|boot --boot cdrom|disk --medium M [--firmware seabios|ovmf]
                                                              boot a medium the way a PC
                                                              does (make image writes them)
+    --net SPEC   the NIC's network (default `user`; `run` forwards 5557 and 5580):
+                 user                 QEMU's user network (DHCP, NAT)
+                 user:ECHO:STATUS     the same, host ports ECHO (UDP and TCP) and
+                                      STATUS (TCP) on 127.0.0.1 forwarded to the
+                                      guest's 7 and 80
+                 dgram:PORT           a raw-frame wire: each Ethernet frame is one
+                                      UDP datagram between 127.0.0.1:PORT (QEMU) and
+                                      127.0.0.1:PORT+1 (a host program, the only
+                                      other station)
 
 The machine: x86_64 `pc` under TCG with the default VGA card, an rtl8139 NIC
 on user-mode networking, an OHCI controller with a USB keyboard and a USB
@@ -48,11 +57,34 @@ VGA_TEXT = 0xB8000
 VGA_COLS, VGA_ROWS = 80, 25
 
 
-def devices(disk, without=()):
+# Host ports `run` forwards to the guest's echo (7) and status (80)
+# services; system.dingo.toml tells the net PD, which prints them.
+RUN_NET = "user:5557:5580"
+GUEST_IP = "10.0.2.15"
+
+
+def netdev(spec):
+    """The -netdev argument for a --net SPEC (see the module doc)."""
+    kind, _, rest = (spec or "user").partition(":")
+    if kind == "user":
+        if not rest:
+            return "user,id=n0"
+        echo, status = (int(p) for p in rest.split(":"))
+        fwd = [f"udp:127.0.0.1:{echo}-{GUEST_IP}:7", f"tcp:127.0.0.1:{echo}-{GUEST_IP}:7",
+               f"tcp:127.0.0.1:{status}-{GUEST_IP}:80"]
+        return "user,id=n0," + ",".join("hostfwd=" + f for f in fwd)
+    if kind == "dgram":
+        port = int(rest)
+        return (f"dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={port},"
+                f"remote.type=inet,remote.host=127.0.0.1,remote.port={port + 1}")
+    raise ValueError(f"qemu: unknown --net {spec!r} (user, user:ECHO:STATUS or dgram:PORT)")
+
+
+def devices(disk, without=(), net=None):
     """The machine's devices, by the names `without` may drop."""
     groups = {
         "debug-exit": ["-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04"],
-        "rtl8139": ["-netdev", "user,id=n0", "-device", "rtl8139,netdev=n0"],
+        "rtl8139": ["-netdev", netdev(net), "-device", "rtl8139,netdev=n0"],
         "ohci": [
             # Slot 5, not the next free one (4): there the firmware routes its
             # INTx to line 10, the RTL8139's (slot 3) to line 11. seL4 gives
@@ -72,7 +104,7 @@ def devices(disk, without=()):
 
 
 def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=(),
-            boot="kernel", medium=None, firmware="seabios", without=()):
+            boot="kernel", medium=None, firmware="seabios", without=(), net=None):
     cmd = [
         "qemu-system-x86_64",
         "-machine", "pc", "-accel", "tcg",
@@ -94,7 +126,7 @@ def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=()
     else:
         cmd += ["-drive", f"file={medium},format=raw,if=ide,snapshot=on,file.locking=off",
                 "-boot", "order=c"]
-    cmd += devices(disk, without)
+    cmd += devices(disk, without, net)
     if qmp:
         cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"]
     if icount:
@@ -175,8 +207,47 @@ def screen_size(qmp):
     return int(m.group(1)), int(m.group(2))
 
 
+def start(kernel, image, disk, log, icount=False, qmp=None, net=None, extra=()):
+    """Starts QEMU (--boot kernel) in the background, serial output into
+    `log`, for a caller that runs a host program meanwhile; end it with
+    `quit` and `stop`."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            command(kernel, image, disk, qmp=qmp, icount=icount, net=net, extra=extra),
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def quit(qmp_path):
+    """Asks a running QEMU to quit (status 0); false if it did not answer."""
+    try:
+        conn = Qmp(qmp_path)
+    except OSError:
+        return False
+    try:
+        conn.execute("quit")
+        return True
+    except (OSError, RuntimeError):
+        return False
+    finally:
+        conn.close()
+
+
+def stop(proc, timeout):
+    """Waits up to `timeout` seconds for QEMU, then kills it by its PID.
+    Returns its status, or None if it had to be killed."""
+    try:
+        return proc.wait(timeout=max(timeout, 0))
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return None
+
+
 def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False, qmp=None,
-         boot="kernel", medium=None, firmware="seabios", without=(), until=None, poll=0.5):
+         boot="kernel", medium=None, firmware="seabios", without=(), until=None, poll=0.5,
+         net=None):
     """Boots once, serial output into `log`; returns (status or None, seconds).
     A QEMU still running after `timeout` seconds is killed by its own PID.
     With `until` (a function of a Qmp connection), QEMU is asked every `poll`
@@ -186,7 +257,7 @@ def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False,
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command(kernel, image, disk, qmp=qmp, icount=icount, boot=boot, medium=medium,
-                    firmware=firmware, without=without),
+                    firmware=firmware, without=without, net=net),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -242,6 +313,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--icount", action="store_true")
     ap.add_argument("--qmp", help="QMP unix socket path (default: beside the image or medium)")
+    ap.add_argument("--net", help="the NIC's network (default: user; run: " + RUN_NET + ")")
     a = ap.parse_args()
     need = [a.kernel, a.image] if a.boot == "kernel" else [a.medium]
     if None in need:
@@ -255,7 +327,7 @@ def main():
     opts = dict(boot=a.boot, medium=a.medium, firmware=a.firmware, without=a.without)
     if a.mode == "run":
         print("qemu: Ctrl-A X quits", file=sys.stderr)
-        cmd = command(a.kernel, a.image, a.disk, qmp=a.qmp, icount=a.icount, **opts)
+        cmd = command(a.kernel, a.image, a.disk, qmp=a.qmp, icount=a.icount, net=a.net or RUN_NET, **opts)
         # QEMU keeps the terminal; afterwards say what its status means.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         outcome = decode(subprocess.call(cmd))
@@ -263,7 +335,7 @@ def main():
         sys.exit(1 if outcome in ("guest-failure",) or outcome.startswith("qemu-error") else 0)
     if not a.log:
         sys.exit("qemu: boot mode needs --log")
-    status, secs = boot(a.kernel, a.image, a.disk, a.log, a.timeout, a.icount, a.qmp, **opts)
+    status, secs = boot(a.kernel, a.image, a.disk, a.log, a.timeout, a.icount, a.qmp, net=a.net, **opts)
     outcome = decode(status)
     print(f"qemu: {outcome} (status {status}) after {secs:.1f}s; serial log {a.log}")
     sys.exit(0 if outcome == "guest-success" else 1)

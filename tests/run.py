@@ -6,15 +6,18 @@
    one test per model; a refuted model fails.
 3. Boot tests (tests/boot.toml): boot an image in QEMU, bounded by a timeout;
    check the decoded exit status and the serial log, and for screen tests
-   what the VGA text screen shows.
+   what the VGA text screen shows. A test with a `peer` runs that host
+   program while QEMU runs (see `peer_test`).
 
 Ends with `N passed, N failed` and exits non-zero on any failure.
 """
 import argparse
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 import tomllib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -126,6 +129,67 @@ class ScreenCheck:
         return None
 
 
+def free_port(kind, pair=False):
+    """A port free on 127.0.0.1 for UDP and TCP (and the next one, if
+    `pair`), found by binding port 0."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        wanted = [port, port + 1] if pair else [port]
+        try:
+            for p in wanted:
+                for k in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    with socket.socket(socket.AF_INET, k) as s:
+                        s.bind(("127.0.0.1", p))
+            return port
+        except OSError:
+            continue
+    raise OSError("no free port pair on 127.0.0.1")
+
+
+def peer_test(t, build, log, qmp_path):
+    """Boots with the test's network (`net`: "user-forward" or "dgram"),
+    waits for `ready` in the serial log, runs the `peer` command (its
+    placeholders {echo} {status} {port} {qmp} filled in), then quits QEMU
+    over QMP. Everything is bounded by the test's `timeout`. Returns
+    (status, seconds, peer exit code, peer output)."""
+    subst = {"qmp": qmp_path}
+    if t["net"] == "user-forward":
+        subst["echo"], subst["status"] = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
+        net = f"user:{subst['echo']}:{subst['status']}"
+    elif t["net"] == "dgram":
+        subst["port"] = free_port(socket.SOCK_DGRAM, pair=True)
+        net = f"dgram:{subst['port']}"
+    else:
+        raise ValueError(f"test {t['name']}: unknown net {t['net']!r}")
+    cmd = [str(a).format(**subst) for a in t["peer"]]
+    cmd[0] = os.path.join(ROOT, "target", "debug", cmd[0])
+    begin = time.monotonic()
+    deadline = begin + t["timeout"]
+    proc = qemu.start(
+        kernel=os.path.join(build, "kernel", t["flavour"], "kernel32.elf"),
+        image=os.path.join(build, t["flavour"], t.get("image", "system.elf")),
+        disk=os.path.join(build, "usb-disk.img"), log=log, qmp=qmp_path, net=net)
+    ready = re.compile(t["ready"])
+    code, output = None, f"(peer not started: /{t['ready']}/ never appeared)"
+    while time.monotonic() < deadline and proc.poll() is None:
+        with open(log, "rb") as f:
+            if ready.search(f.read().decode("utf-8", "replace")):
+                try:
+                    run = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                         timeout=max(deadline - time.monotonic(), 1))
+                    code, output = run.returncode, run.stdout + run.stderr
+                except subprocess.TimeoutExpired as e:
+                    out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+                    code, output = None, out + "\n(peer timed out)"
+                break
+        time.sleep(0.2)
+    qemu.quit(qmp_path)
+    status = qemu.stop(proc, max(deadline - time.monotonic(), 5))
+    return status, time.monotonic() - begin, code, output
+
+
 def boot_tests(build, only):
     with open(os.path.join(HERE, "boot.toml"), "rb") as f:
         tests = tomllib.load(f)["test"]
@@ -148,16 +212,23 @@ def boot_tests(build, only):
         log = os.path.join(logdir, t["name"] + ".log")
         screen = ScreenCheck(t["screen"], t.get("screen_size")) if "screen" in t else None
         until = screen or (LogWatch(log, t["stop_at"]) if "stop_at" in t else None)
-        status, secs = qemu.boot(
-            kernel=os.path.join(build, "kernel", flavour, "kernel32.elf"),
-            image=os.path.join(build, flavour, t.get("image", "system.elf")),
-            disk=os.path.join(build, "usb-disk.img"),
-            log=log, timeout=t["timeout"], icount=t.get("icount", False),
-            qmp=os.path.join(logdir, t["name"] + ".qmp"),
-            boot=t.get("boot", "kernel"),
-            medium=os.path.join(build, t["medium"]) if "medium" in t else None,
-            firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
-            until=until)
+        qmp_path = os.path.join(logdir, t["name"] + ".qmp")
+        peer_code = peer_out = None
+        if "peer" in t:
+            status, secs, peer_code, peer_out = peer_test(t, build, log, qmp_path)
+            with open(os.path.join(logdir, t["name"] + ".peer.log"), "w") as f:
+                f.write(peer_out)
+        else:
+            status, secs = qemu.boot(
+                kernel=os.path.join(build, "kernel", flavour, "kernel32.elf"),
+                image=os.path.join(build, flavour, t.get("image", "system.elf")),
+                disk=os.path.join(build, "usb-disk.img"),
+                log=log, timeout=t["timeout"], icount=t.get("icount", False),
+                qmp=os.path.join(logdir, t["name"] + ".qmp"),
+                boot=t.get("boot", "kernel"),
+                medium=os.path.join(build, t["medium"]) if "medium" in t else None,
+                firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
+                until=until)
         outcome = qemu.decode(status)
         with open(log, "rb") as f:
             text = f.read().decode("utf-8", "replace").replace("\r", "")
@@ -166,8 +237,12 @@ def boot_tests(build, only):
             problem = f"outcome {outcome} (status {status}), expected {t['outcome']}"
             if screen and screen.problem():
                 problem += "; " + screen.problem()
+        elif "peer" in t and peer_code != 0:
+            problem = f"peer exited with {peer_code}: " + " | ".join(
+                l for l in peer_out.splitlines() if "FAIL" in l or "timed out" in l or "not started" in l)
         else:
-            problem = check_log(text, t) or (screen and screen.problem())
+            problem = check_log(text, t) or (screen and screen.problem()) or (
+                check_log(peer_out, {"expect": t.get("peer_expect", [])}) if "peer" in t else None)
         if screen:
             with open(os.path.join(logdir, t["name"] + ".screen"), "w") as f:
                 f.write("\n".join(screen.screen) + "\n")
@@ -188,6 +263,8 @@ def main():
     a = ap.parse_args()
     hp, hf = (0, 0) if a.boot_only is not None else host_tests()
     vp, vf = (0, 0) if a.boot_only is not None else verify_protocols()
+    # The host peers of the network tests.
+    subprocess.run(["cargo", "build", "-q", "-p", "net-peer"], cwd=ROOT, check=True)
     bp, bf = boot_tests(a.build, a.boot_only)
     print(f"== host: {hp} passed, {hf} failed; protocols: {vp} passed, {vf} failed; "
           f"boot: {bp} passed, {bf} failed")

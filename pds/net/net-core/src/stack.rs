@@ -1,0 +1,377 @@
+//! The stack and its services: smoltcp's interface over an [`EthDevice`],
+//! DHCPv4 or a static address, UDP and TCP echo on port 7, and the status
+//! page on TCP port 80. All socket memory comes from one [`Storage`] the
+//! PD owns; nothing is allocated.
+
+use core::fmt::{self, Write};
+
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::{dhcpv4, tcp, udp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
+
+use crate::device::{EthDevice, Memory};
+
+/// The echo port (RFC 862), UDP and TCP.
+pub const ECHO_PORT: u16 = 7;
+/// The status page's TCP port.
+pub const STATUS_PORT: u16 = 80;
+
+const UDP_PACKETS: usize = 64;
+const UDP_BYTES: usize = 64 * 1024;
+const TCP_BYTES: usize = 16 * 1024;
+const HTTP_BYTES: usize = 8 * 1024;
+const ECHO_SOCKETS: usize = 2;
+const HTTP_SOCKETS: usize = 2;
+const SOCKETS: usize = 1 + ECHO_SOCKETS + HTTP_SOCKETS + 1;
+/// Rounds of poll-and-serve per call: each round moves a batch through.
+const ROUNDS: usize = 16;
+
+/// Every buffer the sockets use. About 260 KiB: the PD keeps it on its
+/// (large) stack, alive as long as the stack is.
+pub struct Storage<'s> {
+    sockets: [SocketStorage<'s>; SOCKETS],
+    udp_rx_meta: [udp::PacketMetadata; UDP_PACKETS],
+    udp_tx_meta: [udp::PacketMetadata; UDP_PACKETS],
+    udp_rx: [u8; UDP_BYTES],
+    udp_tx: [u8; UDP_BYTES],
+    tcp: [[u8; TCP_BYTES]; 2 * ECHO_SOCKETS],
+    http: [[u8; HTTP_BYTES]; 2 * HTTP_SOCKETS],
+}
+
+impl Default for Storage<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Storage<'_> {
+    pub const fn new() -> Self {
+        Storage {
+            sockets: [SocketStorage::EMPTY; SOCKETS],
+            udp_rx_meta: [udp::PacketMetadata::EMPTY; UDP_PACKETS],
+            udp_tx_meta: [udp::PacketMetadata::EMPTY; UDP_PACKETS],
+            udp_rx: [0; UDP_BYTES],
+            udp_tx: [0; UDP_BYTES],
+            tcp: [[0; TCP_BYTES]; 2 * ECHO_SOCKETS],
+            http: [[0; HTTP_BYTES]; 2 * HTTP_SOCKETS],
+        }
+    }
+}
+
+/// Where the address comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Addressing {
+    Dhcp,
+    Static {
+        cidr: Ipv4Cidr,
+        gateway: Option<Ipv4Address>,
+    },
+}
+
+/// What the services did, for the status page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub udp_echoed: u64,
+    /// Datagrams not echoed: the send buffer was full.
+    pub udp_not_echoed: u64,
+    pub tcp_connections: u64,
+    pub tcp_echoed_bytes: u64,
+    pub status_pages: u64,
+    pub dhcp_leases: u64,
+}
+
+/// What a poll changed that the PD reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// A new address (DHCP lease or the static one, first poll).
+    pub configured: Option<Ipv4Cidr>,
+    /// The DHCP lease was lost.
+    pub deconfigured: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Page {
+    Idle,
+    Asked,
+    Sent,
+}
+
+/// The interface, its sockets and the services' state.
+pub struct Net<'s> {
+    iface: Interface,
+    sockets: SocketSet<'s>,
+    udp: SocketHandle,
+    echo: [SocketHandle; ECHO_SOCKETS],
+    echo_open: [bool; ECHO_SOCKETS],
+    http: [SocketHandle; HTTP_SOCKETS],
+    page: [Page; HTTP_SOCKETS],
+    dhcp: Option<SocketHandle>,
+    address: Option<Ipv4Cidr>,
+    announce: Option<Ipv4Cidr>,
+    stats: Stats,
+    scratch: [u8; 2048],
+}
+
+fn instant(now_ns: u64) -> Instant {
+    Instant::from_micros((now_ns / 1000) as i64)
+}
+
+impl<'s> Net<'s> {
+    /// The stack on `device` with hardware address `mac`; `seed` varies
+    /// TCP's initial sequence numbers and ports between boots.
+    pub fn new<M: Memory>(
+        storage: &'s mut Storage<'s>,
+        device: &mut EthDevice<M>,
+        mac: [u8; 6],
+        addressing: Addressing,
+        seed: u64,
+        now_ns: u64,
+    ) -> Self {
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        config.random_seed = seed;
+        let mut iface = Interface::new(config, device, instant(now_ns));
+        let Storage {
+            sockets,
+            udp_rx_meta,
+            udp_tx_meta,
+            udp_rx,
+            udp_tx,
+            tcp,
+            http,
+        } = storage;
+        let mut set = SocketSet::new(&mut sockets[..]);
+        let mut udp = udp::Socket::new(
+            udp::PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
+            udp::PacketBuffer::new(&mut udp_tx_meta[..], &mut udp_tx[..]),
+        );
+        // A fresh socket binds to a non-zero port.
+        let _ = udp.bind(ECHO_PORT);
+        let udp = set.add(udp);
+        let [t0, t1, t2, t3] = tcp;
+        let echo = [
+            set.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(&mut t0[..]),
+                tcp::SocketBuffer::new(&mut t1[..]),
+            )),
+            set.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(&mut t2[..]),
+                tcp::SocketBuffer::new(&mut t3[..]),
+            )),
+        ];
+        let [h0, h1, h2, h3] = http;
+        let http = [
+            set.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(&mut h0[..]),
+                tcp::SocketBuffer::new(&mut h1[..]),
+            )),
+            set.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(&mut h2[..]),
+                tcp::SocketBuffer::new(&mut h3[..]),
+            )),
+        ];
+        let (dhcp, announce) = match addressing {
+            Addressing::Dhcp => (Some(set.add(dhcpv4::Socket::new())), None),
+            Addressing::Static { cidr, gateway } => {
+                set_address(&mut iface, cidr, gateway);
+                (None, Some(cidr))
+            }
+        };
+        Net {
+            iface,
+            sockets: set,
+            udp,
+            echo,
+            echo_open: [false; ECHO_SOCKETS],
+            http,
+            page: [Page::Idle; HTTP_SOCKETS],
+            dhcp,
+            address: announce,
+            announce,
+            stats: Stats::default(),
+            scratch: [0; 2048],
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn address(&self) -> Option<Ipv4Cidr> {
+        self.address
+    }
+
+    /// Moves frames through the stack and serves every socket until
+    /// nothing changes (at most a few rounds); `page` writes the status
+    /// page's text when a client asks for it.
+    pub fn poll<M: Memory>(
+        &mut self,
+        now_ns: u64,
+        device: &mut EthDevice<M>,
+        mut page: impl FnMut(&mut dyn Write, &Stats, Option<Ipv4Cidr>, &EthDevice<M>) -> fmt::Result,
+    ) -> Changes {
+        let now = instant(now_ns);
+        let mut changes = Changes {
+            configured: self.announce.take(),
+            deconfigured: false,
+        };
+        for _ in 0..ROUNDS {
+            let polled = self.iface.poll(now, device, &mut self.sockets);
+            self.dhcp(&mut changes);
+            let served = self.serve_udp() | self.serve_echo() | self.serve_pages(device, &mut page);
+            if polled == PollResult::None && !served {
+                break;
+            }
+        }
+        changes
+    }
+
+    /// How long the stack may sleep before it must be polled again
+    /// (retransmissions, DHCP renewal); `None`: until a frame arrives.
+    pub fn poll_delay_ns(&mut self, now_ns: u64) -> Option<u64> {
+        self.iface
+            .poll_delay(instant(now_ns), &self.sockets)
+            .map(|d| d.total_micros() * 1000)
+    }
+
+    fn dhcp(&mut self, changes: &mut Changes) {
+        let Some(h) = self.dhcp else { return };
+        match self.sockets.get_mut::<dhcpv4::Socket>(h).poll() {
+            None => {}
+            Some(dhcpv4::Event::Configured(config)) => {
+                set_address(&mut self.iface, config.address, config.router);
+                self.address = Some(config.address);
+                self.stats.dhcp_leases += 1;
+                changes.configured = Some(config.address);
+            }
+            Some(dhcpv4::Event::Deconfigured) => {
+                self.iface.update_ip_addrs(|a| a.clear());
+                self.iface.routes_mut().remove_default_ipv4_route();
+                // The socket says so once at start, before any lease.
+                changes.deconfigured = self.address.take().is_some();
+            }
+        }
+    }
+
+    fn serve_udp(&mut self) -> bool {
+        let s = self.sockets.get_mut::<udp::Socket>(self.udp);
+        let mut served = false;
+        while s.can_recv() {
+            if !s.can_send() {
+                // Leave the rest queued until the replies went out.
+                break;
+            }
+            let Ok((n, meta)) = s.recv_slice(&mut self.scratch) else {
+                break;
+            };
+            match s.send_slice(&self.scratch[..n], meta) {
+                Ok(()) => self.stats.udp_echoed += 1,
+                Err(_) => self.stats.udp_not_echoed += 1,
+            }
+            served = true;
+        }
+        served
+    }
+
+    fn serve_echo(&mut self) -> bool {
+        let mut served = false;
+        for (i, &h) in self.echo.iter().enumerate() {
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
+            if !s.is_open() {
+                // Closed (or never opened): listen again.
+                let _ = s.listen(ECHO_PORT);
+                self.echo_open[i] = false;
+                continue;
+            }
+            if s.is_active() && !self.echo_open[i] {
+                self.echo_open[i] = true;
+                self.stats.tcp_connections += 1;
+            }
+            while s.can_recv() && s.can_send() {
+                let room = s.send_capacity() - s.send_queue();
+                let n = room.min(self.scratch.len());
+                if n == 0 {
+                    break;
+                }
+                let Ok(got) = s.recv_slice(&mut self.scratch[..n]) else {
+                    break;
+                };
+                if got == 0 {
+                    break;
+                }
+                // Fits: no more than the free room was taken.
+                let _ = s.send_slice(&self.scratch[..got]);
+                self.stats.tcp_echoed_bytes += got as u64;
+                served = true;
+            }
+            // The peer finished sending and everything went back: done.
+            if !s.may_recv() && s.may_send() && s.send_queue() == 0 {
+                s.close();
+                served = true;
+            }
+        }
+        served
+    }
+
+    fn serve_pages<M: Memory>(
+        &mut self,
+        device: &EthDevice<M>,
+        page: &mut impl FnMut(&mut dyn Write, &Stats, Option<Ipv4Cidr>, &EthDevice<M>) -> fmt::Result,
+    ) -> bool {
+        let mut served = false;
+        for (i, &h) in self.http.iter().enumerate() {
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
+            if !s.is_open() {
+                let _ = s.listen(STATUS_PORT);
+                self.page[i] = Page::Idle;
+                continue;
+            }
+            while s.can_recv() {
+                // The request itself does not matter: every path is the page.
+                match s.recv_slice(&mut self.scratch) {
+                    Ok(n) if n > 0 => self.page[i] = Page::Asked,
+                    _ => break,
+                }
+            }
+            if self.page[i] == Page::Asked && s.can_send() {
+                let mut out = SocketWriter(s);
+                let _ = out.write_str(
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+                );
+                let _ = page(&mut out, &self.stats, self.address, device);
+                out.0.close();
+                self.page[i] = Page::Sent;
+                self.stats.status_pages += 1;
+                served = true;
+            }
+        }
+        served
+    }
+}
+
+fn set_address(iface: &mut Interface, cidr: Ipv4Cidr, gateway: Option<Ipv4Address>) {
+    iface.update_ip_addrs(|a| {
+        a.clear();
+        let _ = a.push(IpCidr::Ipv4(cidr));
+    });
+    match gateway {
+        Some(gw) => {
+            let _ = iface.routes_mut().add_default_ipv4_route(gw);
+        }
+        None => {
+            iface.routes_mut().remove_default_ipv4_route();
+        }
+    }
+}
+
+/// Text into a TCP socket's send buffer; what does not fit is cut off.
+struct SocketWriter<'a, 'b>(&'a mut tcp::Socket<'b>);
+
+impl Write for SocketWriter<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.0.send_slice(s.as_bytes()) {
+            Ok(n) if n == s.len() => Ok(()),
+            _ => Err(fmt::Error),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! A NIC driver's counters, published on a page the network stack PD
+//! maps read-only, so that the status page can show the driver's drops by
+//! reason whatever the driver is. The page holds a sequence word, a count
+//! and up to [`MAX_ENTRIES`] entries of a name (up to 24 bytes) and a
+//! value; the driver writes names once and values as they change, under a
+//! seqlock (odd while writing), and the reader retries a torn copy a few
+//! times and then gives up. The reader trusts nothing: names are cut at
+//! their length, the count is clamped.
+#![cfg_attr(not(test), no_std)]
+
+use core::sync::atomic::{Ordering, fence};
+
+/// Bytes a page needs.
+pub const PAGE_BYTES: usize = 0x1000;
+/// Entries that fit after the header.
+pub const MAX_ENTRIES: usize = (PAGE_BYTES - HEADER) / ENTRY;
+/// Longest name kept.
+pub const NAME_BYTES: usize = 24;
+
+const HEADER: usize = 16;
+const ENTRY: usize = NAME_BYTES + 8;
+const READ_TRIES: usize = 8;
+
+/// The driver's end.
+pub struct Writer {
+    base: *mut u64,
+    count: usize,
+}
+
+/// The stack's end.
+pub struct Reader {
+    base: *const u64,
+}
+
+fn word(base: *const u64, i: usize) -> u64 {
+    // SAFETY: callers keep i below PAGE_BYTES / 8, inside the page their
+    // constructor's contract makes readable; volatile, the peer writes it.
+    unsafe { base.add(i).read_volatile() }
+}
+
+impl Writer {
+    /// Publishes counters named `names` (in this order) on the page at
+    /// `base`, all zero.
+    ///
+    /// # Safety
+    /// `base` is page-aligned and stays mapped read-write for
+    /// [`PAGE_BYTES`] bytes; this PD is the page's only writer.
+    pub unsafe fn new(base: *mut u8, names: &[&str]) -> Self {
+        let w = Writer {
+            base: base.cast(),
+            count: names.len().min(MAX_ENTRIES),
+        };
+        w.put(0, 1);
+        w.put(1, w.count as u64);
+        for (i, name) in names.iter().take(w.count).enumerate() {
+            let mut bytes = [0u8; NAME_BYTES];
+            let n = name.len().min(NAME_BYTES);
+            bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+            for (j, chunk) in bytes.chunks_exact(8).enumerate() {
+                w.put(
+                    entry(i) + j,
+                    u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])),
+                );
+            }
+            w.put(entry(i) + NAME_BYTES / 8, 0);
+        }
+        fence(Ordering::Release);
+        w.put(0, 2);
+        w
+    }
+
+    fn put(&self, i: usize, v: u64) {
+        // SAFETY: every index used is below PAGE_BYTES / 8 (entries are
+        // clamped to MAX_ENTRIES), inside the page new's contract gives.
+        unsafe { self.base.add(i).write_volatile(v) }
+    }
+
+    /// Writes value `i` alone (one aligned word, never torn), outside the
+    /// seqlock: for a counter a reader samples often ([`Reader::value`]).
+    pub fn set(&mut self, i: usize, v: u64) {
+        if i < self.count {
+            self.put(entry(i) + NAME_BYTES / 8, v);
+        }
+    }
+
+    /// Writes the values, in the order of the names.
+    pub fn publish(&mut self, values: &[u64]) {
+        let seq = word(self.base, 0);
+        self.put(0, seq | 1);
+        fence(Ordering::Release);
+        for (i, v) in values.iter().take(self.count).enumerate() {
+            self.put(entry(i) + NAME_BYTES / 8, *v);
+        }
+        fence(Ordering::Release);
+        self.put(0, (seq | 1) + 1);
+    }
+}
+
+fn entry(i: usize) -> usize {
+    (HEADER + i * ENTRY) / 8
+}
+
+impl Reader {
+    /// # Safety
+    /// `base` stays mapped readable for [`PAGE_BYTES`] bytes.
+    pub unsafe fn new(base: *const u8) -> Self {
+        Reader { base: base.cast() }
+    }
+
+    /// The position of the counter named `name`, if the page has one.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        let (mut at, mut i) = (None, 0);
+        self.read(|n, _| {
+            if n == name && at.is_none() {
+                at = Some(i);
+            }
+            i += 1;
+        });
+        at
+    }
+
+    /// Value `i` alone: one word, cheap enough to sample on every wake-up.
+    pub fn value(&self, i: usize) -> u64 {
+        if i < MAX_ENTRIES {
+            word(self.base, entry(i) + NAME_BYTES / 8)
+        } else {
+            0
+        }
+    }
+
+    /// Calls `f` with each name and value of one consistent copy; false if
+    /// no consistent copy could be read (the writer kept writing, or never
+    /// published).
+    pub fn read(&self, mut f: impl FnMut(&str, u64)) -> bool {
+        let mut copy = [([0u8; NAME_BYTES], 0u64); MAX_ENTRIES];
+        for _ in 0..READ_TRIES {
+            let seq = word(self.base, 0);
+            if seq == 0 || seq & 1 == 1 {
+                continue;
+            }
+            fence(Ordering::Acquire);
+            let count = (word(self.base, 1) as usize).min(MAX_ENTRIES);
+            for (i, slot) in copy.iter_mut().take(count).enumerate() {
+                for j in 0..NAME_BYTES / 8 {
+                    slot.0[j * 8..j * 8 + 8]
+                        .copy_from_slice(&word(self.base, entry(i) + j).to_le_bytes());
+                }
+                slot.1 = word(self.base, entry(i) + NAME_BYTES / 8);
+            }
+            fence(Ordering::Acquire);
+            if word(self.base, 0) != seq {
+                continue;
+            }
+            for (name, value) in &copy[..count] {
+                let len = name.iter().position(|&b| b == 0).unwrap_or(NAME_BYTES);
+                let name = core::str::from_utf8(&name[..len]).unwrap_or("?");
+                f(name, *value);
+            }
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reader_sees_what_the_writer_published() {
+        let page = vec![0u64; PAGE_BYTES / 8].leak();
+        let base = page.as_mut_ptr().cast::<u8>();
+        // SAFETY: a leaked page-sized buffer; this test is its only user.
+        let mut w = unsafe { Writer::new(base, &["rx_frames", "a_name_longer_than_24_bytes!"]) };
+        // SAFETY: as above.
+        let r = unsafe { Reader::new(base) };
+        w.publish(&[7, 9]);
+        w.set(1, 11);
+        assert_eq!(r.position("a_name_longer_than_24_by"), Some(1));
+        assert_eq!(r.value(1), 11);
+        w.set(1, 9);
+        let mut got = Vec::new();
+        assert!(r.read(|n, v| got.push((n.to_string(), v))));
+        assert_eq!(
+            got,
+            [
+                ("rx_frames".to_string(), 7),
+                ("a_name_longer_than_24_by".to_string(), 9)
+            ]
+        );
+        // A writer caught mid-update is not read.
+        page[0] |= 1;
+        assert!(!r.read(|_, _| {}));
+    }
+
+    #[test]
+    fn a_garbage_page_yields_no_overrun() {
+        let page = vec![u64::MAX - 1; PAGE_BYTES / 8].leak();
+        // SAFETY: a leaked page-sized buffer.
+        let r = unsafe { Reader::new(page.as_ptr().cast()) };
+        let mut n = 0;
+        assert!(r.read(|name, _| {
+            assert_eq!(name, "?");
+            n += 1
+        }));
+        assert_eq!(n, MAX_ENTRIES);
+    }
+}

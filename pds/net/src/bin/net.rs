@@ -1,0 +1,382 @@
+//! The network stack PD: the client of a NIC driver's EthernetController
+//! port, running smoltcp through net-core (ARP, IPv4, ICMP echo, UDP, TCP;
+//! DHCPv4 or a static address from its config) with UDP and TCP echo on
+//! port 7 and a plain-text status page on TCP port 80. It starts the
+//! driver through Lifecycle, enables the NIC, keeps its receive buffers
+//! lent, obeys txStopQueue/txStartQueue, takes every message off the port
+//! at once (never blocking the driver), and sleeps on a Timer timeout when
+//! the stack has something to do later. Its ports are observed; the
+//! EthernetController port's violations are reported with PD, port and
+//! state and shown on the status page.
+#![no_std]
+#![no_main]
+
+use core::fmt::Write;
+
+use dingo_pd::ConsoleReporter;
+use dingo_pd::microkit::{self, Channel, debug_println};
+use dingo_protocols::ethernet_controller as eth;
+use dingo_protocols::{lifecycle, timer};
+use dingo_rt::port::DataArea;
+use dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_rt::typed::{Fault, PortObserver, Supervisor, TypedPort};
+use net_core::device::{Enable, EthDevice, Memory};
+use net_core::stack::{Addressing, Net, Stats, Storage};
+use nic_stats::Reader;
+use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
+use timer_client::clock::{TimeReader, rdtsc};
+
+pd_config::program!("net");
+
+static REPORTER: ConsoleReporter = ConsoleReporter;
+
+/// A timeout closer than this to the one already requested is not worth
+/// another request.
+const TIMER_SLACK_NS: u64 = 1_000_000;
+/// The stack sleeps at most this long between polls (DHCP, TCP timers).
+const MAX_SLEEP_NS: u64 = 1_000_000_000;
+
+/// The port's data area. Ranges are checked by the DataArea; the bytes
+/// move as volatile words (the driver shares them), eight at a time where
+/// aligned: a frame copy is a large share of the per-packet cost.
+struct Frames(DataArea);
+
+const WORD: usize = 8;
+
+impl Memory for Frames {
+    fn read(&self, offset: u32, dst: &mut [u8]) -> bool {
+        let Ok(bulk) = self.0.check(u64::from(offset), dst.len() as u64) else {
+            return false;
+        };
+        let src = self.0.ptr(&bulk).cast_const();
+        let mut i = 0;
+        if src.align_offset(WORD) == 0 {
+            for chunk in dst.chunks_exact_mut(WORD) {
+                // SAFETY: inside the checked range, 8-byte aligned (the
+                // start is and i steps by 8); volatile: the driver maps it.
+                let w = unsafe { src.add(i).cast::<u64>().read_volatile() };
+                chunk.copy_from_slice(&w.to_ne_bytes());
+                i += WORD;
+            }
+        }
+        for b in &mut dst[i..] {
+            // SAFETY: inside the checked range.
+            *b = unsafe { src.add(i).read_volatile() };
+            i += 1;
+        }
+        true
+    }
+    fn write(&self, offset: u32, src: &[u8]) -> bool {
+        let Ok(bulk) = self.0.check(u64::from(offset), src.len() as u64) else {
+            return false;
+        };
+        let dst = self.0.ptr(&bulk);
+        let mut i = 0;
+        if dst.align_offset(WORD) == 0 {
+            for chunk in src.chunks_exact(WORD) {
+                let w = u64::from_ne_bytes([
+                    chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+                ]);
+                // SAFETY: as in read; this PD may write its own buffers.
+                unsafe { dst.add(i).cast::<u64>().write_volatile(w) };
+                i += WORD;
+            }
+        }
+        for b in &src[i..] {
+            // SAFETY: inside the checked range.
+            unsafe { dst.add(i).write_volatile(*b) };
+            i += 1;
+        }
+        true
+    }
+}
+
+fn flush<O: PortObserver>(port: &mut TypedPort<'_, O>) {
+    if port.take_notify() == NotifyPeer::Yes {
+        Channel::new(port.channel()).notify();
+    }
+}
+
+fn ipv4(v: u32) -> Ipv4Address {
+    Ipv4Address::from_bits(v)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn page(
+    w: &mut dyn Write,
+    stats: &Stats,
+    address: Option<Ipv4Cidr>,
+    device: &EthDevice<Frames>,
+    port: &TypedPort<'_, dingo_rt::typed::Protocol<eth::Observer>>,
+    driver: &Reader,
+    peer: &str,
+    busy: u64,
+) -> core::fmt::Result {
+    match address {
+        Some(a) => writeln!(w, "address    {a}")?,
+        None => writeln!(w, "address    none yet")?,
+    }
+    writeln!(
+        w,
+        "link       {}",
+        if device.link_up() { "up" } else { "down" }
+    )?;
+    let c = device.counters();
+    writeln!(w, "packets    in {} out {}", c.rx_frames, c.tx_frames)?;
+    writeln!(
+        w,
+        "services   udp echoed {} (not echoed {}), tcp connections {} echoed {} bytes, pages {}, dhcp leases {}",
+        stats.udp_echoed,
+        stats.udp_not_echoed,
+        stats.tcp_connections,
+        stats.tcp_echoed_bytes,
+        stats.status_pages,
+        stats.dhcp_leases
+    )?;
+    write!(w, "net drops ")?;
+    for (name, n) in c.drops() {
+        write!(w, " {name}={n}")?;
+    }
+    writeln!(
+        w,
+        " raw_echoed={} tx_aborted={}",
+        c.raw_echoed, c.tx_aborted
+    )?;
+    write!(w, "driver     ({peer})")?;
+    let mut r = Ok(());
+    if !driver.read(|name, value| {
+        if r.is_ok() {
+            r = write!(w, " {name}={value}");
+        }
+    }) {
+        write!(w, " counters unreadable")?;
+    }
+    r?;
+    writeln!(w)?;
+    writeln!(w, "net PD     net_busy_tsc={busy}")?;
+    let pc = port.counters();
+    writeln!(
+        w,
+        "eth port   EthernetController state {}, sent {} received {} malformed {} violations {}",
+        port.observer().inner().state().name(),
+        pc.sent,
+        pc.received,
+        pc.malformed,
+        pc.violations
+    )
+}
+
+/// COM1, for the console role: the console on release kernels.
+static CONSOLE: spin::Once<pd_config::IoPorts> = spin::Once::new();
+
+fn main() -> ! {
+    let cfg = config::load();
+    if let Some(console) = cfg.ioports.console {
+        CONSOLE.call_once(|| console);
+        microkit::sel4::set_console(|c| {
+            if let Some(p) = CONSOLE.get() {
+                let _ = microkit::IoPort::of(*p).out8(p.base, c);
+            }
+        });
+    }
+    // SAFETY: system-builder checked that the time page is mapped readable
+    // here, a page at least; the timer PD writes it.
+    let time = unsafe { TimeReader::new(cfg.regions.time_page.as_ptr()) };
+    let now = || time.now_ns();
+    let supervisor = Supervisor::log(&REPORTER);
+    let mut ethp = dingo_pd::typed_port(
+        cfg.name,
+        &cfg.ports.eth,
+        eth::Observer::new(now()),
+        supervisor,
+    );
+    let mut lc = dingo_pd::typed_port(
+        cfg.name,
+        &cfg.ports.lc,
+        lifecycle::Observer::new(now()),
+        supervisor,
+    );
+    let mut tm = dingo_pd::typed_port(
+        cfg.name,
+        &cfg.ports.timer,
+        timer::Observer::new(now()),
+        supervisor,
+    );
+    let frames = &cfg.regions.frames;
+    // SAFETY: system-builder checked that the frames region is mapped
+    // read-write here for its size; the driver maps the same bytes, and
+    // this PD touches them only through the DataArea's volatile copies.
+    let area = unsafe { DataArea::new(frames.as_ptr(), frames.size) };
+    let mut device = EthDevice::new(Frames(area), frames.size);
+    // SAFETY: system-builder checked that nic_stats is mapped readable
+    // here, a page at least; the driver writes it.
+    let driver = unsafe { Reader::new(cfg.regions.nic_stats.as_ptr()) };
+    let addressing = if cfg.params.dhcp {
+        Addressing::Dhcp
+    } else {
+        Addressing::Static {
+            cidr: Ipv4Cidr::new(ipv4(cfg.params.address), cfg.params.prefix),
+            gateway: (cfg.params.gateway != 0).then(|| ipv4(cfg.params.gateway)),
+        }
+    };
+
+    // Start the driver, then enable the NIC.
+    let t = now();
+    if lc.try_send(&lifecycle::Msg::Start, t).is_err() {
+        panic!("net: cannot send start to the driver");
+    }
+    flush(&mut lc);
+    let mut storage = Storage::new();
+    let mut storage = Some(&mut storage);
+    let mut net: Option<Net<'_>> = None;
+    let mut started = false;
+    let mut timer_at: Option<u64> = None;
+    let mut next_id = 1u32;
+    let mut said_link: Option<bool> = None;
+    // This PD's busy time leaves out the driver's, which preempts it (the
+    // driver publishes its own as `busy_tsc`, when it has one).
+    let mut driver_busy = None;
+    let mut busy = 0u64;
+    let mut woke = rdtsc();
+    let mut driver_woke = 0;
+    loop {
+        let t = now();
+        while let Ok(Some(msg)) = lc.try_recv(t) {
+            match msg {
+                lifecycle::Msg::StartComplete => {
+                    started = true;
+                    device.enable();
+                }
+                lifecycle::Msg::StartFailed { error } => {
+                    debug_println!("net: the driver failed to start (error {error})")
+                }
+                _ => {}
+            }
+        }
+        loop {
+            match ethp.try_recv(t) {
+                Ok(Some(msg)) => device.handle(msg),
+                Ok(None) => break,
+                Err(Fault::Violation(_) | Fault::Malformed(_)) => {}
+                Err(_) => break,
+            }
+        }
+        while let Ok(Some(msg)) = tm.try_recv(t) {
+            if let timer::Msg::Fired { .. } | timer::Msg::Rejected { .. } = msg {
+                timer_at = None;
+            }
+        }
+        if let Enable::Failed(error) = device.state()
+            && started
+        {
+            debug_println!("net: the driver could not enable the NIC (error {error})");
+            started = false;
+        }
+        if device.state() == Enable::Enabled
+            && let Some(mac) = device.mac()
+            && let Some(storage) = storage.take()
+        {
+            debug_println!(
+                "net: NIC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} enabled by {}; {}",
+                mac[0],
+                mac[1],
+                mac[2],
+                mac[3],
+                mac[4],
+                mac[5],
+                cfg.ports.eth.peer,
+                if cfg.params.dhcp {
+                    "asking DHCP for an address"
+                } else {
+                    "static address"
+                }
+            );
+            // The storage lives in this frame, which never returns.
+            net = Some(Net::new(storage, &mut device, mac, addressing, rdtsc(), t));
+        }
+        if device.link().is_some() && said_link != device.link() {
+            said_link = device.link();
+            debug_println!("net: link {}", if device.link_up() { "up" } else { "down" });
+        }
+        if let Some(stack) = net.as_mut() {
+            let peer = cfg.ports.eth.peer;
+            let changes = stack.poll(t, &mut device, |w, stats, address, dev| {
+                page(w, stats, address, dev, &ethp, &driver, peer, busy)
+            });
+            if let Some(a) = changes.configured {
+                let how = if cfg.params.dhcp { "by DHCP" } else { "static" };
+                let (e, s) = (cfg.params.host_echo_port, cfg.params.host_status_port);
+                if e != 0 && s != 0 {
+                    debug_println!(
+                        "net: address {a} ({how}); from the host: UDP and TCP echo at localhost:{e}, status page at http://localhost:{s}/ (guest ports 7 and 80)"
+                    );
+                } else {
+                    debug_println!(
+                        "net: address {a} ({how}); UDP and TCP echo on port 7, status page on TCP port 80"
+                    );
+                }
+            }
+            if changes.deconfigured {
+                debug_println!("net: DHCP lease lost");
+            }
+        }
+        while let Some(msg) = device.next_out() {
+            match ethp.try_send(&msg, t) {
+                Ok(()) => {}
+                Err(Fault::Full) => {
+                    device.unsend(msg);
+                    break;
+                }
+                // Refused by the observer and reported.
+                Err(_) => {}
+            }
+        }
+        if let Some(stack) = net.as_mut()
+            && let Some(delay) = stack.poll_delay_ns(t)
+        {
+            let at = t + delay.min(MAX_SLEEP_NS);
+            if timer_at.is_none_or(|armed| at + TIMER_SLACK_NS < armed) {
+                let id = next_id;
+                next_id = next_id.wrapping_add(1).max(1);
+                if tm
+                    .try_send(
+                        &timer::Msg::Request {
+                            id,
+                            deadline_ns: at,
+                        },
+                        t,
+                    )
+                    .is_ok()
+                {
+                    timer_at = Some(at);
+                }
+            }
+        }
+        flush(&mut ethp);
+        flush(&mut lc);
+        flush(&mut tm);
+        let mut retry = false;
+        for arm in [
+            ethp.prepare_recv_sleep(),
+            lc.prepare_recv_sleep(),
+            tm.prepare_recv_sleep(),
+        ] {
+            retry |= matches!(arm, Ok(Arm::Retry));
+        }
+        if device.has_out() {
+            retry |= matches!(ethp.prepare_send_sleep(), Ok(Arm::Retry));
+        }
+        if !retry {
+            if driver_busy.is_none() {
+                driver_busy = driver.position("busy_tsc");
+            }
+            let preempted = driver_busy.map_or(0, |i| driver.value(i).wrapping_sub(driver_woke));
+            busy += (rdtsc() - woke).saturating_sub(preempted);
+            microkit::wait();
+            woke = rdtsc();
+            driver_woke = driver_busy.map_or(0, |i| driver.value(i));
+        }
+    }
+}
+
+microkit::entry!(main);

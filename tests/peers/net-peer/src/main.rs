@@ -1,0 +1,202 @@
+//! The host peer of the network tests (tests/boot.toml) and of the net
+//! bench (bench/net): a program on the host that talks to the guest's
+//! net PD and checks every byte that comes back. Every loop is bounded in
+//! time; it exits 0 only if every check passed.
+//!
+//! ```text
+//! net-peer user ECHO STATUS   QEMU's user network: UDP and TCP echo through the
+//!                             forwarded host port ECHO, the status page through STATUS
+//! net-peer wire PORT QMP      the raw-frame wire (QEMU at 127.0.0.1:PORT, this
+//!                             station at PORT+1, 10.0.2.2): ARP, pings, UDP and TCP
+//!                             echo, raw frames of every size, malformed frames, the
+//!                             256-frame burst, link down and up (QMP socket QMP)
+//! net-peer bench PORT SIZE INFLIGHT COUNT COUNTERS
+//!                             the net bench's load: COUNT UDP echoes of SIZE bytes,
+//!                             INFLIGHT in flight; prints one `bench:` line with the
+//!                             guest instructions (the TCG plugin's counter file
+//!                             COUNTERS) and the PDs' busy time over the run
+//! ```
+
+use std::process::ExitCode;
+
+mod checks;
+mod user;
+mod wire;
+
+fn report(name: &str, r: Result<String, String>) -> bool {
+    match r {
+        Ok(s) => {
+            println!("peer: PASS {name}: {s}");
+            true
+        }
+        Err(e) => {
+            println!("peer: FAIL {name}: {e}");
+            false
+        }
+    }
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> T {
+    args.get(i).and_then(|a| a.parse().ok()).unwrap_or_else(|| {
+        panic!("net-peer: argument {i} ({what}) missing or malformed; see the crate doc")
+    })
+}
+
+fn user(echo: u16, status: u16) -> bool {
+    let mut ok = report("user-udp-echo", user::udp_echo(echo, 200));
+    ok &= report("user-tcp-echo", user::tcp_echo(echo, 256 * 1024));
+    let page = user::status(status);
+    ok &= report(
+        "user-status-page",
+        page.and_then(|text| {
+            for want in [
+                "HTTP/1.0 200 OK",
+                "address    10.0.2.15/24",
+                "link       up",
+                "EthernetController state",
+            ] {
+                if !text.contains(want) {
+                    return Err(format!("no '{want}' in:\n{text}"));
+                }
+            }
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or("").trim_end();
+            Ok(format!("served:\n{body}"))
+        }),
+    );
+    ok
+}
+
+fn wire(port: u16, qmp: &str) -> bool {
+    let mut st = wire::Station::new(port);
+    let mut ok = report("arp", checks::arp(&mut st));
+    ok &= report("ping", checks::ping(&mut st, 1000, 16));
+    ok &= report(
+        "udp-echo",
+        checks::udp_echo(&mut st, 10_000, 32, &[64, 200, 512, 1000, 1472, 18, 700]),
+    );
+    ok &= report(
+        "tcp-echo",
+        checks::tcp_echo(&mut st, 1 << 20, 41001, |_| {}),
+    );
+    ok &= report(
+        "raw-frames",
+        checks::raw_frames(&mut st, &[60, 1514, 1518], 400, 8),
+    );
+    ok &= report("malformed", checks::malformed(&mut st));
+    ok &= report("burst", checks::burst(&mut st));
+    ok &= report("link-flap", checks::link_flap(&mut st, qmp));
+    match checks::status(&mut st, 41090) {
+        Ok((c, text)) => {
+            let body = text
+                .split("\r\n\r\n")
+                .nth(1)
+                .unwrap_or("")
+                .trim_end()
+                .to_string();
+            let violations = text
+                .lines()
+                .find(|l| l.starts_with("eth port"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            ok &= report(
+                "status-page",
+                if violations == Some(0) && c.contains_key("rx_frames") {
+                    Ok(format!("after the run:\n{body}"))
+                } else {
+                    Err(format!("violations {violations:?}; page:\n{body}"))
+                },
+            );
+        }
+        Err(e) => ok &= report("status-page", Err(e)),
+    }
+    ok
+}
+
+/// The plugin's counters: guest instructions in all and in the kernel.
+fn instructions(path: &str) -> Result<(u64, u64), String> {
+    let b = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let word = |i: usize| {
+        b.get(i * 8..i * 8 + 8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+    };
+    Ok((
+        word(0).ok_or("short counter file")?,
+        word(1).ok_or("short counter file")?,
+    ))
+}
+
+fn bench(port: u16, size: usize, inflight: u32, count: u32, counters: &str) -> bool {
+    let mut st = wire::Station::new(port);
+    if !report("arp", checks::arp(&mut st)) {
+        return false;
+    }
+    if let Err(e) = checks::udp_load(&mut st, 500, inflight, size) {
+        return report("warm-up", Err(e));
+    }
+    let mut run = || -> Result<String, String> {
+        let (before, _) = checks::status(&mut st, 42080)?;
+        let (i0, k0) = instructions(counters)?;
+        let (secs, mut rtts, resent) = checks::udp_load(&mut st, count, inflight, size)?;
+        let (i1, k1) = instructions(counters)?;
+        let (after, _) = checks::status(&mut st, 42081)?;
+        let delta = |k: &str| {
+            after
+                .get(k)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(before.get(k).copied().unwrap_or(0))
+        };
+        rtts.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            rtts.get(((rtts.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        Ok(format!(
+            "bench: size={size} inflight={inflight} echoed={count} resent={resent} seconds={secs:.3} insns={} kernel={} driver={} net={} rtt_median_us={:.1} rtt_p99_us={:.1}",
+            i1 - i0,
+            k1 - k0,
+            delta("busy_tsc"),
+            delta("net_busy_tsc"),
+            pct(0.5),
+            pct(0.99)
+        ))
+    };
+    match run() {
+        Ok(line) => {
+            println!("{line}");
+            true
+        }
+        Err(e) => report("bench", Err(e)),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let ok = match args.get(1).map(String::as_str) {
+        Some("user") => user(arg(&args, 2, "echo port"), arg(&args, 3, "status port")),
+        Some("wire") => wire(
+            arg(&args, 2, "port"),
+            &arg::<String>(&args, 3, "QMP socket"),
+        ),
+        Some("bench") => bench(
+            arg(&args, 2, "port"),
+            arg(&args, 3, "size"),
+            arg(&args, 4, "in flight"),
+            arg(&args, 5, "count"),
+            &arg::<String>(&args, 6, "counter file"),
+        ),
+        _ => {
+            eprintln!(
+                "usage: net-peer user ECHO STATUS | wire PORT QMP | bench PORT SIZE INFLIGHT SECONDS"
+            );
+            false
+        }
+    };
+    println!("peer: {}", if ok { "all checks passed" } else { "FAILED" });
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
