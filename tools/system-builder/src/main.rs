@@ -1,15 +1,26 @@
 //! `system-builder`: system.xml + monitor ELF -> one bootable image and a
-//! report. Every check runs before anything is written, so a failed build
-//! leaves no stale image behind that could be booted by mistake.
+//! report, for one board; on an ARM board also the boot image (the loader
+//! with the kernel and the system image). Every check runs before anything
+//! is written, so a failed build leaves no stale image behind that could be
+//! booted by mistake.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use system_builder::{Diagnostic, image, load_file, plan, report};
+use system_builder::{Board, Diagnostic, boot_image, image, load_file_for, plan, report};
 
-const USAGE: &str = "usage: system-builder <system.xml> --monitor <monitor ELF> [--search-path <dir>...] -o <image ELF> --report <report.txt> [--monitor-bench]";
+const USAGE: &str = "usage: system-builder <system.xml> --monitor <monitor ELF> [--search-path <dir>...] -o <image ELF> --report <report.txt> [--monitor-bench] [--board pc|sabrelite] [--loader <loader ELF> --kernel <kernel ELF> --boot-image <boot ELF>]";
+
+/// What an ARM board's boot image is made of, and where it goes.
+struct BootImage {
+    loader: PathBuf,
+    kernel: PathBuf,
+    output: PathBuf,
+}
 
 struct Args {
+    board: Board,
+    boot: Option<BootImage>,
     system: PathBuf,
     monitor: PathBuf,
     search_paths: Vec<PathBuf>,
@@ -21,8 +32,10 @@ struct Args {
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut system, mut monitor, mut output, mut report) = (None, None, None, None);
+    let (mut loader, mut kernel, mut boot_out) = (None, None, None);
     let mut search_paths = Vec::new();
     let mut monitor_bench = false;
+    let mut board = Board::Pc;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -35,6 +48,17 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "-o" => output = Some(value("-o")?),
             "--report" => report = Some(value("--report")?),
             "--monitor-bench" => monitor_bench = true,
+            "--board" => {
+                let name = value("--board")?;
+                let name = name.to_string_lossy();
+                board = Board::from_name(&name).ok_or_else(|| {
+                    let known: Vec<_> = Board::ALL.iter().map(|b| b.name()).collect();
+                    format!("unknown board '{name}' (known: {})", known.join(", "))
+                })?;
+            }
+            "--loader" => loader = Some(value("--loader")?),
+            "--kernel" => kernel = Some(value("--kernel")?),
+            "--boot-image" => boot_out = Some(value("--boot-image")?),
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             path if system.is_none() => system = Some(PathBuf::from(path)),
@@ -42,7 +66,23 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
     }
     let missing = |what: &str| format!("missing {what}");
+    let boot = match (loader, kernel, boot_out) {
+        (None, None, None) => None,
+        (Some(loader), Some(kernel), Some(output)) if board.is_arm() => Some(BootImage {
+            loader,
+            kernel,
+            output,
+        }),
+        (Some(_), Some(_), Some(_)) => {
+            return Err(format!(
+                "board {board} boots the system image itself; --loader, --kernel and --boot-image are for ARM boards"
+            ));
+        }
+        _ => return Err("--loader, --kernel and --boot-image go together".into()),
+    };
     Ok(Args {
+        board,
+        boot,
         system: system.ok_or_else(|| missing("<system.xml>"))?,
         monitor: monitor.ok_or_else(|| missing("--monitor"))?,
         search_paths,
@@ -85,7 +125,7 @@ fn run(args: &Args) -> Result<(), ()> {
     let mut search = vec![home];
     search.extend(args.search_paths.iter().cloned());
 
-    let loaded = load_file(&args.system, &search).map_err(|d| print_all(&d))?;
+    let loaded = load_file_for(args.board, &args.system, &search).map_err(|d| print_all(&d))?;
     print_all(&loaded.warnings);
     let system = &loaded.system;
     let files = plan::read_images(system).map_err(|d| print_all(&d))?;
@@ -99,16 +139,38 @@ fn run(args: &Args) -> Result<(), ()> {
             args.monitor.display()
         );
     })?;
-    let packed = image::pack(&monitor, &plan_bytes).map_err(|e| {
+    let packed = image::pack_for(args.board, &monitor, &plan_bytes).map_err(|e| {
         eprintln!(
             "system-builder: error: monitor ELF '{}' {e}",
             args.monitor.display()
         );
     })?;
     let text = report::render(system, Some(&packed));
+    let boot = match &args.boot {
+        None => None,
+        Some(b) => {
+            let read = |path: &Path, what: &str| {
+                std::fs::read(path).map_err(|e| {
+                    eprintln!(
+                        "system-builder: error: cannot read the {what} '{}': {e}",
+                        path.display()
+                    );
+                })
+            };
+            let loader = read(&b.loader, "loader ELF")?;
+            let kernel = read(&b.kernel, "kernel ELF")?;
+            let image = boot_image::pack(&loader, &kernel, &packed.bytes).map_err(|e| {
+                eprintln!("system-builder: error: boot image for {}: {e}", args.board);
+            })?;
+            Some((&b.output, image))
+        }
+    };
 
     write(&args.output, &packed.bytes)?;
     write(&args.report, text.as_bytes())?;
+    if let Some((path, image)) = &boot {
+        write(path, &image.bytes)?;
+    }
     println!(
         "system-builder: {} ({} PDs, {} regions, plan {} bytes); report {}",
         args.output.display(),
@@ -117,6 +179,13 @@ fn run(args: &Args) -> Result<(), ()> {
         plan_bytes.len(),
         args.report.display()
     );
+    if let Some((path, _)) = &boot {
+        println!(
+            "system-builder: {} (loader, kernel and system image for {})",
+            path.display(),
+            args.board
+        );
+    }
     Ok(())
 }
 
