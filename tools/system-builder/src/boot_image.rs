@@ -5,18 +5,8 @@
 //! takes the root task as one physical range placed right after its own
 //! image.
 //!
-//! The payload the loader reads (little-endian 32-bit words, at the
-//! segment's start, then the bytes it copies):
-//!
-//! | word | meaning |
-//! |------|---------|
-//! | 0, 1 | [`MAGIC`] |
-//! | 2    | the kernel's entry (virtual) |
-//! | 3    | the kernel window's virtual base (the kernel's link address) |
-//! | 4    | the physical address the kernel window starts at |
-//! | 5..9 | `init_kernel`'s arguments: `ui_p_reg_start`, `ui_p_reg_end`, `pv_offset`, `v_entry` |
-//! | 9    | the number of copies |
-//! | 10.. | per copy: destination (physical), source offset in the payload, bytes to copy, bytes in all (the rest is zeroed) |
+//! The payload's format is the crate `boot-payload`'s, which the loader
+//! reads it with.
 //!
 //! The root task's physical start must be the kernel's `ki_end` (the
 //! kernel's `init_freemem` asserts it), which the kernel ELF's symbol
@@ -26,16 +16,13 @@ use crate::elf::{self, Machine, PT_LOAD};
 use crate::image::{self, MonitorError, PackedImage};
 use crate::model::PAGE_SIZE_4K;
 
-/// `b"DINGOBT1"`: a payload the loader understands.
-pub const MAGIC: [u8; 8] = *b"DINGOBT1";
+use boot_payload::{COPY_WORDS, HEADER_WORDS, MAGIC};
+
 /// The loader symbols that receive the payload's address and size.
 pub const PAYLOAD_VADDR_SYMBOL: &str = "DINGO_PAYLOAD_VADDR";
 pub const PAYLOAD_SIZE_SYMBOL: &str = "DINGO_PAYLOAD_SIZE";
 /// The kernel symbol of the end of its image, where the root task goes.
 pub const KI_END_SYMBOL: &str = "ki_end";
-
-const HEADER_WORDS: usize = 10;
-const COPY_WORDS: usize = 4;
 
 /// Why the boot image cannot be made: which input, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

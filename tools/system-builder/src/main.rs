@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use system_builder::{Board, Diagnostic, boot_image, image, load_file_for, plan, report};
 
-const USAGE: &str = "usage: system-builder <system.xml> --monitor <monitor ELF> [--search-path <dir>...] -o <image ELF> --report <report.txt> [--monitor-bench] [--board pc|sabrelite] [--loader <loader ELF> --kernel <kernel ELF> --boot-image <boot ELF>]";
+const USAGE: &str = "usage: system-builder <system.xml> --monitor <monitor ELF> [--search-path <dir>...] -o <image ELF> --report <report.txt> [--monitor-bench] [--board pc|sabrelite] [--loader <loader ELF> --kernel <kernel ELF> --boot-image <boot ELF>]
+       system-builder --boot-only --board <ARM board> --monitor <monitor ELF> --loader <loader ELF> --kernel <kernel ELF> --boot-image <boot ELF>
+         (the bare monitor, no system: its self-test)";
 
 /// What an ARM board's boot image is made of, and where it goes.
 struct BootImage {
@@ -21,6 +23,8 @@ struct BootImage {
 struct Args {
     board: Board,
     boot: Option<BootImage>,
+    /// No system: the monitor alone goes into the boot image.
+    boot_only: bool,
     system: PathBuf,
     monitor: PathBuf,
     search_paths: Vec<PathBuf>,
@@ -35,6 +39,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut loader, mut kernel, mut boot_out) = (None, None, None);
     let mut search_paths = Vec::new();
     let mut monitor_bench = false;
+    let mut boot_only = false;
     let mut board = Board::Pc;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -48,6 +53,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "-o" => output = Some(value("-o")?),
             "--report" => report = Some(value("--report")?),
             "--monitor-bench" => monitor_bench = true,
+            "--boot-only" => boot_only = true,
             "--board" => {
                 let name = value("--board")?;
                 let name = name.to_string_lossy();
@@ -80,9 +86,26 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
         _ => return Err("--loader, --kernel and --boot-image go together".into()),
     };
+    if boot_only {
+        if boot.is_none() {
+            return Err("--boot-only needs an ARM --board, --loader, --kernel and --boot-image".into());
+        }
+        return Ok(Args {
+            board,
+            boot,
+            boot_only,
+            system: PathBuf::new(),
+            monitor: monitor.ok_or_else(|| missing("--monitor"))?,
+            search_paths,
+            output: PathBuf::new(),
+            report: PathBuf::new(),
+            monitor_bench,
+        });
+    }
     Ok(Args {
         board,
         boot,
+        boot_only,
         system: system.ok_or_else(|| missing("<system.xml>"))?,
         monitor: monitor.ok_or_else(|| missing("--monitor"))?,
         search_paths,
@@ -115,8 +138,40 @@ fn main() -> ExitCode {
     }
 }
 
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, ()> {
+    std::fs::read(path).map_err(|e| {
+        eprintln!(
+            "system-builder: error: cannot read the {what} '{}': {e}",
+            path.display()
+        );
+    })
+}
+
+/// The boot image of `image` (a root task ELF) for an ARM board.
+fn boot_image(args: &Args, b: &BootImage, image: &[u8]) -> Result<Vec<u8>, ()> {
+    let loader = read(&b.loader, "loader ELF")?;
+    let kernel = read(&b.kernel, "kernel ELF")?;
+    boot_image::pack(&loader, &kernel, image)
+        .map(|p| p.bytes)
+        .map_err(|e| {
+            eprintln!("system-builder: error: boot image for {}: {e}", args.board);
+        })
+}
+
 /// Builds everything in memory, then writes; errors are printed here.
 fn run(args: &Args) -> Result<(), ()> {
+    if args.boot_only {
+        let b = args.boot.as_ref().expect("checked by parse_args");
+        let monitor = read(&args.monitor, "monitor ELF")?;
+        let image = boot_image(args, b, &monitor)?;
+        write(&b.output, &image)?;
+        println!(
+            "system-builder: {} (loader, kernel and the bare monitor for {})",
+            b.output.display(),
+            args.board
+        );
+        return Ok(());
+    }
     // Microkit looks beside system.xml first, then in --search-path order.
     let home = match args.system.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -148,28 +203,13 @@ fn run(args: &Args) -> Result<(), ()> {
     let text = report::render(system, Some(&packed));
     let boot = match &args.boot {
         None => None,
-        Some(b) => {
-            let read = |path: &Path, what: &str| {
-                std::fs::read(path).map_err(|e| {
-                    eprintln!(
-                        "system-builder: error: cannot read the {what} '{}': {e}",
-                        path.display()
-                    );
-                })
-            };
-            let loader = read(&b.loader, "loader ELF")?;
-            let kernel = read(&b.kernel, "kernel ELF")?;
-            let image = boot_image::pack(&loader, &kernel, &packed.bytes).map_err(|e| {
-                eprintln!("system-builder: error: boot image for {}: {e}", args.board);
-            })?;
-            Some((&b.output, image))
-        }
+        Some(b) => Some((&b.output, boot_image(args, b, &packed.bytes)?)),
     };
 
     write(&args.output, &packed.bytes)?;
     write(&args.report, text.as_bytes())?;
     if let Some((path, image)) = &boot {
-        write(path, &image.bytes)?;
+        write(path, image)?;
     }
     println!(
         "system-builder: {} ({} PDs, {} regions, plan {} bytes); report {}",
