@@ -21,9 +21,9 @@ success and 0x11 on failure.
 The Sabre Lite (`--board sabrelite`): QEMU's `sabrelite` machine (i.MX6,
 one Cortex-A9, 1 GiB), booted from the boot image system-builder writes
 (the loader with the kernel and the system image, `-kernel`), UART2 (the
-console) on stdout and UART1 on a QMP-readable ring buffer (`uart1`),
-semihosting on for user code: that is how its runs end, with the same
-exit statuses as the debug-exit device's.
+console) on stdout and UART1 on a Unix socket when asked (`uart1`: tests
+type into it and read it), semihosting on for user code: that is how its
+runs end, with the same exit statuses as the debug-exit device's.
 
 Boot paths: `kernel` (the default) hands QEMU's multiboot loader the kernel
 and the system image, with no firmware boot at all. `cdrom` boots an ISO
@@ -79,14 +79,16 @@ def devices(disk, without=()):
     return [arg for name, args in groups.items() if name not in without for arg in args]
 
 
-def sabrelite_command(image, qmp=None, icount=False, extra=()):
-    """The Sabre Lite: `image` is the boot image (loader, kernel, system)."""
+def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None):
+    """The Sabre Lite: `image` is the boot image (loader, kernel, system);
+    `uart1` a Unix socket path for UART1, which QEMU serves."""
+    uart = (["-chardev", f"socket,id=uart1,path={uart1},server=on,wait=off", "-serial", "chardev:uart1"]
+            if uart1 else ["-serial", "null"])
     cmd = [
         "qemu-system-arm", "-M", "sabrelite", "-smp", "1", "-m", "1G",
         "-nographic", "-monitor", "none", "-no-reboot",
-        # serial0 is UART1 (a ring buffer tests read and write over QMP),
-        # serial1 UART2, the console.
-        "-chardev", "ringbuf,id=uart1,size=65536", "-serial", "chardev:uart1",
+        # serial0 is UART1, serial1 UART2, the console.
+        *uart,
         "-serial", "stdio",
         "-semihosting-config", "enable=on,target=native,userspace=on",
         "-kernel", image,
@@ -99,9 +101,10 @@ def sabrelite_command(image, qmp=None, icount=False, extra=()):
 
 
 def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=(),
-            boot="kernel", medium=None, firmware="seabios", without=(), board="pc"):
+            boot="kernel", medium=None, firmware="seabios", without=(), board="pc",
+            uart1=None):
     if board == "sabrelite":
-        return sabrelite_command(image, qmp, icount, extra)
+        return sabrelite_command(image, qmp, icount, extra, uart1)
     if board != "pc":
         raise ValueError(f"unknown board {board!r} (known: {', '.join(BOARDS)})")
     cmd = [
@@ -208,7 +211,7 @@ def screen_size(qmp):
 
 def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False, qmp=None,
          boot="kernel", medium=None, firmware="seabios", without=(), until=None, poll=0.5,
-         board="pc"):
+         board="pc", uart1=None):
     """Boots once, serial output into `log`; returns (status or None, seconds).
     A QEMU still running after `timeout` seconds is killed by its own PID.
     With `until` (a function of a Qmp connection), QEMU is asked every `poll`
@@ -218,7 +221,7 @@ def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False,
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command(kernel, image, disk, qmp=qmp, icount=icount, boot=boot, medium=medium,
-                    firmware=firmware, without=without, board=board),
+                    firmware=firmware, without=without, board=board, uart1=uart1),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
