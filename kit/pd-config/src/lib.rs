@@ -220,7 +220,9 @@ pub enum IrqSource {
         vector: u8,
     },
     /// An ARM GIC interrupt ID; level-triggered.
-    Gic { irq: u16 },
+    Gic {
+        irq: u16,
+    },
 }
 
 /// An interrupt, delivered as a notification on channel `id`.

@@ -64,13 +64,21 @@ pub struct Payload<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
     BadMagic,
-    Truncated { need: usize, have: usize },
+    Truncated {
+        need: usize,
+        have: usize,
+    },
     TooManyCopies(u32),
     /// Copy `index`'s bytes lie outside the payload, or it copies more than
     /// its size.
-    BadCopy { index: u32 },
+    BadCopy {
+        index: u32,
+    },
     /// The root task's range is empty or reversed.
-    BadUserRange { start: u32, end: u32 },
+    BadUserRange {
+        start: u32,
+        end: u32,
+    },
 }
 
 impl core::fmt::Display for Error {

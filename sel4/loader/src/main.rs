@@ -115,7 +115,7 @@ core::arch::global_asm!(
     "mov r1, r0, lsr r2",
     "and r1, r1, #7",
     "cmp r1, #2",
-    "blt 4f", // no data cache at this level
+    "blt 4f",                     // no data cache at this level
     "mcr p15, 2, r10, c0, c0, 0", // CSSELR
     "isb",
     "mrc p15, 1, r1, c0, c0, 0", // CCSIDR
@@ -185,7 +185,13 @@ fn console() -> Uart<Mmio> {
     // SAFETY: the console UART's registers at their physical address (the
     // MMU is off, then identity-mapped); the kernel takes it over only
     // after the loader is gone.
-    Uart::new(unsafe { Mmio::new("console", board::CONSOLE_UART, imx_uart_core::regs::MMIO_SIZE) })
+    Uart::new(unsafe {
+        Mmio::new(
+            "console",
+            board::CONSOLE_UART,
+            imx_uart_core::regs::MMIO_SIZE,
+        )
+    })
 }
 
 fn halt(out: &mut Uart<Mmio>, why: core::fmt::Arguments) -> ! {
@@ -240,7 +246,10 @@ extern "C" fn loader_main() -> ! {
         )
     };
     if size == 0 {
-        halt(&mut out, format_args!("no payload (a loader not packed by system-builder)"));
+        halt(
+            &mut out,
+            format_args!("no payload (a loader not packed by system-builder)"),
+        );
     }
     // SAFETY: system-builder put `size` bytes at `vaddr` in a segment of
     // this image, which the bootloader loaded with the rest (physical ==
@@ -268,7 +277,11 @@ extern "C" fn loader_main() -> ! {
         unsafe {
             let dest = c.dest as *mut u8;
             core::ptr::copy_nonoverlapping(c.bytes.as_ptr(), dest, c.bytes.len());
-            core::ptr::write_bytes(dest.add(c.bytes.len()), 0, (c.size as usize) - c.bytes.len());
+            core::ptr::write_bytes(
+                dest.add(c.bytes.len()),
+                0,
+                (c.size as usize) - c.bytes.len(),
+            );
         }
     }
     // SAFETY: the table is ours alone; nothing else runs.

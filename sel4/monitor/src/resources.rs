@@ -77,13 +77,11 @@ impl Object {
 impl Object {
     pub const PAGE: Self = Self::fixed(object_type::ARM_SmallPageObject, consts::PageBits);
     /// The large page of memory regions: a 1 MiB section.
-    pub const LARGE_PAGE: Self =
-        Self::fixed(object_type::ARM_SectionObject, consts::SectionBits);
+    pub const LARGE_PAGE: Self = Self::fixed(object_type::ARM_SectionObject, consts::SectionBits);
     pub const PAGE_TABLE: Self =
         Self::fixed(object_type::ARM_PageTableObject, consts::PageTableBits);
     /// A thread's top-level paging structure (16 KiB).
-    pub const VSPACE: Self =
-        Self::fixed(object_type::ARM_PageDirectoryObject, consts::PageDirBits);
+    pub const VSPACE: Self = Self::fixed(object_type::ARM_PageDirectoryObject, consts::PageDirBits);
 }
 
 impl Object {

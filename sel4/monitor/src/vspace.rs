@@ -28,7 +28,9 @@ impl Level {
     fn create(self, res: &mut Resources, root: Cap<VSpaceKind>, base: u64) -> Setup<()> {
         let attr = VmAttributes::DEFAULT;
         match self {
-            Level::Pdpt => Cap::<kind::Pdpt>::from_cptr(res.alloc(Object::PDPT)?).map(root, base, attr),
+            Level::Pdpt => {
+                Cap::<kind::Pdpt>::from_cptr(res.alloc(Object::PDPT)?).map(root, base, attr)
+            }
             Level::PageDirectory => {
                 Cap::<kind::PageDirectory>::from_cptr(res.alloc(Object::PAGE_DIRECTORY)?)
                     .map(root, base, attr)

@@ -9,9 +9,9 @@ use crate::syscall::{self, Mrs};
 use crate::{Error, MessageInfo, Result, label};
 use core::marker::PhantomData;
 
-pub use crate::arch::{UserContext, VSpaceKind, VmAttributes, cnode_guard};
 #[cfg(target_arch = "x86_64")]
 pub use crate::arch::{IoapicLine, ioport_range};
+pub use crate::arch::{UserContext, VSpaceKind, VmAttributes, cnode_guard};
 
 /// Kinds of kernel objects a capability can name.
 pub mod kind {

@@ -9,7 +9,6 @@ use crate::sys;
 /// The four message registers passed in CPU registers.
 pub type Mrs = [u64; 4];
 
-
 /// What a receiving system call returns.
 #[derive(Clone, Copy, Debug)]
 pub struct Received {

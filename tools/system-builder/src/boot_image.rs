@@ -38,7 +38,11 @@ impl std::fmt::Display for BootImageError {
     }
 }
 
-fn fail(input: &'static str, what: impl Into<String>, expected: impl Into<String>) -> BootImageError {
+fn fail(
+    input: &'static str,
+    what: impl Into<String>,
+    expected: impl Into<String>,
+) -> BootImageError {
     BootImageError {
         input,
         problem: MonitorError {
@@ -75,8 +79,8 @@ fn word(v: u64, input: &'static str, what: &str) -> Result<u32, BootImageError> 
 /// Plans the loader's copies from the kernel ELF and the system image (the
 /// monitor with its plan), both 32-bit ARM ELF files.
 pub fn layout(kernel: &[u8], system: &[u8]) -> Result<BootLayout, BootImageError> {
-    let k = elf::parse_for(kernel, Machine::Arm)
-        .map_err(|p| fail("kernel ELF", p.what, p.expected))?;
+    let k =
+        elf::parse_for(kernel, Machine::Arm).map_err(|p| fail("kernel ELF", p.what, p.expected))?;
     let loads: Vec<_> = k
         .program_headers
         .iter()
@@ -84,9 +88,30 @@ pub fn layout(kernel: &[u8], system: &[u8]) -> Result<BootLayout, BootImageError
         .collect();
     let first = loads
         .iter()
-        .min_by_key(|p| p.paddr)
+        .min_by_key(|p| p.vaddr)
         .expect("parse accepts only files with a loadable segment");
     let (kernel_vbase, kernel_pbase) = (first.vaddr, first.paddr);
+    // The loader maps one window, so every segment must sit in it.
+    if let Some(odd) = loads
+        .iter()
+        .find(|p| p.vaddr.wrapping_sub(p.paddr) != kernel_vbase.wrapping_sub(kernel_pbase))
+    {
+        return Err(fail(
+            "kernel ELF",
+            format!(
+                "has a segment at {:#x} loaded at {:#x}, not in the window {kernel_vbase:#x} -> {kernel_pbase:#x} of its first",
+                odd.vaddr, odd.paddr
+            ),
+            "one virtual-to-physical offset for all of the kernel's segments",
+        ));
+    }
+    if kernel_vbase % (1 << 20) != 0 || kernel_pbase % (1 << 20) != 0 {
+        return Err(fail(
+            "kernel ELF",
+            format!("has its window at {kernel_vbase:#x} -> {kernel_pbase:#x}"),
+            "a kernel linked and loaded at 1 MiB boundaries (the loader maps sections)",
+        ));
+    }
     let ki_end = k.symbol(KI_END_SYMBOL).ok_or_else(|| {
         fail(
             "kernel ELF",
@@ -112,7 +137,11 @@ pub fn layout(kernel: &[u8], system: &[u8]) -> Result<BootLayout, BootImageError
     let mut copies = Vec::new();
     for p in &loads {
         let bytes = kernel[p.offset as usize..(p.offset + p.filesz) as usize].to_vec();
-        copies.push((word(p.paddr, "kernel ELF", "a segment at")?, bytes, word(p.memsz, "kernel ELF", "a segment size")?));
+        copies.push((
+            word(p.paddr, "kernel ELF", "a segment at")?,
+            bytes,
+            word(p.memsz, "kernel ELF", "a segment size")?,
+        ));
     }
 
     let s = elf::parse_for(system, Machine::Arm)
@@ -217,10 +246,7 @@ pub fn pack(loader: &[u8], kernel: &[u8], system: &[u8]) -> Result<PackedImage, 
         .map_err(|p| fail("loader ELF", p.what, p.expected))?;
     for seg in &l.segments {
         let own = (seg.vaddr, seg.vaddr + seg.memsz);
-        if let Some(dest) = layout
-            .destinations()
-            .find(|d| d.0 < own.1 && own.0 < d.1)
-        {
+        if let Some(dest) = layout.destinations().find(|d| d.0 < own.1 && own.0 < d.1) {
             return Err(fail(
                 "loader ELF",
                 format!(

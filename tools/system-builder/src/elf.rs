@@ -465,13 +465,7 @@ fn read_symbols(b: &Bytes, shoff: u64, shnum: u16, elf: &mut Elf) -> Result<(), 
             let s = Bytes(raw);
             // (name, value, size, info, shndx)
             let (name_off, value, size, info, shndx) = match class {
-                Class::Elf64 => (
-                    s.u32(0),
-                    s.u64(8),
-                    s.u64(16),
-                    s.u8(4),
-                    s.u16(6),
-                ),
+                Class::Elf64 => (s.u32(0), s.u64(8), s.u64(16), s.u8(4), s.u16(6)),
                 Class::Elf32 => (
                     s.u32(0),
                     s.u32(4).map(u64::from),

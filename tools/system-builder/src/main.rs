@@ -88,7 +88,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     };
     if boot_only {
         if boot.is_none() {
-            return Err("--boot-only needs an ARM --board, --loader, --kernel and --boot-image".into());
+            return Err(
+                "--boot-only needs an ARM --board, --loader, --kernel and --boot-image".into(),
+            );
         }
         return Ok(Args {
             board,

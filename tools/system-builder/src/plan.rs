@@ -11,8 +11,8 @@ use boot_plan as bp;
 
 use crate::diag::{Diagnostic, Diags};
 use crate::model::{
-    IrqKind, IrqPolarity, IrqTrigger, PAGE_SIZE_4K, Perms, ProgramImage, Segment,
-    SetVarValue, System,
+    IrqKind, IrqPolarity, IrqTrigger, PAGE_SIZE_4K, Perms, ProgramImage, Segment, SetVarValue,
+    System,
 };
 
 /// Reads every PD's program image file, in PD order, for [`build_plan`] to

@@ -1004,7 +1004,9 @@ impl Resolver<'_, '_> {
                         format!("MSI from {bdf}"),
                     )
                 }
-                IrqKind::Gic { irq } => (irq, IRQ_LEVEL | IRQ_GIC, 0, format!("GIC interrupt {irq}")),
+                IrqKind::Gic { irq } => {
+                    (irq, IRQ_LEVEL | IRQ_GIC, 0, format!("GIC interrupt {irq}"))
+                }
             };
             text.push(format!("irq {id} ({desc})"));
             items.push(Item::Irq {

@@ -1152,7 +1152,8 @@ fn parse_ioport<'a, 'i>(cx: &mut Ctx<'a, '_>, node: Node<'a, 'i>, pd: &mut PdDra
         cx.d.error(
             pos,
             format!("<ioport>: board {board} (32-bit ARM) has no I/O ports"),
-            "device registers as a memory_region with phys_addr, mapped with cached=\"false\"".into(),
+            "device registers as a memory_region with phys_addr, mapped with cached=\"false\""
+                .into(),
         );
         return;
     }
@@ -1168,7 +1169,10 @@ fn parse_ioport<'a, 'i>(cx: &mut Ctx<'a, '_>, node: Node<'a, 'i>, pd: &mut PdDra
                 "ioport size is 0".into(),
                 "at least one port".into(),
             );
-        } else if a.checked_add(s).is_none_or(|end| end > x86_64::IOPORT_SPACE) {
+        } else if a
+            .checked_add(s)
+            .is_none_or(|end| end > x86_64::IOPORT_SPACE)
+        {
             e.fail_attr(
                 "size",
                 format!(

@@ -18,9 +18,12 @@ fn device() -> (FakeBus, Rc<RefCell<Model>>) {
         tx_full: false,
     }));
     let m = model.clone();
-    bus.on_read(USR2, move |_, _| {
-        if m.borrow().rx.is_empty() { 0 } else { 1 }
-    });
+    bus.on_read(
+        USR2,
+        move |_, _| {
+            if m.borrow().rx.is_empty() { 0 } else { 1 }
+        },
+    );
     let m = model.clone();
     bus.on_read(URXD, move |_, _| m.borrow_mut().rx.pop_front().unwrap_or(0));
     let m = model.clone();
@@ -38,7 +41,10 @@ fn enable_sets_the_enables_and_keeps_other_bits() {
     let mut uart = Uart::new(bus.clone());
     uart.enable();
     assert_eq!(bus.peek(UCR1) & 1, 1);
-    assert_eq!(bus.peek(UCR2), 1 << 13 | 1 << 14 | 1 << 5 | 1 << 2 | 1 << 1 | 1);
+    assert_eq!(
+        bus.peek(UCR2),
+        1 << 13 | 1 << 14 | 1 << 5 | 1 << 2 | 1 << 1 | 1
+    );
     uart.set_rx_interrupt(true);
     assert_eq!(bus.peek(UCR1) & 1 << 9, 1 << 9);
     assert_eq!(bus.peek(UFCR) & 0x3f, 1);

@@ -237,8 +237,12 @@ impl Cap<kind::IrqControl> {
             line.active_low as u64,
             vector,
         ];
-        self.invoke(label::X86IRQIssueIRQHandlerIOAPIC, &args, &[dest.root.cptr()])
-            .map(drop)
+        self.invoke(
+            label::X86IRQIssueIRQHandlerIOAPIC,
+            &args,
+            &[dest.root.cptr()],
+        )
+        .map(drop)
     }
     /// Creates at `dest` a handler for an MSI of PCI device `bus:dev.func`.
     pub fn get_msi(self, dest: Slot, pci: (u64, u64, u64), handle: u64, vector: u64) -> Result<()> {

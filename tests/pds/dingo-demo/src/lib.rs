@@ -7,7 +7,6 @@
 //! for the frames, which messages name by offset.
 #![no_std]
 
-
 /// Where frames live in the data area: one transmit and one receive buffer.
 pub const TX_BUF: u32 = 0;
 pub const RX_BUF: u32 = 2048;
