@@ -60,8 +60,10 @@ static mut LOADER_STACK: Stack = Stack([0; STACK_SIZE]);
 
 /// The first-level translation table: 4096 section entries, 16 KiB aligned.
 #[repr(C, align(16384))]
-struct Table([u32; 4096]);
-static mut TABLE: Table = Table([0; 4096]);
+struct Table(core::cell::UnsafeCell<[u32; 4096]>);
+// SAFETY: the loader has one thread, and only loader_main touches it.
+unsafe impl Sync for Table {}
+static TABLE: Table = Table(core::cell::UnsafeCell::new([0; 4096]));
 
 // Entry: interrupts off, SVC mode, a stack, caches and MMU off, then Rust.
 core::arch::global_asm!(
@@ -285,10 +287,10 @@ extern "C" fn loader_main() -> ! {
         }
     }
     // SAFETY: the table is ours alone; nothing else runs.
-    let table = unsafe { &mut *(&raw mut TABLE) };
-    build_table(&mut table.0, payload.kernel_vbase, payload.kernel_pbase);
+    let table = unsafe { &mut *TABLE.0.get() };
+    build_table(table, payload.kernel_vbase, payload.kernel_pbase);
     let _ = writeln!(out, "loader: entering the kernel");
-    let ttbr = table.0.as_ptr() as u32;
+    let ttbr = table.as_ptr() as u32;
     // SAFETY: the table maps this code where it runs (identity) and the
     // kernel where it is linked; the copies are complete and, with the
     // caches off, in memory. The kernel never returns.

@@ -29,6 +29,8 @@ pub struct IpcBuffer {
 
 impl IpcBuffer {
     /// Message register `i`.
+    // A word is a u64 on x86_64 (no conversion), a u32 on ARM.
+    #[allow(clippy::useless_conversion)]
     pub fn msg(&self, i: usize) -> u64 {
         self.msg[i].into()
     }
@@ -37,6 +39,7 @@ impl IpcBuffer {
         self.msg[i] = value as Word;
     }
     /// Extra cap (or, received, badge) `i`.
+    #[allow(clippy::useless_conversion)]
     pub fn cap(&self, i: usize) -> u64 {
         self.caps_or_badges[i].into()
     }
@@ -54,7 +57,7 @@ const _: () = {
     assert!(offset_of!(IpcBuffer, user_data) == layout::IPCBUF_USER_DATA);
     assert!(offset_of!(IpcBuffer, caps_or_badges) == layout::IPCBUF_CAPS_OR_BADGES);
     assert!(offset_of!(IpcBuffer, receive_cnode) == layout::IPCBUF_RECEIVE_CNODE);
-    assert!(size_of::<Word>() * 8 == consts::WordBits);
+    assert!(Word::BITS as usize == consts::WordBits);
 };
 
 static IPC_BUFFER: AtomicPtr<IpcBuffer> = AtomicPtr::new(core::ptr::null_mut());

@@ -51,7 +51,7 @@ async fn main(ex: &Executor<'_, MicrokitPlatform, 0>) {
         while let Some(b) = uart.get() {
             match b {
                 b'\r' | b'\n' => {
-                    let _ = write!(uart, "\n");
+                    let _ = writeln!(uart);
                     let text = core::str::from_utf8(&line[..len]).unwrap_or("(not UTF-8)");
                     let c = uart.counters();
                     debug_println!(
