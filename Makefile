@@ -8,14 +8,39 @@
 #   make fuzz    fuzz tingu, system-builder and the ring (FUZZ_SECONDS each, default 60)
 #   make clean   remove build outputs
 #
+# Boards: BOARD=pc (x86_64; the default) or BOARD=sabrelite (the i.MX6 Sabre
+# Lite, 32-bit ARM): `make run BOARD=sabrelite`, `make image BOARD=sabrelite`.
+# `make test` builds and boots both.
+#
 # Flavours: debug (kernel printing on; run and test) and release (no
 # printing; benchmarks). Each has its own kernel under build/kernel/<flavour>
-# and its own cargo target dir target/sel4-<flavour>.
+# and its own cargo target dir target/sel4-<flavour> (for the Sabre Lite:
+# build/sabrelite/kernel/<flavour>, build/sabrelite/<flavour>,
+# target/sel4-sabrelite-<flavour>).
 
 BUILD  := $(CURDIR)/build
-TARGET := x86_64-unknown-linux-gnu
+BOARD  ?= pc
+
+# What differs per board: the Rust target, where its outputs go, and (ARM)
+# core built from the toolchain's library source.
+ifeq ($(BOARD),pc)
+TARGET    := x86_64-unknown-linux-gnu
+BOARD_OUT := $(BUILD)
+TARGET_PREFIX := target/sel4-
+BUILD_STD :=
+else ifeq ($(BOARD),sabrelite)
+TARGET    := armv7a-none-eabi
+BOARD_OUT := $(BUILD)/sabrelite
+TARGET_PREFIX := target/sel4-sabrelite-
+# RUSTC_BOOTSTRAP: -Zbuild-std is unstable; Debian's stable toolchain has
+# the library source for it (rust-web-src). See README, Toolchain.
+BUILD_STD := -Zbuild-std=core,compiler_builtins,alloc -Zbuild-std-features=compiler-builtins-mem
+export RUSTC_BOOTSTRAP := 1
+else
+$(error unknown BOARD '$(BOARD)' (known: pc, sabrelite))
+endif
 # The bare-metal link setup lives in .cargo/sel4.toml, shared by every program.
-SEL4_CARGO := cargo build --config .cargo/sel4.toml --target $(TARGET)
+SEL4_CARGO := cargo build --config .cargo/sel4.toml --target $(TARGET) $(BUILD_STD)
 
 cargo_profile_debug :=
 cargo_profile_release := --release
@@ -26,14 +51,15 @@ DISK := $(BUILD)/usb-disk.img
 
 # Crates built for seL4 (everything else is a host crate, the workspace's
 # default members). PD crates hold the protection domains' binaries; each
-# says so in its own Cargo.toml ([package.metadata.dingo] pd = true).
-PD_CRATES := $(shell tools/pd-crates.sh)
-ifeq ($(PD_CRATES),)
-$(error tools/pd-crates.sh found no PD crates (does `cargo metadata` work here?))
-endif
-SEL4_CRATES := monitor sel4-start microkit dingo-pd $(PD_CRATES)
+# says so in its own Cargo.toml ([package.metadata.dingo] pd = true, and
+# boards = [...] unless it is for the pc only). Evaluated when a recipe
+# needs them, after the prerequisite step (which installs cargo).
+PD_CRATES = $(shell tools/pd-crates.sh $(BOARD))
+SEL4_CRATES = monitor sel4-start microkit dingo-pd $(PD_CRATES)
+# The ARM boards' boot loader (sel4/loader).
+LOADER_CRATES := $(if $(filter sabrelite,$(BOARD)),loader)
 
-.PHONY: all run test bench docs fuzz clean prereqs lint kernel-debug kernel-release image-debug image-release image media-test
+.PHONY: all run test bench docs fuzz clean prereqs lint kernel-debug kernel-release image-debug image-release image media-test board-images
 
 all: image-debug
 
@@ -42,34 +68,55 @@ prereqs:
 
 # sel4/kernel/build.sh hashes its inputs and rebuilds only when they changed.
 kernel-debug kernel-release: kernel-%: prereqs
-	@sel4/kernel/build.sh $* $(BUILD)/kernel/$*
+	@sel4/kernel/build.sh $* $(BOARD_OUT)/kernel/$* $(BOARD)
 
 # Every system description: the example system and the test systems, and
 # the benchmarks (images bench-<name>). In bench/systems/ipc.xml the monitor
 # measures the raw kernel baseline too; bench/systems/dingo-port.xml carries
 # its own.
+# The Sabre Lite's: its example system and its test systems.
+ifeq ($(BOARD),pc)
 SYSTEMS := system.xml $(wildcard tests/systems/*.xml)
 BENCH_SYSTEMS := $(wildcard bench/systems/*.xml)
 # The net bench's images (bench-net-<name>), measured by bench/net/run.py.
 NET_BENCH_SYSTEMS := $(wildcard bench/net/*.xml)
+else
+SYSTEMS := $(BOARD).xml $(wildcard tests/systems/$(BOARD)/*.xml)
+BENCH_SYSTEMS :=
+NET_BENCH_SYSTEMS :=
+endif
 
 # Per flavour: the monitor and every PD (one cargo build), the bare monitor
 # image (monitor.elf: no plan, self-test only), and one image per system
 # description (system-builder validates it, embeds the plan, writes a report).
 image-debug image-release: image-%: kernel-%
-	@echo "[user $*] building the monitor and the PDs (cargo)"
-	@SEL4_KERNEL_OUT=$(BUILD)/kernel/$* $(SEL4_CARGO) --target-dir target/sel4-$* $(cargo_profile_$*) -p monitor $(PD_CRATES:%=-p %)
+	@[ -n "$(PD_CRATES)" ] || { echo "tools/pd-crates.sh found no PD crates for $(BOARD) (does cargo metadata work here?)"; exit 1; }
+	@echo "[user $(BOARD) $*] building the monitor and the PDs (cargo)"
+	@SEL4_KERNEL_OUT=$(BOARD_OUT)/kernel/$* $(SEL4_CARGO) --target-dir $(TARGET_PREFIX)$* $(cargo_profile_$*) -p monitor $(LOADER_CRATES:%=-p %) $(PD_CRATES:%=-p %)
 	@cargo build -q -p system-builder
-	@mkdir -p $(BUILD)/$*
-	@cp target/sel4-$*/$(TARGET)/$(cargo_outdir_$*)/monitor $(BUILD)/$*/monitor.elf
+	@mkdir -p $(BOARD_OUT)/$*
+	@cp $(TARGET_PREFIX)$*/$(TARGET)/$(cargo_outdir_$*)/monitor $(BOARD_OUT)/$*/monitor.elf
+	@for l in $(LOADER_CRATES); do cp $(TARGET_PREFIX)$*/$(TARGET)/$(cargo_outdir_$*)/$$l $(BOARD_OUT)/$*/$$l.elf; done
 	@for xml in $(SYSTEMS) $(BENCH_SYSTEMS) $(NET_BENCH_SYSTEMS); do \
 	    name=$$(basename $$xml .xml); \
 	    case $$xml in bench/net/*) name=bench-net-$$name;; bench/*) name=bench-$$name;; esac; \
 	    baseline=$$([ $$name = bench-ipc ] && echo --monitor-bench); \
-	    target/debug/system-builder $$xml --monitor $(BUILD)/$*/monitor.elf $$baseline \
-	        --search-path target/sel4-$*/$(TARGET)/$(cargo_outdir_$*) \
-	        -o $(BUILD)/$*/$$name.elf --report $(BUILD)/$*/$$name-report.txt || exit 1; \
+	    boot=$$([ -n "$(LOADER_CRATES)" ] && echo --loader $(BOARD_OUT)/$*/loader.elf \
+	        --kernel $(BOARD_OUT)/kernel/$*/kernel.elf --boot-image $(BOARD_OUT)/$*/$$name-boot.elf); \
+	    target/debug/system-builder $$xml --board $(BOARD) --monitor $(BOARD_OUT)/$*/monitor.elf $$baseline $$boot \
+	        --search-path $(TARGET_PREFIX)$*/$(TARGET)/$(cargo_outdir_$*) \
+	        -o $(BOARD_OUT)/$*/$$name.elf --report $(BOARD_OUT)/$*/$$name-report.txt || exit 1; \
 	done
+	@# The bare monitor (no plan: self-test only) booted by the loader.
+	@if [ -n "$(LOADER_CRATES)" ]; then \
+	    target/debug/system-builder --board $(BOARD) --boot-only --loader $(BOARD_OUT)/$*/loader.elf \
+	        --kernel $(BOARD_OUT)/kernel/$*/kernel.elf --monitor $(BOARD_OUT)/$*/monitor.elf \
+	        --boot-image $(BOARD_OUT)/$*/monitor-boot.elf || exit 1; \
+	fi
+
+# The other board's images, for make test.
+board-images:
+	@$(MAKE) --no-print-directory BOARD=sabrelite image-debug
 
 # A small raw disk behind QEMU's usb-storage device.
 $(DISK):
@@ -101,6 +148,7 @@ docs:
 	@for d in $(BUILD)/docs/*.dot; do dot -Tsvg $$d -o $${d%.dot}.svg || exit 1; done
 	@ls $(BUILD)/docs/*.svg | sed 's/^/docs: /'
 
+ifeq ($(BOARD),pc)
 # Boot media for PCs (tools/boot-media.py): GRUB, the debug kernel (it
 # prints on COM1) and the image of system SYSTEM (default: system.xml's;
 # any name under build/debug/ works, e.g. SYSTEM=timer), as a disk image to
@@ -146,7 +194,7 @@ fuzz:
 run: image-debug $(DISK)
 	@qemu/qemu.py run --kernel $(BUILD)/kernel/debug/kernel32.elf --image $(BUILD)/debug/system.elf --disk $(DISK)
 
-test: image-debug image-release $(DISK) image media-test
+test: image-debug image-release $(DISK) image media-test board-images
 	@SEL4_KERNEL_OUT=$(BUILD)/kernel/debug python3 tests/run.py --build $(BUILD)
 
 lint: kernel-debug
@@ -154,7 +202,27 @@ lint: kernel-debug
 	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --all-targets -- -D warnings
 	cargo clippy -p fuzz --all-targets -- -D warnings
 	SEL4_KERNEL_OUT=$(BUILD)/kernel/debug cargo clippy --config .cargo/sel4.toml --target $(TARGET) --target-dir target/sel4-debug $(SEL4_CRATES:%=-p %) -- -D warnings
+	@$(MAKE) --no-print-directory BOARD=sabrelite lint
 	cargo fmt --all --check
+else
+# What an ARM board's U-Boot loads: the boot image of system SYSTEM
+# (default: $(BOARD).xml's), an ELF for `bootelf`, alone and on an SD card
+# image (one FAT partition); README, "Booting the Sabre Lite", has the
+# U-Boot commands.
+SYSTEM ?= $(BOARD)
+image: image-debug
+	@tools/boot-media.py --board-image $(BOARD_OUT)/debug/$(SYSTEM)-boot.elf \
+	    --elf $(BOARD_OUT)/dingo.elf --disk $(BOARD_OUT)/dingo-sd.img
+
+run: image-debug
+	@qemu/qemu.py run --board $(BOARD) --image $(BOARD_OUT)/debug/$(SYSTEM)-boot.elf
+
+test:
+	@$(MAKE) --no-print-directory BOARD=pc test
+
+lint: kernel-debug
+	SEL4_KERNEL_OUT=$(BOARD_OUT)/kernel/debug $(SEL4_CARGO:build=clippy) --target-dir $(TARGET_PREFIX)debug $(SEL4_CRATES:%=-p %) $(LOADER_CRATES:%=-p %) -- -D warnings
+endif
 
 clean:
 	rm -rf $(BUILD) target

@@ -27,6 +27,13 @@ a QMP socket for hot-plug tests and for reading the screen. A guest write of
 v to port 0xf4 makes QEMU exit with status 2v+1; the monitor writes 0x10 on
 success and 0x11 on failure.
 
+The Sabre Lite (`--board sabrelite`): QEMU's `sabrelite` machine (i.MX6,
+one Cortex-A9, 1 GiB), booted from the boot image system-builder writes
+(the loader with the kernel and the system image, `-kernel`), UART2 (the
+console) on stdout and UART1 on a Unix socket when asked (`uart1`: tests
+type into it and read it), semihosting on for user code: that is how its
+runs end, with the same exit statuses as the debug-exit device's.
+
 Boot paths: `kernel` (the default) hands QEMU's multiboot loader the kernel
 and the system image, with no firmware boot at all. `cdrom` boots an ISO
 from the CD drive and `disk` a disk image as the first hard disk, both
@@ -50,6 +57,7 @@ GUEST_SUCCESS = 0x10
 GUEST_FAILURE = 0x11
 
 BOOTS = ("kernel", "cdrom", "disk")
+BOARDS = ("pc", "sabrelite")
 FIRMWARE = {"seabios": None, "ovmf": "/usr/share/ovmf/OVMF.fd"}
 
 # The VGA text buffer: 80x25 cells of (character, attribute) bytes.
@@ -103,8 +111,34 @@ def devices(disk, without=(), net=None):
     return [arg for name, args in groups.items() if name not in without for arg in args]
 
 
+def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None):
+    """The Sabre Lite: `image` is the boot image (loader, kernel, system);
+    `uart1` a Unix socket path for UART1, which QEMU serves."""
+    uart = (["-chardev", f"socket,id=uart1,path={uart1},server=on,wait=off", "-serial", "chardev:uart1"]
+            if uart1 else ["-serial", "null"])
+    cmd = [
+        "qemu-system-arm", "-M", "sabrelite", "-smp", "1", "-m", "1G",
+        "-nographic", "-monitor", "none", "-no-reboot",
+        # serial0 is UART1, serial1 UART2, the console.
+        *uart,
+        "-serial", "stdio",
+        "-semihosting-config", "enable=on,target=native,userspace=on",
+        "-kernel", image,
+    ]
+    if qmp:
+        cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"]
+    if icount:
+        cmd += ["-icount", "shift=0,align=off,sleep=off"]
+    return cmd + list(extra)
+
+
 def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=(),
-            boot="kernel", medium=None, firmware="seabios", without=(), net=None):
+            boot="kernel", medium=None, firmware="seabios", without=(), net=None, board="pc",
+            uart1=None):
+    if board == "sabrelite":
+        return sabrelite_command(image, qmp, icount, extra, uart1)
+    if board != "pc":
+        raise ValueError(f"unknown board {board!r} (known: {', '.join(BOARDS)})")
     cmd = [
         "qemu-system-x86_64",
         "-machine", "pc", "-accel", "tcg",
@@ -247,7 +281,7 @@ def stop(proc, timeout):
 
 def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False, qmp=None,
          boot="kernel", medium=None, firmware="seabios", without=(), until=None, poll=0.5,
-         net=None):
+         net=None, board="pc", uart1=None):
     """Boots once, serial output into `log`; returns (status or None, seconds).
     A QEMU still running after `timeout` seconds is killed by its own PID.
     With `until` (a function of a Qmp connection), QEMU is asked every `poll`
@@ -257,7 +291,7 @@ def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False,
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command(kernel, image, disk, qmp=qmp, icount=icount, boot=boot, medium=medium,
-                    firmware=firmware, without=without, net=net),
+                    firmware=firmware, without=without, net=net, board=board, uart1=uart1),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -302,29 +336,39 @@ def _wait_until(proc, qmp_path, until, deadline, poll):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["run", "boot"])
+    ap.add_argument("--board", choices=BOARDS, default="pc",
+                    help="pc (x86_64) or sabrelite (its --image is the boot image)")
     ap.add_argument("--kernel", help="the kernel (--boot kernel)")
     ap.add_argument("--image", help="the system image, root task ELF (--boot kernel)")
     ap.add_argument("--boot", choices=BOOTS, default="kernel")
     ap.add_argument("--medium", help="the ISO (--boot cdrom) or disk image (--boot disk)")
     ap.add_argument("--firmware", choices=sorted(FIRMWARE), default="seabios")
     ap.add_argument("--without", action="append", default=[], help="leave this device out (rtl8139, ohci, debug-exit)")
-    ap.add_argument("--disk", required=True, help="raw image behind the USB disk")
+    ap.add_argument("--disk", help="raw image behind the USB disk (pc)")
     ap.add_argument("--log", help="serial log file (boot mode)")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--icount", action="store_true")
     ap.add_argument("--qmp", help="QMP unix socket path (default: beside the image or medium)")
     ap.add_argument("--net", help="the NIC's network (default: user; run: " + RUN_NET + ")")
     a = ap.parse_args()
-    need = [a.kernel, a.image] if a.boot == "kernel" else [a.medium]
-    if None in need:
-        sys.exit("qemu: --boot kernel needs --kernel and --image" if a.boot == "kernel"
-                 else f"qemu: --boot {a.boot} needs --medium")
-    for path in need + [a.disk]:
+    if a.board != "pc":
+        need = [a.image]
+        if a.image is None:
+            sys.exit(f"qemu: --board {a.board} needs --image (the boot image)")
+    elif a.disk is None:
+        sys.exit("qemu: --board pc needs --disk")
+    else:
+        need = ([a.kernel, a.image] if a.boot == "kernel" else [a.medium]) + [a.disk]
+        if None in need:
+            sys.exit("qemu: --boot kernel needs --kernel and --image" if a.boot == "kernel"
+                     else f"qemu: --boot {a.boot} needs --medium")
+    for path in need:
         if not os.path.exists(path):
             sys.exit(f"qemu: {path}: no such file (build it with make)")
     # Every boot gets a QMP socket, for tests that hot-plug devices.
     a.qmp = a.qmp or os.path.splitext(a.image or a.medium)[0] + ".qmp"
-    opts = dict(boot=a.boot, medium=a.medium, firmware=a.firmware, without=a.without)
+    opts = dict(boot=a.boot, medium=a.medium, firmware=a.firmware, without=a.without,
+                board=a.board)
     if a.mode == "run":
         print("qemu: Ctrl-A X quits", file=sys.stderr)
         cmd = command(a.kernel, a.image, a.disk, qmp=a.qmp, icount=a.icount, net=a.net or RUN_NET, **opts)

@@ -6,8 +6,9 @@
    one test per model; a refuted model fails.
 3. Boot tests (tests/boot.toml): boot an image in QEMU, bounded by a timeout;
    check the decoded exit status and the serial log, and for screen tests
-   what the VGA text screen shows. A test with a `peer` runs that host
-   program while QEMU runs (see `peer_test`).
+   what the VGA text screen shows; on the Sabre Lite what a UART shows when
+   typed into. A test with a `peer` runs that host program while QEMU runs
+   (see `peer_test`).
 
 Ends with `N passed, N failed` and exits non-zero on any failure.
 """
@@ -190,6 +191,44 @@ def peer_test(t, build, log, qmp_path):
     return status, time.monotonic() - begin, code, output
 
 
+class UartCheck:
+    """Types `text` into the Sabre Lite's UART1 (a Unix socket QEMU
+    serves) once the serial log matches `ready`, then stops the boot once
+    the log matches `stop_at`; keeps what the UART sent for the report."""
+
+    def __init__(self, log, socket_path, ready, text, stop_at):
+        self.log, self.path, self.ready, self.text = log, socket_path, re.compile(ready), text
+        self.stop_at = re.compile(stop_at)
+        self.sock, self.typed, self.output = None, False, b""
+
+    def __call__(self, _qmp):
+        if self.sock is None:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(self.path)
+                self.sock.setblocking(False)
+            except OSError:
+                self.sock = None
+                return False
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                self.output += data
+        except BlockingIOError:
+            pass
+        with open(self.log, "rb") as f:
+            log = f.read().decode("utf-8", "replace")
+        if not self.typed and self.ready.search(log):
+            self.sock.sendall(self.text.encode())
+            self.typed = True
+        return self.typed and bool(self.stop_at.search(log))
+
+    def text_sent(self):
+        return self.output.decode("utf-8", "replace").replace("\r", "")
+
+
 def boot_tests(build, only):
     with open(os.path.join(HERE, "boot.toml"), "rb") as f:
         tests = tomllib.load(f)["test"]
@@ -209,9 +248,15 @@ def boot_tests(build, only):
             for key in ("expect", "present", "absent"):
                 t[key] = t.get(key, []) + base.get(key, [])
         flavour = t["flavour"]
+        board = t.get("board", "pc")
+        # The board's outputs: build/ for the pc, build/<board>/ for others.
+        out = build if board == "pc" else os.path.join(build, board)
         log = os.path.join(logdir, t["name"] + ".log")
         screen = ScreenCheck(t["screen"], t.get("screen_size")) if "screen" in t else None
-        until = screen or (LogWatch(log, t["stop_at"]) if "stop_at" in t else None)
+        uart_socket = os.path.join(logdir, t["name"] + ".uart1") if "uart_input" in t else None
+        uart = (UartCheck(log, uart_socket, t["uart_ready"], t["uart_input"], t["stop_at"])
+                if uart_socket else None)
+        until = screen or uart or (LogWatch(log, t["stop_at"]) if "stop_at" in t else None)
         qmp_path = os.path.join(logdir, t["name"] + ".qmp")
         peer_code = peer_out = None
         if "peer" in t:
@@ -221,10 +266,11 @@ def boot_tests(build, only):
         else:
             status, secs = qemu.boot(
                 kernel=os.path.join(build, "kernel", flavour, "kernel32.elf"),
-                image=os.path.join(build, flavour, t.get("image", "system.elf")),
+                image=os.path.join(out, flavour, t.get("image", "system.elf")),
+                board=board, uart1=uart_socket,
                 disk=os.path.join(build, "usb-disk.img"),
                 log=log, timeout=t["timeout"], icount=t.get("icount", False),
-                qmp=os.path.join(logdir, t["name"] + ".qmp"),
+                qmp=qmp_path,
                 boot=t.get("boot", "kernel"),
                 medium=os.path.join(build, t["medium"]) if "medium" in t else None,
                 firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
@@ -243,6 +289,12 @@ def boot_tests(build, only):
         else:
             problem = check_log(text, t) or (screen and screen.problem()) or (
                 check_log(peer_out, {"expect": t.get("peer_expect", [])}) if "peer" in t else None)
+        if uart:
+            if not problem:
+                problem = check_log(uart.text_sent(), {"expect": t.get("uart_output", [])})
+                problem = problem and "UART: " + problem
+            with open(os.path.join(logdir, t["name"] + ".uart"), "w") as f:
+                f.write(uart.text_sent())
         if screen:
             with open(os.path.join(logdir, t["name"] + ".screen"), "w") as f:
                 f.write("\n".join(screen.screen) + "\n")

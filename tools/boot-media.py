@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
 """Boot media for PCs: GRUB (Debian's grub-pc-bin and grub-efi-amd64-bin),
-the seL4 kernel and a system image, as an ISO and as a disk image.
+the seL4 kernel and a system image, as an ISO and as a disk image; and for
+ARM boards what U-Boot loads.
 
     tools/boot-media.py --kernel K --system S [--iso OUT.iso] [--disk OUT.img]
                         [--multiboot 2|1]
+    tools/boot-media.py --board-image B --elf OUT.elf [--disk OUT.img]
+
+An ARM board's boot image (system-builder's: the loader with the kernel
+and the system image) is one ELF for U-Boot's `bootelf`: `--elf` copies it,
+`--disk` writes an SD card image with one FAT32 partition holding it as
+dingo.elf, and boot.txt with the U-Boot commands (README, "Booting the
+Sabre Lite").
 
 Both media boot on a BIOS PC and on a UEFI-only PC, and both carry the same
 grub.cfg: GRUB talks on COM1 and the screen, leaves the display in VGA text
@@ -160,14 +168,74 @@ def make_disk(root, out, work):
     os.replace(tmp, out)
 
 
+# What to type at the U-Boot prompt of an i.MX6 board (Sabre Lite); the
+# address is where the file is staged, not where it runs (bootelf copies
+# its segments to their own addresses: the loader at 0x20000000).
+UBOOT_COMMANDS = """\
+# U-Boot commands for the Dingo boot image (dingo.elf):
+# from this SD card's first partition:
+fatload mmc 0:1 0x30000000 dingo.elf
+bootelf 0x30000000
+# or over the network (a TFTP server with dingo.elf):
+#   dhcp; tftpboot 0x30000000 dingo.elf; bootelf 0x30000000
+"""
+
+
+def make_sd(files, out, work):
+    """An SD card image: an MBR with one FAT32 partition from 1 MiB
+    holding `files` (name: path), nothing else."""
+    total = DISK_MIB * 1024 * 1024 // SECTOR
+    part_sectors = total - PART_START
+    mbr = bytearray(SECTOR)
+    mbr[0x1BE:0x1CE] = mbr_entry(PART_START, part_sectors)
+    mbr[0x1BE] = 0  # not "active": U-Boot reads the partition by number
+    mbr[0x1FE:0x200] = b"\x55\xAA"
+    tmp = out + ".tmp"
+    with open(tmp, "wb") as f:
+        f.truncate(total * SECTOR)
+        f.write(mbr)
+    fat = f"{tmp}@@{PART_START * SECTOR}"
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    for cmd in (["mformat", "-i", fat, "-F", "-T", str(part_sectors), "-h", "64", "-s", "32",
+                 "-H", str(PART_START), "-v", "DINGO", "::"],
+                *(["mcopy", "-i", fat, path, "::/" + name] for name, path in files.items())):
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"boot-media: {' '.join(cmd)} failed:\n{proc.stdout.strip()}")
+    os.replace(tmp, out)
+
+
+def board_media(a):
+    if not os.path.isfile(a.board_image):
+        sys.exit(f"boot-media: {a.board_image}: no such file (build it with make BOARD=...)")
+    if not (a.elf or a.disk):
+        sys.exit("boot-media: nothing to write (give --elf, --disk or both)")
+    if a.elf:
+        shutil.copy(a.board_image, a.elf)
+        print(f"boot-media: {a.elf} (for U-Boot's bootelf; {os.path.getsize(a.elf) >> 10} KiB)")
+    if a.disk:
+        with tempfile.TemporaryDirectory(prefix="boot-media-") as work:
+            commands = os.path.join(work, "boot.txt")
+            with open(commands, "w") as f:
+                f.write(UBOOT_COMMANDS)
+            make_sd({"dingo.elf": a.board_image, "boot.txt": commands}, a.disk, work)
+        print(f"boot-media: {a.disk} ({DISK_MIB} MiB SD card image, MBR + FAT32: dingo.elf, boot.txt)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kernel", required=True, help="the seL4 kernel ELF (64-bit is fine)")
-    ap.add_argument("--system", required=True, help="the system image (root task ELF)")
+    ap.add_argument("--board-image", help="an ARM board's boot image (system-builder --boot-image)")
+    ap.add_argument("--elf", help="with --board-image: copy it here")
+    ap.add_argument("--kernel", help="the seL4 kernel ELF (64-bit is fine)")
+    ap.add_argument("--system", help="the system image (root task ELF)")
     ap.add_argument("--iso", help="write the ISO here")
     ap.add_argument("--disk", help="write the disk image here")
     ap.add_argument("--multiboot", type=int, choices=[1, 2], default=2)
     a = ap.parse_args()
+    if a.board_image:
+        return board_media(a)
+    if not (a.kernel and a.system):
+        sys.exit("boot-media: --kernel and --system, or --board-image")
     for path in (a.kernel, a.system):
         if not os.path.isfile(path):
             sys.exit(f"boot-media: {path}: no such file (build it with make)")

@@ -10,6 +10,14 @@ set -u
 # command (or a file, for packages that ship no command) : Debian package :
 # what it is for
 needs=(
+    # The one Rust toolchain for the host tools and every board (see
+    # rust-toolchain.toml): Debian's, because it ships the standard
+    # library's source, from which cargo builds `core` for 32-bit ARM.
+    "/usr/bin/rustc:rustc-web:compiling (the Rust toolchain rust-toolchain.toml names)"
+    "/usr/bin/cargo:cargo-web:building (the Rust toolchain rust-toolchain.toml names)"
+    "/usr/lib/rustlib/src/rust/library/core/Cargo.toml:rust-web-src:building core for ARM (-Zbuild-std)"
+    "/usr/bin/cargo-clippy:rust-web-clippy:make lint"
+    "/usr/bin/rustfmt:rustfmt-web:make lint"
     "qemu-system-x86_64:qemu-system-x86:running the system"
     "xmllint:libxml2-utils:the seL4 build's XML checks"
     "gcc:gcc:the seL4 kernel and the bindings probe"
@@ -23,6 +31,9 @@ needs=(
     "xorriso:xorriso:writing the ISO (grub-mkrescue)"
     "mformat:mtools:the FAT partition of the disk image, without mounting it"
     "/usr/share/ovmf/OVMF.fd:ovmf:UEFI firmware for booting the media in QEMU"
+    # The i.MX6 Sabre Lite board (BOARD=sabrelite).
+    "arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf:the seL4 kernel for ARM, the ARM bindings probe and linking ARM programs"
+    "qemu-system-arm:qemu-system-arm:running the Sabre Lite system"
 )
 if [ "${1:-}" = --docs ]; then
     needs+=("dot:graphviz:drawing the protocol statecharts")
@@ -44,7 +55,6 @@ for n in "${needs[@]}"; do
     IFS=: read -r cmd pkg why <<<"$n"
     have "$cmd" || missing+=("$cmd:$pkg:$why")
 done
-command -v cargo >/dev/null || { echo "prereqs: missing cargo (the Rust toolchain); install Rust stable from your distribution or rustup"; exit 1; }
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 # python3 without venv is Debian's split-out python3-venv.

@@ -1,16 +1,20 @@
 //! Generates the kernel-dependent half of the bindings.
 //!
 //! Invocation labels, object types, error codes, syscall numbers and several
-//! constants change with the kernel configuration, so none is typed by hand.
-//! sel4/kernel/build.sh leaves, in its output directory, the config (autoconf.h)
-//! and the headers the kernel's own generators make from its XML interface
-//! files. This script:
+//! constants change with the kernel configuration and architecture, so none
+//! is typed by hand. sel4/kernel/build.sh leaves, in its output directory,
+//! the config (autoconf.h), the headers the kernel's own generators make
+//! from its XML interface files, and `include/board` (which architecture,
+//! platform and C compiler they are for). This script:
 //! 1. preprocesses libsel4's headers with that config, which resolves every
 //!    `#ifdef CONFIG_...`, and collects the enumerators that survive;
-//! 2. compiles a probe program with the host C compiler (same x86_64 ABI as
-//!    the target) that prints each enumerator's value, the listed `#define`
-//!    constants, and the bootinfo layout (`offsetof`/`sizeof`);
-//! 3. turns that output into `$OUT_DIR/generated.rs`.
+//! 2. compiles a probe that yields each enumerator's value, the listed
+//!    `#define` constants, and the bootinfo layout (`offsetof`/`sizeof`),
+//!    with the board's C compiler, so that sizes and offsets are the
+//!    target's: on x86_64 the host's gcc builds it and it runs and prints
+//!    them; for another architecture the cross compiler turns it into
+//!    assembly only, where each value stands in a marker line;
+//! 3. turns those values into `$OUT_DIR/generated.rs`.
 
 use std::collections::BTreeMap;
 use std::env;
@@ -34,6 +38,9 @@ const MACROS: &[&str] = &[
     "seL4_IOPageTableBits",
     "seL4_LargePageBits",
     "seL4_HugePageBits",
+    "seL4_SectionBits",
+    "seL4_SuperSectionBits",
+    "seL4_BadgeBits",
     "seL4_ASIDPoolBits",
     "seL4_MinUntypedBits",
     "seL4_MaxUntypedBits",
@@ -130,6 +137,60 @@ fn kernel_out() -> PathBuf {
     )
 }
 
+/// What `include/board` says the kernel build is for.
+struct Board {
+    name: String,
+    /// libsel4's `arch_include/<arch>` (x86, arm).
+    arch: String,
+    /// libsel4's `sel4_arch_include/<sel4_arch>` (x86_64, aarch32).
+    sel4_arch: String,
+    /// libsel4's `sel4_plat_include/<plat>` (pc99, imx6).
+    plat: String,
+    /// The C compiler for the board's user code.
+    cc: String,
+}
+
+fn board(inc: &Path) -> Board {
+    let path = inc.join("board");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| {
+        fail(format!(
+            "{}: {e} (a kernel build older than the board support: run `make` again)",
+            path.display()
+        ))
+    });
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_string)
+            .unwrap_or_else(|| fail(format!("{}: no `{key}=` line", path.display())))
+    };
+    let b = Board {
+        name: field("board"),
+        arch: field("arch"),
+        sel4_arch: field("sel4_arch"),
+        plat: field("plat"),
+        cc: field("cc"),
+    };
+    // The kernel's word size and ABI must be the program's.
+    let target_arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let expected = match b.sel4_arch.as_str() {
+        "x86_64" => "x86_64",
+        "aarch32" => "arm",
+        other => fail(format!("{}: unknown sel4_arch {other}", path.display())),
+    };
+    if target_arch != expected {
+        fail(format!(
+            "SEL4_KERNEL_OUT={} is the {} kernel ({}), but this build is for {target_arch}; \
+             build with the board's target (make BOARD=...) or point SEL4_KERNEL_OUT at that \
+             architecture's kernel",
+            inc.parent().unwrap_or(inc).display(),
+            b.name,
+            b.sel4_arch
+        ));
+    }
+    b
+}
+
 fn run(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .output()
@@ -195,7 +256,7 @@ fn is_ident(b: u8) -> bool {
 /// `tag NAME VALUE` lines of the `seL4_Fault` tagged union in a bitfield spec.
 fn parse_fault_tags(text: &str) -> Vec<(String, i64)> {
     let Some(start) = text.find("tagged_union seL4_Fault ") else {
-        fail("no `tagged_union seL4_Fault` in the x86 shared_types.bf");
+        fail("no `tagged_union seL4_Fault` in the architecture's shared_types.bf");
     };
     let block = &text[start..];
     let block = &block[..block.find('}').unwrap_or(block.len())];
@@ -209,23 +270,55 @@ fn parse_fault_tags(text: &str) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// How the probe hands its values over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Built for the host, which is the target's architecture: it runs and
+    /// prints `K name value` lines.
+    Run,
+    /// Compiled to assembly only: each value is the immediate operand of an
+    /// `.ascii "@@probe K name value"` line, which the compiler fills in
+    /// with the target's sizes and offsets.
+    Asm,
+}
+
+impl Probe {
+    fn value(self, kind: char, name: &str, expr: &str) -> String {
+        match self {
+            Probe::Run => format!("  printf(\"{kind} {name} %lld\\n\", (long long)({expr}));\n"),
+            Probe::Asm => format!(
+                "  __asm__ volatile(\"\\n.ascii \\\"@@probe {kind} {name} %c0\\\"\" :: \"n\"((long long)({expr})));\n"
+            ),
+        }
+    }
+}
+
 fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
     let kout = kernel_out();
     let inc = kout.join("include");
+    let board = board(&inc);
     let libsel4 = PathBuf::from(
         fs::read_to_string(inc.join("libsel4-path"))
             .unwrap_or_else(|e| fail(format!("{}: {e}", inc.join("libsel4-path").display())))
             .trim(),
     );
     println!("cargo::rerun-if-changed={}", kout.join("stamp").display());
-    let cc = env::var("HOST_CC").unwrap_or_else(|_| "gcc".into());
+    let probe_mode = if board.sel4_arch == "x86_64" {
+        Probe::Run
+    } else {
+        Probe::Asm
+    };
+    let cc = match probe_mode {
+        Probe::Run => env::var("HOST_CC").unwrap_or_else(|_| board.cc.clone()),
+        Probe::Asm => board.cc.clone(),
+    };
     let include_flags: Vec<String> = [
         inc.clone(),
         libsel4.join("include"),
-        libsel4.join("arch_include/x86"),
-        libsel4.join("sel4_arch_include/x86_64"),
-        libsel4.join("sel4_plat_include/pc99"),
+        libsel4.join("arch_include").join(&board.arch),
+        libsel4.join("sel4_arch_include").join(&board.sel4_arch),
+        libsel4.join("sel4_plat_include").join(&board.plat),
     ]
     .iter()
     .map(|p| format!("-I{}", p.display()))
@@ -249,51 +342,69 @@ fn main() {
     );
     let enums = parse_enums(&pre);
 
-    // The probe prints `name value` lines.
-    let mut probe = String::from(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"probe.h\"\nint main(void) {\n",
-    );
+    let mut probe = String::from("#include <stddef.h>\n");
+    if probe_mode == Probe::Run {
+        probe.push_str("#include <stdio.h>\n");
+    }
+    probe.push_str("#include \"probe.h\"\nint main(void) {\n");
     for m in enums.iter().flat_map(|e| &e.members) {
-        writeln!(probe, "  printf(\"E {m} %lld\\n\", (long long)({m}));").unwrap();
+        probe.push_str(&probe_mode.value('E', m, m));
     }
     for m in MACROS {
-        writeln!(
-            probe,
-            "#ifdef {m}\n  printf(\"M {m} %lld\\n\", (long long)({m}));\n#endif"
-        )
-        .unwrap();
+        writeln!(probe, "#ifdef {m}").unwrap();
+        probe.push_str(&probe_mode.value('M', m, m));
+        probe.push_str("#endif\n");
     }
     for (rust, ty, field) in LAYOUT {
-        writeln!(
-            probe,
-            "  printf(\"L {rust} %zu\\n\", offsetof({ty}, {field}));"
-        )
-        .unwrap();
+        probe.push_str(&probe_mode.value('L', rust, &format!("offsetof({ty}, {field})")));
     }
     for (rust, ty) in SIZES {
-        writeln!(probe, "  printf(\"L {rust} %zu\\n\", sizeof({ty}));").unwrap();
+        probe.push_str(&probe_mode.value('L', rust, &format!("sizeof({ty})")));
     }
-    probe.push_str(
-        "#ifdef CONFIG_PRINTING\n  printf(\"F printing 1\\n\");\n#endif\n  return 0;\n}\n",
-    );
+    probe.push_str("#ifdef CONFIG_PRINTING\n");
+    probe.push_str(&probe_mode.value('F', "printing", "1"));
+    probe.push_str("#endif\n  return 0;\n}\n");
     let probe_c = out_dir.join("probe.c");
     fs::write(&probe_c, probe).unwrap();
-    let probe_bin = out_dir.join("probe");
-    run(
-        Command::new(&cc)
-            .args(["-DHAVE_AUTOCONF", "-w", "-o"])
-            .arg(&probe_bin)
-            .args(&include_flags)
-            .arg(&probe_c),
-        "compiling the libsel4 probe",
-    );
-    let values: BTreeMap<String, (char, i64)> = run(&mut Command::new(&probe_bin), "the probe")
+    let lines = match probe_mode {
+        Probe::Run => {
+            let probe_bin = out_dir.join("probe");
+            run(
+                Command::new(&cc)
+                    .args(["-DHAVE_AUTOCONF", "-w", "-o"])
+                    .arg(&probe_bin)
+                    .args(&include_flags)
+                    .arg(&probe_c),
+                "compiling the libsel4 probe",
+            );
+            run(&mut Command::new(&probe_bin), "the probe")
+        }
+        Probe::Asm => {
+            let asm = run(
+                Command::new(&cc)
+                    .args(["-DHAVE_AUTOCONF", "-w", "-S", "-o", "-"])
+                    .args(&include_flags)
+                    .arg(&probe_c),
+                "compiling the libsel4 probe to assembly",
+            );
+            asm.lines()
+                .filter_map(|l| {
+                    let rest = &l[l.find("@@probe ")? + "@@probe ".len()..];
+                    Some(rest.trim_end_matches('"').to_string() + "\n")
+                })
+                .collect()
+        }
+    };
+    let values: BTreeMap<String, (char, i64)> = lines
         .lines()
         .map(|l| {
             let mut w = l.split_whitespace();
             let kind = w.next().unwrap().chars().next().unwrap();
             let name = w.next().unwrap().to_string();
-            let value = w.next().unwrap().parse().unwrap();
+            let value = w
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| fail(format!("probe line without a value: {l}")));
             (name, (kind, value))
         })
         .collect();
@@ -303,7 +414,12 @@ fn main() {
         Command::new(&cc)
             .args(["-E", "-P", "-x", "c", "-DHAVE_AUTOCONF"])
             .args(&include_flags)
-            .arg(libsel4.join("arch_include/x86/sel4/arch/shared_types.bf")),
+            .arg(
+                libsel4
+                    .join("arch_include")
+                    .join(&board.arch)
+                    .join("sel4/arch/shared_types.bf"),
+            ),
         "preprocessing shared_types.bf",
     );
 
@@ -338,7 +454,7 @@ fn main() {
     }
     module(
         "sys",
-        "Syscall numbers (`rdx` of the `syscall` instruction).",
+        "Syscall numbers (x86_64: `rdx` of the `syscall` instruction; ARM: `r7` of `swi`).",
         "isize",
         sys,
     );
@@ -374,11 +490,16 @@ fn main() {
         objects,
     );
 
-    let attrs: Vec<_> = by_enum(&["seL4_X86_VMAttributes"])
+    let attrs: Vec<_> = by_enum(&["seL4_X86_VMAttributes", "seL4_ARM_VMAttributes"])
         .into_iter()
         .map(|m| (m.trim_start_matches("seL4_").to_string(), value(&m)))
         .collect();
-    module("vm_attributes", "x86 page attributes.", "u64", attrs);
+    module(
+        "vm_attributes",
+        "Page attributes of the architecture.",
+        "u64",
+        attrs,
+    );
 
     let caps: Vec<_> = enums
         .iter()
@@ -474,7 +595,14 @@ fn main() {
         }
     }
     rs.push_str("            c => Some(Self::Unknown(c)),\n        }\n    }\n}\n");
-    fs::write(out_dir.join("generated.rs"), rs).unwrap();
+
+    writeln!(
+        rs,
+        "\n/// The board the kernel was built for.\npub const BOARD: &str = {:?};",
+        board.name
+    )
+    .unwrap();
+    fs::write(out_dir.join("generated.rs"), &rs).unwrap();
 
     println!("cargo::rustc-check-cfg=cfg(sel4_printing)");
     if values.contains_key("printing") {

@@ -20,7 +20,8 @@
 //!   per-register hooks, an access log and a read-corruption hook, so a
 //!   driver core runs in `cargo test` against a scripted device.
 //! - [`tsc::rdtsc`] is the one wrapper of the CPU's time-stamp counter and
-//!   [`debug_exit`] the one definition of QEMU's isa-debug-exit device.
+//!   [`debug_exit`] the one definition of QEMU's isa-debug-exit device;
+//!   `semihosting` ends a run the same way on ARM.
 //!
 //! An access outside a region is a bug in the driver, not a device
 //! condition: it panics with the offset, width and region size.
@@ -32,6 +33,8 @@ pub mod fake;
 mod mmio;
 mod port;
 mod reg;
+#[cfg(target_arch = "arm")]
+pub mod semihosting;
 pub mod tsc;
 
 pub use mmio::Mmio;

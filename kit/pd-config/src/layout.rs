@@ -15,7 +15,7 @@
 //! | item        | words |
 //! |-------------|-------|
 //! | region      | vaddr, size, paddr (0 where none) |
-//! | irq         | channel id, where (IOAPIC: ioapic << 8 \| pin; MSI: bdf << 48 \| handle), flags ([`IRQ_LEVEL`], [`IRQ_ACTIVE_LOW`], [`IRQ_MSI`]), vector |
+//! | irq         | channel id, where (IOAPIC: ioapic << 8 \| pin; MSI: bdf << 48 \| handle; GIC: the interrupt ID), flags ([`IRQ_LEVEL`], [`IRQ_ACTIVE_LOW`], [`IRQ_MSI`], [`IRQ_GIC`]), vector |
 //! | channel     | channel id |
 //! | ioport      | id, base, size |
 //! | port        | vaddr, size, 0, channel id, slots, side, protocol (string), peer PD (string) |
@@ -44,6 +44,8 @@ pub const PARAM_WORDS: usize = 1;
 pub const IRQ_LEVEL: u64 = 1;
 pub const IRQ_ACTIVE_LOW: u64 = 2;
 pub const IRQ_MSI: u64 = 4;
+/// An ARM GIC interrupt.
+pub const IRQ_GIC: u64 = 8;
 
 /// Port sides.
 pub const SIDE_PROVIDER: u64 = 0;

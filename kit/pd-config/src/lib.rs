@@ -219,6 +219,10 @@ pub enum IrqSource {
         handle: u64,
         vector: u8,
     },
+    /// An ARM GIC interrupt ID; level-triggered.
+    Gic {
+        irq: u16,
+    },
 }
 
 /// An interrupt, delivered as a notification on channel `id`.
@@ -397,7 +401,9 @@ impl<W: Words + ?Sized + 'static> Reader<W> {
         let at = self.next();
         let flags = self.next();
         let vector: u8 = self.small("IRQ vector");
-        let source = if flags & layout::IRQ_MSI != 0 {
+        let source = if flags & layout::IRQ_GIC != 0 {
+            IrqSource::Gic { irq: at as u16 }
+        } else if flags & layout::IRQ_MSI != 0 {
             IrqSource::Msi {
                 bdf: Bdf::from_packed((at >> 48) as u16),
                 handle: at & ((1 << 48) - 1),

@@ -35,7 +35,8 @@ pub struct Plan<'a> {
 pub struct Region<'a> {
     pub name: &'a str,
     pub size: u64,
-    /// 12 (4 KiB pages) or 21 (2 MiB pages).
+    /// 12 (4 KiB pages) or the architecture's large page: 21 (2 MiB) on
+    /// x86_64, 20 (1 MiB sections) on 32-bit ARM.
     pub page_bits: u8,
     /// Fixed physical address (device memory or a DMA window), else any RAM.
     pub phys_addr: Option<u64>,
@@ -98,13 +99,17 @@ pub enum IrqSource {
         func: u8,
         handle: u64,
     },
+    /// A GIC interrupt ID (ARM); level-triggered, as this kernel sets every
+    /// shared interrupt.
+    Gic { irq: u64 },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Irq {
     /// The channel id the PD sees the interrupt on.
     pub id: u8,
-    /// seL4 user vector (IDT vector minus 0x30).
+    /// seL4 user vector (IDT vector minus 0x30) on x86; 0 for GIC
+    /// interrupts.
     pub vector: u64,
     pub source: IrqSource,
 }
@@ -188,7 +193,11 @@ impl<'a> Plan<'a> {
     fn check(&self) -> Result<(), PlanError> {
         use PlanError::Malformed;
         for r in &self.regions {
-            if !matches!(r.page_bits, 12 | 21) || r.size == 0 || r.size % (1 << r.page_bits) != 0 {
+            let large = layout::LARGE_PAGE_BITS;
+            if (r.page_bits != 12 && r.page_bits != large)
+                || r.size == 0
+                || r.size % (1 << r.page_bits) != 0
+            {
                 return Err(Malformed("region size or page size"));
             }
         }

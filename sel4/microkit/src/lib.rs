@@ -46,11 +46,11 @@ mod log;
 pub struct Channel(u8);
 
 impl Channel {
-    /// The channel with `id` (0..=61).
+    /// The channel with `id` (0..=61 on x86_64, 0..=27 on 32-bit ARM).
     pub const fn new(id: u8) -> Self {
         assert!(
             id <= pd_layout::MAX_CHANNEL_ID as u8,
-            "channel ids are 0..=61"
+            "channel id beyond the architecture's badge bits"
         );
         Self(id)
     }
@@ -102,9 +102,12 @@ impl fmt::Display for Channel {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChannelSet(u64);
 
+/// One bit per channel id.
+const CHANNEL_BITS: u64 = (1 << (pd_layout::MAX_CHANNEL_ID + 1)) - 1;
+
 impl ChannelSet {
     pub const fn from_bits(bits: u64) -> Self {
-        Self(bits & ((1 << 62) - 1))
+        Self(bits & CHANNEL_BITS)
     }
     pub const fn bits(self) -> u64 {
         self.0
@@ -113,7 +116,7 @@ impl ChannelSet {
         self.0 & (1 << ch.0) != 0
     }
     pub fn iter(self) -> impl Iterator<Item = Channel> {
-        (0..62u8)
+        (0..=pd_layout::MAX_CHANNEL_ID as u8)
             .filter(move |i| self.0 & (1 << i) != 0)
             .map(Channel)
     }
@@ -156,14 +159,15 @@ const IPC_BUFFER: *mut IpcBuffer = IPC_BUFFER_VADDR as *mut IpcBuffer;
 pub fn mr(i: usize) -> u64 {
     // SAFETY: IPC_BUFFER is mapped for the PD's life; the PD has one thread
     // and no reference into the buffer outlives this read.
-    unsafe { (*IPC_BUFFER).msg[i] }
+    unsafe { (*IPC_BUFFER).msg(i) }
 }
 
-/// Sets message register `i` of the next message sent.
+/// Sets message register `i` of the next message sent (a machine word: on
+/// 32-bit ARM the upper half is dropped).
 #[inline]
 pub fn set_mr(i: usize, value: u64) {
     // SAFETY: as in mr.
-    unsafe { (*IPC_BUFFER).msg[i] = value }
+    unsafe { (*IPC_BUFFER).set_msg(i, value) }
 }
 
 // The first message registers travel in CPU registers; keeping every one in
@@ -180,15 +184,18 @@ fn store_mrs(mrs: syscall::Mrs) {
     }
 }
 
-/// An I/O port range from system.xml's `<ioport id=...>`. Drivers use it
-/// as a typed bus through [`IoPort::ports`]; the raw instructions below are
-/// for checking what the kernel allows.
+/// An I/O port range from system.xml's `<ioport id=...>` (x86 only).
+/// Drivers use it as a typed bus through [`IoPort::ports`]; the raw
+/// instructions below are for checking what the kernel allows.
+#[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, Debug)]
 pub struct IoPort(Cap<kind::IoPort>);
 
 /// A device's I/O ports as an hwio bus (each access a kernel call).
+#[cfg(target_arch = "x86_64")]
 pub type Ports = hwio::PortIo<Cap<kind::IoPort>>;
 
+#[cfg(target_arch = "x86_64")]
 impl IoPort {
     pub const fn new(id: u8) -> Self {
         Self(Cap::from_cptr(cspace::IOPORT_BASE + id as u64))
@@ -261,11 +268,45 @@ macro_rules! setvar {
     };
 }
 
-/// QEMU's isa-debug-exit device, through which test and benchmark PDs end
-/// a run, on the PD's ioport role for it (system.xml gives the range:
-/// `<ioport addr="0xf4" size="4"/>` on QEMU's machine).
-pub fn debug_exit(ports: pd_config::IoPorts) -> hwio::debug_exit::DebugExit<Ports> {
-    hwio::debug_exit::DebugExit::new(IoPort::bus(ports, "debug-exit"))
+/// How test and benchmark PDs end a run under QEMU: on x86_64 QEMU's
+/// isa-debug-exit device, on the PD's ioport role for it (system.xml gives
+/// the range: `<ioport addr="0xf4" size="4"/>` on QEMU's machine); on ARM
+/// semihosting, which needs no role (`hwio::semihosting`). A role that is
+/// optional in the manifest, so that one program serves both, may be
+/// absent on ARM; absent on x86_64 it leaves the PD unable to end the run,
+/// which [`RunExit`] says when asked to.
+pub fn debug_exit(ports: impl Into<Option<pd_config::IoPorts>>) -> RunExit {
+    RunExit(ports.into())
+}
+
+/// The end of a run; see [`debug_exit`].
+pub struct RunExit(Option<pd_config::IoPorts>);
+
+impl RunExit {
+    /// Ends the run with `code`. Returns only where the machine has no way
+    /// to (real hardware, or no debug-exit port on x86_64).
+    pub fn exit(&mut self, code: hwio::debug_exit::Code) {
+        #[cfg(target_arch = "x86_64")]
+        match self.0 {
+            Some(ports) => {
+                hwio::debug_exit::DebugExit::new(IoPort::bus(ports, "debug-exit")).exit(code)
+            }
+            None => debug_println!(
+                "microkit: no debug-exit ioport role bound; cannot end the run ({code:?})"
+            ),
+        }
+        #[cfg(target_arch = "arm")]
+        {
+            let _ = self.0;
+            hwio::semihosting::exit(code);
+        }
+    }
+    pub fn success(&mut self) {
+        self.exit(hwio::debug_exit::Code::Success)
+    }
+    pub fn failure(&mut self) {
+        self.exit(hwio::debug_exit::Code::Failure)
+    }
 }
 
 /// capsUnwrapped bits the kernel never writes into a received message info.
@@ -332,12 +373,36 @@ macro_rules! entry {
         extern "C" fn __microkit_main() -> ! {
             $crate::start($main)
         }
+        $crate::__entry_asm!(__microkit_main);
+    };
+}
+
+#[doc(hidden)]
+#[cfg(target_arch = "x86_64")]
+#[macro_export]
+macro_rules! __entry_asm {
+    ($main:ident) => {
         core::arch::global_asm!(
             ".globl _start",
             "_start:",
             "call {main}",
             "ud2",
-            main = sym __microkit_main,
+            main = sym $main,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[cfg(target_arch = "arm")]
+#[macro_export]
+macro_rules! __entry_asm {
+    ($main:ident) => {
+        core::arch::global_asm!(
+            ".globl _start",
+            "_start:",
+            "bl {main}",
+            "udf #0",
+            main = sym $main,
         );
     };
 }

@@ -3,13 +3,15 @@
 //! builds the system its embedded boot plan describes (see the `boot-plan`
 //! crate; `system-builder` embeds the plan), starts the PDs, and serves as
 //! the fault handler of all of them. Without a plan it ends the run through
-//! QEMU's isa-debug-exit device, so the exit status tells a test what
-//! happened; with one, the PD that owns the debug-exit port ends it.
+//! QEMU's isa-debug-exit device (semihosting on ARM), so the exit status
+//! tells a test what happened; with one, the PD that owns the debug-exit
+//! port ends it.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
+#[cfg(target_arch = "x86_64")]
 mod bench;
 mod error;
 mod fault;
@@ -19,25 +21,25 @@ mod system;
 mod vspace;
 
 use boot_plan::Plan;
-use hwio::PortIo;
-use hwio::debug_exit::{self, Code, DebugExit};
+use hwio::debug_exit::Code;
 use resources::{Object, ROOT_CNODE, Resources};
 use sel4::bootinfo::BootInfo;
 use sel4::cap::{Cap, Rights, Slot, kind};
-use sel4::{debug_println, init_cap};
+use sel4::{WORD_BITS, debug_println, init_cap};
 use vspace::VSpace;
 
 // Where system-builder put the encoded plan in this image, patched into the
-// file. `.data` keeps them file-backed; reads are volatile so the compiler
-// cannot fold the build-time zeros.
+// file. `.data` keeps them file-backed and `mut` writable (an immutable
+// static in `.data` lands in a read-only segment on ARM); reads are
+// volatile so the compiler cannot fold the build-time zeros.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".data")]
 #[used]
-static DINGO_PLAN_VADDR: u64 = 0;
+static mut DINGO_PLAN_VADDR: u64 = 0;
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".data")]
 #[used]
-static DINGO_PLAN_SIZE: u64 = 0;
+static mut DINGO_PLAN_SIZE: u64 = 0;
 
 fn embedded_plan() -> Option<&'static [u8]> {
     // SAFETY: plain reads of our own statics (volatile: patched after linking).
@@ -52,8 +54,10 @@ fn embedded_plan() -> Option<&'static [u8]> {
     (size != 0).then(|| unsafe { core::slice::from_raw_parts(vaddr as *const u8, size as usize) })
 }
 
+#[cfg(target_arch = "x86_64")]
 const IO_PORTS: Cap<kind::IoPort> = Cap::from_cptr(init_cap::CapIOPort);
 /// The first serial port, the console on kernels without printing.
+#[cfg(target_arch = "x86_64")]
 const COM1: u16 = 0x3f8;
 
 fn exit(code: Code) -> ! {
@@ -61,13 +65,16 @@ fn exit(code: Code) -> ! {
     // here rather than run on. The root task's capability covers every
     // port, so the kernel cannot refuse it (a refusal would panic, and a
     // panic ends here again).
-    DebugExit::new(PortIo::new(
+    #[cfg(target_arch = "x86_64")]
+    hwio::debug_exit::DebugExit::new(hwio::PortIo::new(
         "debug-exit",
         IO_PORTS,
-        debug_exit::BASE,
-        debug_exit::SIZE,
+        hwio::debug_exit::BASE,
+        hwio::debug_exit::SIZE,
     ))
     .exit(code);
+    #[cfg(target_arch = "arm")]
+    hwio::semihosting::exit(code);
     loop {
         sel4::syscall::yield_now();
     }
@@ -112,6 +119,7 @@ fn report(bi: &BootInfo) {
         empty.start,
         empty.end
     );
+    #[cfg(target_arch = "x86_64")]
     debug_println!("  TSC frequency: {} MHz", bi.tsc_mhz());
     debug_println!("  IOMMU page-table levels: {}", bi.num_iopt_levels());
     for device in [false, true] {
@@ -135,7 +143,7 @@ fn report(bi: &BootInfo) {
 /// Exercises the bindings against the kernel: retype, mint, signal, poll,
 /// and a frame address query. Returns what failed.
 fn self_test(bi: &BootInfo, res: &mut Resources) -> Result<(), &'static str> {
-    if bi.tsc_mhz() == 0 {
+    if cfg!(target_arch = "x86_64") && bi.tsc_mhz() == 0 {
         return Err("bootinfo reports no TSC frequency");
     }
     let slot = res
@@ -145,14 +153,19 @@ fn self_test(bi: &BootInfo, res: &mut Resources) -> Result<(), &'static str> {
     if ntfn.poll() != 0 {
         return Err("fresh notification already signalled");
     }
-    // Signals carry the sender cap's badge bits: mint a badged sender.
+    // Signals carry the sender cap's badge bits: mint a badged sender, with
+    // the highest badge bit the architecture has (64-bit notification
+    // badges on x86_64, 28-bit ones on 32-bit ARM).
+    #[cfg(target_arch = "x86_64")]
     const BADGE: u64 = 1 << 63 | 0b101;
+    #[cfg(target_arch = "arm")]
+    const BADGE: u64 = 1 << 27 | 0b101;
     let sender = res.slots(1).map_err(|_| "no free slot")?;
     ROOT_CNODE
         .mint(
             sender,
-            64,
-            Slot::new(ROOT_CNODE, slot, 64),
+            WORD_BITS,
+            Slot::new(ROOT_CNODE, slot, WORD_BITS),
             Rights::ALL,
             BADGE,
         )
@@ -181,7 +194,9 @@ fn self_test(bi: &BootInfo, res: &mut Resources) -> Result<(), &'static str> {
         return Err("retype into an occupied slot succeeded");
     }
     let ipc: Cap<kind::Page> = Cap::from_cptr(init_cap::CapInitThreadIPCBuffer);
-    let paddr = ipc.address().map_err(|_| "X86PageGetAddress failed")?;
+    let paddr = ipc
+        .address()
+        .map_err(|_| "the IPC buffer frame's address query failed")?;
     if paddr == 0 || paddr % sel4::PAGE_SIZE as u64 != 0 {
         return Err("IPC buffer frame has a bad physical address");
     }
@@ -192,11 +207,17 @@ fn self_test(bi: &BootInfo, res: &mut Resources) -> Result<(), &'static str> {
 /// Builds and starts the planned system, then handles faults for ever.
 fn run_system(plan: &Plan, res: &mut Resources, bi: &BootInfo) -> ! {
     let mut own = VSpace::new(Cap::from_cptr(init_cap::CapInitThreadVSpace));
-    if plan.monitor_bench
-        && let Err(e) = bench::run(res, &mut own, bi.cnode_size_bits())
-    {
-        debug_println!("monitor: benchmark failed: {e}");
-        exit(Code::Failure)
+    if plan.monitor_bench {
+        #[cfg(target_arch = "x86_64")]
+        if let Err(e) = bench::run(res, &mut own, bi.cnode_size_bits()) {
+            debug_println!("monitor: benchmark failed: {e}");
+            exit(Code::Failure)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            debug_println!("monitor: the raw kernel baseline counts TSC cycles: x86_64 only");
+            exit(Code::Failure)
+        }
     }
     let system = match system::build(plan, res, &mut own, bi.tsc_mhz()) {
         Ok(s) => s,
@@ -236,8 +257,9 @@ fn run_system(plan: &Plan, res: &mut Resources, bi: &BootInfo) -> ! {
 fn main(bi: &BootInfo<'static>) -> ! {
     sel4_start::set_panic_exit(exit_failure);
     // Kernels built without printing (release) get the COM1 UART instead.
+    #[cfg(target_arch = "x86_64")]
     sel4::set_console(|c| sel4::uart_put_char(IO_PORTS, COM1, c));
-    debug_println!("monitor: started");
+    debug_println!("monitor: started on {}", sel4::BOARD);
     report(bi);
     let mut res = Resources::new(bi);
     if let Err(what) = self_test(bi, &mut res) {

@@ -57,6 +57,10 @@ impl Object {
     pub const ENDPOINT: Self = Self::fixed(object_type::EndpointObject, consts::EndpointBits);
     pub const NOTIFICATION: Self =
         Self::fixed(object_type::NotificationObject, consts::NotificationBits);
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Object {
     pub const PAGE: Self = Self::fixed(object_type::X86_4K, consts::PageBits);
     pub const LARGE_PAGE: Self =
         Self::fixed(object_type::X86_LargePageObject, consts::LargePageBits);
@@ -65,8 +69,22 @@ impl Object {
     pub const PAGE_DIRECTORY: Self =
         Self::fixed(object_type::X86_PageDirectoryObject, consts::PageDirBits);
     pub const PDPT: Self = Self::fixed(object_type::X86_PDPTObject, consts::PDPTBits);
-    pub const PML4: Self = Self::fixed(object_type::X64_PML4Object, consts::PML4Bits);
+    /// A thread's top-level paging structure.
+    pub const VSPACE: Self = Self::fixed(object_type::X64_PML4Object, consts::PML4Bits);
+}
 
+#[cfg(target_arch = "arm")]
+impl Object {
+    pub const PAGE: Self = Self::fixed(object_type::ARM_SmallPageObject, consts::PageBits);
+    /// The large page of memory regions: a 1 MiB section.
+    pub const LARGE_PAGE: Self = Self::fixed(object_type::ARM_SectionObject, consts::SectionBits);
+    pub const PAGE_TABLE: Self =
+        Self::fixed(object_type::ARM_PageTableObject, consts::PageTableBits);
+    /// A thread's top-level paging structure (16 KiB).
+    pub const VSPACE: Self = Self::fixed(object_type::ARM_PageDirectoryObject, consts::PageDirBits);
+}
+
+impl Object {
     const fn fixed(ty: u64, bits: usize) -> Self {
         Self {
             ty,
@@ -89,7 +107,7 @@ impl Object {
         }
     }
     pub const fn frame(page_bits: u8) -> Self {
-        if page_bits as usize == consts::LargePageBits {
+        if page_bits == Self::LARGE_PAGE.bits {
             Self::LARGE_PAGE
         } else {
             Self::PAGE

@@ -10,11 +10,15 @@ use crate::vspace::VSpace;
 use alloc::vec::Vec;
 use boot_plan::layout::{self, cspace};
 use boot_plan::{IrqSource, Perms, Plan, SetvarValue};
-use sel4::cap::{self, Cap, IoapicLine, Rights, Slot, TcbConfig, UserContext, VmAttributes, kind};
-use sel4::init_cap;
+use sel4::cap::{self, Cap, Rights, Slot, TcbConfig, UserContext, VmAttributes, kind};
+use sel4::{WORD_BITS, init_cap};
 
-/// Where the monitor maps a frame of its own to fill it (PD images).
-const SCRATCH: u64 = 1 << 39;
+/// Where the monitor maps a frame of its own to fill it (PD images): far
+/// from its own image, inside the user address space.
+#[cfg(target_arch = "x86_64")]
+pub const SCRATCH: u64 = 1 << 39;
+#[cfg(target_arch = "arm")]
+pub const SCRATCH: u64 = 0xa000_0000;
 const PAGE: u64 = sel4::PAGE_SIZE as u64;
 
 const IRQ_CONTROL: Cap<kind::IrqControl> = Cap::from_cptr(init_cap::CapIRQControl);
@@ -54,17 +58,24 @@ struct PdObjects {
 }
 
 fn slot(cptr: u64) -> Slot {
-    Slot::new(ROOT_CNODE, cptr, 64)
+    Slot::new(ROOT_CNODE, cptr, WORD_BITS)
 }
 
 fn rights(p: Perms) -> Rights {
-    // x86 mappings are readable whenever present; seL4 5.0.0 never sets the
-    // no-execute bit, so only writability can be withheld.
+    // Mappings are readable whenever present; writability is a right,
+    // execution an attribute (see `attributes`).
     if p.write {
         Rights::READ_WRITE
     } else {
         Rights::READ
     }
+}
+
+/// The page attributes of a mapping with `perms`: not executable unless
+/// asked (32-bit ARM enforces it; x86_64 seL4 5.0.0 cannot, so there data
+/// stays executable).
+fn attributes(p: Perms, base: VmAttributes) -> VmAttributes {
+    if p.execute { base } else { base.no_execute() }
 }
 
 /// Places `src` at `index` of a PD's CNode, badged/narrowed by `data`.
@@ -88,12 +99,12 @@ pub fn build<'a>(
 
     let mut objs = Vec::with_capacity(plan.pds.len());
     for pd in &plan.pds {
-        let pml4 = Cap::<kind::Pml4>::from_cptr(res.alloc(Object::PML4)?);
-        ASID_POOL.assign(pml4).ctx("assign an ASID")?;
+        let root = Cap::<cap::VSpaceKind>::from_cptr(res.alloc(Object::VSPACE)?);
+        ASID_POOL.assign(root).ctx("assign an ASID")?;
         objs.push(PdObjects {
             tcb: res.alloc(Object::TCB)?,
             cnode: Cap::from_cptr(res.alloc(Object::cnode(cspace::SIZE_BITS))?),
-            vspace: VSpace::new(pml4),
+            vspace: VSpace::new(root),
             ntfn: res.alloc(Object::NOTIFICATION)?,
             ep: if pd.pp_callee {
                 Some(res.alloc(Object::ENDPOINT)?)
@@ -149,16 +160,23 @@ pub fn build<'a>(
                     // SAFETY: as above; the 8 bytes lie inside the page.
                     unsafe { ((SCRATCH + sv.vaddr - page) as *mut u64).write_unaligned(value) };
                 }
-                Cap::<kind::Page>::from_cptr(frame)
-                    .unmap()
-                    .ctx("unmap the scratch page")?;
+                let frame_cap = Cap::<kind::Page>::from_cptr(frame);
+                if seg.perms.execute {
+                    // Code was written through the data cache (ARM keeps
+                    // the instruction cache apart); while the frame is
+                    // still mapped here.
+                    frame_cap
+                        .unify_instruction(PAGE)
+                        .ctx("make a PD's code visible to instruction fetch")?;
+                }
+                frame_cap.unmap().ctx("unmap the scratch page")?;
                 o.vspace.map(
                     res,
                     frame,
                     page,
                     false,
                     rights(seg.perms),
-                    VmAttributes::DEFAULT,
+                    attributes(seg.perms, VmAttributes::DEFAULT),
                 )?;
             }
         }
@@ -169,7 +187,7 @@ pub fn build<'a>(
             layout::IPC_BUFFER_VADDR,
             false,
             Rights::READ_WRITE,
-            VmAttributes::DEFAULT,
+            VmAttributes::DEFAULT.no_execute(),
         )?;
         let pages = pd.stack_size / PAGE;
         let stack = res.alloc_n(Object::PAGE, pages)?;
@@ -181,7 +199,7 @@ pub fn build<'a>(
                 vaddr,
                 false,
                 Rights::READ_WRITE,
-                VmAttributes::DEFAULT,
+                VmAttributes::DEFAULT.no_execute(),
             )?;
         }
 
@@ -189,16 +207,19 @@ pub fn build<'a>(
             let region = &plan.regions[m.region as usize];
             let (first, _) = regions[m.region as usize];
             let page_size = 1u64 << region.page_bits;
-            let attr = if m.cached {
-                VmAttributes::DEFAULT
-            } else {
-                VmAttributes::CACHE_DISABLED
-            };
+            let attr = attributes(
+                m.perms,
+                if m.cached {
+                    VmAttributes::DEFAULT
+                } else {
+                    VmAttributes::CACHE_DISABLED
+                },
+            );
             for i in 0..region.size / page_size {
                 // A frame cap maps once: every mapping gets its own copy.
                 let copy = res.slots(1)?;
                 ROOT_CNODE
-                    .copy(copy, 64, slot(first + i), Rights::ALL)
+                    .copy(copy, WORD_BITS, slot(first + i), Rights::ALL)
                     .ctx("copy a frame cap")?;
                 let large = region.page_bits == 21;
                 o.vspace.map(
@@ -225,37 +246,10 @@ pub fn build<'a>(
         mint(o.cnode, cspace::TCB, o.tcb, Rights::ALL, 0)?;
         for irq in &pd.irqs {
             let handler = res.slots(1)?;
-            match irq.source {
-                IrqSource::Ioapic {
-                    ioapic,
-                    pin,
-                    level_triggered,
-                    active_low,
-                } => {
-                    let line = IoapicLine {
-                        ioapic,
-                        pin,
-                        level_triggered,
-                        active_low,
-                    };
-                    IRQ_CONTROL.get_ioapic(slot(handler), line, irq.vector)
-                }
-                IrqSource::Msi {
-                    bus,
-                    dev,
-                    func,
-                    handle,
-                } => IRQ_CONTROL.get_msi(
-                    slot(handler),
-                    (bus as u64, dev as u64, func as u64),
-                    handle,
-                    irq.vector,
-                ),
-            }
-            .ctx("create an IRQ handler")?;
+            irq_handler(slot(handler), irq)?;
             let badged = res.slots(1)?;
             ROOT_CNODE
-                .mint(badged, 64, slot(o.ntfn), Rights::WRITE, 1 << irq.id)
+                .mint(badged, WORD_BITS, slot(o.ntfn), Rights::WRITE, 1 << irq.id)
                 .ctx("badge a notification for an IRQ")?;
             let h = Cap::<kind::IrqHandler>::from_cptr(handler);
             h.set_notification(Cap::from_cptr(badged))
@@ -271,14 +265,7 @@ pub fn build<'a>(
             )?;
         }
         for io in &pd.ioports {
-            let range = cap::ioport_range(io.addr, io.addr + (io.size - 1));
-            mint(
-                o.cnode,
-                cspace::IOPORT_BASE + io.id as u64,
-                init_cap::CapIOPort,
-                Rights::ALL,
-                range,
-            )?;
+            ioport(o.cnode, io)?;
         }
     }
 
@@ -317,7 +304,7 @@ pub fn build<'a>(
             fault_ep: cspace::MONITOR_EP,
             priority: pd.priority,
             cspace: o.cnode,
-            cspace_data: cap::cnode_guard(0, 64 - cspace::SIZE_BITS as u64),
+            cspace_data: cap::cnode_guard(0, (WORD_BITS - cspace::SIZE_BITS) as u64),
             vspace: o.vspace.root,
             ipc_buffer_vaddr: layout::IPC_BUFFER_VADDR,
             ipc_buffer: Cap::from_cptr(o.ipc_buffer),
@@ -327,11 +314,7 @@ pub fn build<'a>(
             tcb.bind_notification(Cap::from_cptr(o.ntfn))
                 .ctx("bind a notification")?;
         }
-        let regs = UserContext {
-            rip: pd.entry,
-            rsp: layout::STACK_TOP,
-            ..Default::default()
-        };
+        let regs = UserContext::start(pd.entry, layout::STACK_TOP);
         tcb.write_registers(false, &regs)
             .ctx("set a PD's entry point")?;
         pds.push(PdHandle {
@@ -345,4 +328,61 @@ pub fn build<'a>(
         pds,
         fault_ep: Cap::from_cptr(fault_ep),
     })
+}
+
+/// Creates at `dest` the handler of `irq`, from its source.
+fn irq_handler(dest: Slot, irq: &boot_plan::Irq) -> Setup<()> {
+    match irq.source {
+        #[cfg(target_arch = "x86_64")]
+        IrqSource::Ioapic {
+            ioapic,
+            pin,
+            level_triggered,
+            active_low,
+        } => {
+            let line = cap::IoapicLine {
+                ioapic,
+                pin,
+                level_triggered,
+                active_low,
+            };
+            IRQ_CONTROL.get_ioapic(dest, line, irq.vector)
+        }
+        #[cfg(target_arch = "x86_64")]
+        IrqSource::Msi {
+            bus,
+            dev,
+            func,
+            handle,
+        } => IRQ_CONTROL.get_msi(
+            dest,
+            (bus as u64, dev as u64, func as u64),
+            handle,
+            irq.vector,
+        ),
+        #[cfg(target_arch = "arm")]
+        IrqSource::Gic { irq } => IRQ_CONTROL.get(dest, irq),
+        // system-builder gives each architecture only its own sources.
+        #[allow(unreachable_patterns)]
+        _ => return fail("an interrupt source this architecture does not have"),
+    }
+    .ctx("create an IRQ handler")
+}
+
+/// Places the I/O port range `io` in a PD's CSpace.
+#[cfg(target_arch = "x86_64")]
+fn ioport(dest: Cap<kind::CNode>, io: &boot_plan::IoPort) -> Setup<()> {
+    let range = cap::ioport_range(io.addr, io.addr + (io.size - 1));
+    mint(
+        dest,
+        cspace::IOPORT_BASE + io.id as u64,
+        init_cap::CapIOPort,
+        Rights::ALL,
+        range,
+    )
+}
+
+#[cfg(target_arch = "arm")]
+fn ioport(_dest: Cap<kind::CNode>, _io: &boot_plan::IoPort) -> Setup<()> {
+    fail("I/O ports in a plan for ARM, which has none")
 }

@@ -73,6 +73,16 @@ impl fmt::Display for BootInfoError {
     }
 }
 
+/// Bytes of a machine word, as bootinfo's fields are laid out.
+const WORD_BYTES: usize = crate::consts::WordBits / 8;
+
+/// The little-endian word at `off` (the caller checked the bounds).
+fn word_at(bytes: &[u8], off: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w[..WORD_BYTES].copy_from_slice(&bytes[off..off + WORD_BYTES]);
+    u64::from_le_bytes(w)
+}
+
 /// A validated view of a bootinfo frame.
 #[derive(Clone, Copy)]
 pub struct BootInfo<'a> {
@@ -132,7 +142,7 @@ impl<'a> BootInfo<'a> {
     }
 
     fn word(&self, off: usize) -> u64 {
-        u64::from_le_bytes(self.bytes[off..off + 8].try_into().unwrap())
+        word_at(self.bytes, off)
     }
     fn region(&self, off: usize) -> SlotRegion {
         SlotRegion {
@@ -175,7 +185,8 @@ impl<'a> BootInfo<'a> {
     pub fn cnode_size_bits(&self) -> u8 {
         self.bytes[BI_CNODE_SIZE_BITS]
     }
-    /// On x86, the TSC frequency in MHz as the kernel measured it.
+    /// On x86, the TSC frequency in MHz as the kernel measured it; unused
+    /// (0) on ARM.
     pub fn tsc_mhz(&self) -> u64 {
         self.word(BI_ARCH_INFO)
     }
@@ -190,7 +201,7 @@ impl<'a> BootInfo<'a> {
             let d = &bytes[BI_UNTYPED_LIST + i * UT_SIZE..][..UT_SIZE];
             Untyped {
                 cptr: region.start + i as u64,
-                paddr: u64::from_le_bytes(d[UT_PADDR..UT_PADDR + 8].try_into().unwrap()),
+                paddr: word_at(d, UT_PADDR),
                 size_bits: d[UT_SIZE_BITS],
                 is_device: d[UT_IS_DEVICE] != 0,
             }

@@ -9,6 +9,10 @@ use crate::syscall::{self, Mrs};
 use crate::{Error, MessageInfo, Result, label};
 use core::marker::PhantomData;
 
+#[cfg(target_arch = "x86_64")]
+pub use crate::arch::{IoapicLine, ioport_range};
+pub use crate::arch::{UserContext, VSpaceKind, VmAttributes, cnode_guard};
+
 /// Kinds of kernel objects a capability can name.
 pub mod kind {
     macro_rules! kinds {
@@ -27,12 +31,13 @@ pub mod kind {
         Notification,
         /// A 4 KiB frame.
         Page,
-        /// A 2 MiB frame.
+        /// A large frame: 2 MiB on x86_64, 64 KiB on 32-bit ARM.
         LargePage,
         PageTable,
+        /// The x86 page directory; on 32-bit ARM the top-level structure.
         PageDirectory,
         Pdpt,
-        /// The top-level paging structure: a thread's VSpace.
+        /// The x86_64 top-level paging structure: a thread's VSpace.
         Pml4,
         AsidControl,
         AsidPool,
@@ -97,20 +102,9 @@ impl Rights {
     }
 }
 
-/// x86 page attributes (`seL4_X86_VMAttributes`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VmAttributes(u64);
-
-impl VmAttributes {
-    pub const DEFAULT: Self = Self(crate::vm_attributes::X86_Default_VMAttributes);
-    pub const CACHE_DISABLED: Self = Self(crate::vm_attributes::X86_CacheDisabled);
-    pub const fn word(self) -> u64 {
-        self.0
-    }
-}
-
 /// A slot addressed relative to a CNode: `index` resolved with `depth` bits
-/// from `root` (depth 64 from the CSpace root names any slot by its CPtr).
+/// from `root` (depth [`WORD_BITS`](crate::WORD_BITS) from the CSpace root
+/// names any slot by its CPtr).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot {
     pub root: Cap<kind::CNode>,
@@ -134,8 +128,12 @@ pub fn invoke(cptr: u64, label: u64, args: &[u64], caps: &[u64]) -> Result<Mrs> 
     mrs[..n].copy_from_slice(&args[..n]);
     if args.len() > REGISTER_MRS || !caps.is_empty() {
         with_ipc_buffer(|b| {
-            b.msg[REGISTER_MRS..args.len().max(REGISTER_MRS)].copy_from_slice(&args[n..]);
-            b.caps_or_badges[..caps.len()].copy_from_slice(caps);
+            for (i, &a) in args.iter().enumerate().skip(n) {
+                b.set_msg(i, a);
+            }
+            for (i, &c) in caps.iter().enumerate() {
+                b.set_cap(i, c);
+            }
         });
     }
     let info = MessageInfo::new(label, 0, caps.len() as u64, args.len() as u64);
@@ -147,7 +145,7 @@ pub fn invoke(cptr: u64, label: u64, args: &[u64], caps: &[u64]) -> Result<Mrs> 
 }
 
 impl<K> Cap<K> {
-    fn invoke(self, label: u64, args: &[u64], caps: &[u64]) -> Result<Mrs> {
+    pub(crate) fn invoke(self, label: u64, args: &[u64], caps: &[u64]) -> Result<Mrs> {
         invoke(self.cptr, label, args, caps)
     }
 }
@@ -217,64 +215,6 @@ impl Cap<kind::CNode> {
     }
 }
 
-/// CNode guard data for `mint`: `guard_size` bits of value `guard`
-/// skipped before the CNode's own index bits.
-pub const fn cnode_guard(guard: u64, guard_size: u64) -> u64 {
-    (guard & ((1 << 18) - 1)) << 8 | (guard_size & 0x3f) << 2
-}
-
-/// Registers written by [`Cap<Tcb>::write_registers`] (`seL4_UserContext`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UserContext {
-    pub rip: u64,
-    pub rsp: u64,
-    pub rflags: u64,
-    pub rax: u64,
-    pub rbx: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub rbp: u64,
-    pub r8: u64,
-    pub r9: u64,
-    pub r10: u64,
-    pub r11: u64,
-    pub r12: u64,
-    pub r13: u64,
-    pub r14: u64,
-    pub r15: u64,
-    pub tls_base: u64,
-}
-
-impl UserContext {
-    const WORDS: usize = core::mem::size_of::<Self>() / 8;
-    fn words(&self) -> [u64; Self::WORDS] {
-        [
-            self.rip,
-            self.rsp,
-            self.rflags,
-            self.rax,
-            self.rbx,
-            self.rcx,
-            self.rdx,
-            self.rsi,
-            self.rdi,
-            self.rbp,
-            self.r8,
-            self.r9,
-            self.r10,
-            self.r11,
-            self.r12,
-            self.r13,
-            self.r14,
-            self.r15,
-            self.tls_base,
-        ]
-    }
-}
-
 /// Arguments of [`Cap<Tcb>::configure`].
 #[derive(Clone, Copy, Debug)]
 pub struct TcbConfig {
@@ -284,7 +224,7 @@ pub struct TcbConfig {
     pub cspace: Cap<kind::CNode>,
     /// Guard for the CSpace root ([`cnode_guard`]).
     pub cspace_data: u64,
-    pub vspace: Cap<kind::Pml4>,
+    pub vspace: Cap<VSpaceKind>,
     pub ipc_buffer_vaddr: u64,
     pub ipc_buffer: Cap<kind::Page>,
 }
@@ -334,124 +274,6 @@ impl Cap<kind::Notification> {
     }
 }
 
-impl Cap<kind::Page> {
-    pub fn map(
-        self,
-        vspace: Cap<kind::Pml4>,
-        vaddr: u64,
-        rights: Rights,
-        attr: VmAttributes,
-    ) -> Result<()> {
-        self.invoke(
-            label::X86PageMap,
-            &[vaddr, rights.word(), attr.word()],
-            &[vspace.cptr],
-        )
-        .map(drop)
-    }
-    pub fn unmap(self) -> Result<()> {
-        self.invoke(label::X86PageUnmap, &[], &[]).map(drop)
-    }
-    /// Physical address of the frame.
-    pub fn address(self) -> Result<u64> {
-        self.invoke(label::X86PageGetAddress, &[], &[])
-            .map(|m| m[0])
-    }
-}
-
-impl Cap<kind::LargePage> {
-    pub fn map(
-        self,
-        vspace: Cap<kind::Pml4>,
-        vaddr: u64,
-        rights: Rights,
-        attr: VmAttributes,
-    ) -> Result<()> {
-        self.cast::<kind::Page>().map(vspace, vaddr, rights, attr)
-    }
-}
-
-macro_rules! paging_structure {
-    ($kind:ident, $label:ident) => {
-        impl Cap<kind::$kind> {
-            /// Maps this paging structure into `vspace` to cover `vaddr`.
-            pub fn map(
-                self,
-                vspace: Cap<kind::Pml4>,
-                vaddr: u64,
-                attr: VmAttributes,
-            ) -> Result<()> {
-                self.invoke(label::$label, &[vaddr, attr.word()], &[vspace.cptr])
-                    .map(drop)
-            }
-        }
-    };
-}
-paging_structure!(PageTable, X86PageTableMap);
-paging_structure!(PageDirectory, X86PageDirectoryMap);
-paging_structure!(Pdpt, X86PDPTMap);
-
-impl Cap<kind::AsidControl> {
-    /// Turns a 4 KiB `untyped` into an ASID pool placed at `dest`.
-    pub fn make_pool(self, untyped: Cap<kind::Untyped>, dest: Slot) -> Result<()> {
-        let args = [dest.index, dest.depth as u64];
-        self.invoke(
-            label::X86ASIDControlMakePool,
-            &args,
-            &[untyped.cptr, dest.root.cptr],
-        )
-        .map(drop)
-    }
-}
-
-impl Cap<kind::AsidPool> {
-    pub fn assign(self, vspace: Cap<kind::Pml4>) -> Result<()> {
-        self.invoke(label::X86ASIDPoolAssign, &[], &[vspace.cptr])
-            .map(drop)
-    }
-}
-
-/// Trigger mode and polarity of an IOAPIC interrupt line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IoapicLine {
-    pub ioapic: u64,
-    pub pin: u64,
-    pub level_triggered: bool,
-    pub active_low: bool,
-}
-
-impl Cap<kind::IrqControl> {
-    /// Creates at `dest` a handler for an IOAPIC line delivered as user
-    /// vector `vector` (IDT vector `vector + 0x30`).
-    pub fn get_ioapic(self, dest: Slot, line: IoapicLine, vector: u64) -> Result<()> {
-        let args = [
-            dest.index,
-            dest.depth as u64,
-            line.ioapic,
-            line.pin,
-            line.level_triggered as u64,
-            line.active_low as u64,
-            vector,
-        ];
-        self.invoke(label::X86IRQIssueIRQHandlerIOAPIC, &args, &[dest.root.cptr])
-            .map(drop)
-    }
-    /// Creates at `dest` a handler for an MSI of PCI device `bus:dev.func`.
-    pub fn get_msi(self, dest: Slot, pci: (u64, u64, u64), handle: u64, vector: u64) -> Result<()> {
-        let args = [
-            dest.index,
-            dest.depth as u64,
-            pci.0,
-            pci.1,
-            pci.2,
-            handle,
-            vector,
-        ];
-        self.invoke(label::X86IRQIssueIRQHandlerMSI, &args, &[dest.root.cptr])
-            .map(drop)
-    }
-}
-
 impl Cap<kind::IrqHandler> {
     /// Unmasks the line for the next interrupt (new handlers start masked).
     pub fn ack(self) -> Result<()> {
@@ -462,60 +284,4 @@ impl Cap<kind::IrqHandler> {
         self.invoke(label::IRQSetIRQHandler, &[], &[ntfn.cptr])
             .map(drop)
     }
-}
-
-impl Cap<kind::IoPort> {
-    pub fn out8(self, port: u16, value: u8) -> Result<()> {
-        self.invoke(label::X86IOPortOut8, &[port as u64, value as u64], &[])
-            .map(drop)
-    }
-    pub fn out16(self, port: u16, value: u16) -> Result<()> {
-        self.invoke(label::X86IOPortOut16, &[port as u64, value as u64], &[])
-            .map(drop)
-    }
-    pub fn out32(self, port: u16, value: u32) -> Result<()> {
-        self.invoke(label::X86IOPortOut32, &[port as u64, value as u64], &[])
-            .map(drop)
-    }
-    pub fn in8(self, port: u16) -> Result<u8> {
-        self.invoke(label::X86IOPortIn8, &[port as u64], &[])
-            .map(|m| m[0] as u8)
-    }
-    pub fn in16(self, port: u16) -> Result<u16> {
-        self.invoke(label::X86IOPortIn16, &[port as u64], &[])
-            .map(|m| m[0] as u16)
-    }
-    pub fn in32(self, port: u16) -> Result<u32> {
-        self.invoke(label::X86IOPortIn32, &[port as u64], &[])
-            .map(|m| m[0] as u32)
-    }
-}
-
-/// hwio's port instructions are invocations of this capability, so a
-/// `hwio::PortIo` over it is a device's port range as a typed bus.
-impl hwio::PortBackend for Cap<kind::IoPort> {
-    type Error = Error;
-    fn in8(&mut self, port: u16) -> Result<u8> {
-        Cap::in8(*self, port)
-    }
-    fn in16(&mut self, port: u16) -> Result<u16> {
-        Cap::in16(*self, port)
-    }
-    fn in32(&mut self, port: u16) -> Result<u32> {
-        Cap::in32(*self, port)
-    }
-    fn out8(&mut self, port: u16, value: u8) -> Result<()> {
-        Cap::out8(*self, port, value)
-    }
-    fn out16(&mut self, port: u16, value: u16) -> Result<()> {
-        Cap::out16(*self, port, value)
-    }
-    fn out32(&mut self, port: u16, value: u32) -> Result<()> {
-        Cap::out32(*self, port, value)
-    }
-}
-
-/// Mint data that narrows an I/O port cap to `first..=last`.
-pub const fn ioport_range(first: u16, last: u16) -> u64 {
-    (first as u64) << 16 | last as u64
 }

@@ -1,11 +1,9 @@
 //! Debug printing. On a debug kernel it goes to the kernel console; a
 //! kernel built without printing (the release flavour) has none, so a
 //! program may register its own console, e.g. a UART it has I/O port
-//! rights to ([`uart_put_char`]). Without either it prints nothing.
+//! rights to (`uart_put_char` on x86_64). Without either it prints nothing.
 //! Either way a program may also register a mirror ([`set_mirror`]) that
 //! sees every byte printed, e.g. to copy it into the system log ring.
-
-use crate::cap::{Cap, kind};
 
 static CONSOLE: spin::Once<fn(u8)> = spin::Once::new();
 static MIRROR: spin::Once<fn(u8)> = spin::Once::new();
@@ -37,23 +35,6 @@ pub fn debug_put_char(c: u8) {
             put(c);
         }
     }
-}
-
-/// 16550 UART registers (offsets from the base port) used for output.
-const UART_THR: u16 = 0;
-const UART_LSR: u16 = 5;
-const LSR_THR_EMPTY: u8 = 1 << 5;
-
-/// Writes `c` to the 16550 UART at `base` (COM1 is 0x3f8) through `ports`.
-pub fn uart_put_char(ports: Cap<kind::IoPort>, base: u16, c: u8) {
-    // Bounded wait for room: a missing or stuck UART must not hang us.
-    for _ in 0..10_000 {
-        match ports.in8(base + UART_LSR) {
-            Ok(lsr) if lsr & LSR_THR_EMPTY == 0 => continue,
-            _ => break,
-        }
-    }
-    let _ = ports.out8(base + UART_THR, c);
 }
 
 /// `core::fmt` sink for [`debug_put_char`]; used by [`debug_print!`](crate::debug_print).

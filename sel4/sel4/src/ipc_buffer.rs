@@ -1,27 +1,64 @@
 //! The thread's IPC buffer: message registers beyond the four passed in
 //! registers, extra caps, and the receive slot for caps sent to us.
 
-use crate::consts;
+use crate::{Word, consts};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// Number of message registers.
 pub const MSG_MAX_LENGTH: usize = consts::MsgMaxLength;
 /// Number of extra caps an invocation can carry.
 pub const MSG_MAX_EXTRA_CAPS: usize = consts::MsgMaxExtraCaps;
-/// Message registers passed in CPU registers (r10, r8, r9, r15).
+/// Message registers passed in CPU registers (x86_64: r10, r8, r9, r15;
+/// ARM: r2 to r5).
 pub const REGISTER_MRS: usize = 4;
 
-/// `seL4_IPCBuffer`: the kernel reads and writes it during IPC.
+/// `seL4_IPCBuffer`: the kernel reads and writes it during IPC. Its slots
+/// are machine words; the accessors take and give `u64`, as the rest of
+/// the bindings do (a value wider than a word is truncated, as a C
+/// `seL4_Word` would be).
 #[repr(C)]
 pub struct IpcBuffer {
-    pub tag: u64,
-    pub msg: [u64; MSG_MAX_LENGTH],
-    pub user_data: u64,
-    pub caps_or_badges: [u64; MSG_MAX_EXTRA_CAPS],
-    pub receive_cnode: u64,
-    pub receive_index: u64,
-    pub receive_depth: u64,
+    pub tag: Word,
+    pub msg: [Word; MSG_MAX_LENGTH],
+    pub user_data: Word,
+    pub caps_or_badges: [Word; MSG_MAX_EXTRA_CAPS],
+    pub receive_cnode: Word,
+    pub receive_index: Word,
+    pub receive_depth: Word,
 }
+
+impl IpcBuffer {
+    /// Message register `i`.
+    // A word is a u64 on x86_64 (no conversion), a u32 on ARM.
+    #[allow(clippy::useless_conversion)]
+    pub fn msg(&self, i: usize) -> u64 {
+        self.msg[i].into()
+    }
+    #[inline]
+    pub fn set_msg(&mut self, i: usize, value: u64) {
+        self.msg[i] = value as Word;
+    }
+    /// Extra cap (or, received, badge) `i`.
+    #[allow(clippy::useless_conversion)]
+    pub fn cap(&self, i: usize) -> u64 {
+        self.caps_or_badges[i].into()
+    }
+    pub fn set_cap(&mut self, i: usize, cptr: u64) {
+        self.caps_or_badges[i] = cptr as Word;
+    }
+}
+
+// The kernel's layout, checked at compile time on every target.
+const _: () = {
+    use crate::layout;
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<IpcBuffer>() == layout::IPCBUF_SIZE);
+    assert!(offset_of!(IpcBuffer, msg) == layout::IPCBUF_MSG);
+    assert!(offset_of!(IpcBuffer, user_data) == layout::IPCBUF_USER_DATA);
+    assert!(offset_of!(IpcBuffer, caps_or_badges) == layout::IPCBUF_CAPS_OR_BADGES);
+    assert!(offset_of!(IpcBuffer, receive_cnode) == layout::IPCBUF_RECEIVE_CNODE);
+    assert!(Word::BITS as usize == consts::WordBits);
+};
 
 static IPC_BUFFER: AtomicPtr<IpcBuffer> = AtomicPtr::new(core::ptr::null_mut());
 
@@ -43,26 +80,4 @@ pub fn with_ipc_buffer<R>(f: impl FnOnce(&mut IpcBuffer) -> R) -> R {
     // each PD is single-threaded and `f` cannot re-enter (no syscall from
     // this crate runs inside `f`), so this is the only live reference.
     f(unsafe { &mut *p })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::layout;
-    use core::mem::{offset_of, size_of};
-
-    #[test]
-    fn matches_the_kernel_layout() {
-        assert_eq!(size_of::<IpcBuffer>(), layout::IPCBUF_SIZE);
-        assert_eq!(offset_of!(IpcBuffer, msg), layout::IPCBUF_MSG);
-        assert_eq!(offset_of!(IpcBuffer, user_data), layout::IPCBUF_USER_DATA);
-        assert_eq!(
-            offset_of!(IpcBuffer, caps_or_badges),
-            layout::IPCBUF_CAPS_OR_BADGES
-        );
-        assert_eq!(
-            offset_of!(IpcBuffer, receive_cnode),
-            layout::IPCBUF_RECEIVE_CNODE
-        );
-    }
 }

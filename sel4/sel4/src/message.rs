@@ -9,12 +9,15 @@ const UNWRAPPED_BITS: u32 = consts::MsgMaxExtraCaps as u32;
 const EXTRA_CAPS_SHIFT: u32 = LENGTH_BITS;
 const UNWRAPPED_SHIFT: u32 = EXTRA_CAPS_SHIFT + EXTRA_CAPS_BITS;
 const LABEL_SHIFT: u32 = UNWRAPPED_SHIFT + UNWRAPPED_BITS;
+/// The label takes the rest of the word.
+const LABEL_BITS: u32 = consts::WordBits as u32 - LABEL_SHIFT;
 
 const fn mask(bits: u32) -> u64 {
     (1 << bits) - 1
 }
 
-/// `seL4_MessageInfo`: label, unwrapped-caps mask, extra cap count and length.
+/// `seL4_MessageInfo`: label, unwrapped-caps mask, extra cap count and
+/// length, in one machine word (held as a `u64` on every target).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MessageInfo(u64);
 
@@ -22,7 +25,7 @@ impl MessageInfo {
     /// Fields wider than their slot are truncated, as the kernel would.
     pub const fn new(label: u64, caps_unwrapped: u64, extra_caps: u64, length: u64) -> Self {
         Self(
-            (label & mask(64 - LABEL_SHIFT)) << LABEL_SHIFT
+            (label & mask(LABEL_BITS)) << LABEL_SHIFT
                 | (caps_unwrapped & mask(UNWRAPPED_BITS)) << UNWRAPPED_SHIFT
                 | (extra_caps & mask(EXTRA_CAPS_BITS)) << EXTRA_CAPS_SHIFT
                 | (length & mask(LENGTH_BITS)),

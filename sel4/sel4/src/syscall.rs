@@ -1,14 +1,10 @@
-//! The seL4 system calls on x86_64.
-//!
-//! ABI (seL4 5.0.0, `syscall` instruction): rdx = syscall number, rdi = cap
-//! in / badge out, rsi = message info, r10 r8 r9 r15 = message registers 0..3.
-//! The kernel clobbers rcx and r11 and does not preserve rsp (`sysret` leaves
-//! it zero), so rsp is parked in r12, which the kernel restores from the
-//! thread's saved context like every other general-purpose register.
+//! The seL4 system calls. The instruction and the registers that carry
+//! the arguments are the architecture's (`crate::arch`); what each call
+//! means is the same everywhere.
 
 use crate::MessageInfo;
+use crate::arch::syscall;
 use crate::sys;
-use core::arch::asm;
 
 /// The four message registers passed in CPU registers.
 pub type Mrs = [u64; 4];
@@ -19,33 +15,6 @@ pub struct Received {
     pub info: MessageInfo,
     pub badge: u64,
     pub mrs: Mrs,
-}
-
-#[inline(always)]
-fn syscall(nr: isize, cap: u64, info: u64, mrs: &mut Mrs) -> (u64, u64) {
-    let (badge, info_out);
-    // SAFETY: the asm follows the kernel's ABI (module doc). It touches no
-    // Rust-visible memory except through the kernel writing this thread's IPC
-    // buffer, which the implicit memory clobber covers; rsp is restored from
-    // r12 before the block ends.
-    unsafe {
-        asm!(
-            "mov r12, rsp",
-            "syscall",
-            "mov rsp, r12",
-            inout("rdx") nr as u64 => _,
-            inout("rdi") cap => badge,
-            inout("rsi") info => info_out,
-            inout("r10") mrs[0],
-            inout("r8") mrs[1],
-            inout("r9") mrs[2],
-            inout("r15") mrs[3],
-            out("rcx") _,
-            out("r11") _,
-            out("r12") _,
-        );
-    }
-    (badge, info_out)
 }
 
 /// Blocking send to an endpoint, or signal to a notification.

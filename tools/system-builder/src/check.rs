@@ -14,9 +14,9 @@ use crate::diag::Diags;
 use crate::elf::{self, Elf};
 use crate::model::IMPLICIT_TSC_MHZ_SYMBOL;
 use crate::model::{
-    Channel, ChannelEnd, EmbeddedConfig, IoPort, Irq, IrqKind, MAX_CHANNEL_ID, Map, MemoryRegion,
+    Board, Channel, ChannelEnd, EmbeddedConfig, IoPort, Irq, IrqKind, Map, MemoryRegion,
     PciAddress, ProgramImage, ProtectionDomain, ReservedArea, SetVar, SetVarValue, SourcePos,
-    System, USER_VADDR_LIMIT, reserved_areas,
+    System, reserved_areas,
 };
 use crate::xml::{
     ChannelDraft, Draft, MAX_RAM_BYTES, PdDraft, RegionDraft, SetVarDraft, SetVarSource, bytes_text,
@@ -108,6 +108,7 @@ pub(crate) fn check(
     search_paths: &[PathBuf],
     d: &mut Diags,
     file: &str,
+    board: Board,
 ) -> Option<System> {
     let Draft {
         pds,
@@ -174,18 +175,18 @@ pub(crate) fn check(
             continue;
         }
         let state = &mut states[i];
-        let reserved = reserved_areas(pd.stack_size);
-        state.maps = check_maps(d, pd, &regions, &reserved, |d, name, pos| {
+        let reserved = reserved_areas(board, pd.stack_size);
+        state.maps = check_maps(d, pd, board, &regions, &reserved, |d, name, pos| {
             resolve_region(d, name, pos)
         });
-        state.image = load_image(d, pd, search_paths, &reserved);
+        state.image = load_image(d, pd, board, search_paths, &reserved);
         if let Some((image, _)) = &state.image {
             check_maps_vs_segments(d, pd, &state.maps, &regions, image);
         }
         state.setvars = resolve_setvars(d, pd, state, &regions, &resolve_region);
     }
 
-    check_ids(d, &pds, &pd_usable, &channels);
+    check_ids(d, board, &pds, &pd_usable, &channels);
     let channels = channels.into_iter().map(|(c, _)| c).collect();
     check_irqs(d, &pds, &pd_usable);
     check_ioports(d, &pds, &pd_usable);
@@ -213,7 +214,7 @@ pub(crate) fn check(
     if d.error_count() > 0 {
         return None;
     }
-    Some(assemble(file, pds, regions, channels, states))
+    Some(assemble(file, board, pds, regions, channels, states))
 }
 
 /// Resolves the setvars of one PD (its own and those its channel ends add)
@@ -467,6 +468,7 @@ fn describe_reserved(reserved: &[ReservedArea; 3]) -> String {
 fn check_maps(
     d: &mut Diags,
     pd: &PdDraft,
+    board: Board,
     regions: &[RegionDraft],
     reserved: &[ReservedArea; 3],
     mut resolve: impl FnMut(&mut Diags, &str, SourcePos) -> Option<usize>,
@@ -490,16 +492,17 @@ fn check_maps(
                 format!("a vaddr that is a multiple of {page:#x}"),
             );
         }
+        let limit = board.layout().user_vaddr_limit;
         let span = match m.vaddr.checked_add(region.size) {
-            Some(end) if end <= USER_VADDR_LIMIT => (m.vaddr, end),
+            Some(end) if end <= limit => (m.vaddr, end),
             _ => {
                 d.error(
                     m.vaddr_pos,
                     format!(
-                        "map of '{}' at vaddr {:#x} (size {:#x}) reaches past the end of user address space {USER_VADDR_LIMIT:#x}",
+                        "map of '{}' at vaddr {:#x} (size {:#x}) reaches past the end of user address space {limit:#x}",
                         m.mr, m.vaddr, region.size
                     ),
-                    format!("vaddr + size <= {USER_VADDR_LIMIT:#x}"),
+                    format!("vaddr + size <= {limit:#x}"),
                 );
                 out.push(None);
                 continue;
@@ -562,6 +565,7 @@ fn find_image(path: &str, search_paths: &[PathBuf]) -> Option<PathBuf> {
 fn load_image(
     d: &mut Diags,
     pd: &PdDraft,
+    board: Board,
     search_paths: &[PathBuf],
     reserved: &[ReservedArea; 3],
 ) -> Option<(ProgramImage, Elf)> {
@@ -598,30 +602,31 @@ fn load_image(
             return None;
         }
     };
-    let elf = match elf::parse(&bytes) {
+    let elf = match elf::parse_for(&bytes, elf::Machine::of(board)) {
         Ok(elf) => elf,
         Err(p) => {
             d.error(
                 img.path_pos,
                 format!("program image '{}' {}", path.display(), p.what),
-                p.expected.into(),
+                p.expected,
             );
             return None;
         }
     };
     // One report per image is enough: a misplaced image usually has all of
     // its segments in the wrong place.
+    let limit = board.layout().user_vaddr_limit;
     for seg in &elf.segments {
         let span = seg.page_range();
-        if span.1 > USER_VADDR_LIMIT {
+        if span.1 > limit {
             d.error(
                 img.path_pos,
                 format!(
-                    "program image '{}' has a loadable segment {} beyond the user address space limit {USER_VADDR_LIMIT:#x}",
+                    "program image '{}' has a loadable segment {} beyond the user address space limit {limit:#x}",
                     img.path,
                     range(span)
                 ),
-                format!("segments below {USER_VADDR_LIMIT:#x}"),
+                format!("segments below {limit:#x}"),
             );
             return None;
         } else if let Some(area) = reserved.iter().find(|a| overlaps(span, (a.start, a.end))) {
@@ -756,6 +761,7 @@ fn check_symbol(d: &mut Diags, sv: &SetVarDraft, image: &ProgramImage, elf: &Elf
 /// Channel ids and irq ids share one id space per PD.
 fn check_ids(
     d: &mut Diags,
+    board: Board,
     pds: &[PdDraft],
     usable: &[bool],
     channels: &[(Channel, [SourcePos; 2])],
@@ -789,7 +795,8 @@ fn check_ids(
                     pds[pd].name
                 ),
                 format!(
-                    "ids unique within a protection domain across its channels and irqs (0..={MAX_CHANNEL_ID})"
+                    "ids unique within a protection domain across its channels and irqs (0..={})",
+                    board.layout().max_channel_id
                 ),
             );
         } else {
@@ -814,9 +821,12 @@ fn check_irqs(d: &mut Diags, pds: &[PdDraft], usable: &[bool]) {
     let mut vectors: HashMap<u64, (&str, &Irq)> = HashMap::new();
     let mut pins: HashMap<(u64, u64), (&str, &Irq)> = HashMap::new();
     let mut handles: HashMap<(PciAddress, u64), (&str, &Irq)> = HashMap::new();
+    let mut gics: HashMap<u64, (&str, &Irq)> = HashMap::new();
     for (pd, irq) in pd_irqs(pds, usable) {
         let vector = irq.vector();
-        if let Some((other_pd, other)) = vectors.get(&vector) {
+        // GIC interrupts have no vector (all 0); their IDs are checked below.
+        let gic = matches!(irq.kind, IrqKind::Gic { .. });
+        if let Some((other_pd, other)) = vectors.get(&vector).filter(|_| !gic) {
             d.error(
                 irq.pos,
                 format!(
@@ -841,6 +851,20 @@ fn check_irqs(d: &mut Diags, pds: &[PdDraft], usable: &[bool]) {
                     );
                 } else {
                     pins.insert((ioapic, pin), (pd, irq));
+                }
+            }
+            IrqKind::Gic { irq: n } => {
+                if let Some((other_pd, other)) = gics.get(&n) {
+                    d.error(
+                        irq.pos,
+                        format!(
+                            "GIC interrupt {n} of protection domain '{pd}' is already used by the irq of '{other_pd}' at {}",
+                            other.pos
+                        ),
+                        "each GIC interrupt claimed by one irq only".into(),
+                    );
+                } else {
+                    gics.insert(n, (pd, irq));
                 }
             }
             IrqKind::Msi { pci, handle, .. } => {
@@ -904,6 +928,7 @@ fn check_ioports(d: &mut Diags, pds: &[PdDraft], usable: &[bool]) {
 
 fn assemble(
     file: &str,
+    board: Board,
     pds: Vec<PdDraft>,
     regions: Vec<RegionDraft>,
     channels: Vec<Channel>,
@@ -916,6 +941,7 @@ fn assemble(
             let (program_image, _) = state.image.expect("no errors, so every image loaded");
             ProtectionDomain {
                 name: pd.name,
+                board,
                 priority: pd.priority,
                 stack_size: pd.stack_size,
                 budget_us: pd.budget_us,
@@ -946,6 +972,7 @@ fn assemble(
         .collect();
     System {
         file: file.to_string(),
+        board,
         protection_domains,
         memory_regions,
         channels,

@@ -1,21 +1,22 @@
-//! A small reader for the one kind of ELF a PD may be: a statically linked
-//! x86_64 ELF64 executable. It extracts the entry point, the loadable
-//! segments and the symbol table, and rejects everything else with a reason.
-//! Every offset read from the file is bounds-checked, so a truncated or
-//! hostile file gives an error rather than a panic.
+//! A small reader for the kind of ELF a PD may be: a statically linked
+//! executable for the board's machine, an x86_64 ELF64 or a 32-bit ARM
+//! ELF32 one. It extracts the entry point, the loadable segments and the
+//! symbol table, and rejects everything else with a reason. Every offset
+//! read from the file is bounds-checked, so a truncated or hostile file
+//! gives an error rather than a panic.
 
 use std::collections::HashMap;
 
-use crate::model::{Perms, Segment};
-
-const EXPECTED: &str = "a statically linked, non-PIE x86_64 ELF64 executable (ELF type EXEC)";
+use crate::model::{Board, Perms, Segment};
 
 const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
+const ELFCLASS32: u8 = 1;
 const ELFCLASS64: u8 = 2;
 const ELFDATA2LSB: u8 = 1;
 const ET_REL: u16 = 1;
 const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
+const EM_ARM: u16 = 40;
 const EM_X86_64: u16 = 62;
 pub(crate) const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
@@ -26,13 +27,107 @@ pub(crate) const PF_R: u32 = 4;
 const SHT_SYMTAB: u32 = 2;
 const SHN_UNDEF: u16 = 0;
 const STB_GLOBAL: u8 = 1;
-const EHDR_SIZE: usize = 64;
-const PHDR_SIZE: usize = 56;
-/// File offsets of the ELF header fields that locate the program headers.
-pub(crate) const E_PHOFF: usize = 32;
-pub(crate) const E_PHNUM: usize = 56;
-const SHDR_SIZE: usize = 64;
-const SYM_SIZE: usize = 24;
+
+/// The machine a board's programs are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Machine {
+    X86_64,
+    Arm,
+}
+
+impl Machine {
+    pub(crate) fn of(board: Board) -> Machine {
+        if board.is_arm() {
+            Machine::Arm
+        } else {
+            Machine::X86_64
+        }
+    }
+    fn number(self) -> u16 {
+        match self {
+            Machine::X86_64 => EM_X86_64,
+            Machine::Arm => EM_ARM,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Machine::X86_64 => "x86_64",
+            Machine::Arm => "32-bit ARM",
+        }
+    }
+    fn class(self) -> Class {
+        match self {
+            Machine::X86_64 => Class::Elf64,
+            Machine::Arm => Class::Elf32,
+        }
+    }
+    fn expected(self) -> String {
+        let class = match self.class() {
+            Class::Elf32 => "ELF32",
+            Class::Elf64 => "ELF64",
+        };
+        format!(
+            "a statically linked, non-PIE {} {class} executable (ELF type EXEC)",
+            self.name()
+        )
+    }
+}
+
+/// Where the fields of the headers are: ELF32 and ELF64 differ in word
+/// width and, for program headers and symbols, in field order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    Elf32,
+    Elf64,
+}
+
+impl Class {
+    const fn ehdr_size(self) -> usize {
+        match self {
+            Class::Elf32 => 52,
+            Class::Elf64 => 64,
+        }
+    }
+    const fn phdr_size(self) -> usize {
+        match self {
+            Class::Elf32 => 32,
+            Class::Elf64 => 56,
+        }
+    }
+    const fn shdr_size(self) -> usize {
+        match self {
+            Class::Elf32 => 40,
+            Class::Elf64 => 64,
+        }
+    }
+    const fn sym_size(self) -> usize {
+        match self {
+            Class::Elf32 => 16,
+            Class::Elf64 => 24,
+        }
+    }
+    /// File offset of e_phoff, and its width.
+    pub(crate) const fn e_phoff(self) -> (usize, usize) {
+        match self {
+            Class::Elf32 => (28, 4),
+            Class::Elf64 => (32, 8),
+        }
+    }
+    /// File offset of e_phnum (two bytes).
+    pub(crate) const fn e_phnum(self) -> usize {
+        match self {
+            Class::Elf32 => 44,
+            Class::Elf64 => 56,
+        }
+    }
+    /// A word-wide field of the file at `off`.
+    fn word(self, b: &Bytes, off: u64) -> Option<u64> {
+        match self {
+            Class::Elf32 => b.u32(off).map(u64::from),
+            Class::Elf64 => b.u64(off),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Symbol {
@@ -55,20 +150,32 @@ pub(crate) struct ProgramHeader {
 }
 
 impl ProgramHeader {
-    pub(crate) fn to_bytes(self) -> [u8; PHDR_SIZE] {
-        let mut b = [0u8; PHDR_SIZE];
-        b[0..4].copy_from_slice(&self.p_type.to_le_bytes());
-        b[4..8].copy_from_slice(&self.flags.to_le_bytes());
-        let words = [
-            self.offset,
-            self.vaddr,
-            self.paddr,
-            self.filesz,
-            self.memsz,
-            self.align,
-        ];
-        for (k, w) in words.iter().enumerate() {
-            b[8 + 8 * k..16 + 8 * k].copy_from_slice(&w.to_le_bytes());
+    /// The header in the file format of `class` (fields wider than an
+    /// ELF32 word are truncated; the packer only writes values that fit).
+    pub(crate) fn to_bytes(self, class: Class) -> Vec<u8> {
+        let mut b = Vec::with_capacity(class.phdr_size());
+        b.extend_from_slice(&self.p_type.to_le_bytes());
+        match class {
+            Class::Elf64 => {
+                b.extend_from_slice(&self.flags.to_le_bytes());
+                for w in [
+                    self.offset,
+                    self.vaddr,
+                    self.paddr,
+                    self.filesz,
+                    self.memsz,
+                    self.align,
+                ] {
+                    b.extend_from_slice(&w.to_le_bytes());
+                }
+            }
+            Class::Elf32 => {
+                for w in [self.offset, self.vaddr, self.paddr, self.filesz, self.memsz] {
+                    b.extend_from_slice(&(w as u32).to_le_bytes());
+                }
+                b.extend_from_slice(&self.flags.to_le_bytes());
+                b.extend_from_slice(&(self.align as u32).to_le_bytes());
+            }
         }
         b
     }
@@ -76,6 +183,7 @@ impl ProgramHeader {
 
 #[derive(Debug)]
 pub(crate) struct Elf {
+    pub class: Class,
     pub entry: u64,
     /// Loadable segments that occupy memory.
     pub segments: Vec<Segment>,
@@ -98,14 +206,7 @@ impl Elf {
 pub(crate) struct ElfProblem {
     /// Completes "program image '<path>' ...".
     pub what: String,
-    pub expected: &'static str,
-}
-
-fn problem(what: impl Into<String>) -> ElfProblem {
-    ElfProblem {
-        what: what.into(),
-        expected: EXPECTED,
-    }
+    pub expected: String,
 }
 
 /// Bounds-checked little-endian field reads.
@@ -137,91 +238,128 @@ impl Bytes<'_> {
     }
 }
 
-fn truncated(part: &str) -> ElfProblem {
-    problem(format!(
-        "is truncated or malformed: its {part} lie outside the file"
-    ))
-}
-
-pub(crate) fn parse(data: &[u8]) -> Result<Elf, ElfProblem> {
+/// A program for `machine`.
+pub(crate) fn parse_for(data: &[u8], machine: Machine) -> Result<Elf, ElfProblem> {
+    let problem = |what: String| ElfProblem {
+        what,
+        expected: machine.expected(),
+    };
+    let truncated = |part: &str| {
+        problem(format!(
+            "is truncated or malformed: its {part} lie outside the file"
+        ))
+    };
     let b = Bytes(data);
+    let class = machine.class();
     if !data.starts_with(ELF_MAGIC) {
         return Err(problem(
-            "is not an ELF file (it does not start with the ELF magic bytes 7f 45 4c 46)",
+            "is not an ELF file (it does not start with the ELF magic bytes 7f 45 4c 46)".into(),
         ));
     }
-    if data.len() < EHDR_SIZE {
-        return Err(problem("is too short to hold an ELF header"));
+    if data.len() < 6 {
+        return Err(problem("is too short to hold an ELF header".into()));
     }
-    if data[4] != ELFCLASS64 {
-        return Err(problem("is a 32-bit ELF file"));
+    match (data[4], class) {
+        (ELFCLASS64, Class::Elf64) | (ELFCLASS32, Class::Elf32) => {}
+        (ELFCLASS32, Class::Elf64) => return Err(problem("is a 32-bit ELF file".into())),
+        (ELFCLASS64, Class::Elf32) => return Err(problem("is a 64-bit ELF file".into())),
+        (other, _) => return Err(problem(format!("has ELF class {other}"))),
+    }
+    if data.len() < class.ehdr_size() {
+        return Err(problem("is too short to hold an ELF header".into()));
     }
     if data[5] != ELFDATA2LSB {
-        return Err(problem("is a big-endian ELF file"));
+        return Err(problem("is a big-endian ELF file".into()));
     }
-    let header = |off| b.u16(off).expect("inside the 64-byte header");
-    let machine = header(18);
-    if machine != EM_X86_64 {
+    let header = |off| b.u16(off).expect("inside the header");
+    let word = |off| class.word(&b, off).expect("inside the header");
+    let found = header(18);
+    if found != machine.number() {
         return Err(problem(format!(
-            "is an ELF file for machine {machine}, not x86_64 (62)"
+            "is an ELF file for machine {found}, not {} ({})",
+            machine.name(),
+            machine.number()
         )));
     }
     match header(16) {
         ET_EXEC => {}
         ET_DYN => {
             return Err(problem(
-                "is a position-independent executable or shared object (ELF type DYN)",
+                "is a position-independent executable or shared object (ELF type DYN)".into(),
             ));
         }
         ET_REL => {
             return Err(problem(
-                "is a relocatable object file (ELF type REL), not a linked executable",
+                "is a relocatable object file (ELF type REL), not a linked executable".into(),
             ));
         }
         other => return Err(problem(format!("has ELF type {other}, not EXEC"))),
     }
-    let entry = b.u64(24).expect("inside the header");
-    let phoff = b.u64(32).expect("inside the header");
-    let shoff = b.u64(40).expect("inside the header");
-    let phentsize = header(54);
-    let phnum = header(56);
-    let shentsize = header(58);
-    let shnum = header(60);
+    // The fields after e_entry sit one word further on in ELF64.
+    let (entry, phoff, shoff, rest) = match class {
+        Class::Elf32 => (word(24), word(28), word(32), 42),
+        Class::Elf64 => (word(24), word(32), word(40), 54),
+    };
+    let phentsize = header(rest);
+    let phnum = header(rest + 2);
+    let shentsize = header(rest + 4);
+    let shnum = header(rest + 6);
 
-    if phnum > 0 && usize::from(phentsize) != PHDR_SIZE {
+    let phdr_size = class.phdr_size();
+    if phnum > 0 && usize::from(phentsize) != phdr_size {
         return Err(problem(format!(
-            "has program headers of {phentsize} bytes instead of {PHDR_SIZE}"
+            "has program headers of {phentsize} bytes instead of {phdr_size}"
         )));
     }
     let mut segments = Vec::new();
     let mut program_headers = Vec::new();
     for i in 0..u64::from(phnum) {
         let ph = phoff
-            .checked_add(i * PHDR_SIZE as u64)
+            .checked_add(i * phdr_size as u64)
             .ok_or_else(|| truncated("program headers"))?;
         let ph = b
-            .slice(ph, PHDR_SIZE as u64)
+            .slice(ph, phdr_size as u64)
             .ok_or_else(|| truncated("program headers"))?;
         let ph = Bytes(ph);
-        let field = |off| ph.u64(off).expect("inside the program header");
-        let p_type = ph.u32(0).expect("inside the program header");
+        let field = |off| class.word(&ph, off).expect("inside the program header");
+        let small = |off| ph.u32(off).expect("inside the program header");
+        let p_type = small(0);
         if p_type == PT_INTERP {
             return Err(problem(
-                "is dynamically linked (it names a program interpreter)",
+                "is dynamically linked (it names a program interpreter)".into(),
             ));
         }
-        let flags = ph.u32(4).expect("inside the program header");
-        let (offset, vaddr, filesz, memsz) = (field(8), field(16), field(32), field(40));
-        program_headers.push(ProgramHeader {
-            p_type,
+        let header = match class {
+            Class::Elf64 => ProgramHeader {
+                p_type,
+                flags: small(4),
+                offset: field(8),
+                vaddr: field(16),
+                paddr: field(24),
+                filesz: field(32),
+                memsz: field(40),
+                align: field(48),
+            },
+            Class::Elf32 => ProgramHeader {
+                p_type,
+                offset: field(4),
+                vaddr: field(8),
+                paddr: field(12),
+                filesz: field(16),
+                memsz: field(20),
+                flags: small(24),
+                align: field(28),
+            },
+        };
+        program_headers.push(header);
+        let ProgramHeader {
             flags,
             offset,
             vaddr,
-            paddr: field(24),
             filesz,
             memsz,
-            align: field(48),
-        });
+            ..
+        } = header;
         if p_type != PT_LOAD {
             continue;
         }
@@ -250,7 +388,7 @@ pub(crate) fn parse(data: &[u8]) -> Result<Elf, ElfProblem> {
         });
     }
     if segments.is_empty() {
-        return Err(problem("has no loadable segments"));
+        return Err(problem("has no loadable segments".into()));
     }
     if !segments
         .iter()
@@ -262,6 +400,7 @@ pub(crate) fn parse(data: &[u8]) -> Result<Elf, ElfProblem> {
     }
 
     let mut elf = Elf {
+        class,
         entry,
         segments,
         program_headers,
@@ -269,24 +408,43 @@ pub(crate) fn parse(data: &[u8]) -> Result<Elf, ElfProblem> {
         has_symtab: false,
     };
     if shoff != 0 && shnum > 0 {
-        if usize::from(shentsize) != SHDR_SIZE {
+        let shdr_size = class.shdr_size();
+        if usize::from(shentsize) != shdr_size {
             return Err(problem(format!(
-                "has section headers of {shentsize} bytes instead of {SHDR_SIZE}"
+                "has section headers of {shentsize} bytes instead of {shdr_size}"
             )));
         }
-        read_symbols(&b, shoff, shnum, &mut elf)?;
+        read_symbols(&b, shoff, shnum, &mut elf).map_err(|what| problem(what.into()))?;
     }
     Ok(elf)
 }
 
-fn read_symbols(b: &Bytes, shoff: u64, shnum: u16, elf: &mut Elf) -> Result<(), ElfProblem> {
-    let section = |i: u64| -> Result<Bytes, ElfProblem> {
+fn read_symbols(b: &Bytes, shoff: u64, shnum: u16, elf: &mut Elf) -> Result<(), &'static str> {
+    const TRUNCATED: &str = "is truncated or malformed: its symbols lie outside the file";
+    let class = elf.class;
+    let shdr_size = class.shdr_size() as u64;
+    let section = |i: u64| -> Result<Bytes, &'static str> {
         let off = shoff
-            .checked_add(i * SHDR_SIZE as u64)
-            .ok_or_else(|| truncated("section headers"))?;
-        b.slice(off, SHDR_SIZE as u64)
+            .checked_add(i * shdr_size)
+            .ok_or("is truncated or malformed: its section headers lie outside the file")?;
+        b.slice(off, shdr_size)
             .map(Bytes)
-            .ok_or_else(|| truncated("section headers"))
+            .ok_or("is truncated or malformed: its section headers lie outside the file")
+    };
+    // (offset, size, link) of a section header.
+    let place = |sh: &Bytes| -> (u64, u64, u64) {
+        match class {
+            Class::Elf64 => (
+                sh.u64(24).unwrap_or(0),
+                sh.u64(32).unwrap_or(0),
+                u64::from(sh.u32(40).unwrap_or(0)),
+            ),
+            Class::Elf32 => (
+                u64::from(sh.u32(16).unwrap_or(0)),
+                u64::from(sh.u32(20).unwrap_or(0)),
+                u64::from(sh.u32(24).unwrap_or(0)),
+            ),
+        }
     };
     for i in 0..u64::from(shnum) {
         let sh = section(i)?;
@@ -294,27 +452,33 @@ fn read_symbols(b: &Bytes, shoff: u64, shnum: u16, elf: &mut Elf) -> Result<(), 
             continue;
         }
         elf.has_symtab = true;
-        let (sym_off, sym_size) = (sh.u64(24).unwrap_or(0), sh.u64(32).unwrap_or(0));
-        let link = u64::from(sh.u32(40).unwrap_or(0));
+        let (sym_off, sym_size, link) = place(&sh);
         if link >= u64::from(shnum) {
-            return Err(problem(
-                "has a symbol table linked to a missing string table",
-            ));
+            return Err("has a symbol table linked to a missing string table");
         }
-        let strtab = section(link)?;
+        let (str_off, str_size, _) = place(&section(link)?);
         let strings = b
-            .slice(strtab.u64(24).unwrap_or(0), strtab.u64(32).unwrap_or(0))
-            .ok_or_else(|| truncated("symbol names"))?;
-        let syms = b
-            .slice(sym_off, sym_size)
-            .ok_or_else(|| truncated("symbols"))?;
-        for raw in syms.chunks_exact(SYM_SIZE) {
+            .slice(str_off, str_size)
+            .ok_or("is truncated or malformed: its symbol names lie outside the file")?;
+        let syms = b.slice(sym_off, sym_size).ok_or(TRUNCATED)?;
+        for raw in syms.chunks_exact(class.sym_size()) {
             let s = Bytes(raw);
-            let shndx = s.u16(6).expect("inside the symbol");
-            if shndx == SHN_UNDEF {
+            // (name, value, size, info, shndx)
+            let (name_off, value, size, info, shndx) = match class {
+                Class::Elf64 => (s.u32(0), s.u64(8), s.u64(16), s.u8(4), s.u16(6)),
+                Class::Elf32 => (
+                    s.u32(0),
+                    s.u32(4).map(u64::from),
+                    s.u32(8).map(u64::from),
+                    s.u8(12),
+                    s.u16(14),
+                ),
+            };
+            let inside = "inside the symbol";
+            if shndx.expect(inside) == SHN_UNDEF {
                 continue;
             }
-            let name_off = s.u32(0).expect("inside the symbol") as usize;
+            let name_off = name_off.expect(inside) as usize;
             let Some(name) = strings
                 .get(name_off..)
                 .and_then(|rest| rest.split(|&c| c == 0).next())
@@ -323,10 +487,10 @@ fn read_symbols(b: &Bytes, shoff: u64, shnum: u16, elf: &mut Elf) -> Result<(), 
             else {
                 continue;
             };
-            let global = s.u8(4).expect("inside the symbol") >> 4 == STB_GLOBAL;
+            let global = info.expect(inside) >> 4 == STB_GLOBAL;
             let sym = Symbol {
-                value: s.u64(8).expect("inside the symbol"),
-                size: s.u64(16).expect("inside the symbol"),
+                value: value.expect(inside),
+                size: size.expect(inside),
             };
             match elf.symbols.get(name) {
                 Some(&(_, true)) => {}
@@ -377,6 +541,13 @@ mod tests {
             }
         }
         b
+    }
+
+    const EHDR_SIZE: usize = 64;
+    const PHDR_SIZE: usize = 56;
+
+    fn parse(data: &[u8]) -> Result<Elf, ElfProblem> {
+        parse_for(data, Machine::X86_64)
     }
 
     fn why(bytes: &[u8]) -> String {

@@ -1,6 +1,8 @@
 //! Packs the bootable image: the monitor ELF with the encoded boot plan
 //! appended as one more read-only PT_LOAD segment, and the monitor's
 //! `DINGO_PLAN_VADDR` / `DINGO_PLAN_SIZE` words patched to point at it.
+//! The same operation, with other symbols, puts the kernel and the system
+//! image into the ARM loader ([`crate::boot_image`]).
 //!
 //! seL4 loads the root task as the single virtual range from its lowest to
 //! its highest segment, so the plan goes on the first page after the
@@ -12,8 +14,8 @@
 
 use std::fmt;
 
-use crate::elf::{self, E_PHNUM, E_PHOFF, PF_R, PT_LOAD, PT_PHDR, ProgramHeader};
-use crate::model::PAGE_SIZE_4K;
+use crate::elf::{self, Machine, PF_R, PT_LOAD, PT_PHDR, ProgramHeader};
+use crate::model::{Board, PAGE_SIZE_4K};
 
 /// The monitor symbol that receives the plan's virtual address.
 pub const PLAN_VADDR_SYMBOL: &str = "DINGO_PLAN_VADDR";
@@ -54,10 +56,35 @@ const fn align_up(v: u64, align: u64) -> u64 {
     v.div_ceil(align) * align
 }
 
-/// Appends `plan` to `monitor` as a new segment and patches the two plan
-/// symbols.
+/// Appends `plan` to `monitor` (an x86_64 one, for the `pc` board) as a
+/// new segment and patches the two plan symbols.
 pub fn pack(monitor: &[u8], plan: &[u8]) -> Result<PackedImage, MonitorError> {
-    let elf = elf::parse(monitor).map_err(|p| error(p.what, p.expected))?;
+    pack_for(Board::Pc, monitor, plan)
+}
+
+/// As [`pack`], for a monitor built for `board`.
+pub fn pack_for(board: Board, monitor: &[u8], plan: &[u8]) -> Result<PackedImage, MonitorError> {
+    append(
+        monitor,
+        Machine::of(board),
+        plan,
+        PLAN_VADDR_SYMBOL,
+        PLAN_SIZE_SYMBOL,
+    )
+}
+
+/// Appends `payload` to the program `elf_bytes` as a new read-only
+/// segment on the first page after its end, and writes the segment's
+/// address and size into its 8-byte variables `vaddr_symbol` and
+/// `size_symbol`.
+pub(crate) fn append(
+    elf_bytes: &[u8],
+    machine: Machine,
+    payload: &[u8],
+    vaddr_symbol: &str,
+    size_symbol: &str,
+) -> Result<PackedImage, MonitorError> {
+    let elf = elf::parse_for(elf_bytes, machine).map_err(|p| error(p.what, p.expected))?;
     let symbol_offset = |name: &str| -> Result<usize, MonitorError> {
         let expected = format!(
             "a writable, initialised 8-byte variable named {name} (for example `#[unsafe(no_mangle)] static mut {name}: u64 = 1;`)"
@@ -110,8 +137,8 @@ pub fn pack(monitor: &[u8], plan: &[u8]) -> Result<PackedImage, MonitorError> {
         }
         Ok(usize::try_from(seg.offset + (sym.value - seg.vaddr)).expect("inside the file"))
     };
-    let vaddr_at = symbol_offset(PLAN_VADDR_SYMBOL)?;
-    let size_at = symbol_offset(PLAN_SIZE_SYMBOL)?;
+    let vaddr_at = symbol_offset(vaddr_symbol)?;
+    let size_at = symbol_offset(size_symbol)?;
 
     // The kernel's loader takes every header with a memory size as part of
     // the image, so the end is measured the same way.
@@ -123,14 +150,14 @@ pub fn pack(monitor: &[u8], plan: &[u8]) -> Result<PackedImage, MonitorError> {
         .max_by_key(|&(end, _)| end)
         .expect("parse accepts only files with a loadable segment");
     let plan_vaddr = align_up(end, PAGE_SIZE_4K);
-    let plan_size = plan.len() as u64;
+    let plan_size = payload.len() as u64;
 
-    let mut bytes = monitor.to_vec();
+    let mut bytes = elf_bytes.to_vec();
     // The file offset must be congruent to the vaddr modulo the page size;
     // the vaddr is page aligned, so the offset is too.
     bytes.resize(align_up(bytes.len() as u64, PAGE_SIZE_4K) as usize, 0);
     let plan_offset = bytes.len() as u64;
-    bytes.extend_from_slice(plan);
+    bytes.extend_from_slice(payload);
 
     // A PT_PHDR entry would claim that the table is loaded at its old
     // place; the kernel loads every header, so it is dropped rather than
@@ -163,11 +190,13 @@ pub fn pack(monitor: &[u8], plan: &[u8]) -> Result<PackedImage, MonitorError> {
     bytes.resize(align_up(bytes.len() as u64, 8) as usize, 0);
     let phoff = bytes.len() as u64;
     for ph in &headers {
-        bytes.extend_from_slice(&ph.to_bytes());
+        bytes.extend_from_slice(&ph.to_bytes(elf.class));
     }
 
-    bytes[E_PHOFF..E_PHOFF + 8].copy_from_slice(&phoff.to_le_bytes());
-    bytes[E_PHNUM..E_PHNUM + 2].copy_from_slice(&phnum.to_le_bytes());
+    let (at, width) = elf.class.e_phoff();
+    bytes[at..at + width].copy_from_slice(&phoff.to_le_bytes()[..width]);
+    let at = elf.class.e_phnum();
+    bytes[at..at + 2].copy_from_slice(&phnum.to_le_bytes());
     bytes[vaddr_at..vaddr_at + 8].copy_from_slice(&plan_vaddr.to_le_bytes());
     bytes[size_at..size_at + 8].copy_from_slice(&plan_size.to_le_bytes());
     Ok(PackedImage {

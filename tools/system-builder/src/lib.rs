@@ -8,10 +8,17 @@
 //! that plan to the monitor ELF, and [`report`] writes the human-readable
 //! report. The `system-builder` binary chains all four.
 //!
-//! Microkit features that this seL4 5.0.0 x86_64 target cannot honour are
+//! A system is built for one [`Board`]: `pc` (x86_64; the default) or
+//! `sabrelite` (32-bit ARM), which decides the address-space layout, the
+//! program format and which interrupt sources, I/O ports and page sizes
+//! system.xml may use. For ARM boards [`boot_image`] also wraps the kernel
+//! and the image into the loader that boots them.
+//!
+//! Microkit features that this seL4 5.0.0 target cannot honour are
 //! never dropped silently: passive PDs, child PDs, virtual machines, SMC and
 //! other CPUs are errors; a non-default budget or period is a warning.
 
+pub mod boot_image;
 mod check;
 mod diag;
 mod elf;
@@ -46,6 +53,15 @@ pub struct Loaded {
 /// [`wiring_path`]) is read too when it exists: it binds the roles of PDs
 /// whose programs declare them in a `pd.toml`.
 pub fn load_file(path: &Path, search_paths: &[PathBuf]) -> Result<Loaded, Vec<Diagnostic>> {
+    load_file_for(Board::Pc, path, search_paths)
+}
+
+/// As [`load_file`], for `board`.
+pub fn load_file_for(
+    board: Board,
+    path: &Path,
+    search_paths: &[PathBuf],
+) -> Result<Loaded, Vec<Diagnostic>> {
     let name = path.display().to_string();
     let wiring_file = wiring_path(path);
     let wiring = match std::fs::read_to_string(&wiring_file) {
@@ -89,7 +105,8 @@ pub fn load_file(path: &Path, search_paths: &[PathBuf]) -> Result<Loaded, Vec<Di
             }]);
         }
     };
-    load_with_wiring(
+    load_for(
+        board,
         &name,
         &text,
         wiring.as_ref().map(|(f, t)| (f.as_str(), t.as_str())),
@@ -120,9 +137,20 @@ pub fn load_with_wiring(
     wiring: Option<(&str, &str)>,
     search_paths: &[PathBuf],
 ) -> Result<Loaded, Vec<Diagnostic>> {
+    load_for(Board::Pc, file_name, xml, wiring, search_paths)
+}
+
+/// As [`load_with_wiring`], for `board`.
+pub fn load_for(
+    board: Board,
+    file_name: &str,
+    xml: &str,
+    wiring: Option<(&str, &str)>,
+    search_paths: &[PathBuf],
+) -> Result<Loaded, Vec<Diagnostic>> {
     let mut d = diag::Diags::new(file_name);
-    let mut system = xml::parse(xml, &mut d)
-        .and_then(|draft| check::check(draft, search_paths, &mut d, file_name));
+    let mut system = xml::parse(xml, board, &mut d)
+        .and_then(|draft| check::check(draft, search_paths, &mut d, file_name, board));
     let mut diagnostics = d.into_sorted();
     if let Some(system) = &mut system
         && !diagnostics.iter().any(Diagnostic::is_error)

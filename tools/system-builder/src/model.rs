@@ -9,6 +9,60 @@ use std::path::PathBuf;
 
 pub use boot_plan::layout::*;
 
+/// The board a system is built for. It decides the architecture: the
+/// address-space layout and limits ([`Layout`]), the program format, and
+/// which interrupt sources, I/O ports and page sizes system.xml may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Board {
+    /// x86_64 PCs and QEMU's `pc` machine.
+    #[default]
+    Pc,
+    /// The i.MX6 Sabre Lite (32-bit ARM, Cortex-A9), and QEMU's `sabrelite`.
+    Sabrelite,
+}
+
+impl Board {
+    pub const ALL: [Board; 2] = [Board::Pc, Board::Sabrelite];
+
+    /// The name `--board` takes.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Board::Pc => "pc",
+            Board::Sabrelite => "sabrelite",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Board> {
+        Board::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    pub const fn layout(self) -> Layout {
+        match self {
+            Board::Pc => Layout::X86_64,
+            Board::Sabrelite => Layout::AARCH32,
+        }
+    }
+
+    /// Whether the board is 32-bit ARM (GIC interrupts, no I/O ports).
+    pub const fn is_arm(self) -> bool {
+        matches!(self, Board::Sabrelite)
+    }
+
+    /// The large page memory regions may use.
+    pub const fn large_page(self) -> PageSize {
+        match self {
+            Board::Pc => PageSize::Large,
+            Board::Sabrelite => PageSize::Section,
+        }
+    }
+}
+
+impl fmt::Display for Board {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A 1-based line and column in system.xml (columns count characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SourcePos {
@@ -58,24 +112,31 @@ impl fmt::Display for Perms {
 pub enum PageSize {
     /// 4 KiB
     Small,
-    /// 2 MiB
+    /// 2 MiB (x86_64)
     Large,
+    /// 1 MiB, an ARM section
+    Section,
 }
 
 impl PageSize {
     pub const fn bytes(self) -> u64 {
         match self {
             PageSize::Small => PAGE_SIZE_4K,
-            PageSize::Large => PAGE_SIZE_2M,
+            PageSize::Large => x86_64::PAGE_SIZE_LARGE,
+            PageSize::Section => aarch32::PAGE_SIZE_LARGE,
         }
     }
 
-    pub(crate) fn from_bytes(bytes: u64) -> Option<PageSize> {
-        match bytes {
-            PAGE_SIZE_4K => Some(PageSize::Small),
-            PAGE_SIZE_2M => Some(PageSize::Large),
-            _ => None,
-        }
+    /// Log2 of the size.
+    pub const fn bits(self) -> u8 {
+        self.bytes().trailing_zeros() as u8
+    }
+
+    /// The page size of `bytes` that `board` has.
+    pub(crate) fn from_bytes(board: Board, bytes: u64) -> Option<PageSize> {
+        [PageSize::Small, board.large_page()]
+            .into_iter()
+            .find(|p| p.bytes() == bytes)
     }
 }
 
@@ -225,6 +286,8 @@ pub enum IrqKind {
         handle: u64,
         vector: u64,
     },
+    /// An ARM GIC interrupt (`<irq irq="...">`), level-triggered.
+    Gic { irq: u64 },
 }
 
 /// An `irq`, delivered on channel `id` of its PD.
@@ -236,9 +299,11 @@ pub struct Irq {
 }
 
 impl Irq {
+    /// The x86 vector; 0 for a GIC interrupt, which has none.
     pub fn vector(&self) -> u64 {
         match self.kind {
             IrqKind::Ioapic { vector, .. } | IrqKind::Msi { vector, .. } => vector,
+            IrqKind::Gic { .. } => 0,
         }
     }
 }
@@ -305,15 +370,16 @@ pub struct ReservedArea {
     pub end: u64,
 }
 
-/// The reserved areas of a PD with the given stack size: stack, its guard
-/// page, and the IPC buffer.
-pub fn reserved_areas(stack_size: u64) -> [ReservedArea; 3] {
-    let stack_bottom = STACK_TOP - stack_size;
+/// The reserved areas of a PD with the given stack size on `board`: stack,
+/// its guard page, and the IPC buffer.
+pub fn reserved_areas(board: Board, stack_size: u64) -> [ReservedArea; 3] {
+    let layout = board.layout();
+    let stack_bottom = layout.stack_top - stack_size;
     [
         ReservedArea {
             what: "stack",
             start: stack_bottom,
-            end: STACK_TOP,
+            end: layout.stack_top,
         },
         ReservedArea {
             what: "stack guard page",
@@ -322,8 +388,8 @@ pub fn reserved_areas(stack_size: u64) -> [ReservedArea; 3] {
         },
         ReservedArea {
             what: "IPC buffer",
-            start: IPC_BUFFER_VADDR,
-            end: IPC_BUFFER_VADDR + IPC_BUFFER_SIZE,
+            start: layout.ipc_buffer_vaddr,
+            end: layout.ipc_buffer_vaddr + IPC_BUFFER_SIZE,
         },
     ]
 }
@@ -331,6 +397,8 @@ pub fn reserved_areas(stack_size: u64) -> [ReservedArea; 3] {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtectionDomain {
     pub name: String,
+    /// The system's board (for the PD's address-space layout).
+    pub board: Board,
     pub priority: u8,
     pub stack_size: u64,
     /// Accepted for Microkit compatibility but unused without MCS; a
@@ -350,11 +418,11 @@ pub struct ProtectionDomain {
 impl ProtectionDomain {
     /// Lowest address of the stack (the guard page lies just below).
     pub fn stack_bottom(&self) -> u64 {
-        STACK_TOP - self.stack_size
+        self.board.layout().stack_top - self.stack_size
     }
 
     pub fn reserved_areas(&self) -> [ReservedArea; 3] {
-        reserved_areas(self.stack_size)
+        reserved_areas(self.board, self.stack_size)
     }
 }
 
@@ -382,6 +450,7 @@ pub struct Channel {
 pub struct System {
     /// The file name diagnostics use.
     pub file: String,
+    pub board: Board,
     pub protection_domains: Vec<ProtectionDomain>,
     pub memory_regions: Vec<MemoryRegion>,
     pub channels: Vec<Channel>,

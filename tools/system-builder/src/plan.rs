@@ -11,8 +11,8 @@ use boot_plan as bp;
 
 use crate::diag::{Diagnostic, Diags};
 use crate::model::{
-    IrqKind, IrqPolarity, IrqTrigger, PAGE_SIZE_4K, PageSize, Perms, ProgramImage, Segment,
-    SetVarValue, System,
+    IrqKind, IrqPolarity, IrqTrigger, PAGE_SIZE_4K, Perms, ProgramImage, Segment, SetVarValue,
+    System,
 };
 
 /// Reads every PD's program image file, in PD order, for [`build_plan`] to
@@ -82,10 +82,7 @@ pub fn build_plan<'a>(
         .map(|r| bp::Region {
             name: &r.name,
             size: r.size,
-            page_bits: match r.page_size {
-                PageSize::Small => 12,
-                PageSize::Large => 21,
-            },
+            page_bits: r.page_size.bits(),
             phys_addr: r.phys_addr,
         })
         .collect();
@@ -128,6 +125,7 @@ pub fn build_plan<'a>(
                         func: pci.func,
                         handle,
                     },
+                    IrqKind::Gic { irq } => bp::IrqSource::Gic { irq },
                 },
             })
             .collect();

@@ -12,8 +12,8 @@ use std::fmt::Write;
 
 use crate::image::PackedImage;
 use crate::model::{
-    ChannelEnd, IPC_BUFFER_VADDR, IrqKind, IrqPolarity, IrqTrigger, PageSize, ProtectionDomain,
-    STACK_GUARD_SIZE, STACK_TOP, SetVarValue, System, cspace,
+    ChannelEnd, IrqKind, IrqPolarity, IrqTrigger, PageSize, ProtectionDomain, STACK_GUARD_SIZE,
+    SetVarValue, System, cspace,
 };
 
 fn range(lo: u64, hi: u64) -> String {
@@ -24,6 +24,7 @@ fn page_size(p: PageSize) -> &'static str {
     match p {
         PageSize::Small => "4 KiB",
         PageSize::Large => "2 MiB",
+        PageSize::Section => "1 MiB",
     }
 }
 
@@ -148,14 +149,15 @@ fn pd_section(o: &mut String, system: &System, index: usize, pd: &ProtectionDoma
     );
     let _ = writeln!(o, "  entry:      {:#x}", img.entry);
     let bottom = pd.stack_bottom();
+    let layout = pd.board.layout();
     let _ = writeln!(
         o,
         "  stack:      {} ({:#x} bytes), guard page {}",
-        range(bottom, STACK_TOP),
+        range(bottom, layout.stack_top),
         pd.stack_size,
         range(bottom - STACK_GUARD_SIZE, bottom)
     );
-    let _ = writeln!(o, "  IPC buffer: {IPC_BUFFER_VADDR:#x}");
+    let _ = writeln!(o, "  IPC buffer: {:#x}", layout.ipc_buffer_vaddr);
 
     let _ = writeln!(o, "  CSpace ({} slots):", 1u64 << cspace::SIZE_BITS);
     let input = if callee {
@@ -231,6 +233,7 @@ fn pd_section(o: &mut String, system: &System, index: usize, pd: &ProtectionDoma
                 handle,
                 vector,
             } => format!("MSI of PCI {pci} handle {handle} vector {vector}"),
+            IrqKind::Gic { irq } => format!("GIC interrupt {irq}, level triggered"),
         };
         slot(
             o,

@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use pd_config::Bdf;
-use pd_config::layout::{DEFAULT_SLOTS, IRQ_ACTIVE_LOW, IRQ_LEVEL, IRQ_MSI};
+use pd_config::layout::{DEFAULT_SLOTS, IRQ_ACTIVE_LOW, IRQ_GIC, IRQ_LEVEL, IRQ_MSI};
 use pd_manifest::encode::{Item, Paddr, encode, total_words};
 use pd_manifest::manifest::{self, Count, Kind, Program, RegionKind, Role, Side, Spec};
 use pd_manifest::source::{Diag, Source, Table};
@@ -1003,6 +1003,9 @@ impl Resolver<'_, '_> {
                         vector,
                         format!("MSI from {bdf}"),
                     )
+                }
+                IrqKind::Gic { irq } => {
+                    (irq, IRQ_LEVEL | IRQ_GIC, 0, format!("GIC interrupt {irq}"))
                 }
             };
             text.push(format!("irq {id} ({desc})"));

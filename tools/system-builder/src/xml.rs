@@ -10,10 +10,9 @@ use roxmltree::{Document, Node, NodeType};
 
 use crate::diag::Diags;
 use crate::model::{
-    DEFAULT_BUDGET_US, DEFAULT_STACK_SIZE, IOAPIC_PINS, IOPORT_SPACE, IoPort, Irq, IrqKind,
-    IrqPolarity, IrqTrigger, MAX_CHANNEL_ID, MAX_IOPORT_ID, MAX_IRQ_VECTOR, MAX_PD_NAME_LEN,
-    MAX_PRIORITY, MAX_STACK_SIZE, MIN_STACK_SIZE, PAGE_SIZE_4K, PageSize, PciAddress, Perms,
-    SourcePos,
+    Board, DEFAULT_BUDGET_US, DEFAULT_STACK_SIZE, IoPort, Irq, IrqKind, IrqPolarity, IrqTrigger,
+    MAX_PD_NAME_LEN, MAX_PRIORITY, MAX_STACK_SIZE, MIN_STACK_SIZE, PAGE_SIZE_4K, PageSize,
+    PciAddress, Perms, SourcePos, aarch32, x86_64,
 };
 
 pub(crate) struct Draft {
@@ -131,6 +130,7 @@ const IOAPIC_ATTRS: &[&str] = &[
     "vector",
 ];
 const MSI_ATTRS: &[&str] = &["id", "setvar_id", "pcidev", "handle", "vector"];
+const GIC_ATTRS: &[&str] = &["id", "setvar_id", "irq", "trigger"];
 const IOPORT_ATTRS: &[&str] = &["id", "setvar_id", "setvar_addr", "addr", "size"];
 const REGION_ATTRS: &[&str] = &["name", "size", "page_size", "phys_addr"];
 const END_ATTRS: &[&str] = &["pd", "id", "pp", "notify", "setvar_id"];
@@ -358,7 +358,7 @@ fn malformed(text: &str, index: &LineIndex, e: &roxmltree::Error) -> (SourcePos,
 
 /// Parses the document; `None` if it is not well-formed XML (already
 /// reported) or has no `<system>` root.
-pub(crate) fn parse(text: &str, d: &mut Diags) -> Option<Draft> {
+pub(crate) fn parse(text: &str, board: Board, d: &mut Diags) -> Option<Draft> {
     let index = LineIndex::new(text);
     let doc = match Document::parse(text) {
         Ok(doc) => doc,
@@ -372,7 +372,11 @@ pub(crate) fn parse(text: &str, d: &mut Diags) -> Option<Draft> {
             return None;
         }
     };
-    let mut cx = Ctx { index: &index, d };
+    let mut cx = Ctx {
+        index: &index,
+        d,
+        board,
+    };
     let root = doc.root_element();
     if root.tag_name().name() != "system" || cx.foreign(root) {
         let pos = cx.pos(root);
@@ -439,6 +443,7 @@ fn qualified(node: Node) -> String {
 struct Ctx<'a, 'd> {
     index: &'a LineIndex<'a>,
     d: &'d mut Diags,
+    board: Board,
 }
 
 impl<'a, 'i> Ctx<'a, '_> {
@@ -975,19 +980,38 @@ fn parse_id(e: &mut Elem, max: u64) -> Option<u64> {
     e.in_range("id", id, 0, max, false).then_some(id)
 }
 
+/// The highest channel id of the board (its badge width).
+fn max_channel_id(e: &Elem) -> u64 {
+    e.cx.board.layout().max_channel_id
+}
+
 fn parse_irq<'a, 'i>(cx: &mut Ctx<'a, '_>, node: Node<'a, 'i>, pd: &mut PdDraft) {
     let (is_ioapic, is_msi) = (node.has_attribute("pin"), node.has_attribute("pcidev"));
-    let allowed = if is_msi && !is_ioapic {
+    let is_gic = cx.board.is_arm() && !is_ioapic && !is_msi;
+    let allowed = if is_gic {
+        GIC_ATTRS
+    } else if is_msi && !is_ioapic {
         MSI_ATTRS
     } else {
         IOAPIC_ATTRS
     };
     let mut e = Elem::open(cx, node, allowed);
-    let id = parse_id(&mut e, MAX_CHANNEL_ID);
+    let max_id = max_channel_id(&e);
+    let id = parse_id(&mut e, max_id);
     let id_pos = e.attr_pos("id");
     let setvar_id = e.opt_symbol("setvar_id");
     let pos = e.pos();
-    let kind = if is_ioapic {
+    let kind = if is_gic {
+        parse_gic(&mut e)
+    } else if e.cx.board.is_arm() {
+        let board = e.cx.board;
+        e.fail(
+            pos,
+            format!("<irq> with pin or pcidev is the x86 form, which board {board} (32-bit ARM) does not have"),
+            "irq=\"...\" giving the GIC interrupt ID".into(),
+        );
+        None
+    } else if is_ioapic {
         parse_ioapic(&mut e)
     } else if is_msi {
         parse_msi(&mut e)
@@ -1021,14 +1045,37 @@ fn parse_irq<'a, 'i>(cx: &mut Ctx<'a, '_>, node: Node<'a, 'i>, pd: &mut PdDraft)
 
 fn parse_vector(e: &mut Elem) -> Option<u64> {
     let v = e.req_num("vector", "the seL4 IRQ vector")?;
-    e.in_range("vector", v, 0, MAX_IRQ_VECTOR, false)
+    e.in_range("vector", v, 0, x86_64::MAX_IRQ_VECTOR, false)
         .then_some(v)
+}
+
+/// An ARM interrupt: the GIC interrupt ID of one of the SoC's shared
+/// peripheral interrupts; this kernel makes every one level-triggered.
+fn parse_gic(e: &mut Elem) -> Option<IrqKind> {
+    let irq = e.req_num("irq", "the GIC interrupt ID")?;
+    let irq = e
+        .in_range("irq", irq, aarch32::FIRST_SPI, aarch32::MAX_IRQ, false)
+        .then_some(irq);
+    match e.opt_str("trigger") {
+        None | Some("level") => {}
+        Some("edge") => e.fail_attr(
+            "trigger",
+            "trigger=\"edge\": seL4 5.0.0 on ARM configures every GIC interrupt level-triggered and lets no one change it".into(),
+            "trigger=\"level\" (or no trigger attribute)".into(),
+        ),
+        Some(other) => e.fail_attr(
+            "trigger",
+            format!("trigger=\"{other}\" is not a trigger mode"),
+            "trigger=\"level\"".into(),
+        ),
+    }
+    Some(IrqKind::Gic { irq: irq? })
 }
 
 fn parse_ioapic(e: &mut Elem) -> Option<IrqKind> {
     let ioapic = e.num_or("ioapic", 0);
     let pin = e.opt_num("pin");
-    let pin = pin.filter(|&p| e.in_range("pin", p, 0, IOAPIC_PINS - 1, false));
+    let pin = pin.filter(|&p| e.in_range("pin", p, 0, x86_64::IOAPIC_PINS - 1, false));
     let trigger = match e.opt_str("trigger") {
         None | Some("level") => Some(IrqTrigger::Level),
         Some("edge") => Some(IrqTrigger::Edge),
@@ -1100,8 +1147,18 @@ fn parse_msi(e: &mut Elem) -> Option<IrqKind> {
 }
 
 fn parse_ioport<'a, 'i>(cx: &mut Ctx<'a, '_>, node: Node<'a, 'i>, pd: &mut PdDraft) {
+    if cx.board.is_arm() {
+        let (pos, board) = (cx.pos(node), cx.board);
+        cx.d.error(
+            pos,
+            format!("<ioport>: board {board} (32-bit ARM) has no I/O ports"),
+            "device registers as a memory_region with phys_addr, mapped with cached=\"false\""
+                .into(),
+        );
+        return;
+    }
     let mut e = Elem::open(cx, node, IOPORT_ATTRS);
-    let id = parse_id(&mut e, MAX_IOPORT_ID);
+    let id = parse_id(&mut e, x86_64::MAX_IOPORT_ID);
     let id_pos = e.attr_pos("id");
     let addr = e.req_num("addr", "the first I/O port");
     let size = e.req_num("size", "the number of I/O ports");
@@ -1112,15 +1169,18 @@ fn parse_ioport<'a, 'i>(cx: &mut Ctx<'a, '_>, node: Node<'a, 'i>, pd: &mut PdDra
                 "ioport size is 0".into(),
                 "at least one port".into(),
             );
-        } else if a.checked_add(s).is_none_or(|end| end > IOPORT_SPACE) {
+        } else if a
+            .checked_add(s)
+            .is_none_or(|end| end > x86_64::IOPORT_SPACE)
+        {
             e.fail_attr(
                 "size",
                 format!(
                     "ioport range [{a:#x}..{:#x}) runs past the last I/O port {:#x}",
                     u128::from(a) + u128::from(s),
-                    IOPORT_SPACE - 1
+                    x86_64::IOPORT_SPACE - 1
                 ),
-                format!("addr + size <= {IOPORT_SPACE:#x}"),
+                format!("addr + size <= {:#x}", x86_64::IOPORT_SPACE),
             );
         }
     }
@@ -1190,14 +1250,22 @@ fn parse_region<'a, 'i>(cx: &mut Ctx<'a, '_>, node: Node<'a, 'i>) -> Option<Regi
         );
     }
     let size = e.req_num("size", "the region size in bytes");
+    let board = e.cx.board;
     let page_size = match e.num_or("page_size", PAGE_SIZE_4K) {
         Some(bytes) => {
-            let p = PageSize::from_bytes(bytes);
+            let p = PageSize::from_bytes(board, bytes);
             if p.is_none() {
                 e.fail_attr(
                     "page_size",
-                    format!("page_size {bytes:#x} is not an x86_64 page size"),
-                    "page_size=\"0x1000\" or page_size=\"0x200000\"".into(),
+                    format!(
+                        "page_size {bytes:#x} is not {} {} page size",
+                        if board.is_arm() { "a" } else { "an" },
+                        board.layout().arch
+                    ),
+                    format!(
+                        "page_size=\"0x1000\" or page_size=\"{:#x}\"",
+                        board.large_page().bytes()
+                    ),
                 );
             }
             p
@@ -1284,7 +1352,8 @@ fn parse_region<'a, 'i>(cx: &mut Ctx<'a, '_>, node: Node<'a, 'i>) -> Option<Regi
 fn parse_end<'a, 'i>(cx: &mut Ctx<'a, '_>, node: Node<'a, 'i>) -> Option<EndDraft> {
     let mut e = Elem::open(cx, node, END_ATTRS);
     let pd = e.req_str("pd", "the name of a protection domain");
-    let id = parse_id(&mut e, MAX_CHANNEL_ID);
+    let max_id = max_channel_id(&e);
+    let id = parse_id(&mut e, max_id);
     let pp = e.bool_or("pp", false);
     let notify = e.bool_or("notify", true);
     let setvar_id = e.opt_symbol("setvar_id");

@@ -168,6 +168,7 @@ impl fmt::Display for Mismatch {
                         if level { "level" } else { "edge" }
                     )?,
                     IrqSource::Msi { bdf, .. } => write!(f, "an MSI from {bdf}")?,
+                    IrqSource::Gic { irq } => write!(f, "GIC interrupt {irq}")?,
                 }
                 write!(
                     f,
@@ -379,6 +380,8 @@ impl<T: Transport> Device<T> {
                 pin.is_some() && line != pci_core::regs::LINE_NONE && p == line && level
             }
             IrqSource::Msi { bdf, .. } => bdf == self.bdf,
+            // PCI interrupts on x86 only.
+            IrqSource::Gic { .. } => false,
         };
         if ok {
             Ok(())

@@ -3,9 +3,11 @@
 //! The region (one page; the timer PD maps it read-write, every other PD
 //! read-only) holds timer-core's seqlocked [`TimePage`] at offset 0 and, at
 //! [`IRQ_COUNT_OFFSET`], a 64-bit count of the interrupts the timer PD has
-//! taken. A PD reads the conversion and turns its own `rdtsc` into
-//! nanoseconds; the count lets tests check that an idle system takes no
-//! timer interrupts without asking the timer PD.
+//! taken. A PD reads the conversion and turns its own reading of the
+//! board's counter ([`Counter`]: `rdtsc` on x86_64, the GPT's counter
+//! register on the i.MX6) into nanoseconds; the count lets tests check
+//! that an idle system takes no timer interrupts without asking the timer
+//! PD.
 
 use core::hint::spin_loop;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -27,26 +29,86 @@ const _: () = assert!(core::mem::size_of::<TimePage>() <= IRQ_COUNT_OFFSET);
 /// it first blocks, so on one CPU the first look succeeds.
 pub const PUBLISH_SPINS: u32 = 10_000_000;
 
+#[cfg(target_arch = "x86_64")]
 pub use hwio::tsc::rdtsc;
+
+/// The free-running counter the time page's conversion applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// The x86 time-stamp counter (`rdtsc`), 64 bits.
+    #[cfg(target_arch = "x86_64")]
+    Tsc,
+    /// The i.MX6 GPT's 32-bit counter register at this address (in a
+    /// mapping of the GPT's registers; read-only is enough), extended to
+    /// 64 bits around the time page's base ([`timer_core::gpt::extend`]),
+    /// which the timer PD moves on every half wrap.
+    Gpt(*const u32),
+}
+
+impl Counter {
+    /// The GPT's counter in a mapping of its registers at `vaddr`.
+    pub fn gpt(vaddr: usize) -> Counter {
+        Counter::Gpt((vaddr + timer_core::gpt::regs::CNT.offset()) as *const u32)
+    }
+
+    /// The counter, extended if need be around `base`.
+    ///
+    /// # Safety
+    ///
+    /// For [`Counter::Gpt`], the address must be mapped and readable for
+    /// as long as the counter is used.
+    unsafe fn read(self, base: u64) -> u64 {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Counter::Tsc => {
+                let _ = base;
+                rdtsc()
+            }
+            // SAFETY: the caller's contract; a device register, read once.
+            Counter::Gpt(reg) => timer_core::gpt::extend(unsafe { reg.read_volatile() }, base),
+        }
+    }
+}
 
 /// A PD's read-only view of the time page region.
 pub struct TimeReader {
     page: TimePageReader,
     irq_count: *const AtomicU64,
+    counter: Counter,
 }
 
 impl TimeReader {
+    /// The reader of the pc's time page, whose counter is the TSC.
+    ///
     /// # Safety
     ///
     /// `base` must be page-aligned and readable for [`REGION_BYTES`] bytes
     /// for as long as the reader is used (system.xml maps the region there,
     /// read-only is enough). The timer PD may write it at any time.
+    #[cfg(target_arch = "x86_64")]
     pub unsafe fn new(base: *const u8) -> Self {
+        // SAFETY: the caller's contract.
+        unsafe { Self::with_counter(base, Counter::Tsc) }
+    }
+
+    /// The reader of a time page whose conversion applies to `counter`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`new`](Self::new), and the counter's contract
+    /// ([`Counter::Gpt`]: its register stays mapped and readable).
+    pub unsafe fn with_counter(base: *const u8, counter: Counter) -> Self {
         TimeReader {
             // SAFETY: the caller's contract covers the page at `base`.
             page: unsafe { TimePageReader::new(base.cast()) },
             irq_count: base.wrapping_add(IRQ_COUNT_OFFSET).cast(),
+            counter,
         }
+    }
+
+    fn count(&self, c: &Conversion) -> u64 {
+        // SAFETY: `with_counter`'s contract keeps the counter readable.
+        unsafe { self.counter.read(c.tsc_base) }
     }
 
     /// The published conversion, waiting (spinning) while the timer PD has
@@ -70,7 +132,7 @@ impl TimeReader {
     /// the problem, and the monitor reports the PD.
     pub fn now_ns(&self) -> u64 {
         match self.wait_published() {
-            Ok(c) => c.tsc_to_ns(rdtsc()),
+            Ok(c) => c.tsc_to_ns(self.count(&c)),
             Err(e) => panic!("{e}"),
         }
     }
@@ -79,7 +141,7 @@ impl TimeReader {
     /// published (or is mid-update): for the timer PD's own executor,
     /// which starts before the first publication.
     pub fn try_now_ns(&self) -> Option<u64> {
-        self.page.read().ok().map(|c| c.tsc_to_ns(rdtsc()))
+        self.page.read().ok().map(|c| c.tsc_to_ns(self.count(&c)))
     }
 
     /// The timer PD's interrupt count so far.
@@ -149,6 +211,26 @@ mod tests {
         // The count does not disturb the seqlocked page.
         writer.set_irq_count(u64::MAX);
         assert_eq!(reader.wait_published(), Ok(conv));
+    }
+
+    #[test]
+    fn a_gpt_counter_is_extended_around_the_published_base() {
+        let mut page = Box::new(Page([0; 4096]));
+        let base = page.0.as_mut_ptr();
+        let counter = Box::new(0x0000_0010u32);
+        // SAFETY: the page and the counter outlive both views.
+        let (mut writer, reader) = unsafe {
+            (
+                TimeWriter::new(base),
+                TimeReader::with_counter(base, Counter::Gpt(&*counter)),
+            )
+        };
+        // 3 MHz; the base is 2^32 + 0x10 - 0x20 ticks: the counter's low
+        // half has wrapped since.
+        let conv = Conversion::new(3_000_000, 0xffff_fff0, 1_000).unwrap();
+        writer.publish(&conv);
+        // 0x20 ticks past the base at 3 MHz: 10.67 us, floored.
+        assert_eq!(reader.now_ns(), 1_000 + 10_666);
     }
 
     #[test]

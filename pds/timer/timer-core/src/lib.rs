@@ -2,7 +2,9 @@
 //! free of seL4 calls so that `cargo test` exercises all of it. [`queue`] is
 //! the fixed-capacity timeout queue behind the Timer protocol; [`hpet`] holds
 //! the HPET's typed register definitions (hwio) and a one-shot driver over
-//! any hwio bus (MMIO in the PD, hwio's fake device in tests); [`clock`]
+//! any hwio bus (MMIO in the PD, hwio's fake device in tests), and [`gpt`]
+//! the same for the i.MX6's General Purpose Timer (the Sabre Lite's timer
+//! PD, `gpt-timer`); [`clock`]
 //! calibrates the TSC against the HPET and converts between TSC ticks,
 //! nanoseconds and HPET ticks; [`timepage`] is the seqlocked page through
 //! which the timer PD publishes that conversion to every other PD.
@@ -27,6 +29,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod clock;
+pub mod gpt;
 pub mod hpet;
 pub mod queue;
 pub mod timepage;

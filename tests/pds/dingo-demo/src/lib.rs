@@ -7,16 +7,27 @@
 //! for the frames, which messages name by offset.
 #![no_std]
 
-use dingo_pd::microkit;
-
 /// Where frames live in the data area: one transmit and one receive buffer.
 pub const TX_BUF: u32 = 0;
 pub const RX_BUF: u32 = 2048;
 pub const BUF_LEN: u16 = 1536;
 
 /// Time for the protocol observers' timeouts. No timer PD is in these
-/// systems, so the TSC stands in for nanoseconds (within a factor of the
-/// CPU's GHz: only ordering and rough spans matter here).
+/// systems, so on x86_64 the TSC stands in for nanoseconds (within a
+/// factor of the CPU's GHz: only ordering and rough spans matter here).
+#[cfg(target_arch = "x86_64")]
 pub fn clock() -> u64 {
-    microkit::hwio::tsc::rdtsc()
+    dingo_pd::microkit::hwio::tsc::rdtsc()
+}
+
+/// On 32-bit ARM user code has no free-running counter of its own (the
+/// Cortex-A9's cycle counter is the kernel's, and stops in `wfi`), and
+/// these systems have no timer PD: the count of readings stands in. It
+/// keeps the order of events, which is what the observers check here; a
+/// protocol timeout would never expire by it.
+#[cfg(target_arch = "arm")]
+pub fn clock() -> u64 {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    static READINGS: AtomicU32 = AtomicU32::new(0);
+    READINGS.fetch_add(1, Ordering::Relaxed).into()
 }

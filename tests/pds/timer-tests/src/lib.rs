@@ -15,8 +15,8 @@ use dingo_pd::microkit::{Channel, debug_println};
 use dingo_protocols::timer::{Msg, Observer};
 use dingo_rt::executor::{Executor, Platform};
 use dingo_rt::typed::{Fault, Supervisor};
-use pd_config::{PortConfig, SharedRegion};
-use timer_client::clock::TimeReader;
+use pd_config::{DeviceRegion, PortConfig, SharedRegion};
+use timer_client::clock::{Counter, TimeReader};
 use timer_client::port::TimerPort;
 
 /// Timeouts a client keeps pending at once.
@@ -33,16 +33,38 @@ pub fn capacity(results: &SharedRegion) -> usize {
     results.size / 8 - 1
 }
 
-/// The time page, found in the config once: the executor's clock is a
-/// plain `fn() -> u64`, called for every time reading.
-static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
+/// The time page and the counter region, found in the config once: the
+/// executor's clock is a plain `fn() -> u64`, called for every time
+/// reading.
+static CLOCK: spin::Once<(SharedRegion, Option<DeviceRegion>)> = spin::Once::new();
 
-/// The time, from the time page (`time_page` is called the first time).
-pub fn now(time_page: impl FnOnce() -> SharedRegion) -> u64 {
-    let page = TIME_PAGE.call_once(time_page);
+/// The reader of `time_page`, whose counter is the board's: the TSC on the
+/// pc, the GPT's counter in the `counter` region on the i.MX6 (which the
+/// system must then give).
+pub fn reader(time_page: &SharedRegion, counter: Option<&DeviceRegion>) -> TimeReader {
+    #[cfg(target_arch = "x86_64")]
+    let counter = {
+        let _ = counter;
+        Counter::Tsc
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let counter = match counter {
+        Some(r) => Counter::gpt(r.vaddr),
+        None => panic!(
+            "no counter region: on this board the time page converts the GPT's counter, which system.xml must map (role `counter`)"
+        ),
+    };
     // SAFETY: system-builder checked that the time page is mapped
-    // (readable, a page at least) where the config says.
-    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
+    // (readable, a page at least) where the config says, and the counter
+    // region (read-only, uncached) too.
+    unsafe { TimeReader::with_counter(time_page.as_ptr(), counter) }
+}
+
+/// The time (`regions` gives the time page and the counter region the
+/// first time).
+pub fn now(regions: impl FnOnce() -> (SharedRegion, Option<DeviceRegion>)) -> u64 {
+    let (page, counter) = CLOCK.call_once(regions);
+    reader(page, counter.as_ref()).now_ns()
 }
 
 /// This PD's client end of a Timer port, checked by its observer under the

@@ -12,7 +12,6 @@ use dingo_pd::microkit::{self, debug_println};
 use dingo_protocols::timer::Msg;
 use dingo_protocols::timer::REJECT_FULL;
 use embedded_hal_async::delay::DelayNs;
-use timer_client::clock::TimeReader;
 use timer_client::delay::Delay;
 use timer_client::platform::TimerPlatform;
 use timer_client::port::TimerPort;
@@ -26,7 +25,10 @@ const MS: u64 = 1_000_000;
 type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>>;
 
 fn clock() -> u64 {
-    timer_tests::now(|| config::load().regions.time_page)
+    timer_tests::now(|| {
+        let r = config::load().regions;
+        (r.time_page, r.counter)
+    })
 }
 
 fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
@@ -36,9 +38,7 @@ fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
 }
 
 fn irq_count(cfg: &config::Config) -> u64 {
-    // SAFETY: system-builder checked that the time page is mapped readable
-    // here, a page at least.
-    unsafe { TimeReader::new(cfg.regions.time_page.as_ptr()) }.irq_count()
+    timer_tests::reader(&cfg.regions.time_page, cfg.regions.counter.as_ref()).irq_count()
 }
 
 /// A check failed: the message is printed with FAILED and the run stops.

@@ -10,7 +10,10 @@ use timer_tests::ClientConfig;
 pd_config::program!("timer-client");
 
 fn clock() -> u64 {
-    timer_tests::now(|| config::load().regions.time_page)
+    timer_tests::now(|| {
+        let r = config::load().regions;
+        (r.time_page, r.counter)
+    })
 }
 
 async fn main(ex: &Executor<'_, MicrokitPlatform>) {
