@@ -161,7 +161,8 @@ image: image-debug
 
 # Media only the boot tests use: the example system (it ends its run;
 # system.xml's stays up) as ISO and disk image and booted by GRUB with
-# multiboot v1 (BIOS only), and the screen console's test system.
+# multiboot v1 (BIOS only), the screen console's test system, and the full
+# system (its network is checked from the host on each medium).
 media-test: image-debug
 	@mkdir -p $(BUILD)/media
 	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/example.elf \
@@ -170,6 +171,8 @@ media-test: image-debug
 	    --multiboot 1 --iso $(BUILD)/media/multiboot1.iso
 	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/console.elf \
 	    --iso $(BUILD)/media/console.iso
+	@tools/boot-media.py --kernel $(MEDIA_KERNEL) --system $(BUILD)/debug/system.elf \
+	    --iso $(BUILD)/media/system.iso --disk $(BUILD)/media/system.img
 
 # Coverage-guided fuzzing with libFuzzer (from the libfuzzer-sys crate) on
 # stable Rust: LLVM's SanitizerCoverage through plain -C flags, for the

@@ -171,7 +171,10 @@ def peer_test(t, build, log, qmp_path):
     proc = qemu.start(
         kernel=os.path.join(build, "kernel", t["flavour"], "kernel32.elf"),
         image=os.path.join(build, t["flavour"], t.get("image", "system.elf")),
-        disk=os.path.join(build, "usb-disk.img"), log=log, qmp=qmp_path, net=net)
+        disk=os.path.join(build, "usb-disk.img"), log=log, qmp=qmp_path, net=net,
+        boot=t.get("boot", "kernel"),
+        medium=os.path.join(build, t["medium"]) if "medium" in t else None,
+        firmware=t.get("firmware", "seabios"), without=t.get("without", ()))
     ready = re.compile(t["ready"])
     code, output = None, f"(peer not started: /{t['ready']}/ never appeared)"
     while time.monotonic() < deadline and proc.poll() is None:
@@ -245,8 +248,11 @@ def boot_tests(build, only):
             # test's own expectations: those are about the boot itself.
             base = by_name[t["checks_of"]]
             t = {**t, "outcome": t.get("outcome", base["outcome"])}
-            for key in ("expect", "present", "absent"):
+            for key in ("expect", "present", "absent", "peer_expect"):
                 t[key] = t.get(key, []) + base.get(key, [])
+            for key in ("net", "ready", "peer"):
+                if key in base and key not in t:
+                    t[key] = base[key]
         flavour = t["flavour"]
         board = t.get("board", "pc")
         # The board's outputs: build/ for the pc, build/<board>/ for others.

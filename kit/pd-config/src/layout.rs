@@ -20,7 +20,7 @@
 //! | ioport      | id, base, size |
 //! | port        | vaddr, size, 0, channel id, slots, side, protocol (string), peer PD (string) |
 //! | pci         | channel id, bdf (bus << 8 \| dev << 3 \| func) |
-//! | pci client  | channel id, bdf, PD name (string) |
+//! | pci client  | channel id, bdf, 6 × (BAR address, size: where system.xml places it; size 0 where it does not), PD name (string) |
 //! | param       | value |
 
 /// `b"DINGOCFG"`: a block the builder filled.
@@ -37,7 +37,9 @@ pub const CHANNEL_WORDS: usize = 1;
 pub const IOPORT_WORDS: usize = 3;
 pub const PORT_WORDS: usize = REGION_WORDS + 3 + 2 * STRING_WORDS;
 pub const PCI_WORDS: usize = 2;
-pub const PCI_CLIENT_WORDS: usize = 2 + STRING_WORDS;
+/// A pci client: channel, bdf, six BAR placements (address, size; size 0
+/// for none) and the driver's name.
+pub const PCI_CLIENT_WORDS: usize = 2 + 2 * 6 + STRING_WORDS;
 pub const PARAM_WORDS: usize = 1;
 
 /// IRQ flags.

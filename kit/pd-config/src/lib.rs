@@ -287,7 +287,18 @@ pub struct PciFunction {
 pub struct PciClient {
     pub channel: u8,
     pub bdf: Bdf,
+    /// Memory BARs the system description places: BAR `i` at the physical
+    /// address of the driver's device region (address, size), whatever the
+    /// firmware chose.
+    pub bars: [Option<BarPlacement>; 6],
     pub pd: Name,
+}
+
+/// Where a memory BAR goes: the driver's device region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BarPlacement {
+    pub paddr: u64,
+    pub size: u64,
 }
 
 /// Decodes a filled config block in layout order. Every decoder panics with
@@ -465,9 +476,16 @@ impl<W: Words + ?Sized + 'static> Reader<W> {
     }
 
     pub fn pci_client(&mut self) -> PciClient {
+        let channel = self.channel_id();
+        let bdf = Bdf::from_packed(self.small("PCI address"));
+        let bars = core::array::from_fn(|_| {
+            let (paddr, size) = (self.next(), self.next());
+            (size != 0).then_some(BarPlacement { paddr, size })
+        });
         PciClient {
-            channel: self.channel_id(),
-            bdf: Bdf::from_packed(self.small("PCI address")),
+            channel,
+            bdf,
+            bars,
             pd: self.name(),
         }
     }

@@ -112,6 +112,8 @@ pub enum Item {
     PciClient {
         channel: u8,
         bdf: u16,
+        /// Per BAR: (physical address, size) where placed, (0, 0) if not.
+        bars: [(u64, u64); 6],
         pd: String,
     },
     Param(u64),
@@ -193,8 +195,16 @@ fn item(out: &mut Vec<Word>, item: &Item) -> Result<(), String> {
             string(out, peer)?;
         }
         Item::Pci { channel, bdf } => out.extend([v((*channel).into()), v((*bdf).into())]),
-        Item::PciClient { channel, bdf, pd } => {
+        Item::PciClient {
+            channel,
+            bdf,
+            bars,
+            pd,
+        } => {
             out.extend([v((*channel).into()), v((*bdf).into())]);
+            for (paddr, size) in bars {
+                out.extend([v(*paddr), v(*size)]);
+            }
             string(out, pd)?;
         }
         Item::Param(x) => out.push(v(*x)),

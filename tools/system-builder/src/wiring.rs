@@ -21,6 +21,9 @@
 //! [[pci]]
 //! function = "00:03.0"
 //! driver = "rtl8139.nic"
+//! bars = { 1 = "regs" }   # optional: the pci PD moves memory BAR1 to the
+//!                         # driver's device region `regs` (firmware picks
+//!                         # its own addresses, which differ between PCs)
 //!
 //! # Per PD: the other roles. Unbound region roles default to the region
 //! # of the same name; a lone irq or ioport role to the PD's only one.
@@ -94,6 +97,9 @@ struct PciDecl {
     function_span: Range<usize>,
     driver: EndRef,
     server: Option<EndRef>,
+    /// Memory BARs placed at the driver's device regions: (BAR index, the
+    /// driver's region role, its place).
+    bars: Vec<(u8, String, Range<usize>)>,
 }
 
 /// A role's binding in `[pd.<name>]`: its values, each with its place, and
@@ -431,7 +437,7 @@ fn read_wiring<'a>(
     }
 
     for t in array("pci", d) {
-        t.check_keys(&["function", "driver", "server"], d);
+        t.check_keys(&["function", "driver", "server", "bars"], d);
         let function = t.str(
             "function",
             "\"<bus>:<dev>.<func>\" in hex, as lspci prints it",
@@ -468,11 +474,32 @@ fn read_wiring<'a>(
         }
         let server =
             server.and_then(|(s, span)| parse_end(&cx, s, span, "server", Kind::PciService, d));
+        let mut bars = Vec::new();
+        if let Some(bt) = t.opt_table("bars", d) {
+            for (key, kspan, v) in bt.entries() {
+                let index = key.parse::<u8>().ok().filter(|&i| i < 6);
+                let role = v.get_ref().as_str();
+                match (index, role) {
+                    (Some(i), Some(r)) => bars.push((i, r.to_string(), v.span())),
+                    (None, _) => d.push(src.diag(
+                        &kspan,
+                        format!("[[pci]] bars names BAR '{key}'"),
+                        "a BAR index 0 to 5",
+                    )),
+                    (_, None) => d.push(src.diag(
+                        &v.span(),
+                        format!("[[pci]] bars gives BAR{key} no region role"),
+                        "the name of one of the driver's device region roles",
+                    )),
+                }
+            }
+        }
         w.pcis.push(PciDecl {
             function: bdf,
             function_span: function.1,
             driver,
             server,
+            bars,
         });
     }
 
@@ -1475,6 +1502,75 @@ impl Resolver<'_, '_> {
         }
     }
 
+    /// The physical address and size of `driver`'s device region role
+    /// `role`, as its own bindings resolve it (explicit, or the region of
+    /// the role's name), for placing a BAR there.
+    fn driver_region(
+        &mut self,
+        driver: usize,
+        role: &str,
+        span: &Range<usize>,
+    ) -> Option<(u64, u64)> {
+        let pd = &self.system.protection_domains[driver];
+        let program = self.programs[driver].as_ref()?;
+        let what = format!(
+            "[[pci]] bars places a BAR at region role '{role}' of '{}'",
+            pd.name
+        );
+        let Some(r) = program.role(Kind::Regions, role) else {
+            let known: Vec<&str> = program
+                .roles_of(Kind::Regions)
+                .filter(|r| {
+                    matches!(
+                        r.spec,
+                        Spec::Region {
+                            kind: RegionKind::Device,
+                            ..
+                        }
+                    )
+                })
+                .map(|r| r.name.as_str())
+                .collect();
+            self.d.push(self.src.diag(
+                span,
+                format!("{what}, which program '{}' does not have", program.name),
+                format!(
+                    "one of its device region roles: {}",
+                    join(known.into_iter().map(String::from).collect())
+                ),
+            ));
+            return None;
+        };
+        if !matches!(
+            r.spec,
+            Spec::Region {
+                kind: RegionKind::Device,
+                ..
+            }
+        ) {
+            self.d.push(self.src.diag(
+                span,
+                format!("{what}, which is not a device region"),
+                "a region role with kind = \"device\" (a phys_addr region mapped uncached)",
+            ));
+            return None;
+        }
+        let bound = self
+            .wiring
+            .pds
+            .get(&driver)
+            .and_then(|d| d.tables.get(&Kind::Regions))
+            .and_then(|t| t.get(role))
+            .and_then(|(v, _)| v.first())
+            .and_then(|(v, _)| v.as_str())
+            .unwrap_or(role);
+        let mr = self.system.region_index(bound)?;
+        let region = &self.system.memory_regions[mr];
+        // The driver's own binding is checked (phys_addr, caching) when
+        // its config is resolved; here only the place is needed.
+        region.phys_addr.map(|p| (p, region.size))
+    }
+
     fn pci(&mut self, role: &Role) -> (Vec<Item>, String) {
         let mut items = Vec::new();
         let mut text = Vec::new();
@@ -1515,8 +1611,16 @@ impl Resolver<'_, '_> {
             if let Some((server, _, theirs)) = self.pci_link(decl)
                 && server == self.pd
             {
+                let mut bars = [(0, 0); 6];
+                let mut placed = String::new();
+                for (i, role, span) in &decl.bars {
+                    if let Some((paddr, size)) = self.driver_region(decl.driver.pd, role, span) {
+                        bars[usize::from(*i)] = (paddr, size);
+                        placed.push_str(&format!(", BAR{i} at {paddr:#x}"));
+                    }
+                }
                 text.push(format!(
-                    "{} to '{}' on channel {}",
+                    "{} to '{}' on channel {}{placed}",
                     decl.function,
                     self.name(decl.driver.pd),
                     theirs.id
@@ -1524,6 +1628,7 @@ impl Resolver<'_, '_> {
                 items.push(Item::PciClient {
                     channel: theirs.id as u8,
                     bdf: decl.function.packed(),
+                    bars,
                     pd: self.name(decl.driver.pd).to_string(),
                 });
             }

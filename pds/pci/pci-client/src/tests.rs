@@ -28,16 +28,19 @@ fn server(space: FakeConfig) -> Server<FakeConfig> {
         PciClient {
             channel: 3,
             bdf: NIC,
+            bars: [None; 6],
             pd: "rtl8139",
         },
         PciClient {
             channel: 4,
             bdf: USB,
+            bars: [None; 6],
             pd: "ohci",
         },
         PciClient {
             channel: 5,
             bdf: bdf(0, 9, 0),
+            bars: [None; 6],
             pd: "ghost",
         },
     ];

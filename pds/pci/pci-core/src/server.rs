@@ -67,6 +67,24 @@ pub enum Event {
         pd: &'static str,
         label: u64,
     },
+    /// A memory BAR moved to where the system description places it.
+    Placed {
+        pd: &'static str,
+        bdf: Bdf,
+        bar: u8,
+        from: u64,
+        to: u64,
+    },
+    /// A placement that cannot be made: the BAR is not a memory BAR of at
+    /// most the region's size, aligned there.
+    CannotPlace {
+        pd: &'static str,
+        bdf: Bdf,
+        bar: u8,
+        found: Option<Bar>,
+        paddr: u64,
+        size: u64,
+    },
     UnknownCaller {
         channel: u8,
     },
@@ -109,6 +127,33 @@ impl fmt::Display for Event {
             Event::BadRequest { pd, label } => {
                 write!(f, "refused a malformed call (label {label}) from {pd}")
             }
+            Event::Placed {
+                pd,
+                bdf,
+                bar,
+                from,
+                to,
+            } => write!(
+                f,
+                "{bdf} BAR{bar} placed at {to:#x} for {pd}, where system.xml puts its registers (the firmware had {from:#x})"
+            ),
+            Event::CannotPlace {
+                pd,
+                bdf,
+                bar,
+                found,
+                paddr,
+                size,
+            } => {
+                write!(
+                    f,
+                    "{bdf} BAR{bar} for {pd} cannot go at {paddr:#x} ({size:#x} bytes): it is "
+                )?;
+                match found {
+                    None => write!(f, "not implemented"),
+                    Some(b) => write!(f, "{b}"),
+                }
+            }
             Event::UnknownCaller { channel } => {
                 write!(f, "a call on channel {channel}, which serves no driver")
             }
@@ -149,6 +194,9 @@ impl<C: ConfigSpace> Server<C> {
                             bar,
                         })
                     });
+                    if place(&mut f, &bars, &d, &mut report) {
+                        bars = probe::bars(&mut f, &mut |_| {});
+                    }
                 }
                 None => report(Event::Absent {
                     pd: d.pd,
@@ -268,6 +316,62 @@ impl<C: ConfigSpace> Server<C> {
             },
         }
     }
+}
+
+/// Moves the driver's memory BARs to where the system description puts
+/// its device regions (firmware picks addresses of its own: SeaBIOS and
+/// OVMF differ, and so do PCs), decoding off meanwhile. Returns whether
+/// anything moved.
+fn place<C: ConfigSpace + ?Sized>(
+    f: &mut Function<'_, C>,
+    bars: &[Option<Bar>; 6],
+    d: &PciClient,
+    report: &mut impl FnMut(Event),
+) -> bool {
+    let mut moved = false;
+    for (i, want) in d.bars.iter().enumerate() {
+        let Some(want) = want else {
+            continue;
+        };
+        match bars[i] {
+            Some(Bar::Mem {
+                addr, size, is64, ..
+            }) if size <= want.size
+                && want.paddr.is_multiple_of(size)
+                && (is64 || want.paddr >> 32 == 0) =>
+            {
+                if addr == want.paddr {
+                    continue;
+                }
+                let command = f.get(regs::COMMAND);
+                f.set(regs::COMMAND, command & !(1 << 1));
+                let low = regs::BARS.at(i);
+                let flags = f.get(low) & 0xf;
+                f.set(low, (want.paddr as u32 & !0xf) | flags);
+                if is64 {
+                    f.set(regs::BARS.at(i + 1), (want.paddr >> 32) as u32);
+                }
+                f.set(regs::COMMAND, command);
+                moved = true;
+                report(Event::Placed {
+                    pd: d.pd,
+                    bdf: d.bdf,
+                    bar: i as u8,
+                    from: addr,
+                    to: want.paddr,
+                });
+            }
+            found => report(Event::CannotPlace {
+                pd: d.pd,
+                bdf: d.bdf,
+                bar: i as u8,
+                found,
+                paddr: want.paddr,
+                size: want.size,
+            }),
+        }
+    }
+    moved
 }
 
 fn forbidden(client: &Client, offset: u8, width: u8) -> (Status, [u64; MRS], Option<Event>) {

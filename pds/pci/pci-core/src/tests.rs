@@ -15,6 +15,7 @@ fn client(channel: u8, at: Bdf, pd: &'static str) -> PciClient {
     PciClient {
         channel,
         bdf: at,
+        bars: [None; 6],
         pd,
     }
 }
@@ -301,4 +302,45 @@ fn garbage_calls_and_callers_are_refused() {
     assert_eq!(ev, Some(Event::UnknownCaller { channel: 9 }));
     let (st, _, _) = call(&mut s, 2, bdf(0, 7, 0), Request::Info);
     assert_eq!(st, Status::Absent);
+}
+
+#[test]
+fn memory_bars_are_placed_where_the_system_puts_the_drivers_regions() {
+    let mut events = Vec::new();
+    let mut nic = client(0, NIC, "rtl8139");
+    nic.bars[1] = Some(pd_config::BarPlacement {
+        paddr: 0xfebd_1000,
+        size: 0x1000,
+    });
+    // The ISA bridge has no BAR 0; an I/O BAR cannot be placed in memory.
+    let mut bad = client(1, USB, "ohci");
+    bad.bars[1] = Some(pd_config::BarPlacement {
+        paddr: 0xfebd_2000,
+        size: 0x1000,
+    });
+    let mut s = Server::new(FakeConfig::qemu_pc(), [nic, bad], |e| events.push(e));
+    assert!(events.iter().any(|e| e.to_string()
+        == "00:03.0 BAR1 placed at 0xfebd1000 for rtl8139, where system.xml puts its registers (the firmware had 0xfebf1000)"));
+    assert!(events.iter().any(|e| e.to_string()
+        == "00:04.0 BAR1 for ohci cannot go at 0xfebd2000 (0x1000 bytes): it is not implemented"));
+    let (st, mr, _) = call(&mut s, 0, NIC, Request::Bar { index: 1 });
+    assert_eq!(st, Status::Ok);
+    assert!(matches!(
+        crate::wire::decode_bar(&mr),
+        Ok(Some(Bar::Mem {
+            addr: 0xfebd_1000,
+            ..
+        }))
+    ));
+    // Decoding is as the firmware left it.
+    let (_, mr, _) = call(
+        &mut s,
+        0,
+        NIC,
+        Request::Read {
+            offset: 4,
+            width: 2,
+        },
+    );
+    assert_eq!(mr[0] & 2, 0);
 }
