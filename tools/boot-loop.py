@@ -20,6 +20,7 @@ import signal
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ beside tests/run.py
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import run  # noqa: E402
 
