@@ -198,7 +198,7 @@ impl RxRing {
 
     /// Takes the oldest armed descriptor if the device is done with it,
     /// judging what it wrote there.
-    pub fn next(&mut self) -> Rx {
+    pub fn take(&mut self) -> Rx {
         if self.armed == 0 {
             return Rx::Empty;
         }

@@ -705,7 +705,7 @@ impl<B: Bus> Nic<B> {
             return Serviced::default();
         }
         for _ in 0..budget {
-            match self.rx.next() {
+            match self.rx.take() {
                 Rx::Empty => break,
                 Rx::Frame { lent, len } => {
                     self.counters.rx_frames += 1;

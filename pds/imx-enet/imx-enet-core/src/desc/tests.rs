@@ -58,7 +58,7 @@ fn arming_gives_the_device_address_then_ownership_and_wraps_at_the_end() {
         E | W,
         "the last descriptor wraps"
     );
-    assert_eq!(rx.next(), Rx::Empty);
+    assert_eq!(rx.take(), Rx::Empty);
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn a_completed_descriptor_yields_the_drivers_own_record() {
         .unwrap();
     complete(&mem, 0, 64, L);
     assert_eq!(
-        rx.next(),
+        rx.take(),
         Rx::Frame {
             lent: lent(3),
             len: 60
@@ -79,7 +79,7 @@ fn a_completed_descriptor_yields_the_drivers_own_record() {
     assert_eq!(rx.armed(), 0);
     // A descriptor the driver did not arm is never looked at.
     complete(&mem, 1, 64, L);
-    assert_eq!(rx.next(), Rx::Empty);
+    assert_eq!(rx.take(), Rx::Empty);
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn lengths_are_judged() {
         let (mem, mut rx) = ring();
         rx.arm(lent(0));
         complete(&mem, 0, len, status);
-        let got = rx.next();
+        let got = rx.take();
         match want {
             None => assert_eq!(
                 got,
@@ -137,7 +137,7 @@ fn a_spread_frame_is_one_drop_over_its_descriptors() {
     complete(&mem, 2, 100, L);
     complete(&mem, 3, 100, L);
     let firsts: Vec<bool> = (0..3)
-        .map(|_| match rx.next() {
+        .map(|_| match rx.take() {
             Rx::Drop {
                 reason: DropReason::TooLong,
                 first,
@@ -147,7 +147,7 @@ fn a_spread_frame_is_one_drop_over_its_descriptors() {
         })
         .collect();
     assert_eq!(firsts, [true, false, false]);
-    assert!(matches!(rx.next(), Rx::Frame { len: 96, .. }));
+    assert!(matches!(rx.take(), Rx::Frame { len: 96, .. }));
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn a_skip_is_seen_and_reset_takes_everything_back_in_order() {
     assert!(!rx.skipped());
     complete(&mem, 2, 100, L);
     assert!(rx.skipped());
-    assert_eq!(rx.next(), Rx::Empty, "the oldest is still the device's");
+    assert_eq!(rx.take(), Rx::Empty, "the oldest is still the device's");
     let mut back = Vec::new();
     rx.reset(|l| back.push(l.buf));
     assert_eq!(back, [0, 2048, 4096, 6144, 8192]);

@@ -410,10 +410,10 @@ fn random_descriptor_garbage_never_breaks_the_accounting() {
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        if x % 3 == 0 {
+        if x.is_multiple_of(3) {
             d.len = (x >> 8) as u16;
         }
-        if x % 5 == 0 {
+        if x.is_multiple_of(5) {
             // Anything but the ownership bit; a W sends the device back to
             // the ring's start, out of step with the driver.
             d.flags = (x >> 16) as u16 & !BD_E;
