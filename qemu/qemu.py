@@ -31,8 +31,9 @@ The Sabre Lite (`--board sabrelite`): QEMU's `sabrelite` machine (i.MX6,
 one Cortex-A9, 1 GiB), booted from the boot image system-builder writes
 (the loader with the kernel and the system image, `-kernel`), UART2 (the
 console) on stdout and UART1 on a Unix socket when asked (`uart1`: tests
-type into it and read it), semihosting on for user code: that is how its
-runs end, with the same exit statuses as the debug-exit device's.
+type into it and read it), the SoC's ENET on the --net network (as the
+pc's NIC), semihosting on for user code: that is how its runs end, with
+the same exit statuses as the debug-exit device's.
 
 Boot paths: `kernel` (the default) hands QEMU's multiboot loader the kernel
 and the system image, with no firmware boot at all. `cdrom` boots an ISO
@@ -114,9 +115,10 @@ def devices(disk, without=(), net=None):
     return none + [arg for name, args in groups.items() if name not in without for arg in args]
 
 
-def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None):
+def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None, net=None):
     """The Sabre Lite: `image` is the boot image (loader, kernel, system);
-    `uart1` a Unix socket path for UART1, which QEMU serves."""
+    `uart1` a Unix socket path for UART1, which QEMU serves; `net` the
+    ENET's network (a --net SPEC, as the pc's NIC's)."""
     uart = (["-chardev", f"socket,id=uart1,path={uart1},server=on,wait=off", "-serial", "chardev:uart1"]
             if uart1 else ["-serial", "null"])
     cmd = [
@@ -127,6 +129,9 @@ def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None):
         "-serial", "stdio",
         "-semihosting-config", "enable=on,target=native,userspace=on",
         "-kernel", image,
+        # The SoC's ENET takes the first NIC; its MAC is QEMU's first,
+        # 52:54:00:12:34:56, as the pc's RTL8139's.
+        "-netdev", netdev(net), "-net", "nic,netdev=n0",
     ]
     if qmp:
         cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"]
@@ -139,7 +144,7 @@ def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=()
             boot="kernel", medium=None, firmware="seabios", without=(), net=None, board="pc",
             uart1=None):
     if board == "sabrelite":
-        return sabrelite_command(image, qmp, icount, extra, uart1)
+        return sabrelite_command(image, qmp, icount, extra, uart1, net)
     if board != "pc":
         raise ValueError(f"unknown board {board!r} (known: {', '.join(BOARDS)})")
     cmd = [
@@ -245,15 +250,15 @@ def screen_size(qmp):
 
 
 def start(kernel, image, disk, log, icount=False, qmp=None, net=None, extra=(),
-          boot="kernel", medium=None, firmware="seabios", without=()):
+          boot="kernel", medium=None, firmware="seabios", without=(), board="pc"):
     """Starts QEMU in the background, serial output into `log`, for a
     caller that runs a host program meanwhile; end it with `quit` and
     `stop`. Boots as `command` does (the kernel directly, or a medium
-    through the firmware)."""
+    through the firmware; a board's boot image)."""
     with open(log, "wb") as out:
         return subprocess.Popen(
             command(kernel, image, disk, qmp=qmp, icount=icount, net=net, extra=extra,
-                    boot=boot, medium=medium, firmware=firmware, without=without),
+                    boot=boot, medium=medium, firmware=firmware, without=without, board=board),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )

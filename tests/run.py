@@ -168,13 +168,15 @@ def peer_test(t, build, log, qmp_path):
     cmd[0] = os.path.join(ROOT, "target", "debug", cmd[0])
     begin = time.monotonic()
     deadline = begin + t["timeout"]
+    board = t.get("board", "pc")
+    out = build if board == "pc" else os.path.join(build, board)
     proc = qemu.start(
         kernel=os.path.join(build, "kernel", t["flavour"], "kernel32.elf"),
-        image=os.path.join(build, t["flavour"], t.get("image", "system.elf")),
+        image=os.path.join(out, t["flavour"], t.get("image", "system.elf")),
         disk=os.path.join(build, "usb-disk.img"), log=log, qmp=qmp_path, net=net,
         boot=t.get("boot", "kernel"),
         medium=os.path.join(build, t["medium"]) if "medium" in t else None,
-        firmware=t.get("firmware", "seabios"), without=t.get("without", ()))
+        firmware=t.get("firmware", "seabios"), without=t.get("without", ()), board=board)
     ready = re.compile(t["ready"])
     code, output = None, f"(peer not started: /{t['ready']}/ never appeared)"
     while time.monotonic() < deadline and proc.poll() is None:
