@@ -103,9 +103,11 @@ fn main() -> ! {
         paddr: regs.paddr,
         len: regs.size,
     };
-    if let Err(e) =
-        BlkHal::state().install(Window::of(&pool), &[Window::of(&hdrs), Window::of(&data)], mmio)
-    {
+    if let Err(e) = BlkHal::state().install(
+        Window::of(&pool),
+        &[Window::of(&hdrs), Window::of(&data)],
+        mmio,
+    ) {
         idle(format_args!("{e}"));
     }
     let refused = Cell::new(0);

@@ -108,7 +108,10 @@ impl fmt::Display for InitError {
             InitError::Queue(e) => write!(f, "setting up the virtqueue: {e}"),
             InitError::Rings => write!(f, "the virtqueue rings are outside the DMA windows"),
             InitError::HeadersTooSmall { len } => {
-                write!(f, "the header buffer has {len:#x} bytes, fewer than {HDRS_LEN:#x}")
+                write!(
+                    f,
+                    "the header buffer has {len:#x} bytes, fewer than {HDRS_LEN:#x}"
+                )
             }
             InitError::Config => write!(f, "the device configuration never read consistently"),
         }
@@ -175,12 +178,9 @@ impl<H: Hal, T: Transport> Disk<H, T> {
             return Err(InitError::HeadersTooSmall { len: hdrs.len() });
         }
         let mut t = Recorder::new(transport);
-        let features = used::negotiate(
-            &mut t,
-            feature::RO | feature::EVENT_IDX,
-            feature::VERSION_1,
-        )
-        .map_err(InitError::Negotiate)?;
+        let features =
+            used::negotiate(&mut t, feature::RO | feature::EVENT_IDX, feature::VERSION_1)
+                .map_err(InitError::Negotiate)?;
         let event_idx = features & feature::EVENT_IDX != 0;
         let q = VirtQueue::new(&mut t, 0, false, event_idx).map_err(InitError::Queue)?;
         let g = Guard::new(&t, 0, hal).ok_or(InitError::Rings)?;
@@ -320,7 +320,8 @@ impl<H: Hal, T: Transport> Disk<H, T> {
                 break;
             };
             let off = usize::from(slot) * SLOT_BYTES;
-            self.hdrs.write::<u32>(off, if r.write { T_OUT } else { T_IN });
+            self.hdrs
+                .write::<u32>(off, if r.write { T_OUT } else { T_IN });
             self.hdrs.write::<u32>(off + 4, 0);
             self.hdrs.write::<u64>(off + 8, r.block);
             // The device writes the status; a value it never wrote shows.
@@ -383,13 +384,7 @@ impl<H: Hal, T: Transport> Disk<H, T> {
             }
             let chains = &self.chains;
             let next = self.g.next(self.in_flight, |id| {
-                chains[usize::from(id)].map(|f| {
-                    1 + if f.r.write {
-                        0
-                    } else {
-                        f.r.count * BLOCK
-                    }
-                })
+                chains[usize::from(id)].map(|f| 1 + if f.r.write { 0 } else { f.r.count * BLOCK })
             });
             let u = match next {
                 Ok(Some(u)) => u,
@@ -416,9 +411,7 @@ impl<H: Hal, T: Transport> Disk<H, T> {
             self.in_flight -= 1;
             let _ = self.free.push(f.slot);
             dma::barrier::acquire();
-            let st = self
-                .hdrs
-                .read::<u8>(usize::from(f.slot) * SLOT_BYTES + 16);
+            let st = self.hdrs.read::<u8>(usize::from(f.slot) * SLOT_BYTES + 16);
             let status = match st {
                 _ if u.overlong || u.len == 0 => {
                     self.counters.bad_status += 1;

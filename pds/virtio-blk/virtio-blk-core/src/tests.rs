@@ -17,6 +17,10 @@ use crate::*;
 const DATA: u64 = 0x3_0000_0000;
 const DISK_BLOCKS: u64 = 64;
 
+/// A chain as the device sees it: its head and its descriptors (address,
+/// length, device-writable).
+type Chain = (u16, Vec<(u64, u32, bool)>);
+
 #[derive(Default)]
 struct Dev {
     mem: Vec<&'static HostDma>,
@@ -28,7 +32,7 @@ struct Dev {
     isr: u32,
     resets: u32,
     /// Chains taken but not yet completed (head, descriptors).
-    held: Vec<(u16, Vec<(u64, u32, bool)>)>,
+    held: Vec<Chain>,
 }
 
 #[derive(Clone)]
@@ -36,10 +40,16 @@ struct Fake(Rc<RefCell<Dev>>);
 
 impl Dev {
     fn read(&self, p: u64, b: &mut [u8]) {
-        assert!(self.mem.iter().any(|m| m.device_read(p, b).is_ok()), "read {p:#x}");
+        assert!(
+            self.mem.iter().any(|m| m.device_read(p, b).is_ok()),
+            "read {p:#x}"
+        );
     }
     fn write(&self, p: u64, b: &[u8]) {
-        assert!(self.mem.iter().any(|m| m.device_write(p, b).is_ok()), "write {p:#x}");
+        assert!(
+            self.mem.iter().any(|m| m.device_write(p, b).is_ok()),
+            "write {p:#x}"
+        );
     }
     fn r16(&self, p: u64) -> u16 {
         let mut b = [0; 2];
@@ -143,12 +153,19 @@ impl Transport for Fake {
     fn read_config_generation(&self) -> u32 {
         0
     }
-    fn read_config_space<V: FromBytes + IntoBytes>(&self, offset: usize) -> virtio_drivers::Result<V> {
+    fn read_config_space<V: FromBytes + IntoBytes>(
+        &self,
+        offset: usize,
+    ) -> virtio_drivers::Result<V> {
         let cap = DISK_BLOCKS.to_le_bytes();
         V::read_from_bytes(&cap[offset..offset + std::mem::size_of::<V>()])
             .map_err(|_| virtio_drivers::Error::ConfigSpaceTooSmall)
     }
-    fn write_config_space<V: IntoBytes + Immutable>(&mut self, _: usize, _: V) -> virtio_drivers::Result<()> {
+    fn write_config_space<V: IntoBytes + Immutable>(
+        &mut self,
+        _: usize,
+        _: V,
+    ) -> virtio_drivers::Result<()> {
         Err(virtio_drivers::Error::Unsupported)
     }
 }
@@ -184,9 +201,15 @@ fn rig<S: HalSlot>() -> Rig<S> {
         .alloc("data", 0x10000, 0x1000)
         .unwrap();
     S::state()
-        .install(Window::of(&pool), &[Window::of(&hdrs), Window::of(&d)], Window::of(&pool))
+        .install(
+            Window::of(&pool),
+            &[Window::of(&hdrs), Window::of(&d)],
+            Window::of(&pool),
+        )
         .unwrap();
-    let disk_bytes = (0..DISK_BLOCKS as usize * 512).map(|i| (i / 512) as u8 ^ i as u8).collect();
+    let disk_bytes = (0..DISK_BLOCKS as usize * 512)
+        .map(|i| (i / 512) as u8 ^ i as u8)
+        .collect();
     let dev = Fake(Rc::new(RefCell::new(Dev {
         mem: vec![dma, data],
         disk: disk_bytes,
@@ -204,7 +227,8 @@ fn rig<S: HalSlot>() -> Rig<S> {
 impl<S: HalSlot> Rig<S> {
     fn submit(&mut self, req: u32, write: bool, block: u64, count: u32, buf: u32) {
         let ev = &mut self.events;
-        self.disk.submit(req, write, block, count, buf, &mut |e| ev.push(e));
+        self.disk
+            .submit(req, write, block, count, buf, &mut |e| ev.push(e));
         self.disk.kick();
     }
     fn service(&mut self) {
@@ -213,7 +237,9 @@ impl<S: HalSlot> Rig<S> {
     }
     fn get(&self, buf: u32, len: usize) -> Vec<u8> {
         let mut b = vec![0; len];
-        self.data.device_read(DATA + u64::from(buf), &mut b).unwrap();
+        self.data
+            .device_read(DATA + u64::from(buf), &mut b)
+            .unwrap();
         b
     }
 }
@@ -222,7 +248,13 @@ impl<S: HalSlot> Rig<S> {
 fn reads_land_in_place_and_writes_come_from_it_out_of_order() {
     slot!(S);
     let mut r = rig::<S>();
-    assert_eq!(r.disk.ready(), Event::Ready { blocks: 64, block_size: 512 });
+    assert_eq!(
+        r.disk.ready(),
+        Event::Ready {
+            blocks: 64,
+            block_size: 512
+        }
+    );
     r.submit(1, false, 3, 4, 0);
     r.submit(2, false, 10, 1, 0x4000);
     r.dev.0.borrow_mut().take();
@@ -232,7 +264,10 @@ fn reads_land_in_place_and_writes_come_from_it_out_of_order() {
     r.service();
     assert_eq!(
         r.events,
-        [Event::Done { req: 2, status: 0 }, Event::Done { req: 1, status: 0 }]
+        [
+            Event::Done { req: 2, status: 0 },
+            Event::Done { req: 1, status: 0 }
+        ]
     );
     let want = r.dev.0.borrow().disk[3 * 512..7 * 512].to_vec();
     assert_eq!(r.get(0, 4 * 512), want);
@@ -243,7 +278,11 @@ fn reads_land_in_place_and_writes_come_from_it_out_of_order() {
     r.dev.0.borrow_mut().complete(0);
     r.service();
     assert_eq!(r.events[2], Event::Done { req: 3, status: 0 });
-    assert!(r.dev.0.borrow().disk[20 * 512..22 * 512].iter().all(|&b| b == 0xab));
+    assert!(
+        r.dev.0.borrow().disk[20 * 512..22 * 512]
+            .iter()
+            .all(|&b| b == 0xab)
+    );
     let c = r.disk.counters();
     assert_eq!((c.reads, c.writes, c.bytes_read), (2, 1, 5 * 512));
 }
@@ -256,7 +295,11 @@ fn requests_outside_the_disk_or_the_data_region_are_refused() {
     r.submit(2, false, 0, 1, 0xfe00 + 1);
     r.submit(3, false, u64::MAX, 1, 0);
     r.submit(4, true, 0, 0, 0);
-    assert!(r.events.iter().all(|e| matches!(e, Event::Done { status: 3, .. })));
+    assert!(
+        r.events
+            .iter()
+            .all(|e| matches!(e, Event::Done { status: 3, .. }))
+    );
     assert_eq!(r.events.len(), 4);
     assert_eq!(r.disk.outstanding(), 0);
 }

@@ -148,7 +148,11 @@ impl HalState {
                 mmio,
             }
         });
-        if fresh { Ok(()) } else { Err(InstallError::Twice) }
+        if fresh {
+            Ok(())
+        } else {
+            Err(InstallError::Twice)
+        }
     }
 
     fn get(&self) -> &Installed {

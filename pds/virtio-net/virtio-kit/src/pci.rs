@@ -126,8 +126,7 @@ impl<T: PciCall> ConfigurationAccess for ClientCam<'_, T> {
         if (BAR0..BAR0 + 24).contains(&offset) {
             let bit = 1 << ((offset - BAR0) / 4);
             let s = self.sizing.get();
-            self.sizing
-                .set(if data == !0 { s | bit } else { s & !bit });
+            self.sizing.set(if data == !0 { s | bit } else { s & !bit });
             return;
         }
         let r = if offset == COMMAND {
@@ -254,7 +253,7 @@ pub fn check_capabilities<T: PciCall>(
     let mut at = dev.read_config8(CAP_POINTER).map_err(CapError::Pci)? & !3;
     let mut seen = 0;
     while at != 0 {
-        if at < 0x40 || at > 0xf0 || seen == MAX_CAPS {
+        if !(0x40..=0xf0).contains(&at) || seen == MAX_CAPS {
             return Err(CapError::BadList { at });
         }
         seen += 1;

@@ -184,18 +184,23 @@ fn the_crates_transport_opens_through_pci_client_without_writing_a_bar() {
         )
         .unwrap();
     let mut s = server(virtio_net());
-    let dev = RefCell::new(Device::with(Local { server: &mut s }, NET).unwrap());
-    let refused = Cell::new(0);
-    let t = pci::transport::<Slot1, _>(&dev, &region(BAR4, 0x4000), &refused).unwrap();
-    assert_eq!(t.device_type(), DeviceType::Network);
-    // The crate sized BAR4 (all ones written, the mask read, the value
-    // restored) and found every structure inside its 16 KiB; a BAR write
-    // reaching the pci PD would have been refused and counted.
-    assert_eq!(refused.get(), 0, "an access reached the pci PD and was refused");
-    // Dropping the transport resets the device: status 0 written to the
-    // common structure, which reads back 0 from the fake page.
-    drop(t);
-    drop(dev);
+    {
+        let dev = RefCell::new(Device::with(Local { server: &mut s }, NET).unwrap());
+        let refused = Cell::new(0);
+        let t = pci::transport::<Slot1, _>(&dev, &region(BAR4, 0x4000), &refused).unwrap();
+        assert_eq!(t.device_type(), DeviceType::Network);
+        // The crate sized BAR4 (all ones written, the mask read, the value
+        // restored) and found every structure inside its 16 KiB; a BAR
+        // write reaching the pci PD would have been refused and counted.
+        assert_eq!(
+            refused.get(),
+            0,
+            "an access reached the pci PD and was refused"
+        );
+        // Dropping the transport (at the end of this block) resets the
+        // device: status 0 written to the common structure, which reads
+        // back 0 from the fake page.
+    }
     assert_eq!(s.clients()[0].refused, 0);
 }
 
@@ -336,9 +341,13 @@ fn need_notify_is_vring_need_event_across_the_wrap() {
     assert!(g.need_notify(true, 10, 11));
     assert!(!g.need_notify(true, 7, 7));
     // Without EVENT_IDX: the NO_NOTIFY flag.
-    r.host.device_write(0x5000_1000, &1u16.to_le_bytes()).unwrap();
+    r.host
+        .device_write(0x5000_1000, &1u16.to_le_bytes())
+        .unwrap();
     assert!(!g.need_notify(false, 1, 2));
-    r.host.device_write(0x5000_1000, &0u16.to_le_bytes()).unwrap();
+    r.host
+        .device_write(0x5000_1000, &0u16.to_le_bytes())
+        .unwrap();
     assert!(g.need_notify(false, 1, 2));
 }
 

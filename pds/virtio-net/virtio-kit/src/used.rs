@@ -178,12 +178,21 @@ impl fmt::Display for Fault {
                 f,
                 "the used index ran {pending} entries ahead with {in_flight} chains in flight"
             ),
-            Fault::BadId { id } => write!(f, "a used entry names descriptor {id:#x}, outside the queue"),
+            Fault::BadId { id } => write!(
+                f,
+                "a used entry names descriptor {id:#x}, outside the queue"
+            ),
             Fault::NotInFlight { id } => {
-                write!(f, "a used entry names descriptor {id}, which heads no chain in flight")
+                write!(
+                    f,
+                    "a used entry names descriptor {id}, which heads no chain in flight"
+                )
             }
             Fault::Changed { id } => {
-                write!(f, "the used entry for descriptor {id} changed while it was read")
+                write!(
+                    f,
+                    "the used entry for descriptor {id} changed while it was read"
+                )
             }
         }
     }
@@ -353,7 +362,10 @@ impl fmt::Display for NegotiateError {
                 required & !offered
             ),
             NegotiateError::Refused { features } => {
-                write!(f, "the device refused features {features:#x} (FEATURES_OK cleared)")
+                write!(
+                    f,
+                    "the device refused features {features:#x} (FEATURES_OK cleared)"
+                )
             }
             NegotiateError::ResetStuck => write!(f, "the device did not finish its reset"),
         }
@@ -379,7 +391,11 @@ pub fn reset(t: &mut impl Transport) -> Result<(), NegotiateError> {
 /// and DRIVER, the features both sides want (all of `required` or
 /// nothing), FEATURES_OK, and the check that the device kept it, which
 /// the crate's `begin_init` leaves out. Returns the features in force.
-pub fn negotiate(t: &mut impl Transport, wanted: u64, required: u64) -> Result<u64, NegotiateError> {
+pub fn negotiate(
+    t: &mut impl Transport,
+    wanted: u64,
+    required: u64,
+) -> Result<u64, NegotiateError> {
     reset(t)?;
     t.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
     let offered = t.read_device_features();

@@ -16,6 +16,10 @@ use crate::{HDR_LEN, feature};
 const DESC_NEXT: u16 = 1;
 const DESC_WRITE: u16 = 2;
 
+/// A chain as the device sees it: its head and its descriptors (address,
+/// length, device-writable).
+type Chain = (u16, Vec<(u64, u32, bool)>);
+
 #[derive(Clone, Copy, Default)]
 pub struct Queue {
     pub size: u32,
@@ -76,11 +80,21 @@ impl Fake {
 impl Dev {
     fn read(&self, paddr: u64, buf: &mut [u8]) {
         let ok = self.mem.iter().any(|m| m.device_read(paddr, buf).is_ok());
-        assert!(ok, "fake device: read of {:#x}+{} outside DMA memory", paddr, buf.len());
+        assert!(
+            ok,
+            "fake device: read of {:#x}+{} outside DMA memory",
+            paddr,
+            buf.len()
+        );
     }
     fn write(&self, paddr: u64, buf: &[u8]) {
         let ok = self.mem.iter().any(|m| m.device_write(paddr, buf).is_ok());
-        assert!(ok, "fake device: write of {:#x}+{} outside DMA memory", paddr, buf.len());
+        assert!(
+            ok,
+            "fake device: write of {:#x}+{} outside DMA memory",
+            paddr,
+            buf.len()
+        );
     }
     fn r16(&self, paddr: u64) -> u16 {
         let mut b = [0; 2];
@@ -90,7 +104,7 @@ impl Dev {
 
     /// The next available chain of queue `q`: its head and descriptors
     /// (address, length, writable).
-    fn pop(&mut self, q: usize) -> Option<(u16, Vec<(u64, u32, bool)>)> {
+    fn pop(&mut self, q: usize) -> Option<Chain> {
         let qu = self.queues[q];
         let avail_idx = self.r16(qu.avail + 2);
         if avail_idx == qu.seen {
@@ -151,7 +165,11 @@ impl Dev {
                 self.queues[0].seen = self.queues[0].seen.wrapping_sub(chains.len() as u16);
                 return false;
             };
-            room += chain.iter().filter(|d| d.2).map(|d| d.1 as usize).sum::<usize>();
+            room += chain
+                .iter()
+                .filter(|d| d.2)
+                .map(|d| d.1 as usize)
+                .sum::<usize>();
             chains.push((head, chain));
         }
         let n = chains.len() as u16;
@@ -181,7 +199,10 @@ impl Dev {
                 self.read(addr, &mut b);
                 bytes.extend(b);
             }
-            assert!(bytes[..HDR_LEN].iter().all(|&b| b == 0), "a non-zero header");
+            assert!(
+                bytes[..HDR_LEN].iter().all(|&b| b == 0),
+                "a non-zero header"
+            );
             out.push(bytes[HDR_LEN..].to_vec());
             self.push_used(1, u32::from(head), 0);
         }

@@ -156,7 +156,9 @@ pub enum InitError {
     Queue(virtio_drivers::Error),
     /// The rings are not in the HAL's windows (a driver bug).
     Rings,
-    HeadersTooSmall { len: usize },
+    HeadersTooSmall {
+        len: usize,
+    },
     /// The configuration kept changing under every read.
     Config,
 }
@@ -168,7 +170,10 @@ impl fmt::Display for InitError {
             InitError::Queue(e) => write!(f, "setting up a virtqueue: {e}"),
             InitError::Rings => write!(f, "the virtqueue rings are outside the DMA windows"),
             InitError::HeadersTooSmall { len } => {
-                write!(f, "the header buffer has {len:#x} bytes, fewer than {HDRS_LEN:#x}")
+                write!(
+                    f,
+                    "the header buffer has {len:#x} bytes, fewer than {HDRS_LEN:#x}"
+                )
             }
             InitError::Config => write!(f, "the device configuration never read consistently"),
         }
@@ -469,7 +474,8 @@ impl<H: Hal, T: Transport> Nic<H, T> {
             // data area when lent; both stay untouched by this PD until the
             // chain is popped.
             let token = unsafe {
-                self.q.rx
+                self.q
+                    .rx
                     .add(&[], &mut [bytes(h, HDR_LEN), bytes(b, usize::from(l.len))])
             };
             match token {
@@ -572,7 +578,8 @@ impl<H: Hal, T: Transport> Nic<H, T> {
         }
         // One interrupt when the last chain in flight is done.
         if self.q.event_idx() && self.tx_in_flight > 0 {
-            self.q.txg
+            self.q
+                .txg
                 .set_used_event(self.q.txg.taken_count().wrapping_add(self.tx_in_flight - 1));
         }
         if !self.stopped && self.queue.len() >= TX_STOP_AT {
@@ -703,7 +710,9 @@ impl<H: Hal, T: Transport> Nic<H, T> {
             self.rx_in_flight -= 1;
             let _ = self.free_hdrs.push(chain.hdr);
             dma::barrier::acquire();
-            let buffers = self.hdrs.read::<u16>(usize::from(chain.hdr) * HDR_STRIDE + 10);
+            let buffers = self
+                .hdrs
+                .read::<u16>(usize::from(chain.hdr) * HDR_STRIDE + 10);
             match self.judge(u, buffers) {
                 Some(len) => {
                     self.counters.rx_frames += 1;
@@ -800,12 +809,18 @@ impl<H: Hal, T: Transport> Nic<H, T> {
     fn abort_all(&mut self, error: u32, emit: &mut impl FnMut(Event)) {
         for c in self.tx_chains.iter_mut() {
             if let Some(job) = c.take() {
-                emit(Event::TxAbort { buf: job.buf, error });
+                emit(Event::TxAbort {
+                    buf: job.buf,
+                    error,
+                });
             }
         }
         self.tx_in_flight = 0;
         while let Some(job) = self.queue.pop_front() {
-            emit(Event::TxAbort { buf: job.buf, error });
+            emit(Event::TxAbort {
+                buf: job.buf,
+                error,
+            });
         }
         if self.stopped {
             self.stopped = false;

@@ -132,7 +132,13 @@ fn a_frame_longer_than_a_buffer_is_dropped_and_counted_and_its_buffers_reused() 
     assert!(r.dev.0.borrow_mut().receive(&frame(10, 2)));
     assert!(r.dev.0.borrow_mut().receive(&frame(100, 4)));
     r.service();
-    assert_eq!(r.take(), [Event::Rx { buf: 4 * 2048, len: 100 }]);
+    assert_eq!(
+        r.take(),
+        [Event::Rx {
+            buf: 4 * 2048,
+            len: 100
+        }]
+    );
     let c = r.nic.counters();
     assert_eq!((c.rx_too_long, c.rx_runt, c.rx_frames), (2, 1, 1));
     // Every dropped buffer went back to the device.
@@ -198,7 +204,13 @@ fn survives<S: HalSlot>(garbage: impl FnOnce(&Fake), fault: fn(Fault) -> bool) {
     let f = r.nic.fault().expect("a fault");
     assert!(fault(f), "{f:?}");
     let ev = r.take();
-    assert!(ev.contains(&Event::TxAbort { buf: 0x20000, error: tx_error::RESET }), "{ev:?}");
+    assert!(
+        ev.contains(&Event::TxAbort {
+            buf: 0x20000,
+            error: tx_error::RESET
+        }),
+        "{ev:?}"
+    );
     assert!(ev.contains(&Event::Link { up: false }));
     assert!(!ev.iter().any(|e| matches!(e, Event::Rx { .. })), "{ev:?}");
     assert_eq!(r.nic.counters().device_faults, 1);
@@ -206,11 +218,21 @@ fn survives<S: HalSlot>(garbage: impl FnOnce(&Fake), fault: fn(Fault) -> bool) {
     assert_eq!(r.nic.lent(), 4, "lent buffers are kept");
     // Transmits now fail at once.
     r.transmit(0x20800, 64);
-    assert_eq!(r.take(), [Event::TxAbort { buf: 0x20800, error: tx_error::GONE }]);
+    assert_eq!(
+        r.take(),
+        [Event::TxAbort {
+            buf: 0x20800,
+            error: tx_error::GONE
+        }]
+    );
 
     let ev = &mut r.events;
     r.nic.disable(&mut |e| ev.push(e));
-    let back: Vec<_> = r.take().into_iter().filter(|e| matches!(e, Event::RxReturn { .. })).collect();
+    let back: Vec<_> = r
+        .take()
+        .into_iter()
+        .filter(|e| matches!(e, Event::RxReturn { .. }))
+        .collect();
     assert_eq!(back.len(), 4);
     for i in 0..4 {
         r.nic.lend(i * 2048, BUF).unwrap();
@@ -247,7 +269,15 @@ fn a_used_index_ahead_of_the_chains_in_flight_is_a_fault() {
     slot!(S);
     survives::<S>(
         |d| d.0.borrow_mut().bump_used(0, 200),
-        |f| matches!(f, Fault::RanAhead { pending: 200, in_flight: 4 }),
+        |f| {
+            matches!(
+                f,
+                Fault::RanAhead {
+                    pending: 200,
+                    in_flight: 4
+                }
+            )
+        },
     );
 }
 
@@ -313,12 +343,22 @@ fn a_device_without_version_1_or_refusing_features_is_named() {
     dev.0.borrow_mut().offered &= !feature::VERSION_1;
     let h = reg.alloc("h", HDRS_LEN, 16).unwrap();
     let f = reg.alloc("f", 0x1000, 16).unwrap();
-    let e = Nic::<KitHal<S>, _>::new(dev.clone(), S::state(), h, f).err().unwrap();
-    assert!(matches!(e, InitError::Negotiate(NegotiateError::Missing { .. })), "{e}");
+    let e = Nic::<KitHal<S>, _>::new(dev.clone(), S::state(), h, f)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, InitError::Negotiate(NegotiateError::Missing { .. })),
+        "{e}"
+    );
     dev.0.borrow_mut().offered |= feature::VERSION_1;
     dev.0.borrow_mut().refuse_features = true;
     let h = reg.alloc("h", HDRS_LEN, 16).unwrap();
     let f = reg.alloc("f", 0x1000, 16).unwrap();
-    let e = Nic::<KitHal<S>, _>::new(dev, S::state(), h, f).err().unwrap();
-    assert!(matches!(e, InitError::Negotiate(NegotiateError::Refused { .. })), "{e}");
+    let e = Nic::<KitHal<S>, _>::new(dev, S::state(), h, f)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, InitError::Negotiate(NegotiateError::Refused { .. })),
+        "{e}"
+    );
 }

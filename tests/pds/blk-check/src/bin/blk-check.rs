@@ -60,6 +60,10 @@ fn clock() -> u64 {
 }
 
 type Port = TypedPort<'static, Protocol<blk::Observer>>;
+/// Prepares a write's block.
+type Fill<'a> = dyn Fn(u64, &mut [u8]) + 'a;
+/// Judges a read block.
+type Check<'a> = dyn FnMut(u64, &[u8]) -> bool + 'a;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Content {
@@ -101,8 +105,8 @@ impl Disk {
         write: bool,
         first: u64,
         count: u64,
-        fill: Option<&dyn Fn(u64, &mut [u8])>,
-        mut check: Option<&mut dyn FnMut(u64, &[u8]) -> bool>,
+        fill: Option<&Fill<'_>>,
+        mut check: Option<&mut Check<'_>>,
     ) -> Result<(), Failed> {
         let chunk = u64::from(CHUNK).min(self.area.len() as u64 / DEPTH as u64 / u64::from(BLOCK));
         let mut slots: [Option<(u32, u64, u32)>; DEPTH] = [None; DEPTH];
@@ -124,9 +128,19 @@ impl Disk {
                     self.next_req = self.next_req.wrapping_add(1);
                     let (block, buf) = (next, at as u32);
                     let m = if write {
-                        Msg::Write { req, block, count: n, buf }
+                        Msg::Write {
+                            req,
+                            block,
+                            count: n,
+                            buf,
+                        }
                     } else {
-                        Msg::Read { req, block, count: n, buf }
+                        Msg::Read {
+                            req,
+                            block,
+                            count: n,
+                            buf,
+                        }
                     };
                     self.port.send(ex, m).await.map_err(fault)?;
                     *s = Some((req, next, n));
@@ -149,7 +163,9 @@ impl Disk {
             };
             let (_, block, n) = slots[i].take().unwrap_or_default();
             if status != blk::OK {
-                debug_println!("blk-check: FAILED: request for blocks {block}+{n} answered {status}");
+                debug_println!(
+                    "blk-check: FAILED: request for blocks {block}+{n} answered {status}"
+                );
                 return Err(Failed);
             }
             if let Some(check) = check.as_mut() {
@@ -197,7 +213,10 @@ async fn checks(ex: &Executor<'_, MicrokitPlatform>, cfg: &config::Config) -> Re
         next_req: 1,
     };
     match d.port.recv(ex).await.map_err(fault)? {
-        Msg::Ready { blocks, block_size: BLOCK } => d.blocks = blocks,
+        Msg::Ready {
+            blocks,
+            block_size: BLOCK,
+        } => d.blocks = blocks,
         other => {
             debug_println!("blk-check: FAILED: {other} first, expected ready with 512-byte blocks");
             return Err(Failed);
@@ -220,11 +239,16 @@ async fn checks(ex: &Executor<'_, MicrokitPlatform>, cfg: &config::Config) -> Re
         read += 1;
         compare("whole-disk read", b, bytes, |b, w| c.word(b, w))
     };
-    d.run(ex, false, 0, d.blocks, None, Some(&mut whole)).await?;
+    d.run(ex, false, 0, d.blocks, None, Some(&mut whole))
+        .await?;
     let c = content.unwrap_or(Content::Zeros);
     debug_println!(
         "blk-check: every block read and compared: {read} blocks, {}",
-        if c == Content::Pattern { "the pattern disk" } else { "a zeroed disk" }
+        if c == Content::Pattern {
+            "the pattern disk"
+        } else {
+            "a zeroed disk"
+        }
     );
 
     let at = d.blocks / 2 - WRITTEN / 2;
@@ -234,24 +258,41 @@ async fn checks(ex: &Executor<'_, MicrokitPlatform>, cfg: &config::Config) -> Re
         }
     };
     d.run(ex, true, at, WRITTEN, Some(&fill), None).await?;
-    let mut back =
-        |b: u64, bytes: &[u8]| compare("written read back", b, bytes, |b, w| written(b, w).to_le_bytes());
+    let mut back = |b: u64, bytes: &[u8]| {
+        compare("written read back", b, bytes, |b, w| {
+            written(b, w).to_le_bytes()
+        })
+    };
     d.run(ex, false, at, WRITTEN, None, Some(&mut back)).await?;
     for b in [at - 1, at + WRITTEN] {
-        let mut beside = |b: u64, bytes: &[u8]| compare("beside the write", b, bytes, |b, w| c.word(b, w));
+        let mut beside =
+            |b: u64, bytes: &[u8]| compare("beside the write", b, bytes, |b, w| c.word(b, w));
         d.run(ex, false, b, 1, None, Some(&mut beside)).await?;
     }
-    debug_println!("blk-check: 1 MiB written at block {at} read back; the blocks beside it unchanged");
+    debug_println!(
+        "blk-check: 1 MiB written at block {at} read back; the blocks beside it unchanged"
+    );
 
     for (block, count) in [(d.blocks, 1u32), (d.blocks - 1, 2), (u64::MAX, 1)] {
         let req = d.next_req;
         d.next_req += 1;
         d.port
-            .send(ex, Msg::Read { req, block, count, buf: 0 })
+            .send(
+                ex,
+                Msg::Read {
+                    req,
+                    block,
+                    count,
+                    buf: 0,
+                },
+            )
             .await
             .map_err(fault)?;
         match d.port.recv(ex).await.map_err(fault)? {
-            Msg::Done { req: r, status: blk::BAD_REQUEST } if r == req => {}
+            Msg::Done {
+                req: r,
+                status: blk::BAD_REQUEST,
+            } if r == req => {}
             other => {
                 debug_println!("blk-check: FAILED: a read of {block}+{count} answered {other}");
                 return Err(Failed);
@@ -262,7 +303,7 @@ async fn checks(ex: &Executor<'_, MicrokitPlatform>, cfg: &config::Config) -> Re
 
     let passes = cfg.params.passes;
     if passes > 0 {
-        let mib = d.blocks * u64::from(BLOCK) * u64::from(passes) >> 20;
+        let mib = (d.blocks * u64::from(BLOCK) * u64::from(passes)) >> 20;
         debug_println!("blk-check: read passes begin");
         for _ in 0..passes {
             d.run(ex, false, 0, d.blocks, None, None).await?;
@@ -277,7 +318,11 @@ async fn checks(ex: &Executor<'_, MicrokitPlatform>, cfg: &config::Config) -> Re
     }
     let pc = d.port.counters();
     if pc.violations != 0 || pc.malformed != 0 {
-        debug_println!("blk-check: FAILED: {} violations, {} malformed", pc.violations, pc.malformed);
+        debug_println!(
+            "blk-check: FAILED: {} violations, {} malformed",
+            pc.violations,
+            pc.malformed
+        );
         return Err(Failed);
     }
     Ok(())
