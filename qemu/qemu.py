@@ -27,6 +27,10 @@ a QMP socket for hot-plug tests and for reading the screen. A guest write of
 v to port 0xf4 makes QEMU exit with status 2v+1; the monitor writes 0x10 on
 success and 0x11 on failure.
 
+`--virtio net` puts the NIC's network on a virtio-net-pci at slot 4 instead
+of the RTL8139; `--virtio blk` adds a virtio-blk-pci at slot 6 on the same
+raw image as the USB disk (see VIRTIO_NET_SLOT for why those slots).
+
 The Sabre Lite (`--board sabrelite`): QEMU's `sabrelite` machine (i.MX6,
 one Cortex-A9, 1 GiB), booted from the boot image system-builder writes
 (the loader with the kernel and the system image, `-kernel`), UART2 (the
@@ -89,11 +93,28 @@ def netdev(spec):
     raise ValueError(f"qemu: unknown --net {spec!r} (user, user:ECHO:STATUS or dgram:PORT)")
 
 
-def devices(disk, without=(), net=None):
-    """The machine's devices, by the names `without` may drop."""
+# The virtio devices a boot may add (`virtio`), each at a slot whose INTx
+# line no other driver PD of the systems that use it takes: the firmware
+# routes slot 4 to line 11 (the RTL8139's, which virtio-net replaces on the
+# NIC's network) and slot 6 to line 10 (OHCI's, whose driver the virtio-blk
+# systems do not run). seL4 gives an IRQ to one handler.
+VIRTIO_NET_SLOT = 4
+VIRTIO_BLK_SLOT = 6
+VIRTIO = ("net", "blk")
+
+
+def devices(disk, without=(), net=None, virtio=()):
+    """The machine's devices, by the names `without` may drop; `virtio`
+    adds virtio-net-pci (which then carries the NIC's network instead of
+    the RTL8139) or virtio-blk-pci (on `disk`, like the USB disk)."""
+    unknown = set(virtio) - set(VIRTIO)
+    if unknown:
+        raise ValueError(f"unknown virtio devices: {sorted(unknown)} (known: {', '.join(VIRTIO)})")
+    nic = (["-device", f"virtio-net-pci,netdev=n0,addr={VIRTIO_NET_SLOT}"] if "net" in virtio
+           else ["-device", "rtl8139,netdev=n0"])
     groups = {
         "debug-exit": ["-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04"],
-        "rtl8139": ["-netdev", netdev(net), "-device", "rtl8139,netdev=n0"],
+        "rtl8139": ["-netdev", netdev(net), *nic],
         "ohci": [
             # Slot 5, not the next free one (4): there the firmware routes its
             # INTx to line 10, the RTL8139's (slot 3) to line 11. seL4 gives
@@ -106,6 +127,11 @@ def devices(disk, without=(), net=None):
             "-device", "usb-storage,bus=ohci.0,drive=usbdisk",
         ],
     }
+    if "blk" in virtio:
+        groups["virtio-blk"] = [
+            "-drive", f"if=none,id=vblk,format=raw,file={disk},snapshot=on,file.locking=off",
+            "-device", f"virtio-blk-pci,drive=vblk,addr={VIRTIO_BLK_SLOT}",
+        ]
     unknown = set(without) - set(groups)
     if unknown:
         raise ValueError(f"unknown devices to leave out: {sorted(unknown)} (known: {sorted(groups)})")
@@ -142,7 +168,7 @@ def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None, net=N
 
 def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=(),
             boot="kernel", medium=None, firmware="seabios", without=(), net=None, board="pc",
-            uart1=None):
+            uart1=None, virtio=()):
     if board == "sabrelite":
         return sabrelite_command(image, qmp, icount, extra, uart1, net)
     if board != "pc":
@@ -168,7 +194,7 @@ def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=()
     else:
         cmd += ["-drive", f"file={medium},format=raw,if=ide,snapshot=on,file.locking=off",
                 "-boot", "order=c"]
-    cmd += devices(disk, without, net)
+    cmd += devices(disk, without, net, virtio)
     if qmp:
         cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"]
     if icount:
@@ -250,7 +276,8 @@ def screen_size(qmp):
 
 
 def start(kernel, image, disk, log, icount=False, qmp=None, net=None, extra=(),
-          boot="kernel", medium=None, firmware="seabios", without=(), board="pc"):
+          boot="kernel", medium=None, firmware="seabios", without=(), board="pc",
+          virtio=()):
     """Starts QEMU in the background, serial output into `log`, for a
     caller that runs a host program meanwhile; end it with `quit` and
     `stop`. Boots as `command` does (the kernel directly, or a medium
@@ -258,7 +285,8 @@ def start(kernel, image, disk, log, icount=False, qmp=None, net=None, extra=(),
     with open(log, "wb") as out:
         return subprocess.Popen(
             command(kernel, image, disk, qmp=qmp, icount=icount, net=net, extra=extra,
-                    boot=boot, medium=medium, firmware=firmware, without=without, board=board),
+                    boot=boot, medium=medium, firmware=firmware, without=without, board=board,
+                    virtio=virtio),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -292,7 +320,7 @@ def stop(proc, timeout):
 
 def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False, qmp=None,
          boot="kernel", medium=None, firmware="seabios", without=(), until=None, poll=0.5,
-         net=None, board="pc", uart1=None):
+         net=None, board="pc", uart1=None, virtio=()):
     """Boots once, serial output into `log`; returns (status or None, seconds).
     A QEMU still running after `timeout` seconds is killed by its own PID.
     With `until` (a function of a Qmp connection), QEMU is asked every `poll`
@@ -302,7 +330,8 @@ def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False,
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command(kernel, image, disk, qmp=qmp, icount=icount, boot=boot, medium=medium,
-                    firmware=firmware, without=without, net=net, board=board, uart1=uart1),
+                    firmware=firmware, without=without, net=net, board=board, uart1=uart1,
+                    virtio=virtio),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -355,6 +384,8 @@ def main():
     ap.add_argument("--medium", help="the ISO (--boot cdrom) or disk image (--boot disk)")
     ap.add_argument("--firmware", choices=sorted(FIRMWARE), default="seabios")
     ap.add_argument("--without", action="append", default=[], help="leave this device out (rtl8139, ohci, debug-exit)")
+    ap.add_argument("--virtio", action="append", default=[], choices=VIRTIO,
+                    help="add virtio-net-pci (the NIC's network moves to it) or virtio-blk-pci (on --disk)")
     ap.add_argument("--disk", help="raw image behind the USB disk (pc)")
     ap.add_argument("--log", help="serial log file (boot mode)")
     ap.add_argument("--timeout", type=float, default=60)
@@ -379,7 +410,7 @@ def main():
     # Every boot gets a QMP socket, for tests that hot-plug devices.
     a.qmp = a.qmp or os.path.splitext(a.image or a.medium)[0] + ".qmp"
     opts = dict(boot=a.boot, medium=a.medium, firmware=a.firmware, without=a.without,
-                board=a.board)
+                board=a.board, virtio=a.virtio)
     if a.mode == "run":
         print("qemu: Ctrl-A X quits", file=sys.stderr)
         cmd = command(a.kernel, a.image, a.disk, qmp=a.qmp, icount=a.icount, net=a.net or RUN_NET, **opts)

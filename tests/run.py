@@ -176,7 +176,8 @@ def peer_test(t, build, log, qmp_path):
         disk=os.path.join(build, "usb-disk.img"), log=log, qmp=qmp_path, net=net,
         boot=t.get("boot", "kernel"),
         medium=os.path.join(build, t["medium"]) if "medium" in t else None,
-        firmware=t.get("firmware", "seabios"), without=t.get("without", ()), board=board)
+        firmware=t.get("firmware", "seabios"), without=t.get("without", ()), board=board,
+        virtio=t.get("virtio", ()))
     ready = re.compile(t["ready"])
     code, output = None, f"(peer not started: /{t['ready']}/ never appeared)"
     while time.monotonic() < deadline and proc.poll() is None:
@@ -288,7 +289,7 @@ def boot_one(build, t, logdir, name=None):
             boot=t.get("boot", "kernel"),
             medium=os.path.join(build, t["medium"]) if "medium" in t else None,
             firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
-            until=until)
+            until=until, virtio=t.get("virtio", ()))
     outcome = qemu.decode(status)
     with open(log, "rb") as f:
         text = f.read().decode("utf-8", "replace").replace("\r", "")
