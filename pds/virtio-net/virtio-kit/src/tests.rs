@@ -86,6 +86,7 @@ fn server(space: FakeConfig) -> Server<FakeConfig> {
     let drivers = [PciClient {
         channel: 7,
         bdf: NET,
+        bars: [None; 6],
         pd: "virtio-net",
     }];
     Server::new(space, drivers, |_| {})
