@@ -261,13 +261,24 @@ impl RxRing {
     /// Whether the device handed back an armed descriptor other than the
     /// oldest while the oldest is still its own: it skipped one, and the
     /// ring's order no longer holds. Only worth asking when the device
-    /// said it received a frame and the oldest descriptor shows none.
+    /// said it received a frame and the oldest descriptor showed none.
+    ///
+    /// The device keeps receiving while this runs: it may fill the oldest
+    /// and the next between a look at the oldest and a look at the next,
+    /// which is no skip. It fills descriptors in order, so the oldest is
+    /// looked at again after a later one was seen filled: still empty
+    /// then, it was skipped.
     pub fn skipped(&self) -> bool {
-        (1..self.armed).any(|k| {
+        let later = (1..self.armed).any(|k| {
             let i = (self.head + k) % RX_SLOTS;
             !LocalRegisterCopy::<u16, RxStatus::Register>::new(self.ring.status(i))
                 .is_set(RxStatus::E)
-        })
+        });
+        if !later {
+            return false;
+        }
+        barrier::acquire();
+        !self.ready()
     }
 
     /// Takes every armed buffer back, oldest first (the device is
