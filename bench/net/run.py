@@ -34,9 +34,9 @@ LINE = re.compile(r"bench: (.*)")
 # (payload bytes, in flight, echoes, Linux 6.1 instructions per echo with
 # 8139too, with virtio_net; None: not measured)
 RUNS = [(64, 32, 20000, 12300, 13800), (1472, 32, 10000, None, None), (64, 1, 3000, 15300, None)]
-# (name, image under build/release/, qemu.py virtio devices)
-NICS = [("rtl8139", "bench-net-net-echo.elf", ()),
-        ("virtio-net", "bench-net-virtio-net-echo.elf", ("net",))]
+# (name, image under build/release/, qemu.py virtio devices, the driver PD)
+NICS = [("rtl8139", "bench-net-net-echo.elf", (), "rtl8139"),
+        ("virtio-net", "bench-net-virtio-net-echo.elf", ("net",), "virtio-net")]
 
 
 def free_pair():
@@ -53,19 +53,21 @@ def free_pair():
     raise OSError("no free UDP port pair")
 
 
-def one(build, plugin, image, size, inflight, count, logdir, nic="rtl8139", virtio=()):
+def one(build, plugin, image, size, inflight, count, logdir, profile, nic, virtio, driver):
     name = f"net-echo-{nic}-{size}-{inflight}"
     log = os.path.join(logdir, name + ".log")
     counters = os.path.join(logdir, name + ".counters")
     qmp = os.path.join(logdir, name + ".qmp")
+    prof = os.path.join(logdir, name + ".profile") if profile else None
     port = free_pair()
+    plugin_args = f"{plugin},out={counters}" + (f",profile={prof}" if prof else "")
     proc = qemu.start(
         kernel=os.path.join(build, "kernel", "release", "kernel32.elf"),
         image=image, disk=os.path.join(build, "usb-disk.img"), log=log,
         qmp=qmp, net=f"dgram:{port}", virtio=virtio,
         # sleep=on: while the guest idles (waiting for the host), virtual
         # time follows real time instead of racing through timer ticks.
-        extra=["-icount", "shift=0,align=off,sleep=on", "-plugin", f"{plugin},out={counters}"])
+        extra=["-icount", "shift=0,align=off,sleep=on", "-plugin", plugin_args])
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline:
@@ -78,11 +80,20 @@ def one(build, plugin, image, size, inflight, count, logdir, nic="rtl8139", virt
         else:
             return None, f"never ready; log {log}"
         peer = os.path.join(ROOT, "target", "release", "net-peer")
-        run = subprocess.run([peer, "bench", str(port), str(size), str(inflight), str(count), counters],
+        run = subprocess.run([peer, "bench", str(port), str(size), str(inflight), str(count), counters]
+                             + ([prof] if prof else []),
                              capture_output=True, text=True, timeout=max(deadline - time.monotonic(), 1))
         m = LINE.search(run.stdout)
         if run.returncode != 0 or not m:
             return None, f"peer failed: {run.stdout.strip()} {run.stderr.strip()}"
+        if prof:
+            target = os.path.join(ROOT, "target", "sel4-release", "x86_64-unknown-linux-gnu", "release")
+            elfs = [os.path.join(build, "kernel", "release", "kernel.elf")] + [
+                os.path.join(target, pd) for pd in (driver, "net", "timer", "pci")]
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench", "net", "profile.py"),
+                            prof + ".0", prof + ".1", str(count)] + elfs, check=False)
+            for suffix in ("", ".0", ".1"):
+                os.remove(prof + suffix)
         return dict(kv.split("=") for kv in m.group(1).split()), None
     except subprocess.TimeoutExpired:
         return None, "peer timed out"
@@ -95,45 +106,53 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--plugin", required=True, help="the insn-count plugin (.so)")
-    ap.add_argument("--nic", action="append", choices=[n for n, _, _ in NICS],
+    ap.add_argument("--nic", action="append", choices=[n[0] for n in NICS],
                     help="only this NIC (default: all)")
+    ap.add_argument("--load", action="append", metavar="SIZE:INFLIGHT",
+                    help="only these loads (default: all)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print where the instructions go (bench/net/profile.py)")
     a = ap.parse_args()
     logdir = os.path.join(a.build, "bench-logs")
     os.makedirs(logdir, exist_ok=True)
+    runs = [r for r in RUNS if not a.load or f"{r[0]}:{r[1]}" in a.load]
     print("== net bench: UDP echo on the raw-frame wire, -icount, guest instructions by TCG plugin")
     print(f"   {'nic':<11} {'load':<20} {'pkt/s':>7} {'insn/pkt':>9} {'driver':>7} {'net':>7} {'rest':>7} "
-          f"{'kernel':>7} {'rtt p50':>8} {'rtt p99':>8} {'vs Linux':>9} {'pps vs rtl8139':>15}")
+          f"{'kernel':>7} {'idle':>7} {'rtt p50':>8} {'rtt p99':>8} {'vs Linux':>9} {'pps vs rtl8139':>15}")
     failed = False
     pps = {}
-    for nic, image, virtio in NICS:
+    for nic, image, virtio, driver in NICS:
         if a.nic and nic not in a.nic:
             continue
         image = os.path.join(a.build, "release", image)
-        for size, inflight, count, linux_rtl, linux_virtio in RUNS:
+        for size, inflight, count, linux_rtl, linux_virtio in runs:
             linux = linux_virtio if virtio else linux_rtl
-            r, err = one(a.build, a.plugin, image, size, inflight, count, logdir, nic, virtio)
+            r, err = one(a.build, a.plugin, image, size, inflight, count, logdir, a.profile,
+                         nic, virtio, driver)
             load = f"{size} B, {inflight} in flight"
             if err:
                 print(f"   {nic:<11} {load:<20} did not complete: {err}")
                 failed = True
                 continue
             n = int(r["echoed"])
-            per = {k: int(r[k]) / n for k in ("insns", "kernel", "driver", "net")}
-            rest = per["insns"] - per["driver"] - per["net"]
-            ratio = f"{per['insns'] / linux:.2f}x" if linux else "-"
+            per = {k: int(r[k]) / n for k in ("insns", "kernel", "busy", "driver", "net")}
+            rest = per["busy"] - per["driver"] - per["net"]
+            idle = per["insns"] - per["busy"]
+            ratio = f"{per['busy'] / linux:.2f}x" if linux else "-"
             rate = n / float(r["seconds"])
             pps[(nic, size, inflight)] = rate
             base = pps.get(("rtl8139", size, inflight))
             vs = f"{rate / base:.2f}x" if nic != "rtl8139" and base else "-"
-            print(f"   {nic:<11} {load:<20} {rate:>7.0f} {per['insns']:>9.0f} {per['driver']:>7.0f} "
-                  f"{per['net']:>7.0f} {rest:>7.0f} {per['kernel']:>7.0f} {float(r['rtt_median_us']):>7.0f}u "
-                  f"{float(r['rtt_p99_us']):>7.0f}u {ratio:>9} {vs:>15}"
+            print(f"   {nic:<11} {load:<20} {rate:>7.0f} {per['busy']:>9.0f} {per['driver']:>7.0f} "
+                  f"{per['net']:>7.0f} {rest:>7.0f} {per['kernel']:>7.0f} {idle:>7.0f} "
+                  f"{float(r['rtt_median_us']):>7.0f}u {float(r['rtt_p99_us']):>7.0f}u {ratio:>9} {vs:>15}"
                   + (f"  ({r['resent']} stalls resent after 1 s)" if r.get("resent", "0") != "0" else ""))
-    print("   (driver, net: instructions in each PD's busy time, its kernel calls included; rest: kernel")
-    print("    work outside both; kernel: every kernel-mode instruction; vs Linux: instructions per")
-    print("    packet against Linux 6.1 on this QEMU with the same NIC: 8139too 12,300 at 32 in flight and")
-    print("    15,300 ping-pong, virtio_net 13,800 at 32 in flight; pps vs rtl8139: packets per second")
-    print("    against the RTL8139 row of this run (Linux: virtio_net about 1.25x 8139too's))")
+    print("   (insn/pkt: instructions in busy periods, those that ran any PD; idle: kernel timer ticks")
+    print("    while the system waited for the host, not counted; driver, net: each PD's busy time, its")
+    print("    kernel calls included; rest: kernel work outside both; kernel: every kernel-mode")
+    print("    instruction; vs Linux: instructions per packet against Linux 6.1 on this QEMU with the")
+    print("    same NIC: 8139too 12,300 at 32 in flight and 15,300 ping-pong, virtio_net 13,800 at 32 in")
+    print("    flight; pps vs rtl8139: packets per second against the RTL8139 row of this run)")
     sys.exit(1 if failed else 0)
 
 

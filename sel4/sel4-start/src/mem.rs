@@ -3,6 +3,12 @@
 //! loops it could lower back into the same calls: string instructions
 //! cannot be, and the comparisons read through `read_volatile`, which it
 //! never turns into `memcmp`.
+//!
+//! Copies and fills move eight bytes per iteration (`rep movsq`, `rep
+//! stosq`) and the remaining bytes one at a time: QEMU's TCG executes a
+//! `rep` string instruction one iteration at a time, so a byte-wise
+//! `rep movsb` costs an instruction per byte (the net bench measured
+//! 1,510 instructions for zeroing one 1,518-byte frame).
 
 use core::arch::asm;
 
@@ -11,9 +17,13 @@ use core::arch::asm;
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     // SAFETY: the caller guarantees both ranges; the direction flag is clear
-    // per the SysV ABI.
+    // per the SysV ABI. The quadwords and then the tail bytes cover exactly
+    // the n bytes.
     unsafe {
-        asm!("rep movsb", inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") n => _, options(nostack, preserves_flags));
+        asm!("rep movsq", "mov rcx, {tail}", "rep movsb",
+            tail = in(reg) n & 7,
+            inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") n >> 3 => _,
+            options(nostack, preserves_flags));
     }
     dst
 }
@@ -42,9 +52,14 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 /// As C's `memset`: `n` bytes valid at `dst`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees the range.
+    let byte = u64::from(c as u8);
+    // SAFETY: the caller guarantees the range; as in memcpy, quadwords
+    // then the tail bytes cover exactly the n bytes.
     unsafe {
-        asm!("rep stosb", inout("rdi") dst => _, inout("rcx") n => _, in("al") c as u8, options(nostack, preserves_flags));
+        asm!("rep stosq", "mov rcx, {tail}", "rep stosb",
+            tail = in(reg) n & 7,
+            inout("rdi") dst => _, inout("rcx") n >> 3 => _, in("rax") byte * 0x0101_0101_0101_0101,
+            options(nostack, preserves_flags));
     }
     dst
 }

@@ -87,25 +87,54 @@ pub struct TxSide<M: Memory> {
     busy: [bool; MAX_BUFS],
     out: Deque<Msg, OUTBOX>,
     stopped: bool,
+    /// The stack found no way out since its last poll (no transmit buffer,
+    /// stopped queue or full outbox): it must be polled once one is free.
+    blocked: bool,
+    /// Where smoltcp builds each frame before it is copied into a buffer:
+    /// kept, so that it is not zeroed whole for every frame.
+    frame: [u8; MAX_FRAME],
     pub counters: Counters,
     mac: [u8; 6],
 }
 
 impl<M: Memory> TxSide<M> {
-    fn can_send(&self) -> bool {
-        !self.stopped && !self.free.is_empty() && self.out.len() < OUTBOX
+    fn can_send(&mut self) -> bool {
+        let can = !self.stopped && !self.free.is_empty() && self.out.len() < OUTBOX;
+        self.blocked |= !can;
+        can
     }
 
     /// Writes a frame into a free transmit buffer and queues txPacket.
     fn send(&mut self, frame: &[u8]) -> bool {
-        if !self.can_send() || frame.len() > MAX_FRAME {
+        if frame.len() > MAX_FRAME {
             return false;
         }
-        let Some(index) = self.free.pop() else {
+        let Some((index, buf)) = self.take_buf() else {
             return false;
         };
-        let buf = self.plan.tx_buf(usize::from(index));
-        if !self.mem.write(buf, frame) {
+        let written = self.mem.write(buf, frame);
+        self.queue(index, buf, frame.len(), written)
+    }
+
+    /// [`send`](Self::send) for the frame smoltcp built in `self.frame`.
+    fn send_built(&mut self, len: usize) -> bool {
+        let Some((index, buf)) = self.take_buf() else {
+            return false;
+        };
+        let written = self.mem.write(buf, &self.frame[..len]);
+        self.queue(index, buf, len, written)
+    }
+
+    fn take_buf(&mut self) -> Option<(u16, u32)> {
+        if !self.can_send() {
+            return None;
+        }
+        let index = self.free.pop()?;
+        Some((index, self.plan.tx_buf(usize::from(index))))
+    }
+
+    fn queue(&mut self, index: u16, buf: u32, len: usize, written: bool) -> bool {
+        if !written {
             // The plan fits the area, so this cannot happen.
             let _ = self.free.push(index);
             return false;
@@ -115,7 +144,7 @@ impl<M: Memory> TxSide<M> {
         // Room was checked in can_send.
         let _ = self.out.push_back(Msg::TxPacket {
             buf,
-            len: frame.len() as u16,
+            len: len as u16,
         });
         true
     }
@@ -150,6 +179,8 @@ impl<M: Memory> EthDevice<M> {
                 busy: [false; MAX_BUFS],
                 out: Deque::new(),
                 stopped: false,
+                blocked: false,
+                frame: [0; MAX_FRAME],
                 counters: Counters::default(),
                 mac: [0; 6],
             },
@@ -190,6 +221,21 @@ impl<M: Memory> EthDevice<M> {
     /// The address the driver announced (zero until then).
     pub fn mac(&self) -> Option<[u8; 6]> {
         self.mac_known.then_some(self.tx.mac)
+    }
+
+    /// Whether the stack has work: received frames wait for it, or it
+    /// was blocked on the way out and a way is free again. Otherwise a
+    /// poll would find nothing to do (the stack's own timers aside, see
+    /// `Net::poll_delay_ns`).
+    pub fn wants_poll(&self) -> bool {
+        let tx = &self.tx;
+        !self.ready.is_empty()
+            || (tx.blocked && !tx.stopped && !tx.free.is_empty() && tx.out.len() < OUTBOX)
+    }
+
+    /// The stack is about to be polled: whatever blocked it is seen anew.
+    pub fn poll_started(&mut self) {
+        self.tx.blocked = false;
     }
 
     /// Transmits in flight (sent and not yet answered).
@@ -341,11 +387,14 @@ pub struct TxToken<'a, M: Memory> {
 
 impl<M: Memory> phy::TxToken for TxToken<'_, M> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        // smoltcp builds frames up to the MTU it was given.
+        // smoltcp builds frames up to the MTU it was given. The bytes it
+        // is handed are zeroed, so that nothing of an earlier frame could
+        // go out with this one.
         let len = len.min(MAX_FRAME);
-        let mut frame = [0u8; MAX_FRAME];
-        let r = f(&mut frame[..len]);
-        if !self.tx.send(&frame[..len]) {
+        let frame = &mut self.tx.frame[..len];
+        frame.fill(0);
+        let r = f(frame);
+        if !self.tx.send_built(len) {
             self.tx.counters.tx_dropped += 1;
         }
         r

@@ -5,7 +5,7 @@
 
 use core::fmt::{self, Write};
 
-use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
@@ -204,6 +204,13 @@ impl<'s> Net<'s> {
     /// Moves frames through the stack and serves every socket until
     /// nothing changes (at most a few rounds); `page` writes the status
     /// page's text when a client asks for it.
+    ///
+    /// Each round is one smoltcp poll (every received frame in, then
+    /// everything the sockets have to send out) and one pass over the
+    /// services. A round whose services produced nothing ends it: the
+    /// poll before them already sent what was pending, so another would
+    /// find nothing (a full way out is retried when the device says it
+    /// is free again, see `EthDevice::wants_poll`).
     pub fn poll<M: Memory>(
         &mut self,
         now_ns: u64,
@@ -215,11 +222,12 @@ impl<'s> Net<'s> {
             configured: self.announce.take(),
             deconfigured: false,
         };
+        device.poll_started();
         for _ in 0..ROUNDS {
-            let polled = self.iface.poll(now, device, &mut self.sockets);
+            self.iface.poll(now, device, &mut self.sockets);
             self.dhcp(&mut changes);
             let served = self.serve_udp() | self.serve_echo() | self.serve_pages(device, &mut page);
-            if polled == PollResult::None && !served {
+            if !served {
                 break;
             }
         }

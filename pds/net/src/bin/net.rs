@@ -246,6 +246,9 @@ fn main() -> ! {
     let mut net: Option<Net<'_>> = None;
     let mut started = false;
     let mut timer_at: Option<u64> = None;
+    // When the stack next wants a poll of its own (its timers): `Some(0)`
+    // polls at once.
+    let mut poll_due: Option<u64> = Some(0);
     let mut next_id = 1u32;
     let mut said_link: Option<bool> = None;
     // This PD's busy time leaves out the driver's, which preempts it (the
@@ -320,7 +323,12 @@ fn main() -> ! {
             said_link = device.link();
             debug_println!("net: link {}", if device.link_up() { "up" } else { "down" });
         }
-        if let Some(stack) = net.as_mut() {
+        // A poll that would find nothing to do is left out: only new
+        // frames, a way out freed while the stack was blocked, or the
+        // stack's own deadline call for one.
+        if let Some(stack) = net.as_mut()
+            && (device.wants_poll() || poll_due.is_some_and(|due| t >= due))
+        {
             let peer = cfg.ports.eth.peer;
             let changes = stack.poll(t, &mut device, |w, stats, address, dev| {
                 page(w, stats, address, dev, &ethp, &driver, peer, busy)
@@ -341,6 +349,7 @@ fn main() -> ! {
             if changes.deconfigured {
                 debug_println!("net: DHCP lease lost");
             }
+            poll_due = stack.poll_delay_ns(t).map(|d| t + d);
         }
         while let Some(msg) = device.next_out() {
             match ethp.try_send(&msg, t) {
@@ -353,10 +362,10 @@ fn main() -> ! {
                 Err(_) => {}
             }
         }
-        if let Some(stack) = net.as_mut()
-            && let Some(delay) = stack.poll_delay_ns(t)
+        if net.is_some()
+            && let Some(due) = poll_due
         {
-            let at = t + delay.min(MAX_SLEEP_NS);
+            let at = due.min(t + MAX_SLEEP_NS);
             if timer_at.is_none_or(|armed| at + TIMER_SLACK_NS < armed) {
                 let id = next_id;
                 next_id = next_id.wrapping_add(1).max(1);

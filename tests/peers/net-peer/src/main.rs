@@ -10,11 +10,13 @@
 //!                             station at PORT+1, 10.0.2.2): ARP, pings, UDP and TCP
 //!                             echo, raw frames of every size, malformed frames, the
 //!                             256-frame burst, link down and up (QMP socket QMP)
-//! net-peer bench PORT SIZE INFLIGHT COUNT COUNTERS
+//! net-peer bench PORT SIZE INFLIGHT COUNT COUNTERS [PROFILE]
 //!                             the net bench's load: COUNT UDP echoes of SIZE bytes,
 //!                             INFLIGHT in flight; prints one `bench:` line with the
 //!                             guest instructions (the TCG plugin's counter file
-//!                             COUNTERS) and the PDs' busy time over the run
+//!                             COUNTERS) and the PDs' busy time over the run; with
+//!                             PROFILE (the plugin's profile file), copies it to
+//!                             PROFILE.0 before the run and PROFILE.1 after
 //! ```
 
 use std::process::ExitCode;
@@ -112,20 +114,40 @@ fn wire(port: u16, qmp: &str) -> bool {
     ok
 }
 
-/// The plugin's counters: guest instructions in all and in the kernel.
-fn instructions(path: &str) -> Result<(u64, u64), String> {
+/// The plugin's counters (bench/net/insn-count.c): guest instructions in
+/// all, in the kernel, in busy periods (those that ran any PD), and the
+/// idle thread's halts.
+fn instructions(path: &str) -> Result<[u64; 4], String> {
     let b = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    let word = |i: usize| {
-        b.get(i * 8..i * 8 + 8)
+    let mut words = [0; 4];
+    for (i, w) in words.iter_mut().enumerate() {
+        *w = b
+            .get(i * 8..i * 8 + 8)
             .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
-    };
-    Ok((
-        word(0).ok_or("short counter file")?,
-        word(1).ok_or("short counter file")?,
-    ))
+            .ok_or("short counter file")?;
+    }
+    Ok(words)
 }
 
-fn bench(port: u16, size: usize, inflight: u32, count: u32, counters: &str) -> bool {
+/// Copies the plugin's profile file as it is now to `PROFILE.<n>`, for
+/// bench/net/profile.py to subtract.
+fn snapshot(profile: Option<&str>, n: u32) -> Result<(), String> {
+    match profile {
+        Some(p) => std::fs::copy(p, format!("{p}.{n}"))
+            .map(|_| ())
+            .map_err(|e| format!("{p}: {e}")),
+        None => Ok(()),
+    }
+}
+
+fn bench(
+    port: u16,
+    size: usize,
+    inflight: u32,
+    count: u32,
+    counters: &str,
+    profile: Option<&str>,
+) -> bool {
     let mut st = wire::Station::new(port);
     if !report("arp", checks::arp(&mut st)) {
         return false;
@@ -135,9 +157,11 @@ fn bench(port: u16, size: usize, inflight: u32, count: u32, counters: &str) -> b
     }
     let mut run = || -> Result<String, String> {
         let (before, _) = checks::status(&mut st, 42080)?;
-        let (i0, k0) = instructions(counters)?;
+        snapshot(profile, 0)?;
+        let c0 = instructions(counters)?;
         let (secs, mut rtts, resent) = checks::udp_load(&mut st, count, inflight, size)?;
-        let (i1, k1) = instructions(counters)?;
+        let c1 = instructions(counters)?;
+        snapshot(profile, 1)?;
         let (after, _) = checks::status(&mut st, 42081)?;
         let delta = |k: &str| {
             after
@@ -153,9 +177,11 @@ fn bench(port: u16, size: usize, inflight: u32, count: u32, counters: &str) -> b
                 .unwrap_or(0.0)
         };
         Ok(format!(
-            "bench: size={size} inflight={inflight} echoed={count} resent={resent} seconds={secs:.3} insns={} kernel={} driver={} net={} rtt_median_us={:.1} rtt_p99_us={:.1}",
-            i1 - i0,
-            k1 - k0,
+            "bench: size={size} inflight={inflight} echoed={count} resent={resent} seconds={secs:.3} insns={} kernel={} busy={} halts={} driver={} net={} rtt_median_us={:.1} rtt_p99_us={:.1}",
+            c1[0] - c0[0],
+            c1[1] - c0[1],
+            c1[2] - c0[2],
+            c1[3] - c0[3],
             delta("busy_tsc"),
             delta("net_busy_tsc"),
             pct(0.5),
@@ -185,10 +211,11 @@ fn main() -> ExitCode {
             arg(&args, 4, "in flight"),
             arg(&args, 5, "count"),
             &arg::<String>(&args, 6, "counter file"),
+            args.get(7).map(String::as_str),
         ),
         _ => {
             eprintln!(
-                "usage: net-peer user ECHO STATUS | wire PORT QMP | bench PORT SIZE INFLIGHT SECONDS"
+                "usage: net-peer user ECHO STATUS | wire PORT QMP | bench PORT SIZE INFLIGHT COUNT COUNTERS [PROFILE]"
             );
             false
         }
