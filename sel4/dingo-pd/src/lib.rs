@@ -54,6 +54,17 @@ where
     TypedPort::new(port(pd, cfg), observer, supervisor, pd, cfg.role)
 }
 
+/// The supervisor of a PD's ports: violations are fatal when the monitor
+/// restarts this PD on a fault (a fault then costs a restart, and the
+/// clients' shadows replay the rest), logged otherwise.
+pub fn supervisor(reporter: &dyn Reporter) -> Supervisor<'_> {
+    if microkit::recovery::restartable() {
+        Supervisor::fatal(reporter)
+    } else {
+        Supervisor::log(reporter)
+    }
+}
+
 /// The time source of a PD: monotonic nanoseconds.
 pub type Clock = fn() -> u64;
 
