@@ -161,6 +161,9 @@ impl System<'_> {
             // in the monitor; the PD that maps it is stopped and its device
             // quiesced, so nothing else writes it meanwhile.
             unsafe { core::ptr::write_bytes(at as *mut u8, 0, size as usize) };
+            Cap::<kind::Page>::from_cptr(self.zero_slot)
+                .unmap()
+                .ctx("unmap a zeroed frame")?;
             ROOT_CNODE
                 .delete(self.zero_slot, WORD_BITS)
                 .ctx("delete a zeroed frame's copy")?;
