@@ -22,7 +22,7 @@ use sel4::{WORD_BITS, init_cap};
 
 /// Where the monitor maps frames of its own: a 4 KiB frame to fill it (PD
 /// images) or to zero it; a large frame to zero it; the PDs' recovery
-/// pages, one after the other; the HPET's registers. Far from its image,
+/// pages, one after the other; the HPET's registers (x86_64). Far from its image,
 /// inside the user address space.
 #[cfg(target_arch = "x86_64")]
 mod window {
@@ -36,8 +36,8 @@ mod window {
     pub const SCRATCH: u64 = 0xa000_0000;
     pub const SCRATCH_LARGE: u64 = 0xa100_0000;
     pub const RECOVERY: u64 = 0xa200_0000;
-    pub const HPET: u64 = 0xa300_0000;
 }
+#[cfg(target_arch = "x86_64")]
 pub use window::HPET as HPET_WINDOW;
 use window::{RECOVERY, SCRATCH, SCRATCH_LARGE};
 
@@ -602,7 +602,8 @@ pub fn build<'a>(
 }
 
 impl System<'_> {
-    /// Each region's first frame cap.
+    /// Each region's first frame cap (the monitor's clock maps the HPET's).
+    #[cfg(target_arch = "x86_64")]
     pub fn region_frame(&self, r: usize) -> u64 {
         self.regions[r].0
     }
