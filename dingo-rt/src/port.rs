@@ -282,6 +282,9 @@ pub struct Port<const SLOT: usize = 64> {
 impl<const SLOT: usize> Port<SLOT> {
     /// Attaches to side `side` of the port region `base[..len]` whose rings
     /// have `slots` slots, signalled through Microkit channel `channel`.
+    /// Indices found inconsistent (a restarted PD's predecessor corrupted
+    /// them) leave that ring poisoned: its operations report it, until the
+    /// session handshake has the peer reset them (see [`Session`]).
     ///
     /// # Safety
     /// - `base[..len]` stays mapped readable and writable for the lifetime
@@ -310,13 +313,136 @@ impl<const SLOT: usize> Port<SLOT> {
         // alignment check inside the ring constructors.
         unsafe {
             Ok(Port {
-                tx: Producer::new(base.wrapping_add(tx), layout.ring_bytes)?,
-                rx: Consumer::new(base.wrapping_add(rx), layout.ring_bytes)?,
+                tx: Producer::attach(base.wrapping_add(tx), layout.ring_bytes)?,
+                rx: Consumer::attach(base.wrapping_add(rx), layout.ring_bytes)?,
                 data: DataArea::new(base.wrapping_add(layout.data_offset), layout.data_len),
                 channel,
                 layout,
             })
         }
+    }
+}
+
+/// This end's part in the port's session handshake, which lets a PD that
+/// the monitor restarted take up its ports again without trusting what its
+/// predecessor left in them.
+///
+/// Each end publishes its *incarnation* in the header of the ring it
+/// transmits on: one more than the number found there, so 1 for a PD's
+/// first instance and one more per restart (the region outlives the PD).
+/// A first instance uses the rings at once: both ends start from a zeroed
+/// region. A later one takes no message from the rings and puts none in
+/// until the peer has acknowledged its incarnation (the `ack` word of the
+/// peer's ring): the peer first takes what the dead instance sent, then
+/// resets the rings ([`Port::accept_peer`]: what the dead instance never
+/// took is discarded, indices it corrupted are reset), then acknowledges.
+/// Only then does the new instance take over the indices and start; each
+/// end writes the other's words only while the other waits for its
+/// acknowledgement, so the rings never have two writers at once.
+///
+/// A port end checks the peer's incarnation on every operation (one load,
+/// [`Port::session_event`]); a change means the peer restarted. An end
+/// inherits what its predecessor acknowledged, so a restarted end whose
+/// peer did not restart meanwhile waits for the peer without resetting
+/// anything itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// This end's incarnation.
+    pub mine: u32,
+    /// The peer incarnation this end's view of the rings belongs to (0:
+    /// none seen yet).
+    pub peer: u32,
+    /// Whether this end may use the rings.
+    pub ready: bool,
+}
+
+/// What [`Port::session_event`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The peer acknowledged this end's incarnation: the rings are this
+    /// end's to use (taken over as the peer left them).
+    Ready,
+    /// The peer is a new instance. Take what the old one sent (or not),
+    /// then call [`Port::accept_peer`].
+    PeerRestarted { incarnation: u32 },
+}
+
+impl<const SLOT: usize> Port<SLOT> {
+    /// Begins this end's incarnation (see [`Session`]).
+    pub fn begin_session(&mut self) -> Session {
+        let mine = match self.tx.incarnation() {
+            0 => 1,
+            // 0 means "none" and 1 "a first instance": a wrapped count
+            // is neither.
+            u32::MAX => 2,
+            n => n + 1,
+        };
+        self.tx.publish_incarnation(mine);
+        Session {
+            mine,
+            peer: self.tx.acked(),
+            ready: mine == 1,
+        }
+    }
+
+    /// Looks at the peer's incarnation and acknowledgement: `None` when
+    /// nothing changed (the common case: one load and a compare).
+    #[inline]
+    pub fn session_event(&mut self, s: &mut Session) -> Option<SessionEvent> {
+        let peer = self.rx.peer_incarnation();
+        if s.ready && peer == s.peer {
+            return None;
+        }
+        self.session_changed(s, peer)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn session_changed(&mut self, s: &mut Session, peer: u32) -> Option<SessionEvent> {
+        if peer != s.peer && peer != 0 {
+            if s.peer == 0 && peer == 1 {
+                // The peer's first instance attached: both started from a
+                // zeroed region, nothing to reset.
+                s.peer = 1;
+                self.tx.publish_ack(1);
+            } else {
+                return Some(SessionEvent::PeerRestarted { incarnation: peer });
+            }
+        }
+        if !s.ready && self.rx.peer_ack() == s.mine {
+            // The peer reset the rings for us; inconsistent indices would
+            // poison the handles, and the operations report that.
+            let _ = self.tx.reattach();
+            let _ = self.rx.reattach();
+            s.ready = true;
+            return Some(SessionEvent::Ready);
+        }
+        None
+    }
+
+    /// Accepts the peer's new `incarnation`: discards what its dead
+    /// predecessor did not take from this end and what this end did not
+    /// read from it, resets indices it corrupted, and acknowledges, after
+    /// which the peer uses the rings. Returns the messages discarded (this
+    /// end's, the peer's).
+    pub fn accept_peer(&mut self, s: &mut Session, incarnation: u32) -> (u32, u32) {
+        // SAFETY: the peer's new instance does not touch the rings until it
+        // sees the acknowledgement published below, and the old instance
+        // is gone (the monitor replaced it).
+        let discarded = unsafe { (self.tx.discard_unconsumed(), self.rx.resync()) };
+        s.peer = incarnation;
+        self.tx.publish_ack(incarnation);
+        discarded
+    }
+
+    /// Whether the peer is a new instance this end has not accepted yet.
+    pub fn peer_changed(&self, s: &Session) -> bool {
+        self.rx.peer_incarnation() != s.peer
+    }
+
+    /// Whether the peer acknowledged this end (for an end still waiting).
+    pub fn acknowledged(&self, s: &Session) -> bool {
+        self.rx.peer_ack() == s.mine
     }
 }
 

@@ -21,8 +21,15 @@
 //!     128  u32 (line 2)    consumer set, producer clear   consumer wants a notify
 //!     132  u32 (line 2)    producer set, consumer clear   producer wants a notify
 //!     136  u64 (line 2)    producer               producer's tag (0: none yet)
+//!     144  u32 (line 2)    producer               producer's incarnation (0: none yet)
+//!     148  u32 (line 2)    producer               the peer's incarnation it acknowledged
 //!     192  SLOT * cap      producer               slot i = message (index & (cap-1))
 //! ```
+//!
+//! The incarnation words carry a port's session handshake (see
+//! [`crate::port::Session`]): which instance of each PD the ring's
+//! contents belong to, so that a PD the monitor restarted and its peer
+//! agree on a fresh start. Like the tag, the ring itself only stores them.
 //!
 //! The tag is what the producing side says it speaks (a typed port puts
 //! its protocol hash there, see [`crate::typed`]), published before its
@@ -123,6 +130,8 @@ const CONSUMER_INDEX: usize = 64;
 const CONSUMER_WANTS_NOTIFY: usize = 128;
 const PRODUCER_WANTS_NOTIFY: usize = 132;
 const PRODUCER_TAG: usize = 136;
+const PRODUCER_INCARNATION: usize = 144;
+const PRODUCER_ACK: usize = 148;
 
 /// What went wrong with a ring region or a ring operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,8 +221,8 @@ pub const fn region_bytes<const SLOT: usize>(capacity: u32) -> Option<usize> {
     }
 }
 
-/// Empties the ring in place: zeroes both indices and both flags. Slots are
-/// left as they are.
+/// Empties the ring in place: zeroes both indices, both flags and the
+/// session words. Slots are left as they are.
 ///
 /// # Safety
 /// Same contract as [`Producer::new`], and no handle over this region may be
@@ -226,6 +235,8 @@ pub unsafe fn init<const SLOT: usize>(base: *mut u8, len: usize) -> Result<(), R
         CONSUMER_INDEX,
         CONSUMER_WANTS_NOTIFY,
         PRODUCER_WANTS_NOTIFY,
+        PRODUCER_INCARNATION,
+        PRODUCER_ACK,
     ] {
         shared.word(word).store(0, Ordering::Relaxed);
     }
@@ -328,17 +339,32 @@ impl<const SLOT: usize> Producer<SLOT> {
     /// Alignment and size are checked and reported as errors.
     pub unsafe fn new(base: *mut u8, len: usize) -> Result<Self, RingError> {
         // SAFETY: forwarded from this function's contract.
+        let p = unsafe { Self::attach(base, len) }?;
+        match p.poisoned {
+            Some(err) => Err(err),
+            None => Ok(p),
+        }
+    }
+
+    /// As [`new`](Self::new), but inconsistent indices leave the handle
+    /// poisoned instead of failing: every operation then reports the
+    /// corruption, until [`reattach`](Self::reattach) finds them fixed.
+    /// For a PD that was restarted over what its predecessor left.
+    ///
+    /// # Safety
+    /// As [`new`](Self::new).
+    pub unsafe fn attach(base: *mut u8, len: usize) -> Result<Self, RingError> {
+        // SAFETY: forwarded from this function's contract.
         let ring = unsafe { Shared::new(base, len) }?;
         let producer = ring.word(PRODUCER_INDEX).load(Ordering::Relaxed);
         let consumer = ring.word(CONSUMER_INDEX).load(Ordering::Acquire);
-        if producer.wrapping_sub(consumer) > ring.capacity {
-            return Err(RingError::Corrupt { producer, consumer });
-        }
+        let poisoned = (producer.wrapping_sub(consumer) > ring.capacity)
+            .then_some(RingError::Corrupt { producer, consumer });
         Ok(Producer {
             ring,
             producer,
             consumer,
-            poisoned: None,
+            poisoned,
         })
     }
 
@@ -393,6 +419,84 @@ impl<const SLOT: usize> Producer<SLOT> {
     /// before the first push.
     pub fn publish_tag(&mut self, tag: u64) {
         self.ring.tag().store(tag, Ordering::Release);
+    }
+
+    /// The incarnation this side last published (its predecessor's, for a
+    /// side that was restarted and has not published its own yet).
+    pub fn incarnation(&self) -> u32 {
+        self.ring.word(PRODUCER_INCARNATION).load(Ordering::Relaxed)
+    }
+
+    /// Publishes this side's incarnation.
+    pub fn publish_incarnation(&mut self, incarnation: u32) {
+        self.ring
+            .word(PRODUCER_INCARNATION)
+            .store(incarnation, Ordering::Release);
+    }
+
+    /// The peer incarnation this side last acknowledged.
+    pub fn acked(&self) -> u32 {
+        self.ring.word(PRODUCER_ACK).load(Ordering::Relaxed)
+    }
+
+    /// Acknowledges the peer's `incarnation`, after everything this side
+    /// wrote to the region before (a full fence: the peer reads the rings
+    /// once it sees the acknowledgement).
+    pub fn publish_ack(&mut self, incarnation: u32) {
+        fence(Ordering::SeqCst);
+        self.ring
+            .word(PRODUCER_ACK)
+            .store(incarnation, Ordering::Release);
+    }
+
+    /// Takes over the indices found in the region again, as [`new`](Self::new)
+    /// does: for a side whose peer rewrote them while this side was not
+    /// using the ring (the session handshake). Clears the poison.
+    pub fn reattach(&mut self) -> Result<(), RingError> {
+        let producer = self.ring.word(PRODUCER_INDEX).load(Ordering::Relaxed);
+        let consumer = self.ring.word(CONSUMER_INDEX).load(Ordering::Acquire);
+        if producer.wrapping_sub(consumer) > self.ring.capacity {
+            let err = RingError::Corrupt { producer, consumer };
+            self.poisoned = Some(err);
+            return Err(err);
+        }
+        self.producer = producer;
+        self.consumer = consumer;
+        self.poisoned = None;
+        Ok(())
+    }
+
+    /// Discards whatever the consumer has not taken, by moving the
+    /// consumer's index up to ours, and clears both flags and the poison.
+    /// Returns how many messages were discarded (0 if the consumer's index
+    /// was unusable).
+    ///
+    /// # Safety
+    /// The consumer does not use the ring until it re-attaches
+    /// ([`Consumer::reattach`]): this writes the consumer's word.
+    pub unsafe fn discard_unconsumed(&mut self) -> u32 {
+        let consumer = self.ring.word(CONSUMER_INDEX).load(Ordering::Acquire);
+        let waiting = self.producer.wrapping_sub(consumer);
+        let discarded = if waiting <= self.ring.capacity {
+            waiting
+        } else {
+            0
+        };
+        self.ring
+            .word(PRODUCER_INDEX)
+            .store(self.producer, Ordering::Relaxed);
+        self.ring
+            .word(CONSUMER_INDEX)
+            .store(self.producer, Ordering::Relaxed);
+        self.ring
+            .word(CONSUMER_WANTS_NOTIFY)
+            .store(0, Ordering::Relaxed);
+        self.ring
+            .word(PRODUCER_WANTS_NOTIFY)
+            .store(0, Ordering::Relaxed);
+        self.consumer = self.producer;
+        self.poisoned = None;
+        discarded
     }
 
     /// Copies `msg` into the next slot and publishes it. Returns whether the
@@ -484,17 +588,30 @@ impl<const SLOT: usize> Consumer<SLOT> {
     /// As [`Producer::new`], with "the only `Consumer`".
     pub unsafe fn new(base: *mut u8, len: usize) -> Result<Self, RingError> {
         // SAFETY: forwarded from this function's contract.
+        let c = unsafe { Self::attach(base, len) }?;
+        match c.poisoned {
+            Some(err) => Err(err),
+            None => Ok(c),
+        }
+    }
+
+    /// As [`new`](Self::new), leaving the handle poisoned on inconsistent
+    /// indices (see [`Producer::attach`]).
+    ///
+    /// # Safety
+    /// As [`new`](Self::new).
+    pub unsafe fn attach(base: *mut u8, len: usize) -> Result<Self, RingError> {
+        // SAFETY: forwarded from this function's contract.
         let ring = unsafe { Shared::new(base, len) }?;
         let consumer = ring.word(CONSUMER_INDEX).load(Ordering::Relaxed);
         let producer = ring.word(PRODUCER_INDEX).load(Ordering::Acquire);
-        if producer.wrapping_sub(consumer) > ring.capacity {
-            return Err(RingError::Corrupt { producer, consumer });
-        }
+        let poisoned = (producer.wrapping_sub(consumer) > ring.capacity)
+            .then_some(RingError::Corrupt { producer, consumer });
         Ok(Consumer {
             ring,
             consumer,
             producer,
-            poisoned: None,
+            poisoned,
         })
     }
 
@@ -512,6 +629,70 @@ impl<const SLOT: usize> Consumer<SLOT> {
     /// compare: the producer may write anything there.
     pub fn peer_tag(&self) -> u64 {
         self.ring.tag().load(Ordering::Acquire)
+    }
+
+    /// The producer's incarnation (0 until it publishes one). Only a value
+    /// to compare, like the tag.
+    #[inline]
+    pub fn peer_incarnation(&self) -> u32 {
+        self.ring.word(PRODUCER_INCARNATION).load(Ordering::Acquire)
+    }
+
+    /// The incarnation of ours that the producer acknowledged.
+    pub fn peer_ack(&self) -> u32 {
+        self.ring.word(PRODUCER_ACK).load(Ordering::Acquire)
+    }
+
+    /// Takes over the indices found in the region again (see
+    /// [`Producer::reattach`]). Clears the poison.
+    pub fn reattach(&mut self) -> Result<(), RingError> {
+        let consumer = self.ring.word(CONSUMER_INDEX).load(Ordering::Relaxed);
+        let producer = self.ring.word(PRODUCER_INDEX).load(Ordering::Acquire);
+        if producer.wrapping_sub(consumer) > self.ring.capacity {
+            let err = RingError::Corrupt { producer, consumer };
+            self.poisoned = Some(err);
+            return Err(err);
+        }
+        self.producer = producer;
+        self.consumer = consumer;
+        self.poisoned = None;
+        Ok(())
+    }
+
+    /// Makes the ring usable again after the producer was replaced:
+    /// whatever it left unread is discarded (our index moves up to the
+    /// producer's), or, when the indices are inconsistent (the old producer
+    /// corrupted them), the producer's index is set to ours, so the ring
+    /// reads as empty. Both flags and the poison are cleared. Returns how
+    /// many messages were discarded.
+    ///
+    /// # Safety
+    /// The producer does not use the ring until it re-attaches
+    /// ([`Producer::reattach`]): this may write the producer's word.
+    pub unsafe fn resync(&mut self) -> u32 {
+        let producer = self.ring.word(PRODUCER_INDEX).load(Ordering::Acquire);
+        let waiting = producer.wrapping_sub(self.consumer);
+        let discarded = if waiting <= self.ring.capacity {
+            self.consumer = producer;
+            waiting
+        } else {
+            self.ring
+                .word(PRODUCER_INDEX)
+                .store(self.consumer, Ordering::Relaxed);
+            0
+        };
+        self.ring
+            .word(CONSUMER_INDEX)
+            .store(self.consumer, Ordering::Relaxed);
+        self.ring
+            .word(CONSUMER_WANTS_NOTIFY)
+            .store(0, Ordering::Relaxed);
+        self.ring
+            .word(PRODUCER_WANTS_NOTIFY)
+            .store(0, Ordering::Relaxed);
+        self.producer = self.consumer;
+        self.poisoned = None;
+        discarded
     }
 
     /// Reads the producer index and checks that it only moved forward, by at

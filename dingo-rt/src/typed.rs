@@ -67,6 +67,34 @@
 //! with [`Fault::Version`]. The peer's hash is only compared, never trusted
 //! for anything else.
 //!
+//! # Restarts
+//!
+//! The monitor restarts a PD that fails, with its shared regions (port
+//! regions among them) kept and everything else fresh. Each port end runs
+//! a session handshake in the rings' headers ([`Session`]): a restarted
+//! end uses its rings only once its peer acknowledged the new
+//! incarnation, and the peer notices the new incarnation on its next
+//! operation (one load). The surviving end then:
+//!
+//! 1. on a client end with a transparent shadow
+//!    (`tingu_rt::shadow::Shadowed`), first receives what the old instance
+//!    still sent, as usual;
+//! 2. lets the shadow end the old session in the protocol's terms (for
+//!    Lifecycle: `unplugged`, `stopComplete`), restarts the observer
+//!    ([`PortObserver::restart`]), discards what the old instance never
+//!    took and resets indices it corrupted, acknowledges, wakes the peer,
+//!    and reports [`Report::PeerRestarted`];
+//! 3. sends the shadow's replay through the observer, holds the client's
+//!    own sends back ([`Fault::Full`]) until the replay is done, keeps the
+//!    fresh instance's repeated replies from the client, and hands it the
+//!    answers the shadow gives itself (aborts for requests that cannot be
+//!    resubmitted).
+//!
+//! The client's code sees none of it. An end without a transparent shadow
+//! (a provider, or a protocol without one) gets [`Fault::PeerRestarted`]
+//! once, from the operation that noticed: its outstanding business with
+//! the old instance is void.
+//!
 //! # Timeouts
 //!
 //! A timeout state overrun must be noticed even when no message arrives.
@@ -103,10 +131,11 @@ use core::future::{Future, poll_fn};
 use core::pin::pin;
 use core::task::Poll;
 
+use tingu_rt::shadow::{Incoming, Outgoing, Replay, Shadow, Shadowed};
 use tingu_rt::{Flow, Message, Observer, SLOT, Violation, ViolationKind, WireError, offending};
 
 use crate::executor::{Executor, Platform};
-use crate::port::{DataArea, Port};
+use crate::port::{DataArea, Port, Session, SessionEvent};
 use crate::ring::{Arm, NotifyPeer, RingError};
 
 /// What a [`TypedPort`] checks its messages with. The accepting path
@@ -114,8 +143,8 @@ use crate::ring::{Arm, NotifyPeer, RingError};
 /// is one, and handed to `show` while the observer's state it borrows is
 /// still at hand.
 pub trait PortObserver {
-    /// The protocol's message type.
-    type Msg: Message;
+    /// The protocol's message type, with its client-side shadow.
+    type Msg: Shadowed;
     /// Checks one message this end sent or received and advances the
     /// protocol state. A rejected message leaves the state unchanged; a
     /// timeout overrun noticed first is reported instead, and the message
@@ -135,6 +164,14 @@ pub trait PortObserver {
     ) -> Result<(), ViolationKind>;
     /// When the port's current timeout state overruns, if it is in one.
     fn deadline_ns(&self) -> Option<u64>;
+    /// Starts a new session, because the peer restarted: the protocol's
+    /// initial state at `now_ns`. Observers that keep no state need not.
+    fn restart(&mut self, _now_ns: u64) {}
+    /// Whether this end is the protocol's client (`mirror`) side, which
+    /// keeps the protocol's shadow.
+    fn is_client(&self) -> bool {
+        false
+    }
 }
 
 /// A bare protocol observer as one end of a port.
@@ -166,7 +203,10 @@ impl<O: Observer> Protocol<O> {
     }
 }
 
-impl<O: Observer> PortObserver for Protocol<O> {
+impl<O: Observer> PortObserver for Protocol<O>
+where
+    O::Msg: Shadowed,
+{
     type Msg = O::Msg;
 
     #[inline]
@@ -197,6 +237,14 @@ impl<O: Observer> PortObserver for Protocol<O> {
     fn deadline_ns(&self) -> Option<u64> {
         self.observer.deadline_ns()
     }
+
+    fn restart(&mut self, now_ns: u64) {
+        self.observer.restart(now_ns);
+    }
+
+    fn is_client(&self) -> bool {
+        self.mirror
+    }
 }
 
 /// A generated component observer's `observe_<port>` method.
@@ -213,6 +261,7 @@ pub struct ComponentPort<'c, C, O: Observer> {
     component: &'c RefCell<C>,
     observe: ObserveFn<C, O::Msg>,
     port: fn(&mut C) -> &mut O,
+    mirror: bool,
 }
 
 impl<'c, C, O: Observer> ComponentPort<'c, C, O> {
@@ -230,6 +279,22 @@ impl<'c, C, O: Observer> ComponentPort<'c, C, O> {
             component,
             observe,
             port,
+            mirror: false,
+        }
+    }
+
+    /// As [`new`](Self::new), for a `mirror` port of the component (its
+    /// client side, which keeps the protocol's shadow).
+    pub const fn client(
+        component: &'c RefCell<C>,
+        observe: ObserveFn<C, O::Msg>,
+        port: fn(&mut C) -> &mut O,
+    ) -> Self {
+        ComponentPort {
+            component,
+            observe,
+            port,
+            mirror: true,
         }
     }
 
@@ -239,7 +304,10 @@ impl<'c, C, O: Observer> ComponentPort<'c, C, O> {
     }
 }
 
-impl<C, O: Observer> PortObserver for ComponentPort<'_, C, O> {
+impl<C, O: Observer> PortObserver for ComponentPort<'_, C, O>
+where
+    O::Msg: Shadowed,
+{
     type Msg = O::Msg;
 
     fn observe(
@@ -272,6 +340,14 @@ impl<C, O: Observer> PortObserver for ComponentPort<'_, C, O> {
 
     fn deadline_ns(&self) -> Option<u64> {
         (self.port)(&mut self.component.borrow_mut()).deadline_ns()
+    }
+
+    fn restart(&mut self, now_ns: u64) {
+        (self.port)(&mut self.component.borrow_mut()).restart(now_ns);
+    }
+
+    fn is_client(&self) -> bool {
+        self.mirror
     }
 }
 
@@ -317,6 +393,26 @@ pub enum Report<'a> {
         ours: u64,
         /// The peer's, 0 if it published none.
         theirs: u64,
+    },
+    /// Not a problem: the peer is a new instance (the monitor restarted
+    /// it), and this end started a new session with it: what the old one
+    /// left in the rings was discarded, and the shadow (on a client end)
+    /// replays what the new one needs.
+    PeerRestarted {
+        component: &'static str,
+        port: &'static str,
+        protocol: &'static str,
+        /// The peer's new incarnation (2 for its first restart).
+        incarnation: u32,
+        /// The shadow's replay; all zero on an end without one.
+        replay: Replay,
+        /// Requests outstanding with the old instance when it vanished.
+        outstanding: u32,
+        /// Messages discarded from the rings: this end's that the old
+        /// instance never took, and the old instance's this end never read.
+        discarded: (u32, u32),
+        /// Whether the shadow hides the restart from this end's code.
+        transparent: bool,
     },
 }
 
@@ -373,6 +469,31 @@ impl fmt::Display for Report<'_> {
                 f,
                 "component {component} port {port}: built from different versions of protocol {protocol}: this side has hash {ours:#018x}, the peer {theirs:#018x}; port disabled"
             ),
+            Report::PeerRestarted {
+                component,
+                port,
+                protocol,
+                incarnation,
+                replay,
+                outstanding,
+                discarded,
+                transparent,
+            } => {
+                write!(
+                    f,
+                    "component {component} port {port}: {protocol}: the peer restarted (incarnation {incarnation}); new session, {} of ours and {} of its messages discarded",
+                    discarded.0, discarded.1
+                )?;
+                if *transparent {
+                    write!(
+                        f,
+                        "; shadow: {outstanding} requests outstanding, replaying {} for the state, resubmitting {}, answering {}",
+                        replay.state, replay.resubmitted, replay.answered
+                    )
+                } else {
+                    write!(f, "; no shadow: this end's code is told")
+                }
+            }
         }
     }
 }
@@ -440,6 +561,14 @@ pub enum Fault {
         /// The peer's (0: it sent messages without publishing one).
         theirs: u64,
     },
+    /// Once per restart of the peer, on an end without a transparent
+    /// shadow: the peer is a new instance and the port started a new
+    /// session with it. Whatever this end had outstanding with the old one
+    /// is void; the operation did nothing and may be repeated.
+    PeerRestarted {
+        /// The peer's new incarnation.
+        incarnation: u32,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -453,6 +582,9 @@ impl fmt::Display for Fault {
                 f,
                 "peer built from a different protocol version (hash {theirs:#018x}, ours {ours:#018x})"
             ),
+            Fault::PeerRestarted { incarnation } => {
+                write!(f, "the peer restarted (incarnation {incarnation})")
+            }
         }
     }
 }
@@ -471,6 +603,10 @@ pub struct Counters {
     /// Violations reported: refused sends, rejected receives, timeout
     /// state overruns.
     pub violations: u64,
+    /// Restarts of the peer this end started a new session for.
+    pub restarts: u64,
+    /// Messages the shadow replayed to restarted peers (also in `sent`).
+    pub replayed: u64,
 }
 
 /// What this end knows about the peer's protocol version.
@@ -498,6 +634,12 @@ pub struct TypedPort<'r, O: PortObserver> {
     /// been handed out yet.
     owed_notify: bool,
     ring_reported: bool,
+    session: Session,
+    /// On a client end: what a restarted provider needs replayed.
+    shadow: Option<<O::Msg as Shadowed>::Shadow>,
+    /// A restart of the peer, to be accepted once the old instance's
+    /// messages are all received (a transparent shadow wants them).
+    pending_restart: Option<u32>,
 }
 
 impl<'r, O: PortObserver> TypedPort<'r, O> {
@@ -512,6 +654,8 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         name: &'static str,
     ) -> Self {
         port.tx.publish_tag(O::Msg::HASH);
+        let session = port.begin_session();
+        let shadow = observer.is_client().then(Default::default);
         TypedPort {
             port,
             observer,
@@ -520,9 +664,30 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
             name,
             counters: Counters::default(),
             peer: PeerVersion::Unknown,
-            owed_notify: false,
+            // A restarted end waits for the peer's acknowledgement: wake
+            // the peer to give it.
+            owed_notify: session.mine > 1,
             ring_reported: false,
+            session,
+            shadow,
+            pending_restart: None,
         }
+    }
+
+    /// This end's part in the port's session (see [`Session`]).
+    pub fn session(&self) -> Session {
+        self.session
+    }
+
+    /// Requests this end has outstanding with the peer, as its shadow
+    /// counts them (0 on an end without one).
+    pub fn outstanding(&self) -> u32 {
+        self.shadow.as_ref().map_or(0, |s| s.outstanding())
+    }
+
+    /// The shadow's running totals, on a client end.
+    pub fn shadow_stats(&self) -> Option<tingu_rt::shadow::Stats> {
+        self.shadow.as_ref().map(|s| s.stats())
     }
 
     pub fn counters(&self) -> Counters {
@@ -566,6 +731,35 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     /// not sent. Collect the notification with [`take_notify`](Self::take_notify).
     #[inline]
     pub fn try_send(&mut self, msg: &O::Msg, now_ns: u64) -> Result<(), Fault> {
+        if let Some(event) = self.port.session_event(&mut self.session) {
+            self.on_session(event, now_ns)?;
+        }
+        if !self.session.ready {
+            return Err(Fault::Full);
+        }
+        if self.shadow.is_some() {
+            if self.pending_restart.is_some() {
+                return Err(Fault::Full);
+            }
+            match self.shadow.as_mut().map(|s| s.outgoing(msg)) {
+                Some(Outgoing::Hold) => {
+                    self.pump_replay(now_ns);
+                    return Err(Fault::Full);
+                }
+                Some(Outgoing::Answered) => return Ok(()),
+                Some(Outgoing::Wire) | None => {}
+            }
+        }
+        self.send_wire(msg, now_ns)?;
+        if let Some(shadow) = &mut self.shadow {
+            shadow.sent(msg);
+        }
+        Ok(())
+    }
+
+    /// Observes and pushes one message.
+    #[inline]
+    fn send_wire(&mut self, msg: &O::Msg, now_ns: u64) -> Result<(), Fault> {
         if self.peer != PeerVersion::Same {
             self.check_peer(false)?;
         }
@@ -598,6 +792,18 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     /// [`take_notify`](Self::take_notify).
     #[inline]
     pub fn try_recv(&mut self, now_ns: u64) -> Result<Option<O::Msg>, Fault> {
+        if let Some(event) = self.port.session_event(&mut self.session) {
+            self.on_session(event, now_ns)?;
+        }
+        if !self.session.ready {
+            return Ok(None);
+        }
+        if self.shadow.is_some() {
+            if let Some(msg) = shadow_local(&mut self.shadow) {
+                return Ok(Some(msg));
+            }
+            self.pump_replay(now_ns);
+        }
         loop {
             // Decoded straight from the private copy; the bytes are kept
             // only for the report of a malformed slot.
@@ -607,6 +813,18 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
                 .pop_with(|slot| O::Msg::decode(slot).map_err(|e| (e, *slot)));
             let (decoded, notify) = match popped {
                 Ok(Some(popped)) => popped,
+                // The old instance's last messages are all in (or it
+                // corrupted the ring, which accept_restart resets): now the
+                // new session.
+                Ok(None) | Err(_) if self.pending_restart.is_some() => {
+                    if let Some(incarnation) = self.pending_restart.take() {
+                        self.accept_restart(incarnation, now_ns);
+                    }
+                    if let Some(msg) = shadow_local(&mut self.shadow) {
+                        return Ok(Some(msg));
+                    }
+                    continue;
+                }
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(ring_failed(self.ring_report(), e)),
             };
@@ -616,7 +834,109 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
                 self.check_peer(true)?;
             }
             if let Some(msg) = self.accept(decoded, now_ns)? {
+                let absorbed = self
+                    .shadow
+                    .as_mut()
+                    .is_some_and(|s| s.received(&msg) == Incoming::Absorb);
+                if absorbed {
+                    // A reply the client had from the old instance; what
+                    // it unblocks (resubmissions) goes out now.
+                    self.pump_replay(now_ns);
+                    if let Some(msg) = shadow_local(&mut self.shadow) {
+                        return Ok(Some(msg));
+                    }
+                    continue;
+                }
                 return Ok(Some(msg));
+            }
+        }
+    }
+
+    /// Acts on what [`Port::session_event`] found.
+    #[cold]
+    #[inline(never)]
+    fn on_session(&mut self, event: SessionEvent, now_ns: u64) -> Result<(), Fault> {
+        match event {
+            SessionEvent::Ready => {
+                // Versions are checked again: a new session, a new peer.
+                self.peer = PeerVersion::Unknown;
+                Ok(())
+            }
+            SessionEvent::PeerRestarted { incarnation } => {
+                let transparent = self
+                    .shadow
+                    .as_ref()
+                    .is_some_and(|_| <O::Msg as Shadowed>::Shadow::TRANSPARENT);
+                if transparent && self.session.ready {
+                    // Take the old instance's last messages first; the new
+                    // session starts when the ring is empty (try_recv).
+                    // Restarted again meanwhile: the newest counts.
+                    self.pending_restart = Some(incarnation);
+                    return Ok(());
+                }
+                let was_ready = self.session.ready;
+                self.accept_restart(incarnation, now_ns);
+                if was_ready && !transparent {
+                    return Err(Fault::PeerRestarted { incarnation });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts the new session with the peer's `incarnation`: the old
+    /// session ends for the observer (and the shadow says how), the rings
+    /// are reset, the peer is acknowledged and woken, the replay begins.
+    #[cold]
+    #[inline(never)]
+    fn accept_restart(&mut self, incarnation: u32, now_ns: u64) {
+        self.pending_restart = None;
+        let mut replay = Replay::default();
+        let mut outstanding = 0;
+        if let Some(shadow) = &mut self.shadow {
+            outstanding = shadow.outstanding();
+            let (observer, counters, supervisor) =
+                (&mut self.observer, &mut self.counters, self.supervisor);
+            let labels = (self.component, self.name);
+            replay = shadow.peer_restarted(&mut |msg, flow| {
+                // The protocol's own end of a vanished peer's session: legal
+                // by the shadow's construction, reported if not.
+                let _ = observe(observer, counters, supervisor, labels, msg, flow, now_ns);
+            });
+        }
+        self.observer.restart(now_ns);
+        let discarded = self.port.accept_peer(&mut self.session, incarnation);
+        self.peer = PeerVersion::Unknown;
+        self.ring_reported = false;
+        self.owed_notify = true;
+        self.counters.restarts += 1;
+        self.supervisor.reporter.report(&Report::PeerRestarted {
+            component: self.component,
+            port: self.name,
+            protocol: O::Msg::PROTOCOL,
+            incarnation,
+            replay,
+            outstanding,
+            discarded,
+            transparent: self.shadow.is_some() && <O::Msg as Shadowed>::Shadow::TRANSPARENT,
+        });
+        if self.session.ready {
+            self.pump_replay(now_ns);
+        }
+    }
+
+    /// Sends what the shadow has to replay, as far as the ring has room.
+    fn pump_replay(&mut self, now_ns: u64) {
+        while let Some(msg) = self.shadow.as_ref().and_then(|s| s.replay()) {
+            match self.send_wire(&msg, now_ns) {
+                Ok(()) => self.counters.replayed += 1,
+                Err(Fault::Full) => return,
+                // Refused by the observer (reported) or a broken ring:
+                // skipped, so the replay cannot stall on it.
+                Err(_) => {}
+            }
+            if let Some(shadow) = &mut self.shadow {
+                shadow.replayed();
             }
         }
     }
@@ -637,6 +957,30 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     /// Arms the receive ring's "wake me" flag before a synchronous PD
     /// blocks; [`Arm::Retry`] means a message arrived meanwhile.
     pub fn prepare_recv_sleep(&mut self) -> Result<Arm, Fault> {
+        if self.port.peer_changed(&self.session) || self.pending_restart.is_some() {
+            return Ok(Arm::Retry);
+        }
+        if !self.session.ready {
+            // The peer's acknowledgement comes with a notification.
+            return Ok(if self.port.acknowledged(&self.session) {
+                Arm::Retry
+            } else {
+                Arm::Sleep
+            });
+        }
+        if let Some(shadow) = &self.shadow {
+            if shadow.pending_local() {
+                return Ok(Arm::Retry);
+            }
+            if shadow.replay().is_some() {
+                // A replay waits for room: be woken when the peer frees a slot.
+                match self.port.tx.prepare_sleep() {
+                    Ok(Arm::Sleep) => {}
+                    Ok(Arm::Retry) => return Ok(Arm::Retry),
+                    Err(e) => return Err(ring_failed(self.ring_report(), e)),
+                }
+            }
+        }
         let armed = self.port.rx.prepare_sleep();
         armed.map_err(|e| ring_failed(self.ring_report(), e))
     }
@@ -644,6 +988,22 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     /// Arms the transmit ring's "wake me" flag after [`Fault::Full`];
     /// [`Arm::Retry`] means a slot was freed meanwhile.
     pub fn prepare_send_sleep(&mut self) -> Result<Arm, Fault> {
+        if self.port.peer_changed(&self.session) {
+            return Ok(Arm::Retry);
+        }
+        if !self.session.ready || self.pending_restart.is_some() {
+            // Woken by the peer's acknowledgement, or by its messages.
+            return Ok(Arm::Sleep);
+        }
+        if self
+            .shadow
+            .as_ref()
+            .is_some_and(|s| s.holding() && s.replay().is_none())
+        {
+            // Held back for the replay, whose replies come with a
+            // notification (a replay waiting for room is armed below).
+            return Ok(Arm::Sleep);
+        }
         let armed = self.port.tx.prepare_sleep();
         armed.map_err(|e| ring_failed(self.ring_report(), e))
     }
@@ -826,6 +1186,10 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
     }
 }
 
+fn shadow_local<S: Shadow<M>, M: Message>(shadow: &mut Option<S>) -> Option<M> {
+    shadow.as_mut().and_then(|s| s.local())
+}
+
 /// Checks a message with the port's observer; a violation is counted and
 /// reported. A timeout overrun noticed first is reported on its own, then
 /// (under [`Policy::Log`]) the message is judged by itself: a legal message
@@ -919,5 +1283,7 @@ fn ring_failed(r: RingReport<'_, '_>, error: RingError) -> Fault {
     }
 }
 
+#[cfg(test)]
+mod restart_tests;
 #[cfg(test)]
 mod tests;

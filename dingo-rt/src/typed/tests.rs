@@ -132,6 +132,7 @@ fn legal_exchange_passes_both_observers() {
         received,
         malformed: 0,
         violations: 0,
+        ..Counters::default()
     };
     assert_eq!(a.counters(), expect(3, 3));
     assert_eq!(b.counters(), expect(3, 3));

@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// Identifies an encoded plan and its format version.
-pub const MAGIC: [u8; 8] = *b"DINGOPL1";
+pub const MAGIC: [u8; 8] = *b"DINGOPL2";
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Plan<'a> {
@@ -28,6 +28,59 @@ pub struct Plan<'a> {
     /// Before starting the PDs, the monitor measures raw kernel round trips
     /// between two threads of its own (the baseline of `make bench`).
     pub monitor_bench: bool,
+    /// The monitor's own clock, for handler budgets and restart backoff.
+    pub tick: Option<Tick>,
+}
+
+/// The monitor's periodic interrupt: HPET timer 1, which under the
+/// LegacyReplacement route (the timer PD's) interrupts on IOAPIC pin 8.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    /// Index into [`Plan::regions`]: the HPET's register page.
+    pub hpet: u32,
+    pub ioapic: u64,
+    pub pin: u64,
+    /// seL4 user vector, one no PD's interrupt uses.
+    pub vector: u64,
+    /// How often it interrupts.
+    pub period_us: u32,
+}
+
+/// How the monitor supervises a PD beyond reporting its faults.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recovery {
+    /// Restart the PD when it fails (faults, or overruns its budget);
+    /// `None`: it stays stopped, as without a policy.
+    pub restart: Option<Restart>,
+    /// The handler budget: an event handled for longer is a failure.
+    pub budget_ms: Option<u32>,
+    /// Before the PD's memory is reused, these PCI functions are quiesced
+    /// (bus mastering off) by the PD that serves PCI.
+    pub quiesce: Vec<Quiesce>,
+    /// Regions only this PD maps (RAM, no fixed address), zeroed again on
+    /// a restart; the regions it shares with other PDs are kept.
+    pub zero: Vec<u32>,
+}
+
+/// A restart policy: backoff doubling from `backoff_ms` up to
+/// `max_backoff_ms`, and giving up once the PD failed `limit` times within
+/// `window_ms`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    pub backoff_ms: u32,
+    pub max_backoff_ms: u32,
+    pub limit: u32,
+    pub window_ms: u32,
+}
+
+/// A quiesce request: a protected call from the monitor to PD `server`
+/// (the pci PD), naming the driver by its channel id there.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quiesce {
+    /// Index into [`Plan::pds`].
+    pub server: u32,
+    /// The driver's channel id at the server.
+    pub channel: u8,
 }
 
 /// A memory region; its frames are physically contiguous.
@@ -64,6 +117,7 @@ pub struct Pd<'a> {
     pub irqs: Vec<Irq>,
     pub ioports: Vec<IoPort>,
     pub setvars: Vec<Setvar>,
+    pub recovery: Recovery,
 }
 
 /// A loadable ELF segment; its pages are not shared with another segment.
@@ -223,6 +277,26 @@ impl<'a> Plan<'a> {
             {
                 return Err(Malformed("segment data larger than the segment"));
             }
+            let r = &pd.recovery;
+            if r.quiesce
+                .iter()
+                .any(|q| q.server as usize >= self.pds.len())
+                || r.zero.iter().any(|z| *z as usize >= self.regions.len())
+            {
+                return Err(Malformed("recovery entry out of range"));
+            }
+            if r.restart.is_some_and(|p| p.limit == 0 || p.window_ms == 0) {
+                return Err(Malformed("restart policy with no failures allowed"));
+            }
+            if r.budget_ms.is_some() && self.tick.is_none() {
+                return Err(Malformed("handler budget without the monitor's tick"));
+            }
+        }
+        if self
+            .tick
+            .is_some_and(|t| t.hpet as usize >= self.regions.len() || t.period_us == 0)
+        {
+            return Err(Malformed("tick out of range"));
         }
         let ids_ok = |e: &ChannelEnd| {
             e.pd as usize >= self.pds.len() || e.id as u64 > layout::MAX_CHANNEL_ID
@@ -290,6 +364,20 @@ mod tests {
                     vaddr: 0x208000,
                     value: SetvarValue::RegionPaddr(0),
                 }],
+                recovery: Recovery {
+                    restart: Some(Restart {
+                        backoff_ms: 10,
+                        max_backoff_ms: 1000,
+                        limit: 5,
+                        window_ms: 10_000,
+                    }),
+                    budget_ms: Some(50),
+                    quiesce: vec![Quiesce {
+                        server: 0,
+                        channel: 4,
+                    }],
+                    zero: vec![0],
+                },
             }],
             channels: vec![Channel {
                 ends: [
@@ -308,6 +396,13 @@ mod tests {
                 ],
             }],
             monitor_bench: false,
+            tick: Some(Tick {
+                hpet: 0,
+                ioapic: 0,
+                pin: 8,
+                vector: 20,
+                period_us: 10_000,
+            }),
         }
     }
 
@@ -315,7 +410,7 @@ mod tests {
     fn round_trips() {
         let plan = sample();
         let bytes = plan.encode();
-        assert_eq!(&bytes[..8], b"DINGOPL1");
+        assert_eq!(&bytes[..8], b"DINGOPL2");
         assert_eq!(Plan::decode(&bytes).unwrap(), plan);
     }
 
@@ -359,6 +454,26 @@ mod tests {
             Plan::decode(&p.encode()),
             Err(PlanError::Malformed("setvar of an unknown region"))
         );
+        let mut p = sample();
+        p.pds[0].recovery.quiesce[0].server = 1;
+        assert_eq!(
+            Plan::decode(&p.encode()),
+            Err(PlanError::Malformed("recovery entry out of range"))
+        );
+        let mut p = sample();
+        p.pds[0].recovery.zero[0] = 3;
+        assert!(Plan::decode(&p.encode()).is_err());
+        let mut p = sample();
+        p.tick = None;
+        assert_eq!(
+            Plan::decode(&p.encode()),
+            Err(PlanError::Malformed(
+                "handler budget without the monitor's tick"
+            ))
+        );
+        let mut p = sample();
+        p.pds[0].recovery.restart.as_mut().unwrap().limit = 0;
+        assert!(Plan::decode(&p.encode()).is_err());
     }
 
     #[test]

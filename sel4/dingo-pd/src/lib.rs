@@ -12,6 +12,7 @@ use dingo_rt::typed::{Protocol, Report, Reporter, Supervisor, TypedPort};
 use microkit::Channel;
 use microkit::sel4::DebugWriter;
 use tingu_rt::Observer;
+use tingu_rt::shadow::Shadowed;
 
 pub use dingo_rt;
 pub use microkit;
@@ -42,12 +43,26 @@ pub fn typed_port<'r, O: Observer>(
     cfg: &pd_config::PortConfig,
     observer: O,
     supervisor: Supervisor<'r>,
-) -> TypedPort<'r, Protocol<O>> {
+) -> TypedPort<'r, Protocol<O>>
+where
+    O::Msg: Shadowed,
+{
     let observer = match cfg.side {
         pd_config::Side::Provider => Protocol::provider(observer),
         pd_config::Side::Client => Protocol::client(observer),
     };
     TypedPort::new(port(pd, cfg), observer, supervisor, pd, cfg.role)
+}
+
+/// The supervisor of a PD's ports: violations are fatal when the monitor
+/// restarts this PD on a fault (a fault then costs a restart, and the
+/// clients' shadows replay the rest), logged otherwise.
+pub fn supervisor(reporter: &dyn Reporter) -> Supervisor<'_> {
+    if microkit::recovery::restartable() {
+        Supervisor::fatal(reporter)
+    } else {
+        Supervisor::log(reporter)
+    }
 }
 
 /// The time source of a PD: monotonic nanoseconds.
@@ -102,7 +117,10 @@ pub struct ConsoleReporter;
 
 impl Reporter for ConsoleReporter {
     fn report(&self, report: &Report<'_>) {
-        let _ = writeln!(DebugWriter, "dingo: protocol violation: {report}");
+        let _ = match report {
+            Report::PeerRestarted { .. } => writeln!(DebugWriter, "dingo: {report}"),
+            _ => writeln!(DebugWriter, "dingo: protocol violation: {report}"),
+        };
     }
     fn fatal(&self, _report: &Report<'_>) {
         panic!("fatal protocol violation (policy: fatal)")

@@ -34,12 +34,14 @@ use sel4::ipc_buffer::IpcBuffer;
 use sel4::syscall;
 
 pub use hwio;
+pub use pd_layout as layout;
 pub use sel4;
 // Start code, memory functions and the panic handler come with the runtime.
 pub use sel4::{debug_print, debug_println};
 use sel4_start as _;
 
 mod log;
+pub mod recovery;
 
 /// A channel end of this PD: its id in system.xml (also used for IRQs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -320,10 +322,12 @@ fn marked(info: MessageInfo) -> MessageInfo {
 pub fn run<H: Handler>(mut handler: H) -> ! {
     let mut reply: Option<MessageInfo> = None;
     loop {
+        recovery::step();
         let msg = match reply.take() {
             Some(info) => syscall::reply_recv(cspace::INPUT, marked(info), load_mrs()),
             None => syscall::recv_marked(cspace::INPUT, marked(MessageInfo::new(0, 0, 0, 0))),
         };
+        recovery::step();
         if msg.info.caps_unwrapped() == MARK && msg.info.extra_caps() == 0 {
             // A notification: the kernel left our info and wrote the
             // notification word (one bit per channel) as the badge.
@@ -344,7 +348,9 @@ pub fn run<H: Handler>(mut handler: H) -> ! {
 /// calls: a call arriving here is answered at once with an empty reply, so
 /// the caller is never left blocked.
 pub fn wait() -> ChannelSet {
+    recovery::step();
     let msg = syscall::recv_marked(cspace::INPUT, marked(MessageInfo::new(0, 0, 0, 0)));
+    recovery::step();
     if msg.info.caps_unwrapped() == MARK && msg.info.extra_caps() == 0 {
         ChannelSet::from_bits(msg.badge)
     } else {

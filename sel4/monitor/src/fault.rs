@@ -1,8 +1,8 @@
 //! Reports of PD faults. The monitor is every PD's fault handler: the
 //! kernel turns a fault into a message on the monitor's endpoint, badged
 //! with the PD's index + 1. The report names the PD, the fault kind, the
-//! instruction pointer and the faulting address; the PD is left blocked
-//! (no reply), so it stops while every other PD keeps running.
+//! instruction pointer and the faulting address. The PD is never replied
+//! to: what becomes of it is the supervisor's business (`supervise`).
 
 use crate::system::PdHandle;
 use boot_plan::layout::{STACK_GUARD_SIZE, STACK_TOP};
@@ -123,5 +123,4 @@ pub fn report(pd: &PdHandle, msg: &Received) {
         }
         other => debug_println!("monitor: FAULT in PD '{name}': fault label {other}"),
     }
-    debug_println!("monitor: PD '{name}' stopped; the other PDs keep running");
 }

@@ -2,7 +2,9 @@
 //! kernel handed over (bootinfo) and checks that invocations work; then it
 //! builds the system its embedded boot plan describes (see the `boot-plan`
 //! crate; `system-builder` embeds the plan), starts the PDs, and serves as
-//! the fault handler of all of them. Without a plan it ends the run through
+//! the fault handler of all of them: it reports every fault, and stops,
+//! restarts or gives up on the PD as its restart policy says, and it holds
+//! PDs to their handler budgets (see `supervise`). Without a plan it ends the run through
 //! QEMU's isa-debug-exit device (semihosting on ARM), so the exit status
 //! tells a test what happened; with one, the PD that owns the debug-exit
 //! port ends it.
@@ -17,7 +19,10 @@ mod error;
 mod fault;
 mod heap;
 mod resources;
+mod supervise;
 mod system;
+#[cfg(target_arch = "x86_64")]
+mod tick;
 mod vspace;
 
 use boot_plan::Plan;
@@ -219,7 +224,7 @@ fn run_system(plan: &Plan, res: &mut Resources, bi: &BootInfo) -> ! {
             exit(Code::Failure)
         }
     }
-    let system = match system::build(plan, res, &mut own, bi.tsc_mhz()) {
+    let mut system = match system::build(plan, res, &mut own, bi.tsc_mhz()) {
         Ok(s) => s,
         Err(e) => {
             debug_println!("monitor: cannot build the system: {e}");
@@ -238,19 +243,62 @@ fn run_system(plan: &Plan, res: &mut Resources, bi: &BootInfo) -> ! {
         Size(res.free_ram()),
         Size(heap::used() as u64)
     );
-    if let Err(e) = system.start() {
+    let tick = match start_tick(plan, &system, res, &mut own) {
+        Ok(t) => t,
+        Err(e) => {
+            debug_println!("monitor: cannot start its clock: {e}");
+            exit(Code::Failure)
+        }
+    };
+    let mut sup = match supervise::Supervisor::new(plan, &system, res, tick, bi.tsc_mhz()) {
+        Ok(s) => s,
+        Err(e) => {
+            debug_println!("monitor: cannot set up supervision: {e}");
+            exit(Code::Failure)
+        }
+    };
+    if let Err(e) = system.start(plan) {
         debug_println!("monitor: cannot start the PDs: {e}");
         exit(Code::Failure)
     }
+    // The receive info carries a mark the kernel overwrites for a message
+    // (a fault) and leaves for a notification (a tick), as in the PD
+    // runtime: fault badges and the tick's badge could otherwise meet.
+    let mark = sel4::MessageInfo::new(0, 0b111, 0, 0);
     loop {
-        let msg = sel4::syscall::recv(system.fault_ep.cptr());
-        match system.pds.get((msg.badge as usize).wrapping_sub(1)) {
-            Some(pd) => fault::report(pd, &msg),
-            None => debug_println!(
+        let msg = sel4::syscall::recv_marked(system.fault_ep.cptr(), mark);
+        if msg.info.caps_unwrapped() == 0b111 && msg.info.extra_caps() == 0 {
+            sup.tick(&mut system, &mut own, res);
+            continue;
+        }
+        let i = (msg.badge as usize).wrapping_sub(1);
+        if i < system.pds.len() {
+            sup.fault(&mut system, i, &msg, &mut own, res);
+        } else {
+            debug_println!(
                 "monitor: message with unknown badge {:#x} ignored",
                 msg.badge
-            ),
+            );
         }
+    }
+}
+
+/// The monitor's clock, if the plan has one (x86_64: HPET timer 1).
+fn start_tick(
+    plan: &Plan,
+    system: &system::System,
+    res: &mut Resources,
+    own: &mut VSpace,
+) -> Result<Option<supervise::Clock>, error::SetupError> {
+    let Some(t) = &plan.tick else {
+        return Ok(None);
+    };
+    #[cfg(target_arch = "x86_64")]
+    return tick::Tick::start(t, system, res, own).map(Some);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (t, system, res, own);
+        error::fail("a monitor clock (HPET) in a plan for a board without one")
     }
 }
 

@@ -6,6 +6,12 @@
 //! the object size. Memory at a fixed physical address (device registers, or
 //! RAM a device must see at a known place) is carved out of a still-unused
 //! untyped by halving it until one half is exactly the wanted block.
+//!
+//! A PD the monitor restarts gets a *pool* ([`Resources::pool`]): one
+//! untyped of its own and a window of slots, from which everything private
+//! to the PD is made (TCB, CSpace, address space, image, stack). Deleting
+//! everything in the window and revoking the untyped ([`Resources::reset`])
+//! returns all of it, zeroed by the kernel, for the next instance.
 
 use crate::error::{Context, Setup, fail};
 use alloc::vec::Vec;
@@ -38,6 +44,8 @@ impl Untyped {
 }
 
 pub struct Resources {
+    /// First slot of the window (a pool's; the monitor's free slots).
+    first_slot: u64,
     next_slot: u64,
     end_slot: u64,
     untypeds: Vec<Untyped>,
@@ -119,6 +127,7 @@ impl Resources {
     pub fn new(bi: &BootInfo) -> Self {
         let empty = bi.empty();
         Self {
+            first_slot: empty.start,
             next_slot: empty.start,
             end_slot: empty.end,
             untypeds: bi
@@ -145,6 +154,57 @@ impl Resources {
 
     pub fn free_slots(&self) -> u64 {
         self.end_slot - self.next_slot
+    }
+
+    /// A pool for one PD: an untyped of at least `bytes` from RAM and
+    /// `slots` slots of the monitor's CNode, handed out like these.
+    pub fn pool(&mut self, bytes: u64, slots: u64) -> Setup<Resources> {
+        let bits = (bytes.next_power_of_two().trailing_zeros() as u8).max(consts::PageBits as u8);
+        let ut = self.alloc(Object::untyped(bits))?;
+        let first = self.slots(slots)?;
+        Ok(Resources {
+            first_slot: first,
+            next_slot: first,
+            end_slot: first + slots,
+            untypeds: alloc::vec![Untyped {
+                cptr: ut,
+                // Never asked for: nothing in a pool sits at a fixed address.
+                paddr: 0,
+                bits,
+                is_device: false,
+                used: 0,
+            }],
+        })
+    }
+
+    /// Bytes and slots a pool has handed out, of how many.
+    pub fn usage(&self) -> (u64, u64, u64, u64) {
+        let u = &self.untypeds[0];
+        (
+            u.used,
+            u.size(),
+            self.next_slot - self.first_slot,
+            self.end_slot - self.first_slot,
+        )
+    }
+
+    /// Makes a pool whole again: deletes every capability in its slots
+    /// (newest first, so a CNode goes before what it holds copies of) and
+    /// revokes its untyped, which the kernel then hands out zeroed.
+    pub fn reset(&mut self) -> Setup<()> {
+        for slot in (self.first_slot..self.next_slot).rev() {
+            ROOT_CNODE
+                .delete(slot, sel4::WORD_BITS)
+                .ctx("delete a restarted PD's capability")?;
+        }
+        for u in &mut self.untypeds {
+            ROOT_CNODE
+                .revoke(u.cptr, sel4::WORD_BITS)
+                .ctx("revoke a restarted PD's untyped")?;
+            u.used = 0;
+        }
+        self.next_slot = self.first_slot;
+        Ok(())
     }
 
     /// RAM left in untypeds nothing has been retyped from.

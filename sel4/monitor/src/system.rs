@@ -1,129 +1,238 @@
 //! Builds the system a boot plan describes, with Microkit's semantics: per
 //! PD a VSpace, a CSpace in libmicrokit's layout, a TCB, an IPC buffer, a
-//! stack with an unmapped guard page, and its ELF segments; system-wide the
-//! memory regions, notifications, endpoints, IRQ handlers and I/O ports.
-//! The PDs are created stopped; [`System::start`] resumes them all.
+//! stack with an unmapped guard page, its ELF segments and its recovery
+//! page; system-wide the memory regions, notifications, endpoints, IRQ
+//! handlers and I/O ports. The PDs are created stopped; [`System::start`]
+//! resumes them all.
+//!
+//! What a PD's peers hold caps to (its notification and endpoint, its IRQ
+//! handlers, the regions it maps, its recovery page) is made once. The rest
+//! is made by [`System::construct`] from the plan's pristine image, out of
+//! the PD's own pool when it has a restart policy, so that a restart can
+//! delete it all ([`System::teardown`]) and construct it again.
 
 use crate::error::{Context, Setup, fail};
 use crate::resources::{Object, ROOT_CNODE, Resources};
 use crate::vspace::VSpace;
 use alloc::vec::Vec;
-use boot_plan::layout::{self, cspace};
+use boot_plan::layout::{self, cspace, recovery};
 use boot_plan::{IrqSource, Perms, Plan, SetvarValue};
 use sel4::cap::{self, Cap, Rights, Slot, TcbConfig, UserContext, VmAttributes, kind};
 use sel4::{WORD_BITS, init_cap};
 
-/// Where the monitor maps a frame of its own to fill it (PD images): far
-/// from its own image, inside the user address space.
+/// Where the monitor maps frames of its own: a 4 KiB frame to fill it (PD
+/// images) or to zero it; a large frame to zero it; the PDs' recovery
+/// pages, one after the other; the HPET's registers (x86_64). Far from its image,
+/// inside the user address space.
 #[cfg(target_arch = "x86_64")]
-pub const SCRATCH: u64 = 1 << 39;
+mod window {
+    pub const SCRATCH: u64 = 1 << 39;
+    pub const SCRATCH_LARGE: u64 = SCRATCH + (1 << 30);
+    pub const RECOVERY: u64 = SCRATCH + (2 << 30);
+    pub const HPET: u64 = SCRATCH + (3 << 30);
+}
 #[cfg(target_arch = "arm")]
-pub const SCRATCH: u64 = 0xa000_0000;
+mod window {
+    pub const SCRATCH: u64 = 0xa000_0000;
+    pub const SCRATCH_LARGE: u64 = 0xa100_0000;
+    pub const RECOVERY: u64 = 0xa200_0000;
+}
+#[cfg(target_arch = "x86_64")]
+pub use window::HPET as HPET_WINDOW;
+use window::{RECOVERY, SCRATCH, SCRATCH_LARGE};
+
 const PAGE: u64 = sel4::PAGE_SIZE as u64;
 
 const IRQ_CONTROL: Cap<kind::IrqControl> = Cap::from_cptr(init_cap::CapIRQControl);
 const ASID_POOL: Cap<kind::AsidPool> = Cap::from_cptr(init_cap::CapInitThreadASIDPool);
 
-/// A running (or startable) PD.
+/// What of a PD outlives its instances: the objects peers hold caps to.
+pub struct Kept {
+    pub ntfn: u64,
+    pub ep: Option<u64>,
+    /// (channel id, the monitor's handler cap).
+    pub irqs: Vec<(u8, u64)>,
+    /// The recovery page's frame, and where the monitor sees it.
+    pub recovery_frame: u64,
+    pub recovery: *mut u64,
+}
+
+/// A PD and what the monitor keeps of it.
 pub struct PdHandle<'a> {
     pub name: &'a str,
     pub priority: u8,
     pub stack_size: u64,
     pub tcb: Cap<kind::Tcb>,
+    pub kept: Kept,
+    /// The PD's own resources when it may be restarted.
+    pub pool: Option<Resources>,
+    vspace: VSpace,
+}
+
+impl PdHandle<'_> {
+    /// Word `i` of the PD's recovery page.
+    pub fn recovery_word(&self, i: usize) -> u64 {
+        assert!(i < recovery::WORDS);
+        // SAFETY: the monitor maps the page at `recovery` for its whole
+        // run; i is inside the page. Volatile: the PD writes it.
+        unsafe { self.kept.recovery.add(i).read_volatile() }
+    }
+
+    pub fn set_recovery_word(&self, i: usize, value: u64) {
+        assert!(i < recovery::WORDS);
+        // SAFETY: as in recovery_word.
+        unsafe { self.kept.recovery.add(i).write_volatile(value) }
+    }
 }
 
 pub struct System<'a> {
     pub pds: Vec<PdHandle<'a>>,
     /// Badge `i + 1` identifies PD `i` in fault messages.
     pub fault_ep: Cap<kind::Endpoint>,
+    /// Each region's first frame cap and physical address.
+    regions: Vec<(u64, u64)>,
+    tsc_mhz: u64,
+    /// A slot of the monitor's for a frame cap copy being zeroed.
+    zero_slot: u64,
 }
 
 impl System<'_> {
-    pub fn start(&self) -> Setup<()> {
-        for pd in &self.pds {
+    /// Starts every PD, as incarnation 1, busy starting up.
+    pub fn start(&self, plan: &Plan) -> Setup<()> {
+        for (pd, p) in self.pds.iter().zip(&plan.pds) {
+            write_recovery(pd, p, 1);
             pd.tcb.resume().ctx("resume a PD")?;
         }
         Ok(())
     }
-}
 
-/// The kernel objects of one PD, as monitor CPtrs.
-struct PdObjects {
-    tcb: u64,
-    cnode: Cap<kind::CNode>,
-    vspace: VSpace,
-    ntfn: u64,
-    ep: Option<u64>,
-    ipc_buffer: u64,
-}
-
-fn slot(cptr: u64) -> Slot {
-    Slot::new(ROOT_CNODE, cptr, WORD_BITS)
-}
-
-fn rights(p: Perms) -> Rights {
-    // Mappings are readable whenever present; writability is a right,
-    // execution an attribute (see `attributes`).
-    if p.write {
-        Rights::READ_WRITE
-    } else {
-        Rights::READ
+    /// Deletes everything of PD `i`'s instance that came from its pool,
+    /// and zeroes the regions only it maps: nothing of the old instance is
+    /// left but the shared regions and what peers hold caps to.
+    pub fn teardown(
+        &mut self,
+        plan: &Plan,
+        i: usize,
+        own: &mut VSpace,
+        main: &mut Resources,
+    ) -> Setup<()> {
+        let pd = &mut self.pds[i];
+        pd.tcb.suspend().ctx("suspend a failed PD")?;
+        let Some(pool) = pd.pool.as_mut() else {
+            return fail("teardown of a PD without a pool");
+        };
+        pool.reset()?;
+        pd.vspace.clear();
+        for &r in &plan.pds[i].recovery.zero {
+            self.zero_region(plan, r as usize, own, main)?;
+        }
+        Ok(())
     }
-}
 
-/// The page attributes of a mapping with `perms`: not executable unless
-/// asked (32-bit ARM enforces it; x86_64 seL4 5.0.0 cannot, so there data
-/// stays executable).
-fn attributes(p: Perms, base: VmAttributes) -> VmAttributes {
-    if p.execute { base } else { base.no_execute() }
-}
+    /// Writes zeros over every frame of region `r`.
+    fn zero_region(
+        &self,
+        plan: &Plan,
+        r: usize,
+        own: &mut VSpace,
+        main: &mut Resources,
+    ) -> Setup<()> {
+        let region = &plan.regions[r];
+        let (first, _) = self.regions[r];
+        let large = region.page_bits != 12;
+        let (at, size) = if large {
+            (SCRATCH_LARGE, 1u64 << region.page_bits)
+        } else {
+            (SCRATCH, PAGE)
+        };
+        for f in 0..region.size / size {
+            ROOT_CNODE
+                .copy(self.zero_slot, WORD_BITS, slot(first + f), Rights::ALL)
+                .ctx("copy a frame cap to zero it")?;
+            own.map(
+                main,
+                self.zero_slot,
+                at,
+                large,
+                Rights::READ_WRITE,
+                VmAttributes::DEFAULT,
+            )?;
+            // SAFETY: the frame is mapped writable at `at` for `size` bytes
+            // in the monitor; the PD that maps it is stopped and its device
+            // quiesced, so nothing else writes it meanwhile.
+            unsafe { core::ptr::write_bytes(at as *mut u8, 0, size as usize) };
+            Cap::<kind::Page>::from_cptr(self.zero_slot)
+                .unmap()
+                .ctx("unmap a zeroed frame")?;
+            ROOT_CNODE
+                .delete(self.zero_slot, WORD_BITS)
+                .ctx("delete a zeroed frame's copy")?;
+        }
+        Ok(())
+    }
 
-/// Places `src` at `index` of a PD's CNode, badged/narrowed by `data`.
-fn mint(dest: Cap<kind::CNode>, index: u64, src: u64, r: Rights, data: u64) -> Setup<()> {
-    dest.mint(index, cspace::SIZE_BITS, slot(src), r, data)
-        .ctx("mint a cap into a PD's CSpace")
-}
+    /// Builds PD `i` again after [`teardown`](Self::teardown) and starts
+    /// it as `incarnation`.
+    pub fn restart(
+        &mut self,
+        plan: &Plan,
+        i: usize,
+        incarnation: u64,
+        own: &mut VSpace,
+        main: &mut Resources,
+    ) -> Setup<()> {
+        let mut pool = self.pds[i].pool.take();
+        let built = self.construct(plan, i, own, main, pool.as_mut());
+        self.pds[i].pool = pool;
+        built?;
+        let pd = &self.pds[i];
+        // An interrupt the old instance took but never acknowledged would
+        // stay masked for ever.
+        for &(_, handler) in &pd.kept.irqs {
+            Cap::<kind::IrqHandler>::from_cptr(handler)
+                .ack()
+                .ctx("unmask a restarted PD's IRQ")?;
+        }
+        write_recovery(pd, &plan.pds[i], incarnation);
+        pd.tcb.resume().ctx("resume a restarted PD")
+    }
 
-pub fn build<'a>(
-    plan: &Plan<'a>,
-    res: &mut Resources,
-    own: &mut VSpace,
-    tsc_mhz: u64,
-) -> Setup<System<'a>> {
-    let fault_ep = res.alloc(Object::ENDPOINT)?;
-    let regions = plan
-        .regions
-        .iter()
-        .map(|r| res.frames(r.size, r.page_bits, r.phys_addr))
-        .collect::<Setup<Vec<_>>>()?;
-
-    let mut objs = Vec::with_capacity(plan.pds.len());
-    for pd in &plan.pds {
-        let root = Cap::<cap::VSpaceKind>::from_cptr(res.alloc(Object::VSPACE)?);
+    /// Makes PD `i`'s instance from the plan: address space, image, stack,
+    /// IPC buffer, maps, CSpace, TCB; from `pool` if given, else from
+    /// `main`. The TCB is left stopped.
+    fn construct(
+        &mut self,
+        plan: &Plan,
+        i: usize,
+        own: &mut VSpace,
+        main: &mut Resources,
+        mut pool: Option<&mut Resources>,
+    ) -> Setup<()> {
+        let pd = &plan.pds[i];
+        macro_rules! res {
+            () => {
+                match pool.as_deref_mut() {
+                    Some(p) => p,
+                    None => &mut *main,
+                }
+            };
+        }
+        let root = Cap::<cap::VSpaceKind>::from_cptr(res!().alloc(Object::VSPACE)?);
         ASID_POOL.assign(root).ctx("assign an ASID")?;
-        objs.push(PdObjects {
-            tcb: res.alloc(Object::TCB)?,
-            cnode: Cap::from_cptr(res.alloc(Object::cnode(cspace::SIZE_BITS))?),
-            vspace: VSpace::new(root),
-            ntfn: res.alloc(Object::NOTIFICATION)?,
-            ep: if pd.pp_callee {
-                Some(res.alloc(Object::ENDPOINT)?)
-            } else {
-                None
-            },
-            ipc_buffer: res.alloc(Object::PAGE)?,
-        });
-    }
+        let cnode = Cap::<kind::CNode>::from_cptr(res!().alloc(Object::cnode(cspace::SIZE_BITS))?);
+        let tcb = Cap::<kind::Tcb>::from_cptr(res!().alloc(Object::TCB)?);
+        let ipc_buffer = res!().alloc(Object::PAGE)?;
+        let mut vspace = core::mem::replace(&mut self.pds[i].vspace, VSpace::new(root));
+        vspace.reset(root);
 
-    for (index, (pd, o)) in plan.pds.iter().zip(&mut objs).enumerate() {
         // Program segments, with setvars patched in.
         for seg in &pd.segments {
             let start = seg.vaddr & !(PAGE - 1);
             let end = (seg.vaddr + seg.mem_size).next_multiple_of(PAGE);
             for page in (start..end).step_by(PAGE as usize) {
-                let frame = res.alloc(Object::PAGE)?;
+                let frame = res!().alloc(Object::PAGE)?;
                 own.map(
-                    res,
+                    main,
                     frame,
                     SCRATCH,
                     false,
@@ -154,8 +263,8 @@ pub fn build<'a>(
                     }
                     let value = match sv.value {
                         SetvarValue::Word(w) => w,
-                        SetvarValue::RegionPaddr(r) => regions[r as usize].1,
-                        SetvarValue::BootInfoTscMhz => tsc_mhz,
+                        SetvarValue::RegionPaddr(r) => self.regions[r as usize].1,
+                        SetvarValue::BootInfoTscMhz => self.tsc_mhz,
                     };
                     // SAFETY: as above; the 8 bytes lie inside the page.
                     unsafe { ((SCRATCH + sv.vaddr - page) as *mut u64).write_unaligned(value) };
@@ -170,8 +279,8 @@ pub fn build<'a>(
                         .ctx("make a PD's code visible to instruction fetch")?;
                 }
                 frame_cap.unmap().ctx("unmap the scratch page")?;
-                o.vspace.map(
-                    res,
+                vspace.map(
+                    res!(),
                     frame,
                     page,
                     false,
@@ -181,21 +290,38 @@ pub fn build<'a>(
             }
         }
 
-        o.vspace.map(
-            res,
-            o.ipc_buffer,
+        vspace.map(
+            res!(),
+            ipc_buffer,
             layout::IPC_BUFFER_VADDR,
             false,
             Rights::READ_WRITE,
             VmAttributes::DEFAULT.no_execute(),
         )?;
+        let recovery_copy = res!().slots(1)?;
+        ROOT_CNODE
+            .copy(
+                recovery_copy,
+                WORD_BITS,
+                slot(self.pds[i].kept.recovery_frame),
+                Rights::ALL,
+            )
+            .ctx("copy a recovery page cap")?;
+        vspace.map(
+            res!(),
+            recovery_copy,
+            layout::RECOVERY_VADDR,
+            false,
+            Rights::READ_WRITE,
+            VmAttributes::DEFAULT.no_execute(),
+        )?;
         let pages = pd.stack_size / PAGE;
-        let stack = res.alloc_n(Object::PAGE, pages)?;
-        for i in 0..pages {
-            let vaddr = layout::STACK_TOP - pd.stack_size + i * PAGE;
-            o.vspace.map(
-                res,
-                stack + i,
+        let stack = res!().alloc_n(Object::PAGE, pages)?;
+        for p in 0..pages {
+            let vaddr = layout::STACK_TOP - pd.stack_size + p * PAGE;
+            vspace.map(
+                res!(),
+                stack + p,
                 vaddr,
                 false,
                 Rights::READ_WRITE,
@@ -205,7 +331,7 @@ pub fn build<'a>(
 
         for m in &pd.maps {
             let region = &plan.regions[m.region as usize];
-            let (first, _) = regions[m.region as usize];
+            let (first, _) = self.regions[m.region as usize];
             let page_size = 1u64 << region.page_bits;
             let attr = attributes(
                 m.perms,
@@ -215,17 +341,17 @@ pub fn build<'a>(
                     VmAttributes::CACHE_DISABLED
                 },
             );
-            for i in 0..region.size / page_size {
+            for f in 0..region.size / page_size {
                 // A frame cap maps once: every mapping gets its own copy.
-                let copy = res.slots(1)?;
+                let copy = res!().slots(1)?;
                 ROOT_CNODE
-                    .copy(copy, WORD_BITS, slot(first + i), Rights::ALL)
+                    .copy(copy, WORD_BITS, slot(first + f), Rights::ALL)
                     .ctx("copy a frame cap")?;
-                let large = region.page_bits == 21;
-                o.vspace.map(
-                    res,
+                let large = region.page_bits != 12;
+                vspace.map(
+                    res!(),
                     copy,
-                    m.vaddr + i * page_size,
+                    m.vaddr + f * page_size,
                     large,
                     rights(m.perms),
                     attr,
@@ -234,100 +360,253 @@ pub fn build<'a>(
         }
 
         // libmicrokit's CSpace layout.
-        let input = o.ep.unwrap_or(o.ntfn);
-        mint(o.cnode, cspace::INPUT, input, Rights::ALL, 0)?;
+        let kept = &self.pds[i].kept;
+        let input = kept.ep.unwrap_or(kept.ntfn);
+        mint(cnode, cspace::INPUT, input, Rights::ALL, 0)?;
         mint(
-            o.cnode,
+            cnode,
             cspace::MONITOR_EP,
-            fault_ep,
+            self.fault_ep.cptr(),
             Rights::WRITE.union(Rights::GRANT),
-            index as u64 + 1,
+            i as u64 + 1,
         )?;
-        mint(o.cnode, cspace::TCB, o.tcb, Rights::ALL, 0)?;
+        mint(cnode, cspace::TCB, tcb.cptr(), Rights::ALL, 0)?;
+        for &(id, handler) in &kept.irqs {
+            mint(cnode, cspace::IRQ_BASE + id as u64, handler, Rights::ALL, 0)?;
+        }
+        for io in &pd.ioports {
+            ioport(cnode, io)?;
+        }
+        for ch in &plan.channels {
+            for (a, b) in [(ch.ends[0], ch.ends[1]), (ch.ends[1], ch.ends[0])] {
+                if a.pd as usize != i {
+                    continue;
+                }
+                let to = &self.pds[b.pd as usize].kept;
+                if a.notify {
+                    mint(
+                        cnode,
+                        cspace::NOTIFY_BASE + a.id as u64,
+                        to.ntfn,
+                        Rights::WRITE,
+                        1 << b.id,
+                    )?;
+                }
+                if a.pp {
+                    let Some(ep) = to.ep else {
+                        return fail("pp channel to a PD without an endpoint");
+                    };
+                    let badge = cspace::BADGE_PPC | b.id as u64;
+                    mint(
+                        cnode,
+                        cspace::PPC_BASE + a.id as u64,
+                        ep,
+                        Rights::WRITE.union(Rights::GRANT),
+                        badge,
+                    )?;
+                }
+            }
+        }
+
+        tcb.configure(&TcbConfig {
+            fault_ep: cspace::MONITOR_EP,
+            priority: pd.priority,
+            cspace: cnode,
+            cspace_data: cap::cnode_guard(0, (WORD_BITS - cspace::SIZE_BITS) as u64),
+            vspace: root,
+            ipc_buffer_vaddr: layout::IPC_BUFFER_VADDR,
+            ipc_buffer: Cap::from_cptr(ipc_buffer),
+        })
+        .ctx("configure a TCB")?;
+        if pd.pp_callee {
+            tcb.bind_notification(Cap::from_cptr(kept.ntfn))
+                .ctx("bind a notification")?;
+        }
+        let regs = UserContext::start(pd.entry, layout::STACK_TOP);
+        tcb.write_registers(false, &regs)
+            .ctx("set a PD's entry point")?;
+        let handle = &mut self.pds[i];
+        handle.tcb = tcb;
+        handle.vspace = vspace;
+        Ok(())
+    }
+}
+
+/// Tells PD `pd` which instance it is and how it is supervised, and marks
+/// it busy (starting up) for its budget.
+fn write_recovery(pd: &PdHandle, plan: &boot_plan::Pd, incarnation: u64) {
+    let r = &plan.recovery;
+    let mut flags = 0;
+    if r.restart.is_some() {
+        flags |= recovery::RESTARTABLE;
+    }
+    if r.budget_ms.is_some() {
+        flags |= recovery::BUDGETED;
+    }
+    pd.set_recovery_word(recovery::PROGRESS, 1);
+    pd.set_recovery_word(recovery::INCARNATION, incarnation);
+    pd.set_recovery_word(recovery::FLAGS, flags);
+    pd.set_recovery_word(recovery::BUDGET_MS, r.budget_ms.map_or(0, u64::from));
+}
+
+fn slot(cptr: u64) -> Slot {
+    Slot::new(ROOT_CNODE, cptr, WORD_BITS)
+}
+
+fn rights(p: Perms) -> Rights {
+    // Mappings are readable whenever present; writability is a right,
+    // execution an attribute (see `attributes`).
+    if p.write {
+        Rights::READ_WRITE
+    } else {
+        Rights::READ
+    }
+}
+
+/// The page attributes of a mapping with `perms`: not executable unless
+/// asked (32-bit ARM enforces it; x86_64 seL4 5.0.0 cannot, so there data
+/// stays executable).
+fn attributes(p: Perms, base: VmAttributes) -> VmAttributes {
+    if p.execute { base } else { base.no_execute() }
+}
+
+/// Places `src` at `index` of a PD's CNode, badged/narrowed by `data`.
+fn mint(dest: Cap<kind::CNode>, index: u64, src: u64, r: Rights, data: u64) -> Setup<()> {
+    dest.mint(index, cspace::SIZE_BITS, slot(src), r, data)
+        .ctx("mint a cap into a PD's CSpace")
+}
+
+/// An upper bound of what PD `pd` takes from its pool: bytes and slots.
+/// Generous: object alignment wastes some bytes, and the paging
+/// structures depend on where things are mapped.
+fn pool_size(plan: &Plan, pd: &boot_plan::Pd) -> (u64, u64) {
+    let mut pages = 0;
+    let mut vaddrs = Vec::new();
+    for seg in &pd.segments {
+        let start = seg.vaddr & !(PAGE - 1);
+        let end = (seg.vaddr + seg.mem_size).next_multiple_of(PAGE);
+        pages += (end - start) / PAGE;
+        vaddrs.push(start);
+    }
+    pages += pd.stack_size / PAGE + 2;
+    vaddrs.extend([layout::STACK_TOP - pd.stack_size, layout::IPC_BUFFER_VADDR]);
+    let mut frames = 0;
+    for m in &pd.maps {
+        let r = &plan.regions[m.region as usize];
+        frames += r.size >> r.page_bits;
+        vaddrs.push(m.vaddr);
+    }
+    // Each mapped range needs at most a few tables per 2 MiB (x86_64) or
+    // 1 MiB (ARM) it spans; a map's span is its region's size.
+    let spans: u64 = pd
+        .maps
+        .iter()
+        .map(|m| plan.regions[m.region as usize].size >> 20)
+        .sum::<u64>()
+        + (pages >> 8);
+    let tables = 4 * (vaddrs.len() as u64 + spans + 4);
+    // The VSpace root, the CNode and the TCB are at most 16 KiB each.
+    let bytes = 2 * ((pages + tables) * PAGE + 3 * 0x4000);
+    let slots = pages + frames + tables + 16;
+    (bytes, slots)
+}
+
+pub fn build<'a>(
+    plan: &Plan<'a>,
+    res: &mut Resources,
+    own: &mut VSpace,
+    tsc_mhz: u64,
+) -> Setup<System<'a>> {
+    let fault_ep = res.alloc(Object::ENDPOINT)?;
+    let regions = plan
+        .regions
+        .iter()
+        .map(|r| res.frames(r.size, r.page_bits, r.phys_addr))
+        .collect::<Setup<Vec<_>>>()?;
+
+    let mut pds = Vec::with_capacity(plan.pds.len());
+    for (index, pd) in plan.pds.iter().enumerate() {
+        let ntfn = res.alloc(Object::NOTIFICATION)?;
+        let ep = if pd.pp_callee {
+            Some(res.alloc(Object::ENDPOINT)?)
+        } else {
+            None
+        };
+        let mut irqs = Vec::with_capacity(pd.irqs.len());
         for irq in &pd.irqs {
             let handler = res.slots(1)?;
             irq_handler(slot(handler), irq)?;
             let badged = res.slots(1)?;
             ROOT_CNODE
-                .mint(badged, WORD_BITS, slot(o.ntfn), Rights::WRITE, 1 << irq.id)
+                .mint(badged, WORD_BITS, slot(ntfn), Rights::WRITE, 1 << irq.id)
                 .ctx("badge a notification for an IRQ")?;
             let h = Cap::<kind::IrqHandler>::from_cptr(handler);
             h.set_notification(Cap::from_cptr(badged))
                 .ctx("bind an IRQ to its PD")?;
             // New handlers start masked; the PD acks after each interrupt.
             h.ack().ctx("unmask an IRQ")?;
-            mint(
-                o.cnode,
-                cspace::IRQ_BASE + irq.id as u64,
-                handler,
-                Rights::ALL,
-                0,
-            )?;
+            irqs.push((irq.id, handler));
         }
-        for io in &pd.ioports {
-            ioport(o.cnode, io)?;
-        }
-    }
-
-    for ch in &plan.channels {
-        for (a, b) in [(ch.ends[0], ch.ends[1]), (ch.ends[1], ch.ends[0])] {
-            let (from, to) = (&objs[a.pd as usize], &objs[b.pd as usize]);
-            if a.notify {
-                mint(
-                    from.cnode,
-                    cspace::NOTIFY_BASE + a.id as u64,
-                    to.ntfn,
-                    Rights::WRITE,
-                    1 << b.id,
-                )?;
+        // The recovery page: one frame the PD and the monitor both map.
+        let recovery_frame = res.alloc(Object::PAGE)?;
+        let mine = res.slots(1)?;
+        ROOT_CNODE
+            .copy(mine, WORD_BITS, slot(recovery_frame), Rights::ALL)
+            .ctx("copy a recovery page cap")?;
+        let at = RECOVERY + index as u64 * PAGE;
+        own.map(
+            res,
+            mine,
+            at,
+            false,
+            Rights::READ_WRITE,
+            VmAttributes::DEFAULT.no_execute(),
+        )?;
+        let pool = match pd.recovery.restart {
+            Some(_) => {
+                let (bytes, slots) = pool_size(plan, pd);
+                Some(res.pool(bytes, slots)?)
             }
-            if a.pp {
-                let Some(ep) = to.ep else {
-                    return fail("pp channel to a PD without an endpoint");
-                };
-                let badge = cspace::BADGE_PPC | b.id as u64;
-                mint(
-                    from.cnode,
-                    cspace::PPC_BASE + a.id as u64,
-                    ep,
-                    Rights::WRITE.union(Rights::GRANT),
-                    badge,
-                )?;
-            }
-        }
-    }
-
-    let mut pds = Vec::with_capacity(plan.pds.len());
-    for (pd, o) in plan.pds.iter().zip(objs) {
-        let tcb = Cap::<kind::Tcb>::from_cptr(o.tcb);
-        tcb.configure(&TcbConfig {
-            fault_ep: cspace::MONITOR_EP,
-            priority: pd.priority,
-            cspace: o.cnode,
-            cspace_data: cap::cnode_guard(0, (WORD_BITS - cspace::SIZE_BITS) as u64),
-            vspace: o.vspace.root,
-            ipc_buffer_vaddr: layout::IPC_BUFFER_VADDR,
-            ipc_buffer: Cap::from_cptr(o.ipc_buffer),
-        })
-        .ctx("configure a TCB")?;
-        if pd.pp_callee {
-            tcb.bind_notification(Cap::from_cptr(o.ntfn))
-                .ctx("bind a notification")?;
-        }
-        let regs = UserContext::start(pd.entry, layout::STACK_TOP);
-        tcb.write_registers(false, &regs)
-            .ctx("set a PD's entry point")?;
+            None => None,
+        };
         pds.push(PdHandle {
             name: pd.name,
             priority: pd.priority,
             stack_size: pd.stack_size,
-            tcb,
+            tcb: Cap::from_cptr(0),
+            kept: Kept {
+                ntfn,
+                ep,
+                irqs,
+                recovery_frame,
+                recovery: at as *mut u64,
+            },
+            pool,
+            vspace: VSpace::new(Cap::from_cptr(0)),
         });
     }
-    Ok(System {
+    let mut system = System {
         pds,
         fault_ep: Cap::from_cptr(fault_ep),
-    })
+        regions,
+        tsc_mhz,
+        zero_slot: res.slots(1)?,
+    };
+    for i in 0..plan.pds.len() {
+        let mut pool = system.pds[i].pool.take();
+        let built = system.construct(plan, i, own, res, pool.as_mut());
+        system.pds[i].pool = pool;
+        built?;
+    }
+    Ok(system)
+}
+
+impl System<'_> {
+    /// Each region's first frame cap (the monitor's clock maps the HPET's).
+    #[cfg(target_arch = "x86_64")]
+    pub fn region_frame(&self, r: usize) -> u64 {
+        self.regions[r].0
+    }
 }
 
 /// Creates at `dest` the handler of `irq`, from its source.

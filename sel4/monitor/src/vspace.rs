@@ -77,6 +77,18 @@ impl VSpace {
         }
     }
 
+    /// Forgets every structure, for a VSpace deleted with everything in
+    /// it; the list keeps its capacity, so a rebuild allocates no heap.
+    pub fn clear(&mut self) {
+        self.present.clear();
+    }
+
+    /// Starts over with a fresh top-level structure.
+    pub fn reset(&mut self, root: Cap<VSpaceKind>) {
+        self.root = root;
+        self.present.clear();
+    }
+
     fn ensure(&mut self, res: &mut Resources, vaddr: u64, levels: &[Level]) -> Setup<()> {
         for &level in levels {
             let key = (level, vaddr >> level as u32);

@@ -44,6 +44,9 @@ pub mod x86_64 {
     pub const PAGE_SIZE_2M: u64 = PAGE_SIZE_LARGE;
     /// The per-PD IPC buffer: one 4 KiB page that the monitor maps here.
     pub const IPC_BUFFER_VADDR: u64 = 0x0000_0100_0000_0000;
+    /// The PD's recovery page (see [`recovery`](crate::recovery)), right
+    /// after the IPC buffer.
+    pub const RECOVERY_VADDR: u64 = IPC_BUFFER_VADDR + super::PAGE_SIZE_4K;
     /// The stack occupies `stack_size` bytes ending (exclusive) here.
     pub const STACK_TOP: u64 = 0x0000_0080_0000_0000;
     /// First virtual address that user mappings may not reach (the canonical
@@ -71,6 +74,9 @@ pub mod aarch32 {
     pub const STACK_TOP: u64 = 0xc000_0000;
     /// The per-PD IPC buffer, well above the stack.
     pub const IPC_BUFFER_VADDR: u64 = 0xd000_0000;
+    /// The PD's recovery page (see [`recovery`](crate::recovery)), right
+    /// after the IPC buffer.
+    pub const RECOVERY_VADDR: u64 = IPC_BUFFER_VADDR + super::PAGE_SIZE_4K;
     /// The kernel's window starts here (kernelBase): user mappings stay
     /// below.
     pub const USER_VADDR_LIMIT: u64 = 0xe000_0000;
@@ -100,6 +106,7 @@ pub struct Layout {
     pub arch: &'static str,
     pub page_size_large: u64,
     pub ipc_buffer_vaddr: u64,
+    pub recovery_vaddr: u64,
     pub stack_top: u64,
     pub user_vaddr_limit: u64,
     pub max_channel_id: u64,
@@ -110,6 +117,7 @@ impl Layout {
         arch: "x86_64",
         page_size_large: x86_64::PAGE_SIZE_LARGE,
         ipc_buffer_vaddr: x86_64::IPC_BUFFER_VADDR,
+        recovery_vaddr: x86_64::RECOVERY_VADDR,
         stack_top: x86_64::STACK_TOP,
         user_vaddr_limit: x86_64::USER_VADDR_LIMIT,
         max_channel_id: x86_64::MAX_CHANNEL_ID,
@@ -118,6 +126,7 @@ impl Layout {
         arch: "32-bit ARM",
         page_size_large: aarch32::PAGE_SIZE_LARGE,
         ipc_buffer_vaddr: aarch32::IPC_BUFFER_VADDR,
+        recovery_vaddr: aarch32::RECOVERY_VADDR,
         stack_top: aarch32::STACK_TOP,
         user_vaddr_limit: aarch32::USER_VADDR_LIMIT,
         max_channel_id: aarch32::MAX_CHANNEL_ID,
@@ -154,4 +163,47 @@ pub mod cspace {
     /// are 28 bits too), so the top endpoint bit stands in; the channel id
     /// is in the low bits.
     pub const BADGE_PPC: u64 = 1 << 27;
+
+    /// The channel id the monitor's own protected procedure calls arrive
+    /// on (a quiesce request to the pci PD). No system.xml channel has it
+    /// (ids stop at 61, 27 on ARM), so only the monitor holds an endpoint
+    /// cap with this badge.
+    pub const MONITOR_CALLER: u8 = 63;
+}
+
+/// The monitor's protected procedure calls into PDs (on
+/// [`cspace::MONITOR_CALLER`]), by label.
+pub mod monitor_call {
+    /// To the PD that serves PCI: turn bus mastering off for every
+    /// function of the driver on channel MR0 (the caller's end at the
+    /// server). The reply's label is 0 and MR0 the number of functions.
+    pub const QUIESCE: u64 = 16;
+}
+
+/// The recovery page: one 4 KiB page the monitor maps read-write at
+/// `RECOVERY_VADDR` in every PD, and reads itself. The PD's runtime counts
+/// its progress there; the monitor says which incarnation the PD is and
+/// how it is supervised. Words (u64 on every architecture, little-endian
+/// like the machines), by index:
+pub mod recovery {
+    /// Written by the PD's runtime: one more each time it starts handling
+    /// an event and each time it goes back to waiting, so odd while it
+    /// handles one. The monitor sets it to 1 (busy: starting up) before it
+    /// starts the PD, and watches it against the PD's handler budget.
+    pub const PROGRESS: usize = 0;
+    /// Written by the monitor: 1 for the PD's first instance, one more per
+    /// restart.
+    pub const INCARNATION: usize = 1;
+    /// Written by the monitor: [`RESTARTABLE`] and [`BUDGETED`] bits.
+    pub const FLAGS: usize = 2;
+    /// Written by the monitor: the handler budget in milliseconds (0: none).
+    pub const BUDGET_MS: usize = 3;
+    /// Words in use; the rest of the page is zero.
+    pub const WORDS: usize = 4;
+
+    /// The monitor restarts the PD when it fails: the PD may make protocol
+    /// violations fatal, since a fault costs it only a restart.
+    pub const RESTARTABLE: u64 = 1 << 0;
+    /// The monitor holds the PD to a handler budget.
+    pub const BUDGETED: u64 = 1 << 1;
 }

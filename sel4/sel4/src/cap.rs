@@ -213,6 +213,12 @@ impl Cap<kind::CNode> {
         self.invoke(label::CNodeDelete, &[index, depth as u64], &[])
             .map(drop)
     }
+    /// Deletes every capability derived from the one in the slot (for an
+    /// untyped: every object retyped from it, which makes it whole again).
+    pub fn revoke(self, index: u64, depth: u8) -> Result<()> {
+        self.invoke(label::CNodeRevoke, &[index, depth as u64], &[])
+            .map(drop)
+    }
 }
 
 /// Arguments of [`Cap<Tcb>::configure`].

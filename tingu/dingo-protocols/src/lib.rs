@@ -4,6 +4,10 @@
 //! `tingu` into message enums with their ring-slot encoding and `no_std`
 //! observers. Each protocol is a module named after it (`lifecycle`,
 //! `usb_pipe`, ...); each component too (`ethernet_driver`, ...).
+//! [`shadow`] holds the client-side shadows of the protocols whose
+//! providers are restarted.
 #![cfg_attr(not(test), no_std)]
 
 include!(concat!(env!("OUT_DIR"), "/protocols.rs"));
+
+pub mod shadow;

@@ -612,3 +612,37 @@ fn variable_overflow_is_a_violation() {
     );
     assert_eq!(o.vars().rx_lent, u16::MAX);
 }
+
+#[test]
+fn restart_starts_a_new_session_and_keeps_the_history() {
+    let mut o = eth::Observer::new(0);
+    run(
+        &mut o,
+        &[
+            (eth::Msg::Enable, In),
+            (eth::Msg::EnableComplete, Out),
+            (eth::Msg::TxPacket { buf: 0, len: 60 }, In),
+            (
+                eth::Msg::RxBuffer {
+                    buf: 2048,
+                    len: 2048,
+                },
+                In,
+            ),
+        ],
+    );
+    assert_eq!((o.vars().tx_pending, o.vars().rx_lent), (1, 1));
+    o.restart(100 * MS);
+    assert_eq!(o.state(), eth::State::Disabled);
+    assert_eq!((o.vars().tx_pending, o.vars().rx_lent), (0, 0));
+    // The old session's answer is now illegal, and the report still shows
+    // the messages from before the restart.
+    let v = o
+        .observe(&eth::Msg::TxPacketDone { buf: 0 }, Out, 101 * MS)
+        .unwrap_err();
+    assert_eq!(v.kind, ViolationKind::UnexpectedMessage);
+    assert_eq!(v.history().count(), 4);
+    // A timeout state entered afresh: the clock starts at the restart.
+    o.observe(&eth::Msg::Enable, In, 200 * MS).unwrap();
+    assert_eq!(o.deadline_ns(), Some(1200 * MS));
+}

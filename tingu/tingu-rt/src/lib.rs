@@ -18,6 +18,8 @@
 
 use core::fmt;
 
+pub mod shadow;
+
 /// Size in bytes of one ring slot; every message of every protocol encodes
 /// into exactly one slot (the compiler rejects messages that do not fit).
 pub const SLOT: usize = 64;
@@ -606,6 +608,11 @@ pub trait Observer {
     fn state_name(&self) -> &'static str;
     /// Whether the protocol reached a final state.
     fn is_final(&self) -> bool;
+    /// Starts a new session at `now_ns`, as when the peer restarted: the
+    /// initial state, the variables' initial values, the initial state's
+    /// timeout clock. The history is kept, so a later report shows the
+    /// messages on both sides of the restart.
+    fn restart(&mut self, now_ns: u64);
     /// Builds a report about `msg` in the current state.
     fn violation<'a>(
         &'a self,

@@ -715,11 +715,18 @@ fn protocol(out: &mut String, p: &Protocol) {
 
             fn is_final(&self) -> bool {{ self.state.is_final() }}
 
+            fn restart(&mut self, now_ns: u64) {{
+                self.state = {initial};
+                self.vars = Vars {{ {vars} }};
+                self.deadline_ns = tingu_rt::deadline({initial}.timeout_ms(), now_ns);
+            }}
+
             fn violation<'a>(&'a self, kind: ViolationKind, msg: Option<(&'a Msg, Direction)>) -> Violation<'a> {{
                 Violation::new(self.state.name(), kind, msg, &self.history)
             }}
         }}
         }}",
+        vars = init.join(", "),
     );
 }
 

@@ -15,8 +15,8 @@ use crate::elf::{self, Elf};
 use crate::model::IMPLICIT_TSC_MHZ_SYMBOL;
 use crate::model::{
     Board, Channel, ChannelEnd, EmbeddedConfig, IoPort, Irq, IrqKind, Map, MemoryRegion,
-    PciAddress, ProgramImage, ProtectionDomain, ReservedArea, SetVar, SetVarValue, SourcePos,
-    System, reserved_areas,
+    PciAddress, ProgramImage, ProtectionDomain, Recovery, ReservedArea, SetVar, SetVarValue,
+    SourcePos, System, reserved_areas,
 };
 use crate::xml::{
     ChannelDraft, Draft, MAX_RAM_BYTES, PdDraft, RegionDraft, SetVarDraft, SetVarSource, bytes_text,
@@ -457,7 +457,7 @@ fn check_ram_total(d: &mut Diags, regions: &[RegionDraft], usable: &[bool]) {
     }
 }
 
-fn describe_reserved(reserved: &[ReservedArea; 3]) -> String {
+fn describe_reserved(reserved: &[ReservedArea; 4]) -> String {
     reserved
         .iter()
         .map(|a| format!("{} {}", a.what, range((a.start, a.end))))
@@ -470,7 +470,7 @@ fn check_maps(
     pd: &PdDraft,
     board: Board,
     regions: &[RegionDraft],
-    reserved: &[ReservedArea; 3],
+    reserved: &[ReservedArea; 4],
     mut resolve: impl FnMut(&mut Diags, &str, SourcePos) -> Option<usize>,
 ) -> Vec<Option<Map>> {
     let mut out: Vec<Option<Map>> = Vec::new();
@@ -567,7 +567,7 @@ fn load_image(
     pd: &PdDraft,
     board: Board,
     search_paths: &[PathBuf],
-    reserved: &[ReservedArea; 3],
+    reserved: &[ReservedArea; 4],
 ) -> Option<(ProgramImage, Elf)> {
     let img = pd.image.as_ref()?;
     let Some(path) = find_image(&img.path, search_paths) else {
@@ -956,6 +956,8 @@ fn assemble(
                 ioports: pd.ioports.into_iter().map(|(p, _)| p).collect(),
                 setvars: state.setvars,
                 config: None,
+                recovery: Recovery::default(),
+                pci: Vec::new(),
                 pos: pd.pos,
             }
         })
@@ -976,5 +978,6 @@ fn assemble(
         protection_domains,
         memory_regions,
         channels,
+        tick: None,
     }
 }

@@ -372,7 +372,7 @@ pub struct ReservedArea {
 
 /// The reserved areas of a PD with the given stack size on `board`: stack,
 /// its guard page, and the IPC buffer.
-pub fn reserved_areas(board: Board, stack_size: u64) -> [ReservedArea; 3] {
+pub fn reserved_areas(board: Board, stack_size: u64) -> [ReservedArea; 4] {
     let layout = board.layout();
     let stack_bottom = layout.stack_top - stack_size;
     [
@@ -391,7 +391,42 @@ pub fn reserved_areas(board: Board, stack_size: u64) -> [ReservedArea; 3] {
             start: layout.ipc_buffer_vaddr,
             end: layout.ipc_buffer_vaddr + IPC_BUFFER_SIZE,
         },
+        ReservedArea {
+            what: "recovery page",
+            start: layout.recovery_vaddr,
+            end: layout.recovery_vaddr + PAGE_SIZE_4K,
+        },
     ]
+}
+
+/// How the monitor supervises a PD beyond reporting its faults (the
+/// wiring file's `restart` and `budget_ms` of `[pd.<name>]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    pub restart: Option<boot_plan::Restart>,
+    pub budget_ms: Option<u32>,
+}
+
+/// A PCI function a driver reaches through the PD that serves PCI: what
+/// the monitor quiesces before it reuses the driver's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciLink {
+    pub bdf: pd_config::Bdf,
+    /// The serving PD's index.
+    pub server: usize,
+    /// The driver's channel id at the server.
+    pub server_channel: u8,
+}
+
+/// The monitor's periodic interrupt for budgets and backoff (the wiring
+/// file's `[monitor]`): HPET timer 1 under LegacyReplacement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorTick {
+    /// The HPET's register region.
+    pub hpet: usize,
+    pub pin: u64,
+    pub vector: u64,
+    pub period_us: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,6 +447,10 @@ pub struct ProtectionDomain {
     pub setvars: Vec<SetVar>,
     /// Set when the program has a manifest (see [`PdConfig`]).
     pub config: Option<PdConfig>,
+    /// From the wiring file; none by default.
+    pub recovery: Recovery,
+    /// The PCI functions its config reaches (set with the config).
+    pub pci: Vec<PciLink>,
     pub pos: SourcePos,
 }
 
@@ -421,7 +460,7 @@ impl ProtectionDomain {
         self.board.layout().stack_top - self.stack_size
     }
 
-    pub fn reserved_areas(&self) -> [ReservedArea; 3] {
+    pub fn reserved_areas(&self) -> [ReservedArea; 4] {
         reserved_areas(self.board, self.stack_size)
     }
 }
@@ -454,6 +493,8 @@ pub struct System {
     pub protection_domains: Vec<ProtectionDomain>,
     pub memory_regions: Vec<MemoryRegion>,
     pub channels: Vec<Channel>,
+    /// The monitor's tick, when the wiring file gives it one.
+    pub tick: Option<MonitorTick>,
 }
 
 impl System {

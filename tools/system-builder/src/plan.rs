@@ -187,6 +187,7 @@ pub fn build_plan<'a>(
             irqs,
             ioports,
             setvars,
+            recovery: recovery(system, index),
         });
     }
     let channels = system
@@ -208,8 +209,51 @@ pub fn build_plan<'a>(
             pds,
             channels,
             monitor_bench: false,
+            tick: system.tick.map(|t| bp::Tick {
+                hpet: u32::try_from(t.hpet).expect("region indices fit in u32"),
+                ioapic: 0,
+                pin: t.pin,
+                vector: t.vector,
+                period_us: t.period_us,
+            }),
         },
     )
+}
+
+/// PD `index`'s supervision: its policy and budget from the wiring file,
+/// the PCI functions to quiesce when it fails, and, if it is restarted,
+/// the regions to zero again (RAM that no other PD maps).
+pub(crate) fn recovery(system: &System, index: usize) -> bp::Recovery {
+    let pd = &system.protection_domains[index];
+    let quiesce = pd
+        .pci
+        .iter()
+        .map(|l| bp::Quiesce {
+            server: u32::try_from(l.server).expect("PD indices fit in u32"),
+            channel: l.server_channel,
+        })
+        .collect();
+    let mut zero = Vec::new();
+    if pd.recovery.restart.is_some() {
+        for m in &pd.maps {
+            let shared = system
+                .protection_domains
+                .iter()
+                .enumerate()
+                .any(|(i, other)| i != index && other.maps.iter().any(|o| o.mr == m.mr));
+            let region = u32::try_from(m.mr).expect("region indices fit in u32");
+            if !shared && system.memory_regions[m.mr].phys_addr.is_none() && !zero.contains(&region)
+            {
+                zero.push(region);
+            }
+        }
+    }
+    bp::Recovery {
+        restart: pd.recovery.restart,
+        budget_ms: pd.recovery.budget_ms,
+        quiesce,
+        zero,
+    }
 }
 
 fn span(seg: &Segment) -> String {

@@ -64,6 +64,13 @@ pub fn render(system: &System, image: Option<&PackedImage>) -> String {
         count(system.memory_regions.len() as u64, "memory region"),
         count(system.channels.len() as u64, "channel")
     );
+    if let Some(t) = &system.tick {
+        let _ = writeln!(
+            o,
+            "monitor clock: HPET timer 1 of '{}' every {} us, IOAPIC pin {} vector {}",
+            system.memory_regions[t.hpet].name, t.period_us, t.pin, t.vector
+        );
+    }
     for (index, pd) in system.protection_domains.iter().enumerate() {
         o.push('\n');
         pd_section(o, system, index, pd);
@@ -158,6 +165,7 @@ fn pd_section(o: &mut String, system: &System, index: usize, pd: &ProtectionDoma
         range(bottom - STACK_GUARD_SIZE, bottom)
     );
     let _ = writeln!(o, "  IPC buffer: {:#x}", layout.ipc_buffer_vaddr);
+    let _ = writeln!(o, "  recovery page: {:#x}", layout.recovery_vaddr);
 
     let _ = writeln!(o, "  CSpace ({} slots):", 1u64 << cspace::SIZE_BITS);
     let input = if callee {
@@ -314,6 +322,41 @@ fn pd_section(o: &mut String, system: &System, index: usize, pd: &ProtectionDoma
         let _ = writeln!(o, "    {} at {:#x} = {value}", sv.symbol, sv.symbol_vaddr);
     }
 
+    let plan = crate::plan::recovery(system, index);
+    if let Some(r) = &pd.recovery.restart {
+        let zeroed: Vec<&str> = plan
+            .zero
+            .iter()
+            .map(|z| system.memory_regions[*z as usize].name.as_str())
+            .collect();
+        let _ = writeln!(
+            o,
+            "  restart: on a fault or an overrun, backoff {} ms doubling to {} ms, given up after {} failures within {} ms; regions zeroed again: {}",
+            r.backoff_ms,
+            r.max_backoff_ms,
+            r.limit,
+            r.window_ms,
+            if zeroed.is_empty() {
+                "none".into()
+            } else {
+                zeroed.join(", ")
+            }
+        );
+    }
+    if let Some(b) = pd.recovery.budget_ms {
+        let _ = writeln!(
+            o,
+            "  handler budget: {b} ms (an overrun is seen within {} ms)",
+            2 * b
+        );
+    }
+    for l in &pd.pci {
+        let _ = writeln!(
+            o,
+            "  on a failure: {} quiesced (bus mastering off) by '{}', where it is channel {}",
+            l.bdf, system.protection_domains[l.server].name, l.server_channel
+        );
+    }
     if let Some(c) = &pd.config {
         let _ = writeln!(
             o,

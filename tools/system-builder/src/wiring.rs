@@ -33,6 +33,21 @@
 //! irqs = { hpet = 40 }                     # role -> irq id
 //! ioports = { debug_exit = 0 }             # role -> ioport id
 //! params = { index = 0 }                   # role -> value
+//!
+//! # Per PD, for any program: how the monitor supervises it. The PD is
+//! # restarted when it faults (a protocol violation under its ports'
+//! # fatal policy is a fault) or overruns its handler budget, with the
+//! # backoff doubling from backoff_ms to max_backoff_ms; after `limit`
+//! # failures within window_ms it is given up on and reported.
+//! [pd.rtl8139]
+//! restart = { backoff_ms = 10, max_backoff_ms = 1000, limit = 5, window_ms = 10000 }
+//! budget_ms = 100      # longest time one event may take, 1..=60000
+//!
+//! # The monitor's clock for budgets and backoff: timer 1 of the HPET in
+//! # this region (pc only), which under the timer PD's LegacyReplacement
+//! # route interrupts on IOAPIC pin 8.
+//! [monitor]
+//! hpet = "hpet"
 //! ```
 //!
 //! Diagnostics name the wiring file, the manifest or system.xml at the
@@ -50,7 +65,8 @@ use pd_manifest::{codegen, encode};
 
 use crate::diag::{Diagnostic, Severity};
 use crate::model::{
-    ChannelEnd, IrqKind, IrqPolarity, IrqTrigger, PdConfig, ProtectionDomain, SourcePos, System,
+    Board, ChannelEnd, IrqKind, IrqPolarity, IrqTrigger, MonitorTick, PAGE_SIZE_4K, PciLink,
+    PdConfig, ProtectionDomain, Recovery, SourcePos, System, x86_64,
 };
 
 /// Ring slot size of every Dingo port (dingo-rt's `Port<64>`).
@@ -114,12 +130,42 @@ struct PdDecl<'a> {
     span: Range<usize>,
 }
 
+/// A PD's `restart` and `budget_ms`, with their places.
+#[derive(Default)]
+struct RecoveryDecl {
+    restart: Option<(boot_plan::Restart, Range<usize>)>,
+    budget: Option<(u32, Range<usize>)>,
+}
+
+/// `[monitor]`: the region of the HPET whose timer 1 is the monitor's.
+struct MonitorDecl {
+    hpet: usize,
+    span: Range<usize>,
+}
+
 /// The wiring file, read.
 struct Wiring<'a> {
     ports: Vec<PortDecl>,
     pcis: Vec<PciDecl>,
     pds: HashMap<usize, PdDecl<'a>>,
+    recovery: HashMap<usize, RecoveryDecl>,
+    monitor: Option<MonitorDecl>,
 }
+
+/// Restart policy defaults, for keys `restart = { ... }` leaves out.
+const DEFAULT_RESTART: boot_plan::Restart = boot_plan::Restart {
+    backoff_ms: 10,
+    max_backoff_ms: 1000,
+    limit: 5,
+    window_ms: 10_000,
+};
+/// The longest handler budget and backoff the wiring file may ask for.
+const MAX_BUDGET_MS: u64 = 60_000;
+/// The IOAPIC pin HPET timer 1 interrupts on under LegacyReplacement.
+const HPET_TIMER1_PIN: u64 = 8;
+/// The monitor's tick period: half the smallest budget (so an overrun is
+/// seen within twice the budget), at most this, at least 1 ms.
+const MAX_TICK_US: u64 = 10_000;
 
 /// Reads every program's manifest, binds and checks every role, and sets
 /// each PD's config. `wiring` is the wiring file (name, text) if there is
@@ -159,8 +205,15 @@ pub(crate) fn wire(system: &mut System, wiring: Option<(&str, &str)>) -> Vec<Dia
             ports: Vec::new(),
             pcis: Vec::new(),
             pds: HashMap::new(),
+            recovery: HashMap::new(),
+            monitor: None,
         },
     };
+    if !d.is_empty() {
+        out.extend(d.drain(..).map(convert));
+        return out;
+    }
+    let tick = supervision(&src, system, &w, &mut d);
     if !d.is_empty() {
         out.extend(d.drain(..).map(convert));
         return out;
@@ -171,7 +224,9 @@ pub(crate) fn wire(system: &mut System, wiring: Option<(&str, &str)>) -> Vec<Dia
     for (i, program) in programs.iter().enumerate() {
         let Some(program) = program else {
             configs.push(None);
-            if let Some(decl) = w.pds.get(&i) {
+            if let Some(decl) = w.pds.get(&i)
+                && decl.tables.values().any(|t| !t.is_empty())
+            {
                 d.push(src.diag(
                     &decl.span,
                     format!(
@@ -194,18 +249,215 @@ pub(crate) fn wire(system: &mut System, wiring: Option<(&str, &str)>) -> Vec<Dia
             d: &mut d,
             sys_diags: &mut out,
             dma: &mut dma,
+            pci: Vec::new(),
         };
-        configs.push(r.resolve());
+        let config = r.resolve();
+        let links = r.pci;
+        configs.push(config.map(|c| (c, links)));
     }
     out.extend(d.drain(..).map(convert));
     uncached_dma(system, &dma, &mut out);
     if out.iter().any(Diagnostic::is_error) {
         return out;
     }
-    for (pd, config) in system.protection_domains.iter_mut().zip(configs) {
-        pd.config = config;
+    for (i, (pd, config)) in system
+        .protection_domains
+        .iter_mut()
+        .zip(configs)
+        .enumerate()
+    {
+        if let Some((config, links)) = config {
+            pd.config = Some(config);
+            pd.pci = links;
+        }
+        if let Some(r) = w.recovery.get(&i) {
+            pd.recovery = Recovery {
+                restart: r.restart.as_ref().map(|(p, _)| *p),
+                budget_ms: r.budget.as_ref().map(|(b, _)| *b),
+            };
+        }
     }
+    system.tick = tick;
     out
+}
+
+/// Checks what supervision needs of the whole system and works out the
+/// monitor's tick: its interrupt, vector and period.
+fn supervision(
+    src: &Source<'_>,
+    system: &System,
+    w: &Wiring<'_>,
+    d: &mut Vec<Diag>,
+) -> Option<MonitorTick> {
+    let needs_clock = w.recovery.iter().flat_map(|(&pd, r)| {
+        let budget = r
+            .budget
+            .as_ref()
+            .map(|(_, span)| (pd, span, "a handler budget"));
+        let backoff = r
+            .restart
+            .as_ref()
+            .filter(|(p, _)| p.backoff_ms > 0)
+            .map(|(_, span)| (pd, span, "a restart backoff"));
+        budget.into_iter().chain(backoff)
+    });
+    let Some(m) = &w.monitor else {
+        for (pd, span, what) in needs_clock {
+            d.push(src.diag(
+                span,
+                format!(
+                    "{what} for '{}' needs the monitor's clock, which the wiring file does not give",
+                    system.protection_domains[pd].name
+                ),
+                "[monitor] hpet = \"<the HPET's memory_region>\" (or backoff_ms = 0 for a restart without delay)",
+            ));
+        }
+        return None;
+    };
+    let region = &system.memory_regions[m.hpet];
+    if system.board != Board::Pc {
+        d.push(src.diag(
+            &m.span,
+            format!(
+                "the monitor's clock is HPET timer 1, and the {} board has no HPET",
+                system.board
+            ),
+            "no [monitor] table (budgets and backoff are for the pc board)",
+        ));
+        return None;
+    }
+    if region.phys_addr.is_none() || region.size < PAGE_SIZE_4K {
+        d.push(src.diag(
+            &m.span,
+            format!(
+                "[monitor] hpet names region '{}', which is not a device page (no phys_addr, or under 4 KiB)",
+                region.name
+            ),
+            "the memory_region of the HPET's registers (phys_addr=\"0xfed00000\" on a PC)",
+        ));
+        return None;
+    }
+    let mut used = Vec::new();
+    for pd in &system.protection_domains {
+        for irq in &pd.irqs {
+            if let IrqKind::Ioapic { pin, .. } = irq.kind
+                && pin == HPET_TIMER1_PIN
+            {
+                d.push(src.diag(
+                    &m.span,
+                    format!(
+                        "the monitor's clock (HPET timer 1) interrupts on IOAPIC pin {HPET_TIMER1_PIN}, which protection domain '{}' takes for irq {} ({}:{})",
+                        pd.name, irq.id, system.file, irq.pos
+                    ),
+                    format!("no PD irq on pin {HPET_TIMER1_PIN} while [monitor] is given"),
+                ));
+            }
+            used.push(irq.vector());
+        }
+    }
+    let Some(vector) = (0..=x86_64::MAX_IRQ_VECTOR).find(|v| !used.contains(v)) else {
+        d.push(src.diag(
+            &m.span,
+            "every IRQ vector is taken by a PD; the monitor's clock needs one",
+            "fewer PD interrupts",
+        ));
+        return None;
+    };
+    let smallest = w
+        .recovery
+        .values()
+        .filter_map(|r| r.budget.as_ref().map(|(b, _)| u64::from(*b)))
+        .min();
+    let period_us = smallest.map_or(MAX_TICK_US, |b| (b * 1000 / 2).clamp(1000, MAX_TICK_US));
+    Some(MonitorTick {
+        hpet: m.hpet,
+        pin: HPET_TIMER1_PIN,
+        vector,
+        period_us: period_us as u32,
+    })
+}
+
+/// Reads `restart = { ... }` and `budget_ms = N` of `[pd.<name>]`.
+fn read_recovery(t: &Table<'_, '_>, name: &str, d: &mut Vec<Diag>) -> RecoveryDecl {
+    let src = t.src;
+    let mut r = RecoveryDecl::default();
+    if let Some(v) = t.get("restart") {
+        let Some(table) = v.get_ref().as_table() else {
+            d.push(src.diag(
+                &v.span(),
+                format!("'restart' in [pd.{name}] is not a table"),
+                "restart = { backoff_ms = 10, max_backoff_ms = 1000, limit = 5, window_ms = 10000 } (each key optional)",
+            ));
+            return r;
+        };
+        let rt = Table::new(src, table, v.span(), format!("[pd.{name}] restart"));
+        let keys = ["backoff_ms", "max_backoff_ms", "limit", "window_ms"];
+        rt.check_keys(&keys, d);
+        let before = d.len();
+        let value = |key: &str, default: u32, lo: u64, hi: u64, d: &mut Vec<Diag>| match rt
+            .opt_u64(key, d)
+        {
+            None => default,
+            Some((n, _)) if (lo..=hi).contains(&n) => n as u32,
+            Some((n, span)) => {
+                d.push(src.diag(
+                    &span,
+                    format!("{key} = {n} in [pd.{name}] restart"),
+                    format!("{lo} to {hi}"),
+                ));
+                default
+            }
+        };
+        let backoff_ms = value(
+            "backoff_ms",
+            DEFAULT_RESTART.backoff_ms,
+            0,
+            MAX_BUDGET_MS,
+            d,
+        );
+        let max_backoff_ms = value(
+            "max_backoff_ms",
+            DEFAULT_RESTART.max_backoff_ms.max(backoff_ms),
+            0,
+            MAX_BUDGET_MS,
+            d,
+        );
+        let limit = value("limit", DEFAULT_RESTART.limit, 1, 1000, d);
+        let window_ms = value("window_ms", DEFAULT_RESTART.window_ms, 1, 3_600_000, d);
+        if max_backoff_ms < backoff_ms {
+            let span = rt.get("max_backoff_ms").map_or(v.span(), |m| m.span());
+            d.push(src.diag(
+                &span,
+                format!(
+                    "max_backoff_ms = {max_backoff_ms} in [pd.{name}] restart is below backoff_ms = {backoff_ms}"
+                ),
+                "a maximum backoff at least the first",
+            ));
+        }
+        if d.len() == before {
+            r.restart = Some((
+                boot_plan::Restart {
+                    backoff_ms,
+                    max_backoff_ms,
+                    limit,
+                    window_ms,
+                },
+                v.span(),
+            ));
+        }
+    }
+    if let Some((ms, span)) = t.opt_u64("budget_ms", d) {
+        if (1..=MAX_BUDGET_MS).contains(&ms) {
+            r.budget = Some((ms as u32, span));
+        } else {
+            d.push(src.diag(
+                &span,
+                format!("budget_ms = {ms} in [pd.{name}]"),
+                format!("a handler budget of 1 to {MAX_BUDGET_MS} ms"),
+            ));
+        }
+    }
+    r
 }
 
 /// The program of `pd`, if its image has a manifest; problems with the
@@ -350,12 +602,29 @@ fn read_wiring<'a>(
         programs,
     };
     let top = Table::new(src, doc, 0..0, "the wiring file");
-    top.check_keys(&["port", "pci", "pd"], d);
+    top.check_keys(&["port", "pci", "pd", "monitor"], d);
     let mut w = Wiring {
         ports: Vec::new(),
         pcis: Vec::new(),
         pds: HashMap::new(),
+        recovery: HashMap::new(),
+        monitor: None,
     };
+    if let Some(mt) = top.opt_table("monitor", d) {
+        mt.check_keys(&["hpet"], d);
+        if let Some((name, span)) =
+            mt.str("hpet", "\"<the memory_region of the HPET's registers>\"", d)
+        {
+            match system.region_index(name) {
+                Some(hpet) => w.monitor = Some(MonitorDecl { hpet, span }),
+                None => d.push(src.diag(
+                    &span,
+                    format!("[monitor] hpet names unknown memory region '{name}'"),
+                    format!("the name of a <memory_region> in {}", system.file),
+                )),
+            }
+        }
+    }
     let array = |key: &str, d: &mut Vec<Diag>| -> Vec<Table<'a, 'a>> {
         let Some(v) = doc.get(key) else {
             return Vec::new();
@@ -532,7 +801,13 @@ fn read_wiring<'a>(
                 Kind::IoPorts,
                 Kind::Params,
             ];
-            t.check_keys(&kinds.map(|k| k.table()), d);
+            let mut keys = kinds.map(|k| k.table()).to_vec();
+            keys.extend(["restart", "budget_ms"]);
+            t.check_keys(&keys, d);
+            let recovery = read_recovery(&t, name, d);
+            if recovery.restart.is_some() || recovery.budget.is_some() {
+                w.recovery.insert(index, recovery);
+            }
             let mut decl = PdDecl {
                 span,
                 ..PdDecl::default()
@@ -571,6 +846,8 @@ struct Resolver<'s, 'w> {
     /// The memory regions DMA roles bind (by index), for
     /// [`uncached_dma`].
     dma: &'s mut Vec<usize>,
+    /// The PCI functions the PD's roles reach.
+    pci: Vec<PciLink>,
 }
 
 /// On the ARM board devices do not snoop the CPU's caches, and a PD cannot
@@ -1618,7 +1895,12 @@ impl Resolver<'_, '_> {
             .filter(|p| p.driver.pd == self.pd && p.driver.role == role.name)
             .collect();
         for decl in decls {
-            if let Some((server, mine, _)) = self.pci_link(decl) {
+            if let Some((server, mine, theirs)) = self.pci_link(decl) {
+                self.pci.push(PciLink {
+                    bdf: decl.function,
+                    server,
+                    server_channel: theirs.id as u8,
+                });
                 text.push(format!(
                     "{} through '{}' on channel {}",
                     decl.function,

@@ -135,7 +135,7 @@ fn map_that_overlaps_the_program_image() {
 
 #[test]
 fn maps_that_overlap_the_reserved_areas() {
-    let reserved = "maps outside the reserved areas (stack [0x7fffffe000..0x8000000000), stack guard page [0x7fffffd000..0x7fffffe000), IPC buffer [0x10000000000..0x10000001000))";
+    let reserved = "maps outside the reserved areas (stack [0x7fffffe000..0x8000000000), stack guard page [0x7fffffd000..0x7fffffe000), IPC buffer [0x10000000000..0x10000001000), recovery page [0x10000001000..0x10000002000))";
     let xml = sys(&format!(
         "\n    <memory_region name=\"r\" size=\"0x1000\"/>{}",
         pd(
@@ -178,7 +178,7 @@ fn larger_stack_moves_the_guard_page() {
     assert_diags(
         &xml,
         &[
-            "system.xml:5:9: error: map of 'r' [0x7ffffef000..0x7fffff0000) overlaps the stack guard page [0x7ffffef000..0x7fffff0000) that the monitor reserves in every protection domain; expected maps outside the reserved areas (stack [0x7fffff0000..0x8000000000), stack guard page [0x7ffffef000..0x7fffff0000), IPC buffer [0x10000000000..0x10000001000))",
+            "system.xml:5:9: error: map of 'r' [0x7ffffef000..0x7fffff0000) overlaps the stack guard page [0x7ffffef000..0x7fffff0000) that the monitor reserves in every protection domain; expected maps outside the reserved areas (stack [0x7fffff0000..0x8000000000), stack guard page [0x7ffffef000..0x7fffff0000), IPC buffer [0x10000000000..0x10000001000), recovery page [0x10000001000..0x10000002000))",
         ],
     );
 }
@@ -481,7 +481,7 @@ fn program_images_that_cannot_be_placed_or_read() {
         &xml,
         &[
             // The first segment that collides (the text page) is reported.
-            "system.xml:3:24: error: program image 'high.elf' has a loadable segment [0x7fffffd000..0x7fffffe000) (r-x) that overlaps the stack guard page [0x7fffffd000..0x7fffffe000) of protection domain 'high'; expected segments outside the reserved areas (stack [0x7fffffe000..0x8000000000), stack guard page [0x7fffffd000..0x7fffffe000), IPC buffer [0x10000000000..0x10000001000))",
+            "system.xml:3:24: error: program image 'high.elf' has a loadable segment [0x7fffffd000..0x7fffffe000) (r-x) that overlaps the stack guard page [0x7fffffd000..0x7fffffe000) of protection domain 'high'; expected segments outside the reserved areas (stack [0x7fffffe000..0x8000000000), stack guard page [0x7fffffd000..0x7fffffe000), IPC buffer [0x10000000000..0x10000001000), recovery page [0x10000001000..0x10000002000))",
             &format!(
                 "system.xml:6:24: error: program image '{dir}/truncated.elf' is truncated or malformed: its section headers lie outside the file; expected a statically linked, non-PIE x86_64 ELF64 executable (ELF type EXEC)"
             ),

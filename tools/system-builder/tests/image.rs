@@ -63,9 +63,11 @@ fn plan_bytes() -> Vec<u8> {
             irqs: vec![],
             ioports: vec![],
             setvars: vec![],
+            recovery: Default::default(),
         }],
         channels: vec![],
         monitor_bench: false,
+        tick: None,
     }
     .encode()
 }

@@ -93,6 +93,7 @@ fn multi_pd_system_gives_the_expected_plan() {
         irqs: vec![],
         ioports: vec![],
         setvars: vec![],
+        recovery: Default::default(),
     };
     let mut timer = pd("timer", 200, 0x4000, false);
     timer.maps = vec![Map {
@@ -205,6 +206,7 @@ fn multi_pd_system_gives_the_expected_plan() {
             },
         ],
         monitor_bench: false,
+        tick: None,
     };
     assert_eq!(got, expected);
 

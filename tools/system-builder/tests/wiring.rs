@@ -454,3 +454,153 @@ fn a_manifest_error_names_the_manifest() {
         ]
     );
 }
+
+/// The system with an HPET region the monitor's clock can use.
+fn with_hpet(patch: &[(&str, &str)]) -> String {
+    let mut p = vec![(
+        "<memory_region name=\"dma\"",
+        "<memory_region name=\"hpet\" size=\"0x1000\" phys_addr=\"0xfed00000\" />\n    <memory_region name=\"dma\"",
+    )];
+    p.extend_from_slice(patch);
+    system(&p)
+}
+
+const SUPERVISED: &str = "params = { index = 2 }\nrestart = { backoff_ms = 20, limit = 3, window_ms = 5000 }\nbudget_ms = 40\n\n[monitor]\nhpet = \"hpet\"";
+
+#[test]
+fn a_restart_policy_and_budget_reach_the_plan_with_what_a_restart_needs() {
+    let l = load(
+        &with_hpet(&[]),
+        &wiring(&[("params = { index = 2 }", SUPERVISED)]),
+    )
+    .unwrap();
+    let files = system_builder::plan::read_images(&l.system).unwrap();
+    let plan = system_builder::plan::build_plan(&l.system, &files).unwrap();
+    let rtl = &plan.pds[1];
+    assert_eq!(
+        rtl.recovery,
+        boot_plan::Recovery {
+            restart: Some(boot_plan::Restart {
+                backoff_ms: 20,
+                max_backoff_ms: 1000,
+                limit: 3,
+                window_ms: 5000
+            }),
+            budget_ms: Some(40),
+            // The pci PD (index 0) quiesces 00:03.0, the driver's channel
+            // there being 0.
+            quiesce: vec![boot_plan::Quiesce {
+                server: 0,
+                channel: 0
+            }],
+            // dma is the driver's alone; eth is shared with net, regs is
+            // device memory.
+            zero: vec![2],
+        }
+    );
+    assert_eq!(plan.regions[2].name, "dma");
+    assert_eq!(plan.pds[2].recovery, boot_plan::Recovery::default());
+    // Half the 40 ms budget capped at 10 ms, the first vector no PD uses,
+    // HPET timer 1's pin.
+    assert_eq!(
+        plan.tick,
+        Some(boot_plan::Tick {
+            hpet: 1,
+            ioapic: 0,
+            pin: 8,
+            vector: 0,
+            period_us: 10_000
+        })
+    );
+    let report = system_builder::report::render(&l.system, None);
+    for want in [
+        "monitor clock: HPET timer 1 of 'hpet' every 10000 us, IOAPIC pin 8 vector 0",
+        "  restart: on a fault or an overrun, backoff 20 ms doubling to 1000 ms, given up after 3 failures within 5000 ms; regions zeroed again: dma",
+        "  handler budget: 40 ms (an overrun is seen within 80 ms)",
+        "  on a failure: 00:03.0 quiesced (bus mastering off) by 'pci', where it is channel 0",
+        "  recovery page: 0x10000001000",
+    ] {
+        assert!(report.contains(want), "no {want:?} in:\n{report}");
+    }
+}
+
+#[test]
+fn a_pd_without_a_manifest_may_be_restarted() {
+    // The logger's restart policy needs no config; a backoff of 0 needs no
+    // clock.
+    let l = load(
+        &system(&[]),
+        &wiring(&[(
+            "channels = { clients = [\"net\"] }",
+            "channels = { clients = [\"net\"] }\nrestart = { backoff_ms = 0 }",
+        )]),
+    )
+    .unwrap();
+    let logger = l.system.pd("logger").unwrap();
+    assert_eq!(logger.recovery.restart.map(|r| r.backoff_ms), Some(0));
+    assert!(l.system.tick.is_none());
+}
+
+#[test]
+fn supervision_mistakes_are_located() {
+    let budget_alone = wiring(&[(
+        "params = { index = 2 }",
+        "params = { index = 2 }\nbudget_ms = 40",
+    )]);
+    assert_eq!(
+        errors(&system(&[]), &budget_alone),
+        [
+            "system.dingo.toml:14:13: error: a handler budget for 'rtl8139' needs the monitor's clock, which the wiring file does not give; expected [monitor] hpet = \"<the HPET's memory_region>\" (or backoff_ms = 0 for a restart without delay)"
+        ]
+    );
+    let bad = |from: &str, to: &str| {
+        errors(
+            &with_hpet(&[]),
+            &wiring(&[("params = { index = 2 }", &SUPERVISED.replace(from, to))]),
+        )
+    };
+    assert_eq!(
+        bad("limit = 3", "limit = 0"),
+        ["system.dingo.toml:14:38: error: limit = 0 in [pd.rtl8139] restart; expected 1 to 1000"]
+    );
+    assert_eq!(
+        bad("limit = 3", "limits = 3"),
+        [
+            "system.dingo.toml:14:30: error: unknown key 'limits' in [pd.rtl8139] restart; expected one of: backoff_ms, max_backoff_ms, limit, window_ms"
+        ]
+    );
+    assert_eq!(
+        bad("budget_ms = 40", "budget_ms = 0"),
+        [
+            "system.dingo.toml:15:13: error: budget_ms = 0 in [pd.rtl8139]; expected a handler budget of 1 to 60000 ms"
+        ]
+    );
+    assert_eq!(
+        bad("backoff_ms = 20,", "backoff_ms = 20, max_backoff_ms = 5,"),
+        [
+            "system.dingo.toml:14:47: error: max_backoff_ms = 5 in [pd.rtl8139] restart is below backoff_ms = 20; expected a maximum backoff at least the first"
+        ]
+    );
+    assert_eq!(
+        bad("hpet = \"hpet\"", "hpet = \"hpets\""),
+        [
+            "system.dingo.toml:18:8: error: [monitor] hpet names unknown memory region 'hpets'; expected the name of a <memory_region> in system.xml"
+        ]
+    );
+    assert_eq!(
+        bad("hpet = \"hpet\"", "hpet = \"dma\""),
+        [
+            "system.dingo.toml:18:8: error: [monitor] hpet names region 'dma', which is not a device page (no phys_addr, or under 4 KiB); expected the memory_region of the HPET's registers (phys_addr=\"0xfed00000\" on a PC)"
+        ]
+    );
+    // HPET timer 1's pin taken by a PD.
+    assert_eq!(
+        errors(
+            &with_hpet(&[("pin=\"11\"", "pin=\"8\"")]),
+            &wiring(&[("params = { index = 2 }", SUPERVISED)])
+        ),
+        [
+            "system.dingo.toml:18:8: error: the monitor's clock (HPET timer 1) interrupts on IOAPIC pin 8, which protection domain 'rtl8139' takes for irq 5 (system.xml:15:9); expected no PD irq on pin 8 while [monitor] is given"
+        ]
+    );
+}

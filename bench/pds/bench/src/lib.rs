@@ -13,7 +13,8 @@ use dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_rt::typed::{PortObserver, TypedPort};
 use microkit::hwio::tsc::rdtsc;
 use microkit::{Channel, IoPort};
-use tingu_rt::{Flow, Message, Violation, ViolationKind};
+use tingu_rt::shadow::Shadowed;
+use tingu_rt::{Flow, Violation, ViolationKind};
 
 /// Rounds timed per figure, after as many untimed warm-up rounds; the
 /// monitor's baseline uses the same numbers.
@@ -211,7 +212,7 @@ impl<M> Default for Unobserved<M> {
     }
 }
 
-impl<M: Message> PortObserver for Unobserved<M> {
+impl<M: Shadowed> PortObserver for Unobserved<M> {
     type Msg = M;
 
     fn observe(

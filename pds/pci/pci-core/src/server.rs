@@ -88,6 +88,13 @@ pub enum Event {
     UnknownCaller {
         channel: u8,
     },
+    /// On the monitor's request: the function's bus mastering is off (it
+    /// was `was_on` before), its driver being restarted.
+    Quiesced {
+        pd: &'static str,
+        bdf: Bdf,
+        was_on: bool,
+    },
 }
 
 impl fmt::Display for Event {
@@ -157,6 +164,11 @@ impl fmt::Display for Event {
             Event::UnknownCaller { channel } => {
                 write!(f, "a call on channel {channel}, which serves no driver")
             }
+            Event::Quiesced { pd, bdf, was_on } => write!(
+                f,
+                "quiesced {bdf} for {pd}'s restart: bus mastering off (it was {})",
+                if was_on { "on" } else { "off already" }
+            ),
         }
     }
 }
@@ -220,6 +232,31 @@ impl<C: ConfigSpace> Server<C> {
 
     pub fn clients(&self) -> &[Client] {
         &self.clients
+    }
+
+    /// The monitor's request: turns bus mastering off for every function
+    /// of the driver on `channel`, so the device writes no more into
+    /// memory the monitor is about to hand back. Memory and I/O decoding
+    /// stay (the registers are harmless; the fresh driver resets the
+    /// device). Reports each function; returns how many there were.
+    pub fn quiesce(&mut self, channel: u8, mut report: impl FnMut(Event)) -> usize {
+        let mut n = 0;
+        for c in self.clients.iter().filter(|c| c.channel == channel) {
+            if c.info.is_none() {
+                continue;
+            }
+            let mut f = Function::new(&mut self.space, c.bdf);
+            let command = f.read(regs::COMMAND);
+            let was_on = command.is_set(regs::Command::BUS_MASTER);
+            f.modify(regs::COMMAND, regs::Command::BUS_MASTER::CLEAR);
+            report(Event::Quiesced {
+                pd: c.pd,
+                bdf: c.bdf,
+                was_on,
+            });
+            n += 1;
+        }
+        n
     }
 
     /// Answers one call on `channel`: the reply's label (a [`Status`]) and

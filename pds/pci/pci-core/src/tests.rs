@@ -344,3 +344,67 @@ fn memory_bars_are_placed_where_the_system_puts_the_drivers_regions() {
     );
     assert_eq!(mr[0] & 2, 0);
 }
+
+#[test]
+fn the_monitor_quiesces_a_drivers_functions_and_nothing_else() {
+    let (mut s, _) = server(FakeConfig::qemu_pc());
+    for (channel, at) in [(0, NIC), (1, USB)] {
+        let (st, _, _) = call(
+            &mut s,
+            channel,
+            at,
+            Request::Command {
+                set: 0b110,
+                clear: 0,
+            },
+        );
+        assert_eq!(st, Status::Ok);
+    }
+    let mut events = Vec::new();
+    assert_eq!(s.quiesce(0, |e| events.push(e)), 1);
+    assert_eq!(
+        events,
+        [Event::Quiesced {
+            pd: "rtl8139",
+            bdf: NIC,
+            was_on: true
+        }]
+    );
+    let command = |s: &mut Server<FakeConfig>, channel, at| {
+        call(
+            s,
+            channel,
+            at,
+            Request::Read {
+                offset: 4,
+                width: 2,
+            },
+        )
+        .1[0]
+    };
+    assert_eq!(
+        command(&mut s, 0, NIC) & 0b110,
+        0b010,
+        "memory decoding stays"
+    );
+    assert_eq!(
+        command(&mut s, 1, USB) & 0b110,
+        0b110,
+        "the other driver's untouched"
+    );
+    // The absent function of 'ghost' and a channel with no driver: nothing.
+    assert_eq!(s.quiesce(2, |_| panic!("nothing to report")), 0);
+    assert_eq!(s.quiesce(9, |_| panic!("nothing to report")), 0);
+    // The fresh driver turns it on again.
+    let (st, _, _) = call(
+        &mut s,
+        0,
+        NIC,
+        Request::Command {
+            set: 0b100,
+            clear: 0,
+        },
+    );
+    assert_eq!(st, Status::Ok);
+    assert_eq!(command(&mut s, 0, NIC) & 0b110, 0b110);
+}

@@ -12,6 +12,11 @@
 //! | [`Request::Bar`]       | 4 | bdf | index  |       |       | kind, address, size |
 //! | [`Request::Interrupt`] | 5 | bdf |        |       |       | line \| pin << 8 |
 //! | [`Request::Command`]   | 6 | bdf | set    | clear |       | the command register after |
+//!
+//! The monitor has one call of its own, on the channel id no driver has
+//! (`pd_layout::cspace::MONITOR_CALLER`): [`QUIESCE`] with MR0 the channel
+//! of a driver it is about to restart or give up on; the reply's MR0 is
+//! how many functions were quiesced.
 
 use pd_config::Bdf;
 
@@ -19,6 +24,10 @@ use crate::probe::{Bar, Info, Interrupt};
 
 /// Message registers a call or reply uses.
 pub const MRS: usize = 4;
+
+/// The monitor's request: bus mastering off for every function of the
+/// driver on channel MR0, before the driver's memory is reused.
+pub use pd_layout::monitor_call::QUIESCE;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request {

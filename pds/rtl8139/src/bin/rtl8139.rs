@@ -43,7 +43,7 @@ use dingo_pd::microkit::{self, Channel, debug_println};
 use dingo_protocols::ethernet_controller::Msg;
 use dingo_protocols::{ethernet_driver, lifecycle, timer};
 use dingo_rt::ring::{Arm, NotifyPeer};
-use dingo_rt::typed::{ComponentPort, Fault, PortObserver, Supervisor, TypedPort};
+use dingo_rt::typed::{ComponentPort, Fault, PortObserver, TypedPort};
 use heapless::Deque;
 use hwio::Mmio;
 use nic_stats::Writer;
@@ -143,6 +143,30 @@ fn sink<const N: usize>(outbox: &mut Deque<Msg, N>) -> impl FnMut(Event) + '_ {
     }
 }
 
+/// Fault injection for the restart tests (see pd.toml's params): a crash
+/// in the first instance, a hang in the second, once it has received the
+/// frames the params say, in the middle of handling an interrupt.
+fn inject(params: &config::Params, rx_frames: u64) {
+    let at = |n: u64| n != 0 && rx_frames >= n;
+    match microkit::recovery::incarnation() {
+        1 if at(params.crash_at_rx) => {
+            debug_println!("rtl8139: fault injection: a wild write after {rx_frames} frames");
+            // SAFETY: none, on purpose: nothing is mapped at this address,
+            // so the kernel stops this thread and tells the monitor.
+            unsafe { (0xdead_0000 as *mut u64).write_volatile(rx_frames) };
+        }
+        2 if at(params.hang_at_rx) => {
+            debug_println!(
+                "rtl8139: fault injection: spinning in the handler after {rx_frames} frames"
+            );
+            loop {
+                core::hint::spin_loop();
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A driver without a usable device says why once and does nothing.
 fn idle(why: core::fmt::Arguments<'_>) -> ! {
     debug_println!("rtl8139: {why}; staying idle");
@@ -225,7 +249,7 @@ fn main() -> ! {
     );
 
     let component = RefCell::new(Component::new(now()));
-    let supervisor = Supervisor::log(&REPORTER);
+    let supervisor = dingo_pd::supervisor(&REPORTER);
     let mut eth = TypedPort::new(
         dingo_pd::port(cfg.name, &cfg.ports.eth),
         ComponentPort::new(&component, Component::observe_eth, |c| &mut c.eth),
@@ -345,6 +369,7 @@ fn main() -> ! {
             if s.gone && !core::mem::replace(&mut gone_said, true) {
                 debug_println!("rtl8139: the device is gone (status reads 0xffff)");
             }
+            inject(&cfg.params, nic.counters().rx_frames);
         } else if more || (starved && lent_more) {
             let s = nic.poll_rx(BUDGET, &mut sink(&mut outbox));
             more = s.more;

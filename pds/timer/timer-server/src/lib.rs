@@ -26,6 +26,15 @@
 //! A client that requests without ever reading stalls the service for
 //! everyone once the slack is used up: the price of a bounded server, and
 //! the reason the slack is generous.
+//!
+//! # Restarted clients
+//!
+//! A client PD the monitor restarted is a new instance that knows nothing
+//! of its predecessor's timeouts; its port tells the server once
+//! ([`Fault::PeerRestarted`]), and the server drops that client's queued
+//! timeouts and waiting answers, so no answer meant for the old instance
+//! reaches the new one. The new instance's ids start over without
+//! colliding with old ones.
 #![cfg_attr(not(test), no_std)]
 
 use dingo_protocols::timer::{Msg, REJECT_FULL};
@@ -50,6 +59,8 @@ pub struct Stats {
     pub fired: u64,
     pub cancelled: u64,
     pub rejected: u64,
+    /// Timeouts and answers dropped because their client restarted.
+    pub forgotten: u64,
     /// Requests that reused an id still live; the protocol forbids it, so
     /// they get no answer (see timer-core's queue doc).
     pub duplicates: u64,
@@ -63,6 +74,12 @@ struct Outbox {
 impl Outbox {
     fn holds(&self, client: u8) -> bool {
         self.items.iter().any(|(c, _)| *c == client)
+    }
+
+    fn remove_client(&mut self, client: u8) -> usize {
+        let before = self.items.len();
+        self.items.retain(|(c, _)| *c != client);
+        before - self.items.len()
     }
 
     fn push(&mut self, client: u8, msg: Msg) {
@@ -134,11 +151,12 @@ impl<'r, const C: usize> Server<'r, C> {
     /// Returns the earliest pending deadline, which the hardware must be
     /// armed for, or `None` when nothing is pending.
     pub fn poll(&mut self, now_ns: u64, mut notify: impl FnMut(u8)) -> Option<u64> {
-        self.flush(now_ns);
+        let mut restarted = self.flush(now_ns);
         for client in 0..self.ports.len() {
             while self.load() < OUTBOX_CAPACITY {
                 match self.ports[client].try_recv(now_ns) {
                     Ok(Some(msg)) => self.handle(client as u8, msg, now_ns),
+                    Err(Fault::PeerRestarted { .. }) => self.forget(client as u8),
                     // Empty, or the port is broken (already reported by it).
                     Ok(None) | Err(_) => break,
                 }
@@ -152,8 +170,13 @@ impl<'r, const C: usize> Server<'r, C> {
         } = self;
         queue.expire(now_ns, |t| {
             stats.fired += 1;
-            answer(ports, outbox, t.client, Msg::Fired { id: t.id }, now_ns);
+            restarted |= answer(ports, outbox, t.client, Msg::Fired { id: t.id }, now_ns);
         });
+        for client in 0..self.ports.len() as u8 {
+            if restarted & (1 << client) != 0 {
+                self.forget(client);
+            }
+        }
         for port in &mut self.ports {
             if port.take_notify() == NotifyPeer::Yes {
                 notify(port.channel());
@@ -183,6 +206,12 @@ impl<'r, const C: usize> Server<'r, C> {
 
     fn load(&self) -> usize {
         self.queue.len() + self.outbox.items.len()
+    }
+
+    /// Drops what was meant for a client's previous instance.
+    fn forget(&mut self, client: u8) {
+        let dropped = self.queue.remove_client(client) + self.outbox.remove_client(client);
+        self.stats.forgotten += dropped as u64;
     }
 
     fn handle(&mut self, client: u8, msg: Msg, now_ns: u64) {
@@ -216,9 +245,11 @@ impl<'r, const C: usize> Server<'r, C> {
     }
 
     /// Sends the outbox's answers, oldest first, skipping clients whose
-    /// ring is still full.
-    fn flush(&mut self, now_ns: u64) {
+    /// ring is still full. Returns the clients found restarted (one bit
+    /// each), whose answers are to be forgotten.
+    fn flush(&mut self, now_ns: u64) -> u64 {
         let mut full = 0u64;
+        let mut restarted = 0u64;
         let ports = &mut self.ports;
         // Kept: answers to clients whose ring is (or was found) full.
         self.outbox.items.retain(|&(client, msg)| {
@@ -232,26 +263,44 @@ impl<'r, const C: usize> Server<'r, C> {
                     full |= bit;
                     true
                 }
+                // Kept, and not sent to the new instance: forgotten below.
+                Err(Fault::PeerRestarted { .. }) => {
+                    full |= bit;
+                    restarted |= bit;
+                    true
+                }
                 // A broken port or a refused message: reported by the
                 // port; the client cannot be answered any more.
                 Err(_) => false,
             }
         });
+        restarted
     }
 }
 
 /// Sends `msg` to `client`, or queues it behind the client's earlier
-/// answers if there are any or its ring is full.
-fn answer(ports: &mut [TimerPort<'_>], outbox: &mut Outbox, client: u8, msg: Msg, now_ns: u64) {
+/// answers if there are any or its ring is full. Returns the client's bit
+/// if it turned out to be restarted (the answer was for its predecessor).
+fn answer(
+    ports: &mut [TimerPort<'_>],
+    outbox: &mut Outbox,
+    client: u8,
+    msg: Msg,
+    now_ns: u64,
+) -> u64 {
     if outbox.holds(client) {
         outbox.push(client, msg);
-        return;
+        return 0;
     }
     match ports[client as usize].try_send(&msg, now_ns) {
-        Ok(()) => {}
-        Err(Fault::Full) => outbox.push(client, msg),
+        Ok(()) => 0,
+        Err(Fault::Full) => {
+            outbox.push(client, msg);
+            0
+        }
+        Err(Fault::PeerRestarted { .. }) => 1 << client,
         // Reported by the port; nothing can reach this client.
-        Err(_) => {}
+        Err(_) => 0,
     }
 }
 

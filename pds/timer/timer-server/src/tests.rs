@@ -358,3 +358,74 @@ fn a_client_that_never_reads_cannot_overflow_the_outbox() {
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
 }
+
+#[test]
+fn a_restarted_clients_old_timeouts_and_answers_never_reach_its_new_instance() {
+    use timer_client::port::{End, attach};
+    let rec = Recorder::default();
+    let mut regs = regions(2);
+    let base = regs[0].0.as_mut_ptr();
+    let mut rig = rig::<2>(&mut regs, &rec);
+    // Client 0 has a timeout pending and one answer waiting to be read...
+    rig.send(
+        0,
+        Msg::Request {
+            id: 1,
+            deadline_ns: 100,
+        },
+    );
+    rig.send(
+        0,
+        Msg::Request {
+            id: 2,
+            deadline_ns: 5_000,
+        },
+    );
+    rig.send(
+        1,
+        Msg::Request {
+            id: 1,
+            deadline_ns: 6_000,
+        },
+    );
+    rig.poll(200);
+    // ...then it faults and the monitor restarts it over the same region.
+    // The old end is never used again.
+    let _old = rig.clients.remove(0);
+    let sup = dingo_rt::typed::Supervisor::log(&rec);
+    // SAFETY: the region outlives the port; the old client end is gone.
+    let fresh = unsafe { attach(base, 10, End::Client, sup, "client", "timer", 300) }.unwrap();
+    rig.clients.insert(0, fresh);
+    // The new instance reuses id 2, with another deadline.
+    assert_eq!(
+        rig.clients[0].try_send(
+            &Msg::Request {
+                id: 2,
+                deadline_ns: 9_000
+            },
+            300
+        ),
+        Err(Fault::Full),
+        "it waits for the server's acknowledgement"
+    );
+    rig.poll(400);
+    assert_eq!(rig.server.stats().forgotten, 1, "the old id 2");
+    rig.send(
+        0,
+        Msg::Request {
+            id: 2,
+            deadline_ns: 9_000,
+        },
+    );
+    rig.poll(5_500);
+    assert!(rig.drain(0).is_empty(), "the old id 2 (5000) does not fire");
+    rig.poll(9_500);
+    assert_eq!(rig.drain(0), [Msg::Fired { id: 2 }]);
+    // The other client never noticed.
+    assert_eq!(rig.drain(1), [Msg::Fired { id: 1 }]);
+    let reports = rec.0.borrow();
+    assert!(
+        reports.iter().all(|r| r.contains("the peer restarted")),
+        "{reports:?}"
+    );
+}

@@ -624,3 +624,86 @@ pub fn udp_load(
     r??;
     Ok((start.elapsed().as_secs_f64(), rtts, resent))
 }
+
+/// `count` UDP echoes of varied sizes, `window` in flight, through driver
+/// restarts: a datagram lost on the wire while the driver is down is sent
+/// again after `RESEND` without an echo. Every one must come back byte for
+/// byte (in any order, duplicates of resent ones ignored). The figures:
+/// datagrams resent, and the stream's gaps (no echo for over `GAP`).
+pub fn udp_through_restarts(st: &mut Station, count: u32, window: usize, sizes: &[usize]) -> Check {
+    const RESEND: Duration = Duration::from_millis(500);
+    const GAP: Duration = Duration::from_millis(50);
+    let rx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 256], vec![0; 256 * 1024]);
+    let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 256], vec![0; 256 * 1024]);
+    let mut sock = udp::Socket::new(rx, tx);
+    sock.bind(40027).map_err(|e| e.to_string())?;
+    let h = st.sockets.add(sock);
+    let datagram = |seq: u32| {
+        let mut d = pattern(seq, sizes[seq as usize % sizes.len()]);
+        d[..4].copy_from_slice(&seq.to_be_bytes());
+        d
+    };
+    // Sequence number -> when it was last sent.
+    let mut pending = std::collections::BTreeMap::<u32, Instant>::new();
+    let (mut next, mut echoed, mut resent, mut dups) = (0u32, 0u32, 0u32, 0u32);
+    let mut gaps: Vec<Duration> = Vec::new();
+    let mut last_echo = Instant::now();
+    let start = Instant::now();
+    let r = st.until(secs(120), "UDP echoes through restarts", |s| {
+        let sock = s.sockets.get_mut::<udp::Socket>(h);
+        while next < count && pending.len() < window && sock.can_send() {
+            sock.send_slice(&datagram(next), (IpAddress::Ipv4(GUEST_IP), 7))
+                .ok()?;
+            pending.insert(next, Instant::now());
+            next += 1;
+        }
+        for (&seq, at) in pending.iter_mut() {
+            if at.elapsed() > RESEND && sock.can_send() {
+                let _ = sock.send_slice(&datagram(seq), (IpAddress::Ipv4(GUEST_IP), 7));
+                *at = Instant::now();
+                resent += 1;
+            }
+        }
+        s.iface
+            .poll(smoltcp::time::Instant::now(), &mut s.wire, &mut s.sockets);
+        let sock = s.sockets.get_mut::<udp::Socket>(h);
+        while let Ok((data, _)) = sock.recv() {
+            let seq = data
+                .get(..4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            let Some(seq) = seq.filter(|&q| q < next) else {
+                return Some(Err(format!(
+                    "an echo of {} bytes that was never sent ({seq:?})",
+                    data.len()
+                )));
+            };
+            if data != &datagram(seq)[..] {
+                return Some(Err(format!("echo {seq} differs from what was sent")));
+            }
+            if pending.remove(&seq).is_none() {
+                dups += 1;
+                continue;
+            }
+            echoed += 1;
+            let gap = last_echo.elapsed();
+            if gap > GAP && echoed > 1 {
+                gaps.push(gap);
+            }
+            last_echo = Instant::now();
+        }
+        (echoed == count).then_some(Ok(()))
+    });
+    st.sockets.remove(h);
+    if let Err(e) = &r {
+        return Err(format!(
+            "{e}: {echoed} of {count} echoed ({next} sent, {resent} resent)"
+        ));
+    }
+    r??;
+    let longest = gaps.iter().max().copied().unwrap_or_default();
+    Ok(format!(
+        "{count} of {count} datagrams echoed byte for byte, {window} in flight; {resent} resent, {dups} duplicate echoes ignored; {} gaps over {GAP:?} (longest {longest:.0?}); {:.1}s",
+        gaps.len(),
+        start.elapsed().as_secs_f64()
+    ))
+}

@@ -10,6 +10,9 @@
 //!                             station at PORT+1, 10.0.2.2): ARP, pings, UDP and TCP
 //!                             echo, raw frames of every size, malformed frames, the
 //!                             256-frame burst, link down and up (QMP socket QMP)
+//! net-peer restart PORT        the raw-frame wire: a UDP echo stream while the guest's
+//!                             driver is made to fail and is restarted; every datagram
+//!                             must come back (ones lost on the wire are sent again)
 //! net-peer bench PORT SIZE INFLIGHT COUNT COUNTERS [PROFILE]
 //!                             the net bench's load: COUNT UDP echoes of SIZE bytes,
 //!                             INFLIGHT in flight; prints one `bench:` line with the
@@ -114,6 +117,25 @@ fn wire(port: u16, qmp: &str) -> bool {
     ok
 }
 
+/// The restart test: a UDP echo stream through the driver's restarts,
+/// then the status page (the network PD's view of its port afterwards).
+fn restart(port: u16) -> bool {
+    let mut st = wire::Station::new(port);
+    let mut ok = report("arp", checks::arp(&mut st));
+    ok &= report(
+        "udp-through-restarts",
+        checks::udp_through_restarts(&mut st, 3000, 32, &[64, 512, 1472, 200]),
+    );
+    ok &= report(
+        "status-page",
+        checks::status(&mut st, 41091).map(|(_, text)| {
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+            format!("after the run:\n{}", body.trim_end())
+        }),
+    );
+    ok
+}
+
 /// The plugin's counters (bench/net/insn-count.c): guest instructions in
 /// all, in the kernel, in busy periods (those that ran any PD), and the
 /// idle thread's halts.
@@ -205,6 +227,7 @@ fn main() -> ExitCode {
             arg(&args, 2, "port"),
             &arg::<String>(&args, 3, "QMP socket"),
         ),
+        Some("restart") => restart(arg(&args, 2, "port")),
         Some("bench") => bench(
             arg(&args, 2, "port"),
             arg(&args, 3, "size"),
@@ -215,7 +238,7 @@ fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: net-peer user ECHO STATUS | wire PORT QMP | bench PORT SIZE INFLIGHT COUNT COUNTERS [PROFILE]"
+                "usage: net-peer user ECHO STATUS | wire PORT QMP | restart PORT | bench PORT SIZE INFLIGHT COUNT COUNTERS [PROFILE]"
             );
             false
         }

@@ -1,0 +1,590 @@
+//! The client-side shadows of the protocols whose providers are restarted
+//! (see `tingu_rt::shadow` for what a shadow is and who drives it):
+//! [`Ethernet`] for EthernetController and [`Lifecycle`] for Lifecycle.
+//! The other protocols have none ([`NoShadow`]): a port of theirs tells
+//! its user that the peer restarted.
+
+use heapless::Deque;
+use tingu_rt::Flow;
+use tingu_rt::shadow::{Incoming, NoShadow, Outgoing, Replay, Shadow, Shadowed, Stats};
+
+use crate::{ethernet_controller as eth, lifecycle as lc};
+
+impl Shadowed for eth::Msg {
+    type Shadow = Ethernet;
+}
+impl Shadowed for lc::Msg {
+    type Shadow = Lifecycle;
+}
+impl Shadowed for crate::timer::Msg {
+    type Shadow = NoShadow;
+}
+impl Shadowed for crate::power_management::Msg {
+    type Shadow = NoShadow;
+}
+impl Shadowed for crate::usb_bus::Msg {
+    type Shadow = NoShadow;
+}
+impl Shadowed for crate::usb_host_controller::Msg {
+    type Shadow = NoShadow;
+}
+impl Shadowed for crate::usb_pipe::Msg {
+    type Shadow = NoShadow;
+}
+
+/// Buffers of each kind (lent, transmitting) one shadow records: the
+/// receive buffers a driver may hold (rtl8139-core's `MAX_LENT`) and as
+/// many transmits. A client with more outstanding is held back until some
+/// are answered.
+pub const CAPACITY: usize = 256;
+
+/// The `txPacketAbort` error of a transmit the shadow answers itself: the
+/// driver restarted while it was outstanding and its new instance cannot
+/// take it (the client was disabling, or the re-enable failed).
+pub const ABORT_RESTARTED: u32 = 0x100;
+
+/// A buffer the client handed the driver, and whether the fresh driver
+/// still has to be given it.
+#[derive(Clone, Copy, Debug)]
+struct Buf {
+    buf: u32,
+    len: u16,
+    replay: bool,
+}
+
+/// The client's view of the driver, from the messages it has seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    Disabled,
+    Enabling,
+    Enabled,
+    Disabling,
+}
+
+/// Answers the shadow owes the client.
+#[derive(Clone, Copy, Debug, Default)]
+struct Owed {
+    start_queue: bool,
+    link_down: bool,
+    /// Abort every recorded transmit.
+    abort_tx: bool,
+    /// Return every recorded receive buffer.
+    return_rx: bool,
+    disable_complete: bool,
+}
+
+/// EthernetController's shadow: whether the client enabled the driver,
+/// the receive buffers lent and the transmits outstanding (both in the
+/// order given, which is the order a driver answers them in), the MAC
+/// address, the link and the queue state the client saw.
+///
+/// After a restart it replays `enable` (if the client had enabled or was
+/// enabling), lends every recorded buffer again, and once the fresh driver
+/// says `enableComplete` (absorbed if the client had seen one) resubmits
+/// every outstanding transmit: their frames are still in the data area,
+/// which the client owns until an answer comes. A `macAddress` and a
+/// `linkChange` the client already knows are absorbed; a queue the client
+/// saw stopped is started (the fresh driver's queue runs). The client is
+/// held back (its sends see a full ring) until the replay is done.
+///
+/// If the client was disabling, the shadow answers for the dead driver:
+/// every transmit aborted ([`ABORT_RESTARTED`]), every buffer returned,
+/// then `disableComplete`. If the fresh driver fails to enable, the client
+/// (which believes the driver enabled) gets its transmits aborted and the
+/// link down, and later transmits are aborted at once, until another
+/// restart.
+#[derive(Debug)]
+pub struct Ethernet {
+    view: View,
+    /// The fresh driver could not be enabled (`enableFailed` after a replay).
+    lost: bool,
+    mac: Option<u64>,
+    link: Option<bool>,
+    stopped: bool,
+    lent: Deque<Buf, CAPACITY>,
+    tx: Deque<Buf, CAPACITY>,
+    send_enable: bool,
+    await_enable: bool,
+    /// The fresh driver's first link notice is still to come.
+    await_link: bool,
+    /// Records with `replay` set.
+    lent_due: u16,
+    tx_due: u16,
+    owed: Owed,
+    stats: Stats,
+}
+
+impl Default for Ethernet {
+    fn default() -> Self {
+        Ethernet {
+            view: View::Disabled,
+            lost: false,
+            mac: None,
+            link: None,
+            stopped: false,
+            lent: Deque::new(),
+            tx: Deque::new(),
+            send_enable: false,
+            await_enable: false,
+            await_link: false,
+            lent_due: 0,
+            tx_due: 0,
+            owed: Owed::default(),
+            stats: Stats::default(),
+        }
+    }
+}
+
+/// Removes the record of `buf`: usually the oldest (drivers answer in
+/// order), else wherever it is, keeping the order of the rest. Returns
+/// whether it was due for replay.
+fn take(q: &mut Deque<Buf, CAPACITY>, buf: u32) -> Option<Buf> {
+    if q.front().is_some_and(|b| b.buf == buf) {
+        return q.pop_front();
+    }
+    let mut found = None;
+    for _ in 0..q.len() {
+        let Some(b) = q.pop_front() else { break };
+        if found.is_none() && b.buf == buf {
+            found = Some(b);
+        } else {
+            // Room: one was just taken out.
+            let _ = q.push_back(b);
+        }
+    }
+    found
+}
+
+fn mark_all(q: &mut Deque<Buf, CAPACITY>) -> u16 {
+    for b in q.iter_mut() {
+        b.replay = true;
+    }
+    q.len() as u16
+}
+
+impl Ethernet {
+    fn replaying(&self) -> bool {
+        self.send_enable || self.await_enable || self.lent_due > 0 || self.tx_due > 0
+    }
+
+    fn forget_lent(&mut self, buf: u32) {
+        if take(&mut self.lent, buf).is_some_and(|b| b.replay) {
+            self.lent_due -= 1;
+        }
+    }
+
+    fn forget_tx(&mut self, buf: u32) {
+        if take(&mut self.tx, buf).is_some_and(|b| b.replay) {
+            self.tx_due -= 1;
+        }
+    }
+
+    /// The fresh driver cannot be used: answer for it.
+    fn lose(&mut self) {
+        self.lost = true;
+        self.owed.abort_tx = true;
+        for b in self.tx.iter_mut() {
+            b.replay = false;
+        }
+        self.tx_due = 0;
+        if self.link == Some(true) {
+            self.owed.link_down = true;
+            self.link = Some(false);
+        }
+    }
+}
+
+impl Shadow<eth::Msg> for Ethernet {
+    const TRANSPARENT: bool = true;
+
+    fn outgoing(&mut self, msg: &eth::Msg) -> Outgoing {
+        if self.replaying() {
+            return Outgoing::Hold;
+        }
+        let record = |q: &mut Deque<Buf, CAPACITY>, buf: u32, len: u16| {
+            if q.push_back(Buf {
+                buf,
+                len,
+                replay: false,
+            })
+            .is_ok()
+            {
+                Outgoing::Answered
+            } else {
+                Outgoing::Hold
+            }
+        };
+        match *msg {
+            eth::Msg::TxPacket { .. } if self.tx.is_full() => Outgoing::Hold,
+            eth::Msg::RxBuffer { .. } if self.lent.is_full() => Outgoing::Hold,
+            // No driver to take them: transmits are aborted at once, buffers
+            // kept for the next instance.
+            eth::Msg::TxPacket { buf, len } if self.lost => {
+                self.owed.abort_tx = true;
+                self.stats.replayed.answered += 1;
+                record(&mut self.tx, buf, len)
+            }
+            eth::Msg::RxBuffer { buf, len } if self.lost => record(&mut self.lent, buf, len),
+            eth::Msg::Disable if self.lost => {
+                self.lost = false;
+                self.view = View::Disabling;
+                self.owed.abort_tx = true;
+                self.owed.return_rx = true;
+                self.owed.disable_complete = true;
+                Outgoing::Answered
+            }
+            _ => Outgoing::Wire,
+        }
+    }
+
+    fn sent(&mut self, msg: &eth::Msg) {
+        match *msg {
+            eth::Msg::Enable => self.view = View::Enabling,
+            eth::Msg::Disable => self.view = View::Disabling,
+            eth::Msg::TxPacket { buf, len } => {
+                // outgoing() made sure of the room.
+                let _ = self.tx.push_back(Buf {
+                    buf,
+                    len,
+                    replay: false,
+                });
+            }
+            eth::Msg::RxBuffer { buf, len } => {
+                let _ = self.lent.push_back(Buf {
+                    buf,
+                    len,
+                    replay: false,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn received(&mut self, msg: &eth::Msg) -> Incoming {
+        match *msg {
+            eth::Msg::EnableComplete => {
+                let again = self.await_enable && self.view == View::Enabled;
+                self.await_enable = false;
+                self.view = View::Enabled;
+                if again {
+                    self.stats.absorbed += 1;
+                    if self.stopped {
+                        self.stopped = false;
+                        self.owed.start_queue = true;
+                    }
+                    return Incoming::Absorb;
+                }
+            }
+            eth::Msg::EnableFailed { .. } => {
+                let again = self.await_enable && self.view == View::Enabled;
+                self.await_enable = false;
+                if again {
+                    self.stats.absorbed += 1;
+                    self.lose();
+                    return Incoming::Absorb;
+                }
+                self.view = View::Disabled;
+            }
+            eth::Msg::MacAddress { mac } => {
+                if self.await_enable && self.mac.is_some() {
+                    self.stats.absorbed += 1;
+                    return Incoming::Absorb;
+                }
+                self.mac = Some(mac);
+            }
+            eth::Msg::LinkChange { up } => {
+                if core::mem::take(&mut self.await_link) && self.link == Some(up) {
+                    self.stats.absorbed += 1;
+                    return Incoming::Absorb;
+                }
+                self.link = Some(up);
+            }
+            eth::Msg::TxPacketDone { buf } | eth::Msg::TxPacketAbort { buf, .. } => {
+                self.forget_tx(buf)
+            }
+            eth::Msg::RxPacket { buf, .. } | eth::Msg::RxBufferReturn { buf } => {
+                self.forget_lent(buf)
+            }
+            eth::Msg::DisableComplete => self.view = View::Disabled,
+            eth::Msg::TxStopQueue => self.stopped = true,
+            eth::Msg::TxStartQueue => self.stopped = false,
+            // Requests travel the other way; the observer refuses them.
+            eth::Msg::Enable
+            | eth::Msg::Disable
+            | eth::Msg::TxPacket { .. }
+            | eth::Msg::RxBuffer { .. } => {}
+        }
+        Incoming::Deliver
+    }
+
+    fn peer_restarted(&mut self, _end: &mut dyn FnMut(&eth::Msg, Flow)) -> Replay {
+        // The protocol has no message for a driver that vanished; the old
+        // session just ends.
+        self.stats.restarts += 1;
+        let mut r = Replay::default();
+        match self.view {
+            View::Disabled => {
+                self.lent_due = mark_all(&mut self.lent);
+                r.state = u32::from(self.lent_due);
+            }
+            View::Enabling | View::Enabled => {
+                self.send_enable = true;
+                self.await_enable = true;
+                self.await_link = true;
+                self.lent_due = mark_all(&mut self.lent);
+                r.state = 1 + u32::from(self.lent_due);
+                if self.owed.abort_tx {
+                    // Lost before: those are being answered already.
+                    r.answered = self.tx.len() as u32;
+                } else {
+                    self.tx_due = mark_all(&mut self.tx);
+                    r.resubmitted = u32::from(self.tx_due);
+                }
+                self.lost = false;
+            }
+            View::Disabling => {
+                self.owed.abort_tx = true;
+                self.owed.return_rx = true;
+                self.owed.disable_complete = true;
+                r.answered = (self.tx.len() + self.lent.len()) as u32;
+            }
+        }
+        self.stats.replayed.state += r.state;
+        self.stats.replayed.resubmitted += r.resubmitted;
+        self.stats.replayed.answered += r.answered;
+        r
+    }
+
+    fn replay(&self) -> Option<eth::Msg> {
+        if self.send_enable {
+            return Some(eth::Msg::Enable);
+        }
+        if self.lent_due > 0 {
+            let b = self.lent.iter().find(|b| b.replay)?;
+            return Some(eth::Msg::RxBuffer {
+                buf: b.buf,
+                len: b.len,
+            });
+        }
+        if self.tx_due > 0 && !self.await_enable {
+            let b = self.tx.iter().find(|b| b.replay)?;
+            return Some(eth::Msg::TxPacket {
+                buf: b.buf,
+                len: b.len,
+            });
+        }
+        None
+    }
+
+    fn replayed(&mut self) {
+        if self.send_enable {
+            self.send_enable = false;
+        } else if self.lent_due > 0 {
+            if let Some(b) = self.lent.iter_mut().find(|b| b.replay) {
+                b.replay = false;
+                self.lent_due -= 1;
+            }
+        } else if let Some(b) = self.tx.iter_mut().find(|b| b.replay) {
+            b.replay = false;
+            self.tx_due -= 1;
+        }
+    }
+
+    fn local(&mut self) -> Option<eth::Msg> {
+        let o = &mut self.owed;
+        if o.start_queue {
+            o.start_queue = false;
+            return Some(eth::Msg::TxStartQueue);
+        }
+        if o.link_down {
+            o.link_down = false;
+            return Some(eth::Msg::LinkChange { up: false });
+        }
+        if o.abort_tx {
+            match self.tx.pop_front() {
+                Some(b) => {
+                    return Some(eth::Msg::TxPacketAbort {
+                        buf: b.buf,
+                        error: ABORT_RESTARTED,
+                    });
+                }
+                None => o.abort_tx = false,
+            }
+        }
+        if o.return_rx {
+            match self.lent.pop_front() {
+                Some(b) => return Some(eth::Msg::RxBufferReturn { buf: b.buf }),
+                None => o.return_rx = false,
+            }
+        }
+        if o.disable_complete {
+            o.disable_complete = false;
+            self.view = View::Disabled;
+            return Some(eth::Msg::DisableComplete);
+        }
+        None
+    }
+
+    fn pending_local(&self) -> bool {
+        let o = &self.owed;
+        o.start_queue
+            || o.link_down
+            || (o.abort_tx && !self.tx.is_empty())
+            || (o.return_rx && !self.lent.is_empty())
+            || o.disable_complete
+    }
+
+    fn holding(&self) -> bool {
+        self.replaying()
+    }
+
+    fn outstanding(&self) -> u32 {
+        self.tx.len() as u32
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+}
+
+/// The client's view of a driver's lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Life {
+    Init,
+    Starting,
+    Running,
+    Failed,
+    Stopping,
+    Unplugging,
+    Stopped,
+}
+
+/// Lifecycle's shadow: how far the client took the driver. After a
+/// restart the old session ends as the protocol says a vanished driver's
+/// does (`unplugged`, then `stopComplete`, observed but not sent); a
+/// driver the client had started (or was starting) gets a fresh `start`,
+/// and its `startComplete` is absorbed if the client had one already. A
+/// client that was stopping the driver (or had unplugged it) gets its
+/// `stopComplete` from the shadow, and the fresh driver stays in `init`.
+#[derive(Debug)]
+pub struct Lifecycle {
+    view: Life,
+    send_start: bool,
+    await_start: bool,
+    owe_stop_complete: bool,
+    stats: Stats,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            view: Life::Init,
+            send_start: false,
+            await_start: false,
+            owe_stop_complete: false,
+            stats: Stats::default(),
+        }
+    }
+}
+
+impl Shadow<lc::Msg> for Lifecycle {
+    const TRANSPARENT: bool = true;
+
+    fn outgoing(&mut self, _: &lc::Msg) -> Outgoing {
+        if self.send_start || self.await_start {
+            Outgoing::Hold
+        } else {
+            Outgoing::Wire
+        }
+    }
+
+    fn sent(&mut self, msg: &lc::Msg) {
+        self.view = match msg {
+            lc::Msg::Start => Life::Starting,
+            lc::Msg::Stop => Life::Stopping,
+            lc::Msg::Unplugged => Life::Unplugging,
+            _ => self.view,
+        };
+    }
+
+    fn received(&mut self, msg: &lc::Msg) -> Incoming {
+        let reply = matches!(msg, lc::Msg::StartComplete | lc::Msg::StartFailed { .. });
+        if reply && core::mem::take(&mut self.await_start) && self.view != Life::Starting {
+            self.stats.absorbed += 1;
+            return Incoming::Absorb;
+        }
+        match msg {
+            lc::Msg::StartComplete => self.view = Life::Running,
+            lc::Msg::StartFailed { .. } => self.view = Life::Failed,
+            lc::Msg::StopComplete => self.view = Life::Stopped,
+            _ => {}
+        }
+        Incoming::Deliver
+    }
+
+    fn peer_restarted(&mut self, end: &mut dyn FnMut(&lc::Msg, Flow)) -> Replay {
+        self.stats.restarts += 1;
+        let mut r = Replay::default();
+        match self.view {
+            Life::Init | Life::Stopped => {}
+            Life::Starting | Life::Running | Life::Failed => {
+                end(&lc::Msg::Unplugged, Flow::Sent);
+                end(&lc::Msg::StopComplete, Flow::Received);
+                self.send_start = true;
+                self.await_start = true;
+                if self.view == Life::Starting {
+                    r.resubmitted = 1;
+                } else {
+                    r.state = 1;
+                }
+            }
+            Life::Stopping | Life::Unplugging => {
+                end(&lc::Msg::StopComplete, Flow::Received);
+                self.owe_stop_complete = true;
+                r.answered = 1;
+            }
+        }
+        self.stats.replayed.state += r.state;
+        self.stats.replayed.resubmitted += r.resubmitted;
+        self.stats.replayed.answered += r.answered;
+        r
+    }
+
+    fn replay(&self) -> Option<lc::Msg> {
+        self.send_start.then_some(lc::Msg::Start)
+    }
+
+    fn replayed(&mut self) {
+        self.send_start = false;
+    }
+
+    fn local(&mut self) -> Option<lc::Msg> {
+        if core::mem::take(&mut self.owe_stop_complete) {
+            self.view = Life::Stopped;
+            return Some(lc::Msg::StopComplete);
+        }
+        None
+    }
+
+    fn pending_local(&self) -> bool {
+        self.owe_stop_complete
+    }
+
+    fn holding(&self) -> bool {
+        self.send_start || self.await_start
+    }
+
+    fn outstanding(&self) -> u32 {
+        u32::from(matches!(
+            self.view,
+            Life::Starting | Life::Stopping | Life::Unplugging
+        ))
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests;
