@@ -31,6 +31,9 @@ impl Shadowed for crate::usb_host_controller::Msg {
 impl Shadowed for crate::usb_pipe::Msg {
     type Shadow = NoShadow;
 }
+impl Shadowed for crate::block_device::Msg {
+    type Shadow = NoShadow;
+}
 
 /// Buffers of each kind (lent, transmitting) one shadow records: the
 /// receive buffers a driver may hold (rtl8139-core's `MAX_LENT`) and as
