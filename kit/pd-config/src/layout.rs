@@ -35,7 +35,7 @@ pub const REGION_WORDS: usize = 3;
 pub const IRQ_WORDS: usize = 4;
 pub const CHANNEL_WORDS: usize = 1;
 pub const IOPORT_WORDS: usize = 3;
-pub const PORT_WORDS: usize = REGION_WORDS + 3 + 2 * STRING_WORDS;
+pub const PORT_WORDS: usize = REGION_WORDS + 4 + 2 * STRING_WORDS;
 pub const PCI_WORDS: usize = 2;
 /// A pci client: channel, bdf, six BAR placements (address, size; size 0
 /// for none) and the driver's name.

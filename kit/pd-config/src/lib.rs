@@ -271,6 +271,10 @@ pub struct PortConfig {
     pub protocol: Name,
     /// The PD at the other end.
     pub peer: Name,
+    /// Whether the monitor restarts the peer when it fails (its restart
+    /// policy in the wiring file): only then does a client end keep the
+    /// protocol's shadow, which costs on every message.
+    pub peer_restarts: bool,
 }
 
 /// A PCI function this PD drives, reached through the PD that serves PCI
@@ -465,6 +469,7 @@ impl<W: Words + ?Sized + 'static> Reader<W> {
             side,
             protocol: self.name(),
             peer: self.name(),
+            peer_restarts: self.next() != 0,
         }
     }
 

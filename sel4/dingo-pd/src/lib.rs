@@ -51,7 +51,7 @@ where
         pd_config::Side::Provider => Protocol::provider(observer),
         pd_config::Side::Client => Protocol::client(observer),
     };
-    TypedPort::new(port(pd, cfg), observer, supervisor, pd, cfg.role)
+    TypedPort::new(port(pd, cfg), observer, supervisor, pd, cfg.role).shadowed(cfg.peer_restarts)
 }
 
 /// The supervisor of a PD's ports: violations are fatal when the monitor

@@ -104,6 +104,7 @@ pub enum Item {
         side: Side,
         protocol: String,
         peer: String,
+        peer_restarts: bool,
     },
     Pci {
         channel: u8,
@@ -178,6 +179,7 @@ fn item(out: &mut Vec<Word>, item: &Item) -> Result<(), String> {
             side,
             protocol,
             peer,
+            peer_restarts,
         } => {
             let side = match side {
                 Side::Provider => SIDE_PROVIDER,
@@ -193,6 +195,7 @@ fn item(out: &mut Vec<Word>, item: &Item) -> Result<(), String> {
             ]);
             string(out, protocol)?;
             string(out, peer)?;
+            out.push(v((*peer_restarts).into()));
         }
         Item::Pci { channel, bdf } => out.extend([v((*channel).into()), v((*bdf).into())]),
         Item::PciClient {
@@ -338,6 +341,7 @@ index = { type = "u16" }
                 side: Side::Client,
                 protocol: "EthernetController".into(),
                 peer: "rtl8139".into(),
+                peer_restarts: true,
             }],
             vec![Item::Pci {
                 channel: 9,
@@ -394,6 +398,7 @@ index = { type = "u16" }
         let eth = r.port("eth");
         assert_eq!((eth.channel, eth.slots, eth.side), (0, 32, RtSide::Client));
         assert_eq!((eth.protocol, eth.peer), ("EthernetController", "rtl8139"));
+        assert!(eth.peer_restarts);
         assert_eq!(r.pci().bdf.to_string(), "00:03.0");
         assert_eq!(r.param_u16(), 513);
         r.finish();

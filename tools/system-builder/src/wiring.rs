@@ -1748,6 +1748,11 @@ impl Resolver<'_, '_> {
                 side: *side,
                 protocol: protocol.clone(),
                 peer: self.name(peer).to_string(),
+                peer_restarts: self
+                    .wiring
+                    .recovery
+                    .get(&peer)
+                    .is_some_and(|r| r.restart.is_some()),
             });
         }
         (items, join(text))

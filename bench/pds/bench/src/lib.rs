@@ -51,6 +51,7 @@ pub fn typed<O: PortObserver>(
         name,
         cfg.role,
     )
+    .shadowed(cfg.peer_restarts)
 }
 
 /// This PD's end of a benchmark port, armed for its first message.
