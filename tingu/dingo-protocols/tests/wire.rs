@@ -87,7 +87,9 @@ wire_tests!(
     ethernet_controller,
     usb_host_controller,
     usb_bus,
-    usb_pipe
+    usb_pipe,
+    block_device,
+    keyboard
 );
 
 #[test]
@@ -97,7 +99,7 @@ fn truncated_and_malformed_slots_are_errors() {
         port: 1,
         connected: true,
         enabled: false,
-        speed: 2,
+        low_speed: true,
     };
     let mut slot = [0; SLOT];
     m.encode(&mut slot);
