@@ -1,0 +1,3 @@
+//! The root hub PD (work in progress: the core comes first).
+#![no_std]
+#![no_main]
