@@ -17,12 +17,9 @@ pub mod setup;
 pub use setup::Setup;
 
 /// Transfer types, numbered as an endpoint descriptor's `bmAttributes`
-/// (and the `kind` fields of UsbHostController and UsbBus).
+/// (the `kind` fields of UsbHostController and UsbBus).
 pub mod kind {
-    pub const CONTROL: u8 = 0;
-    pub const ISOCHRONOUS: u8 = 1;
-    pub const BULK: u8 = 2;
-    pub const INTERRUPT: u8 = 3;
+    pub use dingo_protocols::usb_host_controller::{BULK, CONTROL, INTERRUPT, ISOCHRONOUS};
 
     /// A name for messages.
     pub const fn name(kind: u8) -> &'static str {
@@ -37,17 +34,17 @@ pub mod kind {
 }
 
 /// Completion status of a transfer (UsbHostController.complete and
-/// UsbPipe.complete).
+/// UsbPipe.complete: the same numbers).
 pub mod status {
-    pub const OK: u8 = 0;
-    /// The endpoint answered STALL (halted, or a request it does not support).
-    pub const STALL: u8 = 1;
-    /// Ended by an abort, a close or a controller reset.
-    pub const ABORTED: u8 = 2;
-    /// The device went away (UsbPipe only).
-    pub const UNPLUGGED: u8 = 3;
-    /// Any other failure: no response, CRC, babble, a bad request.
-    pub const FAILED: u8 = 4;
+    pub use dingo_protocols::usb_host_controller::{ABORTED, FAILED, OK, STALL};
+    pub use dingo_protocols::usb_pipe::UNPLUGGED;
+
+    const _: () = assert!(
+        dingo_protocols::usb_pipe::OK == OK
+            && dingo_protocols::usb_pipe::STALL == STALL
+            && dingo_protocols::usb_pipe::ABORTED == ABORTED
+            && dingo_protocols::usb_pipe::FAILED == FAILED
+    );
 
     pub const fn name(status: u8) -> &'static str {
         match status {
@@ -63,8 +60,7 @@ pub mod status {
 
 /// Bus speeds (UsbBus.attached).
 pub mod speed {
-    pub const LOW: u8 = 0;
-    pub const FULL: u8 = 1;
+    pub use dingo_protocols::usb_bus::{FULL, LOW};
 
     pub const fn name(speed: u8) -> &'static str {
         match speed {
