@@ -118,10 +118,16 @@ image-debug image-release: image-%: kernel-%
 board-images:
 	@$(MAKE) --no-print-directory BOARD=sabrelite image-debug
 
-# A small raw disk behind QEMU's usb-storage device.
-$(DISK):
+# The raw disk behind QEMU's usb-storage device: 16 MiB of a known pattern
+# (tests/pds/usb-check/src/lib.rs: word w of block b is
+# 0x5a5a000000000000 | b << 16 | w, block 0 starts with the label) that
+# the USB test reads back.
+$(DISK): tests/pds/usb-check/src/lib.rs
 	@mkdir -p $(BUILD)
-	@truncate -s 4M $@
+	@python3 -c 'import struct, sys; \
+	    f = open(sys.argv[1], "wb"); \
+	    [f.write((b"DINGO USB DISK 1" + struct.pack("<62Q", *[0x5a5a000000000000 | w for w in range(2, 64)])) if b == 0 \
+	     else struct.pack("<64Q", *[0x5a5a000000000000 | b << 16 | w for w in range(64)])) for b in range(32768)]' $@
 
 # The TCG plugin counting guest instructions for the net bench (QEMU ships
 # no plugin header; the plugin declares the few entry points it uses).

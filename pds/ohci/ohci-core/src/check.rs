@@ -57,6 +57,14 @@ impl fmt::Display for Violation {
     }
 }
 
+/// Whether the controller retired a TD: its condition code is no longer
+/// NotAccessed (the driver queues every TD with 0xF there).
+fn retired(td: &crate::desc::Td) -> bool {
+    LocalRegisterCopy::<u32, crate::desc::TdFlags::Register>::new(td.flags)
+        .read(crate::desc::TdFlags::CC)
+        < 0xe
+}
+
 impl<B: Bus> Ohci<B> {
     /// Checks the whole schedule (see the module doc).
     pub fn check_schedule(&mut self) -> Result<(), Violation> {
@@ -68,9 +76,26 @@ impl<B: Bus> Ohci<B> {
         self.check_list("bulk list", bulk, &bulk_list, kind::BULK)?;
         self.check_periodic()?;
         for i in 0..MAX_ENDPOINTS {
-            self.check_queue(i)?;
+            self.check_queue_settled(i)?;
         }
         Ok(())
+    }
+
+    /// The controller runs while the checker looks: a TD it retires in
+    /// between moves the ED's head and rewrites the TD's next pointer
+    /// (into its done list). A queue that looks wrong is looked at again
+    /// while the head keeps moving; a real fault stays put.
+    fn check_queue_settled(&self, i: usize) -> Result<(), Violation> {
+        let mut last = Ok(());
+        for _ in 0..8 {
+            let Some(e) = self.eps[i] else { return Ok(()) };
+            let before = self.read_ed(e.ed).head;
+            last = self.check_queue(i);
+            if last.is_ok() || self.read_ed(e.ed).head == before {
+                return last;
+            }
+        }
+        last
     }
 
     fn check_list(
@@ -210,8 +235,7 @@ impl<B: Bus> Ohci<B> {
                 _ => return Err(Violation::Queue { ep: e.handle }),
             };
         }
-        let mut p = ed.head & POINTER_MASK;
-        let head = match self.slot_of(p) {
+        let head = match self.slot_of(ed.head & POINTER_MASK) {
             Some(s) => s,
             None => return Err(Violation::Queue { ep: e.handle }),
         };
@@ -223,14 +247,25 @@ impl<B: Bus> Ohci<B> {
                 None => return Err(Violation::Queue { ep: e.handle }),
             }
         };
-        for &d in &driver[start..n] {
-            if self.slot_of(p) != Some(d) {
+        // The TDs the controller passed must be retired (their condition
+        // code set); the driver takes them from the done queue later.
+        if driver[..start].iter().any(|&d| !retired(&self.read_td(d))) {
+            return Err(Violation::Queue { ep: e.handle });
+        }
+        // From the head on, each TD not yet retired links to the driver's
+        // next one (a retired TD's link belongs to the done list now).
+        for (k, &d) in driver[start..n].iter().enumerate() {
+            let td = self.read_td(d);
+            if retired(&td) {
+                continue;
+            }
+            let want = match driver.get(start + k + 1).filter(|_| start + k + 1 < n) {
+                Some(&next) => self.slot_paddr(next),
+                None => self.slot_paddr(e.placeholder),
+            };
+            if td.next & POINTER_MASK != want {
                 return Err(Violation::Queue { ep: e.handle });
             }
-            p = self.read_td(d).next & POINTER_MASK;
-        }
-        if p != self.slot_paddr(e.placeholder) {
-            return Err(Violation::Queue { ep: e.handle });
         }
         Ok(())
     }

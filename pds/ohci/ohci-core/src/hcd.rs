@@ -1812,3 +1812,50 @@ impl<B: Bus> Ohci<B> {
         self.hcca.write(hcca::DONE_HEAD, value)
     }
 }
+
+/// The names of [`Ohci::counters`], in order (the stats page's layout).
+pub const COUNTERS: [&str; 13] = [
+    "eds",
+    "tds",
+    "placeholders",
+    "transfers",
+    "endpoints",
+    "submitted",
+    "completed",
+    "refused",
+    "bad_done",
+    "halts_recovered",
+    "aborted",
+    "controller_resets",
+    "watchdog_resets",
+];
+
+impl<B: Bus> Ohci<B> {
+    /// What is in use and what was counted, as [`COUNTERS`] names them.
+    pub fn counters(&self) -> [u64; COUNTERS.len()] {
+        let u = self.usage();
+        let s = self.stats;
+        [
+            u.eds as u64,
+            u.tds as u64,
+            u.placeholders as u64,
+            u.transfers as u64,
+            u.endpoints as u64,
+            s.submitted,
+            s.completed,
+            s.refused,
+            s.bad_done,
+            s.halts_recovered,
+            s.aborted_transfers,
+            s.controller_resets,
+            s.watchdog_resets,
+        ]
+    }
+
+    /// Whether a request may be taken now: whatever it and everything in
+    /// flight answer still fits the event queue.
+    pub fn can_take_request(&self) -> bool {
+        let in_flight = self.xfers.iter().flatten().count();
+        self.events.len() + in_flight + MAX_ENDPOINTS + 2 * MAX_PORTS + 4 < MAX_EVENTS
+    }
+}

@@ -1827,8 +1827,15 @@ impl<M: HubMemory> Hub<M> {
         let Some(d) = addr.and_then(|a| self.device(a)).filter(|d| !d.gone) else {
             return fail(self, status::UNPLUGGED);
         };
+        // Endpoint 0 is the device's, at its bMaxPacketSize0 whatever the
+        // driver asks (it may not have read the descriptor).
+        let max_packet = if endpoint & 0x0f == 0 {
+            u16::from(d.desc.max_packet0)
+        } else {
+            max_packet
+        };
         let ok = if endpoint & 0x0f == 0 {
-            k == kind::CONTROL && max_packet == u16::from(d.desc.max_packet0)
+            k == kind::CONTROL && endpoint == 0
         } else {
             d.active
                 .and_then(|a| Self::config_of(&d, a))
@@ -1995,3 +2002,37 @@ impl<M: HubMemory> Hub<M> {
 
 #[cfg(test)]
 mod tests;
+
+/// The names of [`Hub::counters`], in order (the stats page's layout).
+pub const COUNTERS: [&str; 10] = [
+    "addresses",
+    "handles",
+    "transfers",
+    "pipes",
+    "enumerated",
+    "attached",
+    "detached",
+    "failed",
+    "refused",
+    "controller_resets",
+];
+
+impl<M: HubMemory> Hub<M> {
+    /// What is in use and what was counted, as [`COUNTERS`] names them.
+    pub fn counters(&self) -> [u64; COUNTERS.len()] {
+        let u = self.usage();
+        let s = self.stats;
+        [
+            u.addresses as u64,
+            u.handles as u64,
+            u.transfers as u64,
+            u.pipes as u64,
+            s.enumerated,
+            s.attached,
+            s.detached,
+            s.failed,
+            s.refused,
+            s.controller_resets,
+        ]
+    }
+}

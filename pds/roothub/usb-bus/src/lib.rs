@@ -194,3 +194,5 @@ pub type BusPort<'r, 'c, C> = TypedPort<'r, BusObserver<'c, C>>;
 
 #[cfg(test)]
 mod tests;
+
+pub mod session;

@@ -13,6 +13,7 @@ pub mod desc;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod setup;
+pub mod stats;
 
 pub use setup::Setup;
 
