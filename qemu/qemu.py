@@ -50,6 +50,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 EXIT_PORT = 0xF4
@@ -88,6 +89,58 @@ def netdev(spec):
     raise ValueError(f"qemu: unknown --net {spec!r} (user, user:ECHO:STATUS or dgram:PORT)")
 
 
+# The USB devices by QMP id: each on a port of its own, so that a device
+# plugged again (device_add) comes back where it was.
+USB_DEVICES = {
+    "usb-kbd": {"driver": "usb-kbd", "bus": "ohci.0", "port": "1"},
+    "usb-disk": {"driver": "usb-storage", "bus": "ohci.0", "port": "2", "drive": "usbdisk"},
+}
+
+
+def usb_device(name):
+    props = ",".join(f"{k}={v}" for k, v in USB_DEVICES[name].items() if k != "driver")
+    return ["-device", f"{USB_DEVICES[name]['driver']},{props},id={name}"]
+
+
+def disk_drive(disk):
+    return f"if=none,id=usbdisk,format=raw,file={disk},snapshot=on,file.locking=off"
+
+
+def unplug(qmp, name, timeout=5.0):
+    """QMP device_del of a USB device; returns once QEMU no longer has it.
+    A disk's drive goes with it (QEMU deletes a -drive's backend when its
+    device goes), so it is added again for the next plug."""
+    qmp.execute("device_del", id=name)
+    drive = USB_DEVICES[name].get("drive")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = qmp.execute("human-monitor-command", **{"command-line": "info usb"})
+        # The device leaves the bus first; its drive goes when QEMU
+        # finalizes it, a little later.
+        gone = f"ID: {name}" not in info
+        if gone and drive:
+            gone = drive not in [b["device"] for b in qmp.execute("query-block")]
+        if gone:
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"QMP: {name} still present {timeout} s after device_del")
+
+
+def plug(qmp, name, disk):
+    """QMP device_add of a USB device at its port (the disk's drive first)."""
+    spec = dict(USB_DEVICES[name])
+    if "drive" in spec:
+        blocks = [b["device"] for b in qmp.execute("query-block")]
+        if spec["drive"] not in blocks:
+            qmp.execute("human-monitor-command", **{"command-line": f"drive_add 0 {disk_drive(disk)}"})
+    qmp.execute("device_add", id=name, **spec)
+
+
+def send_keys(qmp, qcodes, hold_ms):
+    """Presses `qcodes` together, holds them `hold_ms`, releases them."""
+    qmp.execute("send-key", keys=[{"type": "qcode", "data": k} for k in qcodes], **{"hold-time": hold_ms})
+
+
 def devices(disk, without=(), net=None):
     """The machine's devices, by the names `without` may drop."""
     groups = {
@@ -98,11 +151,11 @@ def devices(disk, without=(), net=None):
             # INTx to line 10, the RTL8139's (slot 3) to line 11. seL4 gives
             # an IRQ to one handler, so two driver PDs cannot share a line.
             "-device", "pci-ohci,id=ohci,addr=5",
-            "-device", "usb-kbd,bus=ohci.0",
+            *usb_device("usb-kbd"),
             # snapshot: guest writes go to a throwaway overlay, so the image is
             # only read and parallel boots never contend for its lock.
-            "-drive", f"if=none,id=usbdisk,format=raw,file={disk},snapshot=on,file.locking=off",
-            "-device", "usb-storage,bus=ohci.0,drive=usbdisk",
+            "-drive", disk_drive(disk),
+            *usb_device("usb-disk"),
         ],
     }
     unknown = set(without) - set(groups)
@@ -287,12 +340,14 @@ def stop(proc, timeout):
 
 def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False, qmp=None,
          boot="kernel", medium=None, firmware="seabios", without=(), until=None, poll=0.5,
-         net=None, board="pc", uart1=None):
+         net=None, board="pc", uart1=None, driver=None):
     """Boots once, serial output into `log`; returns (status or None, seconds).
     A QEMU still running after `timeout` seconds is killed by its own PID.
     With `until` (a function of a Qmp connection), QEMU is asked every `poll`
     seconds; once `until` returns true it is quit over QMP and the status is
-    "stopped"."""
+    "stopped". With `driver` (a function of the QMP socket path, run in a
+    thread of its own while QEMU runs), a test drives the machine: it must
+    return once QEMU is gone; the boot does not wait for it longer."""
     start = time.monotonic()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -301,6 +356,10 @@ def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        thread = None
+        if driver is not None:
+            thread = threading.Thread(target=driver, args=(qmp,), daemon=True)
+            thread.start()
         status = None
         try:
             if until is None:
@@ -313,6 +372,8 @@ def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False,
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
+            if thread is not None:
+                thread.join(timeout=5)
     return status, time.monotonic() - start
 
 
@@ -377,6 +438,11 @@ def main():
                 board=a.board)
     if a.mode == "run":
         print("qemu: Ctrl-A X quits", file=sys.stderr)
+        print(f"qemu: USB hot-plug and keys over QMP ({a.qmp}) or the QEMU monitor (Ctrl-A C): "
+              "device_del usb-kbd | device_add usb-kbd,bus=ohci.0,port=1,id=usb-kbd | "
+              "sendkey a (usb-disk: device_del usb-disk, drive_add 0 "
+              f"{disk_drive(a.disk)}, device_add usb-storage,bus=ohci.0,port=2,drive=usbdisk,id=usb-disk)",
+              file=sys.stderr)
         cmd = command(a.kernel, a.image, a.disk, qmp=a.qmp, icount=a.icount, net=a.net or RUN_NET, **opts)
         # QEMU keeps the terminal; afterwards say what its status means.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -523,6 +523,11 @@ struct Pipe {
     endpoint: u8,
     kind: u8,
     state: PipeState,
+    /// The driver sent `close` (after an unplug, `closed` waits for it: it
+    /// tells that no submit of the driver's is still on its way).
+    client_closed: bool,
+    /// The controller closed the endpoint (or has none any more).
+    hc_closed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -795,9 +800,9 @@ impl<M: HubMemory> Hub<M> {
             HcMsg::PortStatus {
                 port,
                 connected,
-                enabled: _,
+                enabled,
                 low_speed: _,
-            } => self.port_status(port, connected, now),
+            } => self.port_status(port, connected, enabled, now),
             HcMsg::PortResetDone { port, ok } => self.reset_done(port, ok, now),
             HcMsg::EndpointOpened { ep } => self.endpoint_opened(ep, now),
             HcMsg::EndpointFailed { ep, error } => self.endpoint_failed(ep, error, now),
@@ -822,10 +827,31 @@ impl<M: HubMemory> Hub<M> {
         }
     }
 
-    fn port_status(&mut self, port: u8, connected: bool, now: u64) {
+    fn port_status(&mut self, port: u8, connected: bool, enabled: bool, now: u64) {
         let p = usize::from(port);
         if p >= usize::from(self.ports) {
             return;
+        }
+        // Connected but not enabled where a device was (or was being
+        // enumerated): it was unplugged and another plugged in between two
+        // looks at the port (the controller reports one connect change for
+        // both). The old one goes first.
+        if connected && !enabled {
+            match self.port[p] {
+                PortState::Device { addr } => {
+                    self.port[p] = PortState::Empty;
+                    self.connected[p] = false;
+                    self.unplug(addr, now);
+                }
+                PortState::Enumerating
+                    if self.enumeration.is_some_and(|e| e.step != Step::Reset) =>
+                {
+                    self.abandon_enumeration(now);
+                    self.port[p] = PortState::Empty;
+                    self.connected[p] = false;
+                }
+                _ => {}
+            }
         }
         let was = core::mem::replace(&mut self.connected[p], connected);
         match (self.port[p], connected) {
@@ -1009,18 +1035,10 @@ impl<M: HubMemory> Hub<M> {
                 self.maybe_forget(addr);
             }
             HandleUse::Pipe { bus, pipe, addr } => {
-                if let Some(p) = self.pipe(bus, pipe)
-                    && matches!(p.state, PipeState::Closing | PipeState::Dead)
-                {
-                    self.remove_pipe(bus, pipe);
-                    self.send_bus(
-                        bus,
-                        Wire::Pipe {
-                            pipe,
-                            msg: PipeMsg::Closed,
-                        },
-                    );
+                if let Some(p) = self.pipe_mut(bus, pipe) {
+                    p.hc_closed = true;
                 }
+                self.maybe_closed(bus, pipe);
                 self.maybe_forget(addr);
             }
         }
@@ -1620,14 +1638,11 @@ impl<M: HubMemory> Hub<M> {
                 },
             );
             if reset {
-                self.remove_pipe(b, p.key);
-                self.send_bus(
-                    b,
-                    Wire::Pipe {
-                        pipe: p.key,
-                        msg: PipeMsg::Closed,
-                    },
-                );
+                // The controller has no endpoints any more.
+                if let Some(q) = self.pipe_mut(b, p.key) {
+                    q.hc_closed = true;
+                }
+                self.maybe_closed(b, p.key);
             } else {
                 self.close_handle(p.handle);
             }
@@ -1685,6 +1700,27 @@ impl<M: HubMemory> Hub<M> {
                     *p = None;
                 }
             }
+        }
+    }
+
+    /// Sends `closed` once the endpoint is closed and, after an unplug,
+    /// the driver's `close` arrived.
+    fn maybe_closed(&mut self, bus: u8, key: u32) {
+        let Some(p) = self.pipe(bus, key) else { return };
+        let done = match p.state {
+            PipeState::Closing => p.hc_closed,
+            PipeState::Dead => p.hc_closed && p.client_closed,
+            _ => false,
+        };
+        if done {
+            self.remove_pipe(bus, key);
+            self.send_bus(
+                bus,
+                Wire::Pipe {
+                    pipe: key,
+                    msg: PipeMsg::Closed,
+                },
+            );
         }
     }
 
@@ -1880,6 +1916,8 @@ impl<M: HubMemory> Hub<M> {
                 endpoint,
                 kind: k,
                 state: PipeState::Opening,
+                client_closed: false,
+                hc_closed: false,
             });
         }
         self.send_hc(HcMsg::OpenEndpoint {
@@ -1987,12 +2025,18 @@ impl<M: HubMemory> Hub<M> {
                 self.send_hc(HcMsg::AbortEndpoint { ep: p.handle });
             }
             PipeMsg::Close => {
-                if matches!(p.state, PipeState::Open | PipeState::Aborting) {
-                    if let Some(q) = self.pipe_mut(bus, pipe) {
+                let mut close = false;
+                if let Some(q) = self.pipe_mut(bus, pipe) {
+                    q.client_closed = true;
+                    if matches!(q.state, PipeState::Open | PipeState::Aborting) {
                         q.state = PipeState::Closing;
+                        close = true;
                     }
+                }
+                if close {
                     self.close_handle(p.handle);
                 }
+                self.maybe_closed(bus, pipe);
             }
             // The hub's own messages.
             _ => {}

@@ -340,13 +340,31 @@ impl Rig {
                     self.hub.hc_message(r, self.now);
                 }
             }
+            let mut closes = Vec::new();
             for b in 0..3 {
                 while let Some(w) = self.hub.take_bus(b) {
                     moved = true;
                     observe_hub_bus(&mut self.obs, b, &w, Flow::Sent, self.now);
                     observe_driver(&mut self.drivers[b].obs, &w, Flow::Received, self.now);
+                    // A driver answers `unplugged` with `close`.
+                    if let Wire::Pipe {
+                        pipe,
+                        msg: PipeMsg::Unplugged,
+                    } = w
+                    {
+                        closes.push((b, pipe));
+                    }
                     self.drivers[b].got.push(w);
                 }
+            }
+            for (b, pipe) in closes {
+                let w = Wire::Pipe {
+                    pipe,
+                    msg: PipeMsg::Close,
+                };
+                observe_driver(&mut self.drivers[b].obs, &w, Flow::Sent, self.now);
+                observe_hub_bus(&mut self.obs, b, &w, Flow::Received, self.now);
+                self.hub.bus_message(b, w, self.now);
             }
             while let Some(n) = self.hub.take_note() {
                 self.notes.push(n);
@@ -954,4 +972,25 @@ fn a_hundred_replug_cycles_leak_nothing() {
     let s = r.hub.stats();
     assert_eq!((s.attached, s.detached), (100, 100));
     assert_eq!(r.hub.next_deadline(), None);
+}
+
+#[test]
+fn an_unplug_and_replug_seen_as_one_change_is_both() {
+    let mut r = rig();
+    r.plug(1, disk());
+    r.run_ms(300);
+    r.got(DISK_BUS);
+    // The controller saw the port once: connected, no longer enabled.
+    r.hc.ports[1] = Some(disk());
+    r.recv_hc(HcMsg::PortStatus {
+        port: 1,
+        connected: true,
+        enabled: false,
+        low_speed: false,
+    });
+    assert_eq!(r.got(DISK_BUS), [Wire::Bus(BusMsg::Detached)]);
+    r.send_hub(DISK_BUS, Wire::Bus(BusMsg::Release));
+    r.run_ms(300);
+    assert_eq!(r.got(DISK_BUS).len(), 2, "the new device is attached");
+    assert_eq!(r.hub.stats().detached, 1);
 }

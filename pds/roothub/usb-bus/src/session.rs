@@ -368,7 +368,16 @@ impl Session {
                 Some(Event::AbortComplete(pipe))
             }
             PipeMsg::Unplugged => {
+                // The close tells the hub no submit of ours is on its way;
+                // `closed` follows it (once it was sent, whenever).
+                let closing = p.state == PipeState::Closing;
                 p.state = PipeState::Dead;
+                if !closing {
+                    self.send(Wire::Pipe {
+                        pipe,
+                        msg: PipeMsg::Close,
+                    });
+                }
                 None
             }
             PipeMsg::Closed => {
@@ -420,6 +429,13 @@ mod tests {
             pipe: 1,
             msg: PipeMsg::Unplugged,
         });
+        assert_eq!(
+            drain(&mut s),
+            [Wire::Pipe {
+                pipe: 1,
+                msg: PipeMsg::Close
+            }]
+        );
         assert!(!s.submit(1, 6, 0, 0, 8), "a dead pipe takes nothing");
         s.input(Wire::Pipe {
             pipe: 1,

@@ -31,6 +31,8 @@ struct Hub {
     naks: bool,
     now: u64,
     sent: Vec<Wire>,
+    /// The device is unplugged: pending transfers end UNPLUGGED.
+    dead: bool,
 }
 
 impl Hub {
@@ -44,6 +46,7 @@ impl Hub {
             naks: false,
             now: 0,
             sent: Vec::new(),
+            dead: false,
         }
     }
 
@@ -136,12 +139,21 @@ impl Hub {
                     pipe,
                     msg: PipeMsg::Close,
                 } => {
-                    for (p, x, _) in std::mem::take(&mut self.waiting) {
+                    let st = if self.dead {
+                        status::UNPLUGGED
+                    } else {
+                        status::ABORTED
+                    };
+                    let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+                        .into_iter()
+                        .partition(|w| w.0 == pipe);
+                    self.waiting = keep;
+                    for (p, x, _) in gone {
                         replies.push(Wire::Pipe {
                             pipe: p,
                             msg: PipeMsg::Complete {
                                 xfer: x,
-                                status: status::ABORTED,
+                                status: st,
                                 actual: 0,
                             },
                         });
@@ -190,7 +202,10 @@ impl Hub {
         );
     }
 
+    /// Unplugged: detached, each pipe unplugged; the driver's closes are
+    /// answered (pending transfers UNPLUGGED, then closed) by `pump`.
     fn unplug(&mut self, d: &mut Driver) {
+        self.dead = true;
         self.deliver(d, Wire::Bus(BusMsg::Detached));
         for pipe in [0, 1] {
             self.deliver(
@@ -201,28 +216,7 @@ impl Hub {
                 },
             );
         }
-        for (p, x, _) in std::mem::take(&mut self.waiting) {
-            self.deliver(
-                d,
-                Wire::Pipe {
-                    pipe: p,
-                    msg: PipeMsg::Complete {
-                        xfer: x,
-                        status: status::UNPLUGGED,
-                        actual: 0,
-                    },
-                },
-            );
-        }
-        for pipe in [0, 1] {
-            self.deliver(
-                d,
-                Wire::Pipe {
-                    pipe,
-                    msg: PipeMsg::Closed,
-                },
-            );
-        }
+        self.dead = false;
     }
 }
 

@@ -10,8 +10,9 @@
 //!    with another pattern and read back.
 //! 3. `keys` keys typed through QMP arrive in order, none lost or doubled,
 //!    while the disk is being read all the time.
-//! 4. Seven keys held at once: six presses, one rollover, and then only
-//!    the keys that were pressed; all released in the end.
+//! 4. Seven keys held at once (QMP presses them in order and releases
+//!    them in reverse): six presses, one rollover, six releases, nothing
+//!    that was not pressed.
 //! 5. `replug` unplug/replug cycles of each device (the host unplugs in
 //!    the middle of this PD's reads too): each cycle one connect and one
 //!    disconnect of the keyboard, one ready and one gone of the disk, and
@@ -332,7 +333,8 @@ async fn key_test(
         let mut got = 0u16;
         let mut held = 0u32;
         let mut doubled = 0u32;
-        while got < count {
+        // Until every key typed was released too.
+        while got < count || held > 0 {
             match select(keys.recv(ex), ex.sleep(30.ms() * 1000)).await {
                 Either::First(Ok(KbdMsg::Key {
                     usage: u, pressed, ..
@@ -403,7 +405,11 @@ async fn chord_test(ex: &Ex<'_>, keys: &mut KbdPort) -> Result<(), Failed> {
     let mut rollovers = 0;
     let mut phantom = 0;
     let mut held: heapless::Vec<u8, 8> = heapless::Vec::new();
-    while releases < CHORD.len() || presses < CHORD.len() {
+    // QMP presses the keys in order and releases them in reverse, so the
+    // seventh is released first and the keyboard never lists it: six
+    // presses, the rollover, six releases. A phantom key would be one not
+    // in the chord, or a seventh press.
+    while rollovers == 0 || presses < CHORD.len() - 1 || !held.is_empty() {
         match select(keys.recv(ex), ex.sleep(30.ms() * 1000)).await {
             Either::First(Ok(KbdMsg::Key {
                 usage: u, pressed, ..
@@ -431,9 +437,9 @@ async fn chord_test(ex: &Ex<'_>, keys: &mut KbdPort) -> Result<(), Failed> {
         }
     }
     check(
-        phantom == 0 && rollovers == 1 && held.is_empty() && presses == CHORD.len(),
+        phantom == 0 && rollovers == 1 && held.is_empty() && presses == CHORD.len() - 1,
         format_args!(
-            "seven keys held at once: {presses} presses, {rollovers} rollover, {releases} releases, {phantom} phantom keys"
+            "seven keys held at once: {presses} presses, {rollovers} rollover, {releases} releases, {phantom} phantom keys (the seventh, released first, never listed)"
         ),
     )
 }
