@@ -252,14 +252,12 @@ impl Driver {
                 self.connected = true;
                 let _ = self.out.push_back(Out::Connected);
             }
-            Event::OpenFailed(p) => {
-                if self.session.present() {
-                    self.fail(Failure::PipeRefused(if p == EP0 {
-                        "control"
-                    } else {
-                        "interrupt"
-                    }));
-                }
+            Event::OpenFailed(p) if self.session.present() => {
+                self.fail(Failure::PipeRefused(if p == EP0 {
+                    "control"
+                } else {
+                    "interrupt"
+                }));
             }
             Event::Configured(_) if self.step == Step::SetConfig => {
                 let Some(b) = self.boot else { return };

@@ -167,14 +167,9 @@ async fn main(ex: &Ex<'_>) {
         let mut blocked = false;
         loop {
             let mut moved = false;
-            loop {
-                match usb.try_recv(now) {
-                    Ok(Some(w)) => {
-                        s.input(w, now, &mem);
-                        moved = true;
-                    }
-                    _ => break,
-                }
+            while let Ok(Some(w)) = usb.try_recv(now) {
+                s.input(w, now, &mem);
+                moved = true;
             }
             while s.has_room() {
                 match blk.try_recv(now) {

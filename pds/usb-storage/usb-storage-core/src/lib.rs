@@ -912,11 +912,12 @@ impl Storage {
                 );
                 self.control(Phase::Header, s, now);
             }
-            Event::Opened(BULK_IN | BULK_OUT) if self.phase == Phase::OpenBulk => {
+            Event::Opened(BULK_IN | BULK_OUT)
+                if self.phase == Phase::OpenBulk
                 // Both open (the second Opened starts the first command).
-                if self.opened_bulk() {
-                    self.start(Cmd::Inquiry, 1, now, mem);
-                }
+                && self.opened_bulk() =>
+            {
+                self.start(Cmd::Inquiry, 1, now, mem);
             }
             Event::OpenFailed(_) if self.session.present() => self.give_up(Trouble::NoInterface),
             Event::Configured(_) if self.phase == Phase::SetConfig => {

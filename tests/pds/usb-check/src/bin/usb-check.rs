@@ -285,7 +285,7 @@ async fn disk_tests(ex: &Ex<'_>, disk: &mut Disk, passes: u16) -> Result<(), Fai
         true,
         format_args!(
             "read every block of the disk ({} MiB) and compared: all match; {mbs}.{frac:02} MB/s over {passes} passes",
-            disk.blocks * u64::from(disk.block_size) >> 20
+            (disk.blocks * u64::from(disk.block_size)) >> 20
         ),
     )?;
     // Write 1 MiB of another pattern near the end, read it back.
