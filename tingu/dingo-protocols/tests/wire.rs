@@ -86,6 +86,7 @@ wire_tests!(
     timer,
     ethernet_controller,
     usb_host_controller,
+    usb_root_ports,
     usb_bus,
     usb_pipe,
     block_device,
@@ -94,7 +95,7 @@ wire_tests!(
 
 #[test]
 fn truncated_and_malformed_slots_are_errors() {
-    use usb_host_controller::Msg;
+    use usb_root_ports::Msg;
     let m = Msg::PortStatus {
         port: 1,
         connected: true,

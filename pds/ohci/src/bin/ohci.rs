@@ -4,8 +4,8 @@
 //! interrupt line against what system.xml gave it, turns on memory
 //! decoding and bus mastering, and runs ohci-core's driver over the BAR,
 //! its descriptor memory and its users' DMA windows. The root hub talks to
-//! it over UsbHostController; every message passes the Ohci component's
-//! observer. Requests are taken only while every answer they can cause
+//! it over UsbRootPorts (the ports) and UsbHostController (endpoints and
+//! transfers); every message passes the Ohci component's observer. Requests are taken only while every answer they can cause
 //! fits the driver's event queue, and answers wait while the port's ring
 //! is full, so neither side can overrun the other. A watchdog tick every
 //! 50 ms checks that the frame counter moves. Debug builds run the
@@ -25,6 +25,7 @@ use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::ohci::Observer as OhciObserver;
 use dingo_protocols::timer::Observer as TimerObserver;
 use dingo_protocols::usb_host_controller::{Msg, Observer as HcObserver};
+use dingo_protocols::usb_root_ports::{Msg as PortsMsg, Observer as PortsObserver};
 use ohci_core::regs::MMIO_SIZE;
 use ohci_core::{COUNTERS, EndpointSpec, Event, Ohci, Window};
 use pci_client::Decode;
@@ -43,6 +44,13 @@ const TICK_NS: u64 = ohci_core::WATCHDOG_NS / 2;
 
 type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
 type HcPort<'c> = TypedPort<'static, ComponentPort<'c, OhciObserver, HcObserver>>;
+type PortsPort<'c> = TypedPort<'static, ComponentPort<'c, OhciObserver, PortsObserver>>;
+
+/// A message of the driver's, for one port or the other.
+enum Out {
+    Hc(Msg),
+    Ports(PortsMsg),
+}
 
 fn clock() -> u64 {
     let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
@@ -62,20 +70,24 @@ fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
     TimerPlatform::new(MicrokitPlatform::new(clock), port)
 }
 
-fn message(e: Event) -> Msg {
-    match e {
+fn message(e: Event) -> Out {
+    Out::Hc(match e {
         Event::PortStatus {
             port,
             connected,
             enabled,
             low_speed,
-        } => Msg::PortStatus {
-            port,
-            connected,
-            enabled,
-            low_speed,
-        },
-        Event::PortResetDone { port, ok } => Msg::PortResetDone { port, ok },
+        } => {
+            return Out::Ports(PortsMsg::PortStatus {
+                port,
+                connected,
+                enabled,
+                low_speed,
+            });
+        }
+        Event::PortResetDone { port, ok } => {
+            return Out::Ports(PortsMsg::PortResetDone { port, ok });
+        }
         Event::EndpointOpened { ep } => Msg::EndpointOpened { ep },
         Event::EndpointFailed { ep, error } => Msg::EndpointFailed {
             ep,
@@ -96,13 +108,20 @@ fn message(e: Event) -> Msg {
             error: cause as u32,
         },
         Event::Halted => Msg::Halted,
+    })
+}
+
+fn ports_request(hcd: &mut Ohci<Mmio>, m: PortsMsg) {
+    match m {
+        PortsMsg::PortReset { port } => hcd.port_reset(port),
+        PortsMsg::PortDisable { port } => hcd.port_disable(port),
+        // The driver's own messages: refused by the observer already.
+        PortsMsg::PortStatus { .. } | PortsMsg::PortResetDone { .. } => {}
     }
 }
 
 fn request(hcd: &mut Ohci<Mmio>, m: Msg) {
     match m {
-        Msg::PortReset { port } => hcd.port_reset(port),
-        Msg::PortDisable { port } => hcd.port_disable(port),
         Msg::OpenEndpoint {
             ep,
             addr,
@@ -259,10 +278,18 @@ async fn main(ex: &Ex<'_>) {
         cfg.name,
         "hc",
     );
+    let mut ports: PortsPort<'_> = TypedPort::new(
+        dingo_pd::port(cfg.name, &cfg.ports.ports),
+        ComponentPort::new(&observer, OhciObserver::observe_ports, |c| &mut c.ports),
+        Supervisor::log(&REPORTER),
+        cfg.name,
+        "ports",
+    );
     serve(
         ex,
         &mut hcd,
         &mut port,
+        &mut ports,
         Channel::from(cfg.irqs.controller),
         counters,
     )
@@ -273,6 +300,7 @@ async fn serve(
     ex: &Ex<'_>,
     hcd: &mut Ohci<Mmio>,
     port: &mut HcPort<'_>,
+    ports: &mut PortsPort<'_>,
     irq: Channel,
     mut counters: Counters,
 ) {
@@ -281,9 +309,20 @@ async fn serve(
     let mut next_tick = ex.now_ns() + TICK_NS;
     loop {
         let now = ex.now_ns();
-        let mut blocked = false;
+        // The ring an answer waits for room on: UsbHostController's (true)
+        // or UsbRootPorts' (false).
+        let mut blocked = None;
         loop {
             let mut moved = false;
+            while hcd.can_take_request() {
+                match ports.try_recv(now) {
+                    Ok(Some(m)) => {
+                        ports_request(hcd, m);
+                        moved = true;
+                    }
+                    _ => break,
+                }
+            }
             while hcd.can_take_request() {
                 match port.try_recv(now) {
                     Ok(Some(m)) => {
@@ -296,11 +335,16 @@ async fn serve(
                 }
             }
             while let Some(e) = hcd.next_event() {
-                match port.try_send(&message(e), now) {
+                let (sent, hc) = match message(e) {
+                    Out::Hc(m) => (port.try_send(&m, now), true),
+                    Out::Ports(m) => (ports.try_send(&m, now), false),
+                };
+                match sent {
                     Ok(()) => moved = true,
                     Err(Fault::Full) => {
+                        // The events keep their order: all wait for room.
                         hcd.unget_event(e);
-                        blocked = true;
+                        blocked = Some(hc);
                         break;
                     }
                     // A violation of our own (reported): the message is dropped.
@@ -314,6 +358,9 @@ async fn serve(
         if port.take_notify() == NotifyPeer::Yes {
             Channel::new(port.channel()).notify();
         }
+        if ports.take_notify() == NotifyPeer::Yes {
+            Channel::new(ports.channel()).notify();
+        }
         if let Some(r) = hcd.take_refusal() {
             debug_println!("ohci: refused: {r}");
         }
@@ -326,16 +373,21 @@ async fn serve(
             }
         }
         counters.publish(hcd);
-        let rx = port.prepare_recv_sleep();
-        let tx = if blocked {
-            port.prepare_send_sleep()
-        } else {
-            Ok(Arm::Sleep)
-        };
-        if matches!(rx, Ok(Arm::Retry)) || matches!(tx, Ok(Arm::Retry)) {
+        // Requests are armed only while the driver can take them (else a
+        // waiting one would wake this PD over and over; room comes with
+        // the root hub's reading, which the send arm below waits for).
+        let mut retry = hcd.can_take_request()
+            && (matches!(port.prepare_recv_sleep(), Ok(Arm::Retry))
+                | matches!(ports.prepare_recv_sleep(), Ok(Arm::Retry)));
+        match blocked {
+            Some(true) => retry |= matches!(port.prepare_send_sleep(), Ok(Arm::Retry)),
+            Some(false) => retry |= matches!(ports.prepare_send_sleep(), Ok(Arm::Retry)),
+            None => {}
+        }
+        if retry {
             continue;
         }
-        let mask = 1u64 << irq.index() | 1u64 << port.channel();
+        let mask = 1u64 << irq.index() | 1u64 << port.channel() | 1u64 << ports.channel();
         match select(ex.any_channel(mask), ex.sleep_until(next_tick)).await {
             Either::First(fired) => {
                 if fired & 1 << irq.index() != 0 {

@@ -1,8 +1,8 @@
 //! The root hub driver's core (pds/roothub): port debounce, reset and
 //! recovery, enumeration of one device at a time through address 0,
 //! binding devices to class drivers, and the UsbBus and UsbPipe protocols
-//! towards them, on top of the UsbHostController protocol towards the
-//! controller's driver. It sees only messages and the clock: the PD moves
+//! towards them, on top of the UsbRootPorts and UsbHostController
+//! protocols towards the controller's driver. It sees only messages and the clock: the PD moves
 //! the messages between this core and its ports, so the whole of it runs
 //! in host tests against a fake controller with fake devices.
 //!
@@ -51,6 +51,7 @@ use core::fmt;
 use dingo_protocols::usb_bus::Msg as BusMsg;
 use dingo_protocols::usb_host_controller::Msg as HcMsg;
 use dingo_protocols::usb_pipe::Msg as PipeMsg;
+use dingo_protocols::usb_root_ports::Msg as PortsMsg;
 use heapless::{Deque, Vec};
 use usb_bus::Wire;
 use usb_core::desc::{self, Config, DescError, DeviceDescriptor, DevicePrefix};
@@ -468,6 +469,8 @@ struct Device {
     config_used: u16,
     active: Option<u8>,
     bus: Option<u8>,
+    /// Class drivers (bit per bus) that released it: not offered again.
+    released_by: u8,
     /// Unplugged: waits for its endpoints to close.
     gone: bool,
 }
@@ -501,6 +504,7 @@ impl Device {
             config_used: 0,
             active: None,
             bus: None,
+            released_by: 0,
             gone: true,
         }
     }
@@ -550,7 +554,9 @@ struct Bus {
 }
 
 /// Outbox sizes: room for an answer to everything that can be pending.
-const HC_OUT: usize = 2 * MAX_XFERS + 2 * MAX_HANDLES + 2 * MAX_PORTS;
+const HC_OUT: usize = 2 * MAX_XFERS + 2 * MAX_HANDLES;
+/// A reset (one enumeration at a time) and a disable per port.
+const PORTS_OUT: usize = 2 * MAX_PORTS + 2;
 const BUS_OUT: usize = 2 * MAX_XFERS + 4 * MAX_PIPES + 8;
 const NOTES: usize = 32;
 
@@ -572,6 +578,7 @@ pub struct Hub<M: HubMemory> {
     xfers: [Option<Xfer>; MAX_XFERS],
     next_xfer: u32,
     hc_out: Deque<HcMsg, HC_OUT>,
+    ports_out: Deque<PortsMsg, PORTS_OUT>,
     bus_out: [Deque<Wire, BUS_OUT>; MAX_BUSES],
     notes: Deque<Note, NOTES>,
     stats: Stats,
@@ -606,6 +613,7 @@ impl<M: HubMemory> Hub<M> {
             xfers: [None; MAX_XFERS],
             next_xfer: 1,
             hc_out: Deque::new(),
+            ports_out: Deque::new(),
             bus_out: [const { Deque::new() }; MAX_BUSES],
             notes: Deque::new(),
             stats: Stats::default(),
@@ -642,6 +650,15 @@ impl<M: HubMemory> Hub<M> {
         let _ = self.hc_out.push_front(m);
     }
 
+    /// The next message for the controller's ports (UsbRootPorts).
+    pub fn take_ports(&mut self) -> Option<PortsMsg> {
+        self.ports_out.pop_front()
+    }
+
+    pub fn unget_ports(&mut self, m: PortsMsg) {
+        let _ = self.ports_out.push_front(m);
+    }
+
     /// The next message for class driver `bus`.
     pub fn take_bus(&mut self, bus: usize) -> Option<Wire> {
         self.bus_out.get_mut(bus)?.pop_front()
@@ -660,13 +677,19 @@ impl<M: HubMemory> Hub<M> {
     /// Whether the hub can take another message from the controller or a
     /// class driver without risking its outboxes (the PD reads only then).
     pub fn has_room(&self) -> bool {
-        self.hc_out.len() + 8 < HC_OUT && self.bus_out.iter().all(|q| q.len() + 8 < BUS_OUT)
+        self.hc_out.len() + 8 < HC_OUT
+            && self.ports_out.len() + 2 < PORTS_OUT
+            && self.bus_out.iter().all(|q| q.len() + 8 < BUS_OUT)
     }
 
     fn send_hc(&mut self, m: HcMsg) {
         // The outbox holds an answer for everything pending (HC_OUT), and
         // the PD reads no more input while it is nearly full.
         let _ = self.hc_out.push_back(m);
+    }
+
+    fn send_ports(&mut self, m: PortsMsg) {
+        let _ = self.ports_out.push_back(m);
     }
 
     fn send_bus(&mut self, bus: u8, m: Wire) {
@@ -794,16 +817,24 @@ impl<M: HubMemory> Hub<M> {
 
     // ---- the controller's messages ----
 
-    /// A message from the host controller's driver.
-    pub fn hc_message(&mut self, m: HcMsg, now: u64) {
+    /// A message from the host controller's driver about its ports.
+    pub fn ports_message(&mut self, m: PortsMsg, now: u64) {
         match m {
-            HcMsg::PortStatus {
+            PortsMsg::PortStatus {
                 port,
                 connected,
                 enabled,
                 low_speed: _,
             } => self.port_status(port, connected, enabled, now),
-            HcMsg::PortResetDone { port, ok } => self.reset_done(port, ok, now),
+            PortsMsg::PortResetDone { port, ok } => self.reset_done(port, ok, now),
+            // The hub's own requests; never sent to it.
+            PortsMsg::PortReset { .. } | PortsMsg::PortDisable { .. } => {}
+        }
+    }
+
+    /// A message from the host controller's driver about its endpoints.
+    pub fn hc_message(&mut self, m: HcMsg, now: u64) {
+        match m {
             HcMsg::EndpointOpened { ep } => self.endpoint_opened(ep, now),
             HcMsg::EndpointFailed { ep, error } => self.endpoint_failed(ep, error, now),
             HcMsg::Complete {
@@ -816,9 +847,7 @@ impl<M: HubMemory> Hub<M> {
             HcMsg::ControllerReset { error } => self.controller_reset(error, now),
             HcMsg::Halted => self.operational = false,
             // The hub's own requests; never sent to it.
-            HcMsg::PortReset { .. }
-            | HcMsg::PortDisable { .. }
-            | HcMsg::OpenEndpoint { .. }
+            HcMsg::OpenEndpoint { .. }
             | HcMsg::ResetToggle { .. }
             | HcMsg::Submit { .. }
             | HcMsg::AbortEndpoint { .. }
@@ -1141,7 +1170,9 @@ impl<M: HubMemory> Hub<M> {
         self.stats.controller_resets += 1;
         self.note(Note::ControllerReset { error });
         // Every endpoint is gone and every device was reset: each is
-        // unplugged, and the ports report again.
+        // unplugged, and the ports report again. Their reports travel on
+        // another ring and may have come first: a port last seen connected
+        // is debounced again now (a later report restarts or ends that).
         for h in self.handles.iter_mut() {
             *h = None;
         }
@@ -1161,11 +1192,15 @@ impl<M: HubMemory> Hub<M> {
             *d = None;
         }
         for p in 0..usize::from(self.ports) {
-            self.port[p] = PortState::Empty;
-            self.connected[p] = false;
+            self.port[p] = if self.connected[p] {
+                PortState::Debouncing {
+                    until: now + DEBOUNCE_NS,
+                }
+            } else {
+                PortState::Empty
+            };
         }
         self.queue.clear();
-        let _ = now;
     }
 
     // ---- enumeration ----
@@ -1246,7 +1281,7 @@ impl<M: HubMemory> Hub<M> {
             low_speed: false,
             started: now,
         });
-        self.send_hc(HcMsg::PortReset { port });
+        self.send_ports(PortsMsg::PortReset { port });
     }
 
     fn read(&self, len: u32) -> Vec<u8, CONFIG_BYTES> {
@@ -1330,6 +1365,7 @@ impl<M: HubMemory> Hub<M> {
                     config_used: 0,
                     active: None,
                     bus: None,
+                    released_by: 0,
                     gone: false,
                 };
                 self.add_device(dev);
@@ -1415,7 +1451,7 @@ impl<M: HubMemory> Hub<M> {
             self.begin(e.port, e.attempt + 1, now);
         } else {
             self.port[p] = PortState::Failed;
-            self.send_hc(HcMsg::PortDisable { port: e.port });
+            self.send_ports(PortsMsg::PortDisable { port: e.port });
             self.next_enumeration(now);
         }
     }
@@ -1511,7 +1547,7 @@ impl<M: HubMemory> Hub<M> {
         let Some(d) = self.device(addr) else { return };
         for b in 0..MAX_BUSES {
             let Some(bus) = self.buses[b] else { continue };
-            if bus.state != BusState::Idle {
+            if bus.state != BusState::Idle || d.released_by & 1 << b != 0 {
                 continue;
             }
             let Some(class) = Self::matches(&d, bus.cfg.rule) else {
@@ -1799,9 +1835,14 @@ impl<M: HubMemory> Hub<M> {
                 if let Some(addr) = addr
                     && let Some(d) = self.device_mut(addr)
                 {
+                    // The driver let a present device go: it is not offered
+                    // to this driver again, and `detached` answers.
                     d.bus = None;
+                    d.released_by |= 1 << bus;
+                    self.send_bus(bi, Wire::Bus(BusMsg::Detached));
                 }
-                // Pipes still open are closed quietly (the driver is done).
+                // The driver closes its pipes before it releases; any left
+                // are closed quietly.
                 let pipes = b.pipes;
                 for p in pipes.iter().flatten() {
                     if p.state != PipeState::Dead {
@@ -1809,10 +1850,9 @@ impl<M: HubMemory> Hub<M> {
                     }
                 }
                 if let Some(b) = self.buses[bus].as_mut() {
-                    if b.state == BusState::Gone {
-                        b.pipes = [None; MAX_PIPES];
-                    }
+                    b.pipes = [None; MAX_PIPES];
                     b.state = BusState::Idle;
+                    b.configuring = false;
                 }
                 // A device waiting for a driver may take this one now.
                 self.rebind();

@@ -1,5 +1,5 @@
-//! The hub core against a fake host controller (the UsbHostController
-//! protocol's provider side, with devices behind it that answer control
+//! The hub core against a fake host controller (the UsbRootPorts and
+//! UsbHostController protocols' provider side, with devices behind it that answer control
 //! transfers from QEMU's descriptors or malformed ones). Every message in
 //! both directions is also checked by the observers of both ends: the
 //! RootHub component on the hub's side, the class driver's component on
@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use dingo_protocols::{root_hub, usb_host_controller as hc, usb_storage};
+use dingo_protocols::{root_hub, usb_host_controller as hc, usb_root_ports as rp, usb_storage};
 use tingu_rt::{Direction, Flow, Observer as _};
 use usb_core::fixtures::*;
 use usb_core::setup::{Setup, descriptor, request};
@@ -100,9 +100,9 @@ impl FakeHc {
         self.ports.iter_mut().flatten().find(|d| d.addr == addr)
     }
 
-    fn handle(&mut self, m: HcMsg, out: &mut Vec<HcMsg>) {
+    fn handle_ports(&mut self, m: PortsMsg, out: &mut Vec<PortsMsg>) {
         match m {
-            HcMsg::PortReset { port } => {
+            PortsMsg::PortReset { port } => {
                 let ok = match self.ports[usize::from(port)].as_mut() {
                     Some(d) => {
                         d.addr = 0;
@@ -110,9 +110,15 @@ impl FakeHc {
                     }
                     None => false,
                 };
-                out.push(HcMsg::PortResetDone { port, ok });
+                out.push(PortsMsg::PortResetDone { port, ok });
             }
-            HcMsg::PortDisable { port } => self.disabled.push(port),
+            PortsMsg::PortDisable { port } => self.disabled.push(port),
+            _ => panic!("the hub sent {m:?}"),
+        }
+    }
+
+    fn handle(&mut self, m: HcMsg, out: &mut Vec<HcMsg>) {
+        match m {
             HcMsg::OpenEndpoint {
                 ep,
                 addr,
@@ -270,6 +276,7 @@ struct Rig {
     hc: FakeHc,
     obs: root_hub::Observer,
     hc_obs: hc::Observer,
+    ports_obs: rp::Observer,
     drivers: Vec<Driver>,
     notes: Vec<Note>,
     now: u64,
@@ -311,6 +318,7 @@ fn rig() -> Rig {
         },
         obs: root_hub::Observer::new(0),
         hc_obs: hc::Observer::new(0),
+        ports_obs: rp::Observer::new(0),
         drivers: (0..3)
             .map(|_| Driver {
                 obs: usb_storage::Observer::new(0),
@@ -327,6 +335,18 @@ impl Rig {
     fn pump(&mut self) {
         loop {
             let mut moved = false;
+            while let Some(m) = self.hub.take_ports() {
+                moved = true;
+                self.obs.observe_ports(&m, Flow::Sent, self.now).unwrap();
+                self.ports_obs.observe(&m, Direction::In, self.now).unwrap();
+                let mut out = Vec::new();
+                self.hc.handle_ports(m, &mut out);
+                for r in out {
+                    self.ports_obs.observe(&r, Direction::Out, self.now).unwrap();
+                    self.obs.observe_ports(&r, Flow::Received, self.now).unwrap();
+                    self.hub.ports_message(r, self.now);
+                }
+            }
             while let Some(m) = self.hub.take_hc() {
                 moved = true;
                 // The hub is the mirror side of UsbHostController.
@@ -382,6 +402,13 @@ impl Rig {
         self.pump();
     }
 
+    fn recv_ports(&mut self, m: PortsMsg) {
+        self.ports_obs.observe(&m, Direction::Out, self.now).unwrap();
+        self.obs.observe_ports(&m, Flow::Received, self.now).unwrap();
+        self.hub.ports_message(m, self.now);
+        self.pump();
+    }
+
     fn recv_hc(&mut self, m: HcMsg) {
         self.hc_obs.observe(&m, Direction::Out, self.now).unwrap();
         self.obs.observe_hc(&m, Flow::Received, self.now).unwrap();
@@ -400,7 +427,7 @@ impl Rig {
 
     fn plug(&mut self, port: u8, d: FakeDevice) {
         self.hc.ports[usize::from(port)] = Some(d);
-        self.recv_hc(HcMsg::PortStatus {
+        self.recv_ports(PortsMsg::PortStatus {
             port,
             connected: true,
             enabled: false,
@@ -410,7 +437,7 @@ impl Rig {
 
     fn unplug(&mut self, port: u8) {
         self.hc.ports[usize::from(port)] = None;
-        self.recv_hc(HcMsg::PortStatus {
+        self.recv_ports(PortsMsg::PortStatus {
             port,
             connected: false,
             enabled: false,
@@ -910,7 +937,7 @@ fn a_controller_reset_unplugs_everything_and_ports_come_back() {
         if let Some(d) = r.hc.ports[p].as_mut() {
             d.addr = 0;
         }
-        r.recv_hc(HcMsg::PortStatus {
+        r.recv_ports(PortsMsg::PortStatus {
             port: p as u8,
             connected: true,
             enabled: false,
@@ -920,6 +947,32 @@ fn a_controller_reset_unplugs_everything_and_ports_come_back() {
     r.run_ms(400);
     assert_eq!(r.got(KBD_BUS).len(), 2);
     assert_eq!(r.got(DISK_BUS).len(), 2);
+}
+
+#[test]
+fn port_reports_that_overtake_a_controller_reset_are_not_lost() {
+    let mut r = rig();
+    r.plug(0, kbd());
+    r.run_ms(300);
+    assert_eq!(r.got(KBD_BUS).len(), 2);
+    // After re-initialising, the controller reports the port (on the ports
+    // ring) before the hub reads the reset notice (on the other).
+    r.hc.eps.clear();
+    if let Some(d) = r.hc.ports[0].as_mut() {
+        d.addr = 0;
+    }
+    r.recv_ports(PortsMsg::PortStatus {
+        port: 0,
+        connected: true,
+        enabled: false,
+        low_speed: false,
+    });
+    r.recv_hc(HcMsg::ControllerReset { error: 1 });
+    assert!(r.got(KBD_BUS).contains(&Wire::Bus(BusMsg::Detached)));
+    r.send_hub(KBD_BUS, Wire::Bus(BusMsg::Release));
+    r.run_ms(300);
+    assert_eq!(r.got(KBD_BUS).len(), 2, "the keyboard is attached again");
+    assert_eq!(r.hub.stats().attached, 2);
 }
 
 #[test]
@@ -982,7 +1035,7 @@ fn an_unplug_and_replug_seen_as_one_change_is_both() {
     r.got(DISK_BUS);
     // The controller saw the port once: connected, no longer enabled.
     r.hc.ports[1] = Some(disk());
-    r.recv_hc(HcMsg::PortStatus {
+    r.recv_ports(PortsMsg::PortStatus {
         port: 1,
         connected: true,
         enabled: false,
@@ -993,4 +1046,23 @@ fn an_unplug_and_replug_seen_as_one_change_is_both() {
     r.run_ms(300);
     assert_eq!(r.got(DISK_BUS).len(), 2, "the new device is attached");
     assert_eq!(r.hub.stats().detached, 1);
+}
+
+#[test]
+fn a_driver_that_lets_a_device_go_is_answered_detached_and_not_offered_it_again() {
+    let mut r = rig();
+    r.plug(1, disk());
+    r.run_ms(300);
+    r.got(DISK_BUS);
+    r.send_hub(DISK_BUS, Wire::Bus(BusMsg::Release));
+    assert_eq!(r.got(DISK_BUS), [Wire::Bus(BusMsg::Detached)]);
+    r.run_ms(300);
+    assert!(r.got(DISK_BUS).is_empty(), "not attached again");
+    assert_eq!(r.hub.usage().addresses, 1, "the device stays addressed");
+    // Unplugged and plugged again: a new device, offered again.
+    r.unplug(1);
+    assert!(r.got(DISK_BUS).is_empty(), "no second detach for the released one");
+    r.plug(1, disk());
+    r.run_ms(300);
+    assert_eq!(r.got(DISK_BUS).len(), 2);
 }

@@ -1,8 +1,8 @@
-//! The root hub PD: roothub-core between the host controller's port and
+//! The root hub PD: roothub-core between the host controller's ports and
 //! the class drivers' ports.
 //!
 //! Each message passes the RootHub component's observer on its way in or
-//! out (the controller's port, each class driver's UsbBus port and the
+//! out (the controller's two ports, each class driver's UsbBus port and the
 //! pipes spawned on it). Input is read only while the hub's outboxes have
 //! room for its answers; answers wait while a ring is full. The executor
 //! sleeps until the hub's next deadline (debounce, reset, recovery,
@@ -23,6 +23,7 @@ use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::root_hub::Observer as HubObserver;
 use dingo_protocols::timer::Observer as TimerObserver;
 use dingo_protocols::usb_host_controller::Observer as HcObserver;
+use dingo_protocols::usb_root_ports::Observer as PortsObserver;
 use pd_config::{PortConfig, SharedRegion};
 use roothub_core::{
     BusConfig, COUNTERS, Hub, HubConfig, HubMemory, MAX_BUSES, MAX_PORTS, Note, Rule,
@@ -39,6 +40,7 @@ static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
 type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
 type HcPort<'c> = TypedPort<'static, ComponentPort<'c, HubObserver, HcObserver>>;
+type PortsPort<'c> = TypedPort<'static, ComponentPort<'c, HubObserver, PortsObserver>>;
 
 fn clock() -> u64 {
     let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
@@ -187,6 +189,13 @@ async fn main(ex: &Ex<'_>) {
         cfg.name,
         "hc",
     );
+    let mut rp: PortsPort<'_> = TypedPort::new(
+        dingo_pd::port(cfg.name, &cfg.ports.ports),
+        ComponentPort::new(&observer, HubObserver::observe_ports, |c| &mut c.ports),
+        Supervisor::log(&REPORTER),
+        cfg.name,
+        "ports",
+    );
     let names = ["bus0", "bus1", "bus2", "bus3"];
     let mut ports: [Option<BusPort<'static, '_, HubObserver>>; MAX_BUSES] =
         [None, None, None, None];
@@ -207,16 +216,28 @@ async fn main(ex: &Ex<'_>) {
         .regions
         .stats
         .map(|r| unsafe { stats::Writer::new(r.as_ptr(), COUNTERS.len()) });
-    let mut mask = 1u64 << hc.channel();
+    let mut mask = 1u64 << hc.channel() | 1u64 << rp.channel();
     for p in ports.iter().flatten() {
         mask |= 1 << p.channel();
     }
     loop {
         let now = ex.now_ns();
         hub.tick(now);
-        let mut blocked = false;
+        // The rings an answer waits for room on: each is armed for space.
+        let mut blocked_rp = false;
+        let mut blocked_hc = false;
+        let mut blocked_bus = [false; MAX_BUSES];
         loop {
             let mut moved = false;
+            while hub.has_room() {
+                match rp.try_recv(now) {
+                    Ok(Some(m)) => {
+                        hub.ports_message(m, now);
+                        moved = true;
+                    }
+                    _ => break,
+                }
+            }
             while hub.has_room() {
                 match hc.try_recv(now) {
                     Ok(Some(m)) => {
@@ -238,12 +259,23 @@ async fn main(ex: &Ex<'_>) {
                     }
                 }
             }
+            while let Some(m) = hub.take_ports() {
+                match rp.try_send(&m, now) {
+                    Ok(()) => moved = true,
+                    Err(Fault::Full) => {
+                        hub.unget_ports(m);
+                        blocked_rp = true;
+                        break;
+                    }
+                    Err(_) => {}
+                }
+            }
             while let Some(m) = hub.take_hc() {
                 match hc.try_send(&m, now) {
                     Ok(()) => moved = true,
                     Err(Fault::Full) => {
                         hub.unget_hc(m);
-                        blocked = true;
+                        blocked_hc = true;
                         break;
                     }
                     Err(_) => {}
@@ -259,7 +291,7 @@ async fn main(ex: &Ex<'_>) {
                         Ok(()) => moved = true,
                         Err(Fault::Full) => {
                             hub.unget_bus(i, w);
-                            blocked = true;
+                            blocked_bus[i] = true;
                             break;
                         }
                         Err(_) => {}
@@ -279,23 +311,42 @@ async fn main(ex: &Ex<'_>) {
             }
         }
         let _ = hc.check_timeouts(now);
+        let _ = rp.check_timeouts(now);
         for p in ports.iter_mut().flatten() {
             let _ = p.check_timeouts(now);
         }
+        // Input is armed only while the hub can take it: otherwise a
+        // waiting message would wake this PD at once, over and over, and
+        // starve the lower-priority class drivers whose reading makes room.
+        let room = hub.has_room();
         let mut retry = false;
         if hc.take_notify() == NotifyPeer::Yes {
             Channel::new(hc.channel()).notify();
         }
-        retry |= matches!(hc.prepare_recv_sleep(), Ok(Arm::Retry));
-        if blocked {
+        if room {
+            retry |= matches!(hc.prepare_recv_sleep(), Ok(Arm::Retry));
+        }
+        if blocked_hc {
             retry |= matches!(hc.prepare_send_sleep(), Ok(Arm::Retry));
         }
-        for p in ports.iter_mut().flatten() {
+        if rp.take_notify() == NotifyPeer::Yes {
+            Channel::new(rp.channel()).notify();
+        }
+        if room {
+            retry |= matches!(rp.prepare_recv_sleep(), Ok(Arm::Retry));
+        }
+        if blocked_rp {
+            retry |= matches!(rp.prepare_send_sleep(), Ok(Arm::Retry));
+        }
+        for (i, p) in ports.iter_mut().enumerate() {
+            let Some(p) = p else { continue };
             if p.take_notify() == NotifyPeer::Yes {
                 Channel::new(p.channel()).notify();
             }
-            retry |= matches!(p.prepare_recv_sleep(), Ok(Arm::Retry));
-            if blocked {
+            if room {
+                retry |= matches!(p.prepare_recv_sleep(), Ok(Arm::Retry));
+            }
+            if blocked_bus[i] {
                 retry |= matches!(p.prepare_send_sleep(), Ok(Arm::Retry));
             }
         }
@@ -305,6 +356,7 @@ async fn main(ex: &Ex<'_>) {
         let deadline = [
             hub.next_deadline(),
             hc.deadline_ns(),
+            rp.deadline_ns(),
             ports.iter().flatten().filter_map(|p| p.deadline_ns()).min(),
         ]
         .into_iter()
