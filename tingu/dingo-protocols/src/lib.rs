@@ -2,8 +2,9 @@
 //! PowerManagement, Timer, EthernetController, UsbHostController,
 //! UsbRootPorts, UsbBus, UsbPipe, BlockDevice, Keyboard) and the components
 //! that combine them, compiled at build time by `tingu` into message enums
-//! with their ring-slot encoding and `no_std` observers. Each protocol is a module named after it (`lifecycle`,
-//! `usb_pipe`, ...); each component too (`ethernet_driver`, ...).
+//! with their ring-slot encoding and `no_std` observers. Each protocol is a
+//! module named after it (`lifecycle`, `usb_pipe`, ...); each component too
+//! (`ethernet_driver`, ...).
 #![cfg_attr(not(test), no_std)]
 
 include!(concat!(env!("OUT_DIR"), "/protocols.rs"));

@@ -5,9 +5,10 @@
 //! decoding and bus mastering, and runs ohci-core's driver over the BAR,
 //! its descriptor memory and its users' DMA windows. The root hub talks to
 //! it over UsbRootPorts (the ports) and UsbHostController (endpoints and
-//! transfers); every message passes the Ohci component's observer. Requests are taken only while every answer they can cause
-//! fits the driver's event queue, and answers wait while the port's ring
-//! is full, so neither side can overrun the other. A watchdog tick every
+//! transfers); every message passes the Ohci component's observer.
+//! Requests are taken only while every answer they can cause fits the
+//! driver's event queue, and answers wait while the port's ring is full,
+//! so neither side can overrun the other. A watchdog tick every
 //! 50 ms checks that the frame counter moves. Debug builds run the
 //! schedule checker after every batch of work and count its findings on
 //! the stats page.

@@ -2,9 +2,10 @@
 //! recovery, enumeration of one device at a time through address 0,
 //! binding devices to class drivers, and the UsbBus and UsbPipe protocols
 //! towards them, on top of the UsbRootPorts and UsbHostController
-//! protocols towards the controller's driver. It sees only messages and the clock: the PD moves
-//! the messages between this core and its ports, so the whole of it runs
-//! in host tests against a fake controller with fake devices.
+//! protocols towards the controller's driver. It sees only messages and the
+//! clock: the PD moves the messages between this core and its ports, so
+//! the whole of it runs in host tests against a fake controller with fake
+//! devices.
 //!
 //! # Enumeration
 //!

@@ -1,6 +1,6 @@
 //! The hub core against a fake host controller (the UsbRootPorts and
-//! UsbHostController protocols' provider side, with devices behind it that answer control
-//! transfers from QEMU's descriptors or malformed ones). Every message in
+//! UsbHostController protocols' provider side, with devices behind it that
+//! answer control transfers from QEMU's descriptors or malformed ones). Every message in
 //! both directions is also checked by the observers of both ends: the
 //! RootHub component on the hub's side, the class driver's component on
 //! the other.
@@ -342,8 +342,12 @@ impl Rig {
                 let mut out = Vec::new();
                 self.hc.handle_ports(m, &mut out);
                 for r in out {
-                    self.ports_obs.observe(&r, Direction::Out, self.now).unwrap();
-                    self.obs.observe_ports(&r, Flow::Received, self.now).unwrap();
+                    self.ports_obs
+                        .observe(&r, Direction::Out, self.now)
+                        .unwrap();
+                    self.obs
+                        .observe_ports(&r, Flow::Received, self.now)
+                        .unwrap();
                     self.hub.ports_message(r, self.now);
                 }
             }
@@ -403,8 +407,12 @@ impl Rig {
     }
 
     fn recv_ports(&mut self, m: PortsMsg) {
-        self.ports_obs.observe(&m, Direction::Out, self.now).unwrap();
-        self.obs.observe_ports(&m, Flow::Received, self.now).unwrap();
+        self.ports_obs
+            .observe(&m, Direction::Out, self.now)
+            .unwrap();
+        self.obs
+            .observe_ports(&m, Flow::Received, self.now)
+            .unwrap();
         self.hub.ports_message(m, self.now);
         self.pump();
     }
@@ -1061,7 +1069,10 @@ fn a_driver_that_lets_a_device_go_is_answered_detached_and_not_offered_it_again(
     assert_eq!(r.hub.usage().addresses, 1, "the device stays addressed");
     // Unplugged and plugged again: a new device, offered again.
     r.unplug(1);
-    assert!(r.got(DISK_BUS).is_empty(), "no second detach for the released one");
+    assert!(
+        r.got(DISK_BUS).is_empty(),
+        "no second detach for the released one"
+    );
     r.plug(1, disk());
     r.run_ms(300);
     assert_eq!(r.got(DISK_BUS).len(), 2);
