@@ -141,8 +141,16 @@ def send_keys(qmp, qcodes, hold_ms):
     qmp.execute("send-key", keys=[{"type": "qcode", "data": k} for k in qcodes], **{"hold-time": hold_ms})
 
 
-def devices(disk, without=(), net=None):
-    """The machine's devices, by the names `without` may drop."""
+def devices(disk, without=(), net=None, nic="rtl8139"):
+    """The machine's devices, by the names `without` may drop. `nic` is the
+    network device on the netdev: the RTL8139, or QEMU's usb-net (CDC-ECM)
+    on port 3 of the OHCI controller, with no RTL8139 then."""
+    if nic not in ("rtl8139", "usb-net"):
+        raise ValueError(f"unknown nic {nic!r} (rtl8139 or usb-net)")
+    usb_net = (["-netdev", netdev(net), "-device", "usb-net,netdev=n0,bus=ohci.0,port=3,id=usb-net"]
+               if nic == "usb-net" else [])
+    if nic == "usb-net":
+        without = (*without, "rtl8139")
     groups = {
         "debug-exit": ["-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04"],
         "rtl8139": ["-netdev", netdev(net), "-device", "rtl8139,netdev=n0"],
@@ -156,6 +164,7 @@ def devices(disk, without=(), net=None):
             # only read and parallel boots never contend for its lock.
             "-drive", disk_drive(disk),
             *usb_device("usb-disk"),
+            *usb_net,
         ],
     }
     unknown = set(without) - set(groups)
@@ -190,7 +199,7 @@ def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None):
 
 def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=(),
             boot="kernel", medium=None, firmware="seabios", without=(), net=None, board="pc",
-            uart1=None):
+            uart1=None, nic="rtl8139"):
     if board == "sabrelite":
         return sabrelite_command(image, qmp, icount, extra, uart1)
     if board != "pc":
@@ -216,7 +225,7 @@ def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=()
     else:
         cmd += ["-drive", f"file={medium},format=raw,if=ide,snapshot=on,file.locking=off",
                 "-boot", "order=c"]
-    cmd += devices(disk, without, net)
+    cmd += devices(disk, without, net, nic)
     if qmp:
         cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"]
     if icount:
@@ -298,7 +307,7 @@ def screen_size(qmp):
 
 
 def start(kernel, image, disk, log, icount=False, qmp=None, net=None, extra=(),
-          boot="kernel", medium=None, firmware="seabios", without=()):
+          boot="kernel", medium=None, firmware="seabios", without=(), nic="rtl8139"):
     """Starts QEMU in the background, serial output into `log`, for a
     caller that runs a host program meanwhile; end it with `quit` and
     `stop`. Boots as `command` does (the kernel directly, or a medium
@@ -306,7 +315,7 @@ def start(kernel, image, disk, log, icount=False, qmp=None, net=None, extra=(),
     with open(log, "wb") as out:
         return subprocess.Popen(
             command(kernel, image, disk, qmp=qmp, icount=icount, net=net, extra=extra,
-                    boot=boot, medium=medium, firmware=firmware, without=without),
+                    boot=boot, medium=medium, firmware=firmware, without=without, nic=nic),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )

@@ -174,7 +174,8 @@ def peer_test(t, build, log, qmp_path):
         disk=os.path.join(build, "usb-disk.img"), log=log, qmp=qmp_path, net=net,
         boot=t.get("boot", "kernel"),
         medium=os.path.join(build, t["medium"]) if "medium" in t else None,
-        firmware=t.get("firmware", "seabios"), without=t.get("without", ()))
+        firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
+        nic=t.get("nic", "rtl8139"))
     ready = re.compile(t["ready"])
     code, output = None, f"(peer not started: /{t['ready']}/ never appeared)"
     while time.monotonic() < deadline and proc.poll() is None:
