@@ -298,6 +298,12 @@ class Drive:
                 qemu.send_keys(qmp, [c], step.get("hold_ms", 10))
                 self.actions += 1
                 time.sleep(pace)
+        if "keys" in step:
+            # QEMU key names (qcodes), one press each: "ret" and the like.
+            for k in step["keys"]:
+                qemu.send_keys(qmp, [k], step.get("hold_ms", 10))
+                self.actions += 1
+                time.sleep(step.get("pace_ms", 40) / 1000)
         if "chord" in step:
             qemu.send_keys(qmp, list(step["chord"]), step.get("hold_ms", 300))
             self.actions += 1

@@ -2,7 +2,9 @@
 //! root hub) and its BlockDevice port (the disk's user, whose buffers are
 //! in the same DMA window the controller moves the data to and from: no
 //! copy on the way). Every message passes the UsbStorage component's
-//! observer.
+//! observer. A system without a disk user (no BlockDevice port) gets the
+//! disk's label on the console: the PD reads block 0 itself once the disk
+//! is ready.
 #![no_std]
 #![no_main]
 
@@ -14,7 +16,7 @@ use dingo_pd::dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
 use dingo_pd::microkit::{Channel, debug_println};
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
-use dingo_protocols::block_device::{Msg as BlkMsg, Observer as BlkObserver};
+use dingo_protocols::block_device::{self, Msg as BlkMsg, Observer as BlkObserver};
 use dingo_protocols::timer::Observer as TimerObserver;
 use dingo_protocols::usb_storage::Observer as Component;
 use pd_config::SharedRegion;
@@ -22,7 +24,7 @@ use timer_client::clock::TimeReader;
 use timer_client::platform::TimerPlatform;
 use usb_bus::{BusObserver, BusParts, BusPort};
 use usb_core::stats;
-use usb_storage_core::{Note, Out, Request, Storage, Window};
+use usb_storage_core::{DATA_BASE, Note, Out, Request, Storage, Window};
 
 pd_config::program!("usb-storage");
 
@@ -86,6 +88,27 @@ fn message(o: Out) -> BlkMsg {
     }
 }
 
+/// The label read from block 0 when there is no disk user: its first
+/// bytes up to the first one that is not printable ASCII.
+const LABEL_BYTES: usize = 32;
+/// The request id of that read (no user shares the id space).
+const LABEL_REQ: u32 = 0;
+
+fn print_label(mem: &Buffers) {
+    let mut b = [0u8; LABEL_BYTES];
+    mem.read(DATA_BASE, &mut b);
+    let n = b
+        .iter()
+        .position(|c| !(0x20..0x7f).contains(c))
+        .unwrap_or(b.len());
+    match core::str::from_utf8(&b[..n]) {
+        Ok(l) if !l.trim().is_empty() => {
+            debug_println!("usb-storage: disk label \"{}\" (block 0)", l.trim_end())
+        }
+        _ => debug_println!("usb-storage: no label in block 0"),
+    }
+}
+
 fn print(n: Note) {
     match n {
         Note::Disk {
@@ -141,13 +164,17 @@ async fn main(ex: &Ex<'_>) {
         cfg.name,
         "usb",
     );
-    let mut blk = TypedPort::new(
-        dingo_pd::port(cfg.name, &cfg.ports.blk),
-        ComponentPort::<_, BlkObserver>::new(&component, Component::observe_blk, |c| &mut c.blk),
-        Supervisor::log(&REPORTER),
-        cfg.name,
-        "blk",
-    );
+    let mut blk = cfg.ports.blk.map(|p| {
+        TypedPort::new(
+            dingo_pd::port(cfg.name, &p),
+            ComponentPort::<_, BlkObserver>::new(&component, Component::observe_blk, |c| {
+                &mut c.blk
+            }),
+            Supervisor::log(&REPORTER),
+            cfg.name,
+            "blk",
+        )
+    });
     // SAFETY: system-builder checked that the stats region is mapped
     // read-write here, a page at least; this PD is its writer.
     let page = cfg
@@ -157,10 +184,15 @@ async fn main(ex: &Ex<'_>) {
     debug_println!(
         "usb-storage: waiting for a disk from {}; serving {}",
         cfg.ports.usb.peer,
-        cfg.ports.blk.peer
+        cfg.ports
+            .blk
+            .map_or("no disk user (the label goes to the console)", |p| p.peer)
     );
     let mut s = Storage::new();
-    let mask = 1u64 << usb.channel() | 1u64 << blk.channel();
+    let mut mask = 1u64 << usb.channel();
+    if let Some(b) = &blk {
+        mask |= 1u64 << b.channel();
+    }
     loop {
         let now = ex.now_ns();
         s.tick(now);
@@ -171,7 +203,7 @@ async fn main(ex: &Ex<'_>) {
                 s.input(w, now, &mem);
                 moved = true;
             }
-            while s.has_room() {
+            while let Some(blk) = blk.as_mut().filter(|_| s.has_room()) {
                 match blk.try_recv(now) {
                     Ok(Some(m)) => {
                         let r = match m {
@@ -221,6 +253,31 @@ async fn main(ex: &Ex<'_>) {
                 }
             }
             while let Some(o) = s.take_out() {
+                let Some(blk) = blk.as_mut() else {
+                    // No disk user: read the label once the disk is there.
+                    match o {
+                        Out::Ready { .. } => {
+                            let label = Request {
+                                req: LABEL_REQ,
+                                block: 0,
+                                count: 1,
+                                buf: DATA_BASE,
+                                write: false,
+                            };
+                            s.request(label, now, &mem);
+                        }
+                        Out::Done {
+                            req: LABEL_REQ,
+                            status: block_device::OK,
+                        } => print_label(&mem),
+                        Out::Done { status, .. } => {
+                            debug_println!("usb-storage: reading block 0 failed: status {status}")
+                        }
+                        Out::Gone => {}
+                    }
+                    moved = true;
+                    continue;
+                };
                 match blk.try_send(&message(o), now) {
                     Ok(()) => moved = true,
                     Err(Fault::Full) => {
@@ -256,24 +313,29 @@ async fn main(ex: &Ex<'_>) {
             }
         }
         let _ = usb.check_timeouts(now);
-        let _ = blk.check_timeouts(now);
         let mut retry = false;
         if usb.take_notify() == NotifyPeer::Yes {
             Channel::new(usb.channel()).notify();
         }
-        if blk.take_notify() == NotifyPeer::Yes {
-            Channel::new(blk.channel()).notify();
-        }
         retry |= matches!(usb.prepare_recv_sleep(), Ok(Arm::Retry));
-        retry |= matches!(blk.prepare_recv_sleep(), Ok(Arm::Retry));
         if blocked {
             retry |= matches!(usb.prepare_send_sleep(), Ok(Arm::Retry));
-            retry |= matches!(blk.prepare_send_sleep(), Ok(Arm::Retry));
+        }
+        if let Some(blk) = blk.as_mut() {
+            let _ = blk.check_timeouts(now);
+            if blk.take_notify() == NotifyPeer::Yes {
+                Channel::new(blk.channel()).notify();
+            }
+            retry |= matches!(blk.prepare_recv_sleep(), Ok(Arm::Retry));
+            if blocked {
+                retry |= matches!(blk.prepare_send_sleep(), Ok(Arm::Retry));
+            }
         }
         if retry {
             continue;
         }
-        let deadline = [s.next_deadline(), usb.deadline_ns(), blk.deadline_ns()]
+        let blk_deadline = blk.as_ref().and_then(|b| b.deadline_ns());
+        let deadline = [s.next_deadline(), usb.deadline_ns(), blk_deadline]
             .into_iter()
             .flatten()
             .min();
