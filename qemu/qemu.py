@@ -94,6 +94,8 @@ def netdev(spec):
 USB_DEVICES = {
     "usb-kbd": {"driver": "usb-kbd", "bus": "ohci.0", "port": "1"},
     "usb-disk": {"driver": "usb-storage", "bus": "ohci.0", "port": "2", "drive": "usbdisk"},
+    # Only with nic="usb-net": the netdev stays while the device is unplugged.
+    "usb-net": {"driver": "usb-net", "bus": "ohci.0", "port": "3", "netdev": "n0"},
 }
 
 
@@ -147,8 +149,7 @@ def devices(disk, without=(), net=None, nic="rtl8139"):
     on port 3 of the OHCI controller, with no RTL8139 then."""
     if nic not in ("rtl8139", "usb-net"):
         raise ValueError(f"unknown nic {nic!r} (rtl8139 or usb-net)")
-    usb_net = (["-netdev", netdev(net), "-device", "usb-net,netdev=n0,bus=ohci.0,port=3,id=usb-net"]
-               if nic == "usb-net" else [])
+    usb_net = ["-netdev", netdev(net), *usb_device("usb-net")] if nic == "usb-net" else []
     if nic == "usb-net":
         without = (*without, "rtl8139")
     groups = {

@@ -151,7 +151,8 @@ def free_port(kind, pair=False):
 
 def peer_test(t, build, log, qmp_path):
     """Boots with the test's network (`net`: "user-forward" or "dgram"),
-    waits for `ready` in the serial log, runs the `peer` command (its
+    waits for `ready` in the serial log, runs the test's `drive` steps if
+    it has any, then the `peer` command (its
     placeholders {echo} {status} {port} {qmp} filled in), then quits QEMU
     over QMP. Everything is bounded by the test's `timeout`. Returns
     (status, seconds, peer exit code, peer output)."""
@@ -181,6 +182,13 @@ def peer_test(t, build, log, qmp_path):
     while time.monotonic() < deadline and proc.poll() is None:
         with open(log, "rb") as f:
             if ready.search(f.read().decode("utf-8", "replace")):
+                if "drive" in t:
+                    # The test's QMP steps (hot-plug) first, then the peer.
+                    drive = Drive(t["drive"], log, os.path.join(build, "usb-disk.img"), deadline)
+                    drive(qmp_path)
+                    if drive.problem:
+                        code, output = None, f"(peer not started: {drive.problem})"
+                        break
                 try:
                     run = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                          timeout=max(deadline - time.monotonic(), 1))
@@ -361,7 +369,7 @@ def boot_tests(build, only):
         until = screen or uart or (LogWatch(log, t["stop_at"]) if "stop_at" in t else None)
         qmp_path = os.path.join(logdir, t["name"] + ".qmp")
         drive = None
-        if "drive" in t:
+        if "drive" in t and "peer" not in t:
             drive = Drive(t["drive"], log, os.path.join(build, "usb-disk.img"),
                           time.monotonic() + t["timeout"])
         peer_code = peer_out = None

@@ -72,6 +72,7 @@ fn stats(d: &Driver, busy: u64) -> [u64; 19] {
         transfer_errors,
         stalls,
         failed: _,
+        ready: _,
     } = d.stats;
     [
         d.session.attaches,
@@ -135,13 +136,14 @@ impl Memory for Area {
 fn print(n: Note) {
     match n {
         Note::Ready {
+            count,
             addr,
             config,
             mac: m,
             ep_in,
             ep_out,
         } => debug_println!(
-            "usb-net: CDC-ECM device at address {addr}: configuration {config}, bulk IN {ep_in:#04x} OUT {ep_out:#04x}; MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link up",
+            "usb-net: CDC-ECM device ({count}) at address {addr}: configuration {config}, bulk IN {ep_in:#04x} OUT {ep_out:#04x}; MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link up",
             m[0],
             m[1],
             m[2],

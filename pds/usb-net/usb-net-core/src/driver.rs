@@ -97,6 +97,8 @@ impl fmt::Display for Failure {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Note {
     Ready {
+        /// Devices set up so far, this one included.
+        count: u64,
         addr: u8,
         config: u8,
         mac: [u8; 6],
@@ -149,6 +151,8 @@ pub struct Ecm {
 /// Counters (nic-stats names in the PD).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Devices set up and running.
+    pub ready: u64,
     pub rx_frames: u64,
     pub rx_bytes: u64,
     pub rx_zero_length: u64,
@@ -224,6 +228,7 @@ impl Driver {
             out: Deque::new(),
             notes: Deque::new(),
             stats: Stats {
+                ready: 0,
                 rx_frames: 0,
                 rx_bytes: 0,
                 rx_zero_length: 0,
@@ -710,7 +715,9 @@ impl Driver {
             self.queue_rx(slot);
         }
         if let (Some(d), Some(e), Some(mac)) = (self.device, self.ecm, self.mac) {
+            self.stats.ready += 1;
             self.note(Note::Ready {
+                count: self.stats.ready,
                 addr: d.addr,
                 config: e.config,
                 mac,

@@ -625,6 +625,11 @@ fn unplug_takes_the_link_down_and_a_replug_brings_it_back() {
     );
     h.attach(&mut d);
     assert_eq!(h.eth(), [EthMsg::LinkChange { up: true }]);
+    let notes: Vec<Note> = std::iter::from_fn(|| d.take_note()).collect();
+    assert!(
+        matches!(notes.last(), Some(Note::Ready { count: 2, .. })),
+        "{notes:?}"
+    );
     h.receive(&mut d, &[0x55; 60]);
     assert_eq!(h.eth(), [EthMsg::RxPacket { buf: 0, len: 60 }]);
     // Disable returns every lent buffer.
