@@ -80,12 +80,15 @@ SYSTEMS := system.xml $(wildcard tests/systems/*.xml)
 BENCH_SYSTEMS := $(wildcard bench/systems/*.xml)
 # The net bench's images (bench-net-<name>), measured by bench/net/run.py.
 NET_BENCH_SYSTEMS := $(wildcard bench/net/*.xml)
+# The block bench's images (bench-blk-<name>), measured by bench/blk/run.py.
+BLK_BENCH_SYSTEMS := $(wildcard bench/blk/*.xml)
 # The USB disk bench's image (bench-usb-<name>), measured by bench/usb/run.py.
 USB_BENCH_SYSTEMS := $(wildcard bench/usb/*.xml)
 else
 SYSTEMS := $(BOARD).xml $(wildcard tests/systems/$(BOARD)/*.xml)
 BENCH_SYSTEMS :=
 NET_BENCH_SYSTEMS :=
+BLK_BENCH_SYSTEMS :=
 USB_BENCH_SYSTEMS :=
 endif
 
@@ -100,9 +103,9 @@ image-debug image-release: image-%: kernel-%
 	@mkdir -p $(BOARD_OUT)/$*
 	@cp $(TARGET_PREFIX)$*/$(TARGET)/$(cargo_outdir_$*)/monitor $(BOARD_OUT)/$*/monitor.elf
 	@for l in $(LOADER_CRATES); do cp $(TARGET_PREFIX)$*/$(TARGET)/$(cargo_outdir_$*)/$$l $(BOARD_OUT)/$*/$$l.elf; done
-	@for xml in $(SYSTEMS) $(BENCH_SYSTEMS) $(NET_BENCH_SYSTEMS) $(USB_BENCH_SYSTEMS); do \
+	@for xml in $(SYSTEMS) $(BENCH_SYSTEMS) $(NET_BENCH_SYSTEMS) $(BLK_BENCH_SYSTEMS) $(USB_BENCH_SYSTEMS); do \
 	    name=$$(basename $$xml .xml); \
-	    case $$xml in bench/net/*) name=bench-net-$$name;; bench/usb/*) name=bench-usb-$$name;; bench/*) name=bench-$$name;; esac; \
+	    case $$xml in bench/net/*) name=bench-net-$$name;; bench/blk/*) name=bench-blk-$$name;; bench/usb/*) name=bench-usb-$$name;; bench/*) name=bench-$$name;; esac; \
 	    baseline=$$([ $$name = bench-ipc ] && echo --monitor-bench); \
 	    boot=$$([ -n "$(LOADER_CRATES)" ] && echo --loader $(BOARD_OUT)/$*/loader.elf \
 	        --kernel $(BOARD_OUT)/kernel/$*/kernel.elf --boot-image $(BOARD_OUT)/$*/$$name-boot.elf); \
@@ -143,6 +146,7 @@ bench: image-release $(DISK) $(PLUGIN)
 	@python3 bench/run.py --build $(BUILD) $(patsubst bench/systems/%.xml,bench-%,$(BENCH_SYSTEMS))
 	@cargo build -q --release -p net-peer
 	@python3 bench/net/run.py --build $(BUILD) --plugin $(PLUGIN)
+	@python3 bench/blk/run.py --build $(BUILD) --plugin $(PLUGIN)
 	@python3 bench/usb/run.py --build $(BUILD) --plugin $(PLUGIN)
 
 # Statecharts of the protocol library (components.tingu only combines them).

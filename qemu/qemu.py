@@ -27,12 +27,17 @@ a QMP socket for hot-plug tests and for reading the screen. A guest write of
 v to port 0xf4 makes QEMU exit with status 2v+1; the monitor writes 0x10 on
 success and 0x11 on failure.
 
+`--virtio net` puts the NIC's network on a virtio-net-pci at slot 4 instead
+of the RTL8139; `--virtio blk` adds a virtio-blk-pci at slot 6 on the same
+raw image as the USB disk (see VIRTIO_NET_SLOT for why those slots).
+
 The Sabre Lite (`--board sabrelite`): QEMU's `sabrelite` machine (i.MX6,
 one Cortex-A9, 1 GiB), booted from the boot image system-builder writes
 (the loader with the kernel and the system image, `-kernel`), UART2 (the
 console) on stdout and UART1 on a Unix socket when asked (`uart1`: tests
-type into it and read it), semihosting on for user code: that is how its
-runs end, with the same exit statuses as the debug-exit device's.
+type into it and read it), the SoC's ENET on the --net network (as the
+pc's NIC), semihosting on for user code: that is how its runs end, with
+the same exit statuses as the debug-exit device's.
 
 Boot paths: `kernel` (the default) hands QEMU's multiboot loader the kernel
 and the system image, with no firmware boot at all. `cdrom` boots an ISO
@@ -143,18 +148,35 @@ def send_keys(qmp, qcodes, hold_ms):
     qmp.execute("send-key", keys=[{"type": "qcode", "data": k} for k in qcodes], **{"hold-time": hold_ms})
 
 
-def devices(disk, without=(), net=None, nic="rtl8139"):
-    """The machine's devices, by the names `without` may drop. `nic` is the
-    network device on the netdev: the RTL8139, or QEMU's usb-net (CDC-ECM)
-    on port 3 of the OHCI controller, with no RTL8139 then."""
+# The virtio devices a boot may add (`virtio`), each at a slot whose INTx
+# line no other driver PD of the systems that use it takes: the firmware
+# routes slot 4 to line 11 (the RTL8139's, which virtio-net replaces on the
+# NIC's network) and slot 6 to line 10 (OHCI's, whose driver the virtio-blk
+# systems do not run). seL4 gives an IRQ to one handler.
+VIRTIO_NET_SLOT = 4
+VIRTIO_BLK_SLOT = 6
+VIRTIO = ("net", "blk")
+
+
+def devices(disk, without=(), net=None, virtio=(), nic="rtl8139"):
+    """The machine's devices, by the names `without` may drop; `virtio`
+    adds virtio-net-pci (which then carries the NIC's network instead of
+    the RTL8139) or virtio-blk-pci (on `disk`, like the USB disk). `nic`
+    "usb-net" puts the NIC's network on QEMU's usb-net (CDC-ECM) at port 3
+    of the OHCI controller instead, with no RTL8139."""
+    unknown = set(virtio) - set(VIRTIO)
+    if unknown:
+        raise ValueError(f"unknown virtio devices: {sorted(unknown)} (known: {', '.join(VIRTIO)})")
     if nic not in ("rtl8139", "usb-net"):
         raise ValueError(f"unknown nic {nic!r} (rtl8139 or usb-net)")
     usb_net = ["-netdev", netdev(net), *usb_device("usb-net")] if nic == "usb-net" else []
     if nic == "usb-net":
         without = (*without, "rtl8139")
+    nic_device = (["-device", f"virtio-net-pci,netdev=n0,addr={VIRTIO_NET_SLOT}"] if "net" in virtio
+                  else ["-device", "rtl8139,netdev=n0"])
     groups = {
         "debug-exit": ["-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04"],
-        "rtl8139": ["-netdev", netdev(net), "-device", "rtl8139,netdev=n0"],
+        "rtl8139": ["-netdev", netdev(net), *nic_device],
         "ohci": [
             # Slot 5, not the next free one (4): there the firmware routes its
             # INTx to line 10, the RTL8139's (slot 3) to line 11. seL4 gives
@@ -168,6 +190,11 @@ def devices(disk, without=(), net=None, nic="rtl8139"):
             *usb_net,
         ],
     }
+    if "blk" in virtio:
+        groups["virtio-blk"] = [
+            "-drive", f"if=none,id=vblk,format=raw,file={disk},snapshot=on,file.locking=off",
+            "-device", f"virtio-blk-pci,drive=vblk,addr={VIRTIO_BLK_SLOT}",
+        ]
     unknown = set(without) - set(groups)
     if unknown:
         raise ValueError(f"unknown devices to leave out: {sorted(unknown)} (known: {sorted(groups)})")
@@ -177,9 +204,10 @@ def devices(disk, without=(), net=None, nic="rtl8139"):
     return none + [arg for name, args in groups.items() if name not in without for arg in args]
 
 
-def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None):
+def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None, net=None):
     """The Sabre Lite: `image` is the boot image (loader, kernel, system);
-    `uart1` a Unix socket path for UART1, which QEMU serves."""
+    `uart1` a Unix socket path for UART1, which QEMU serves; `net` the
+    ENET's network (a --net SPEC, as the pc's NIC's)."""
     uart = (["-chardev", f"socket,id=uart1,path={uart1},server=on,wait=off", "-serial", "chardev:uart1"]
             if uart1 else ["-serial", "null"])
     cmd = [
@@ -190,6 +218,9 @@ def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None):
         "-serial", "stdio",
         "-semihosting-config", "enable=on,target=native,userspace=on",
         "-kernel", image,
+        # The SoC's ENET takes the first NIC; its MAC is QEMU's first,
+        # 52:54:00:12:34:56, as the pc's RTL8139's.
+        "-netdev", netdev(net), "-net", "nic,netdev=n0",
     ]
     if qmp:
         cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"]
@@ -200,9 +231,9 @@ def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None):
 
 def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=(),
             boot="kernel", medium=None, firmware="seabios", without=(), net=None, board="pc",
-            uart1=None, nic="rtl8139"):
+            uart1=None, virtio=(), nic="rtl8139"):
     if board == "sabrelite":
-        return sabrelite_command(image, qmp, icount, extra, uart1)
+        return sabrelite_command(image, qmp, icount, extra, uart1, net)
     if board != "pc":
         raise ValueError(f"unknown board {board!r} (known: {', '.join(BOARDS)})")
     cmd = [
@@ -226,7 +257,7 @@ def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=()
     else:
         cmd += ["-drive", f"file={medium},format=raw,if=ide,snapshot=on,file.locking=off",
                 "-boot", "order=c"]
-    cmd += devices(disk, without, net, nic)
+    cmd += devices(disk, without, net, virtio, nic)
     if qmp:
         cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"]
     if icount:
@@ -308,15 +339,17 @@ def screen_size(qmp):
 
 
 def start(kernel, image, disk, log, icount=False, qmp=None, net=None, extra=(),
-          boot="kernel", medium=None, firmware="seabios", without=(), nic="rtl8139"):
+          boot="kernel", medium=None, firmware="seabios", without=(), board="pc",
+          virtio=(), nic="rtl8139"):
     """Starts QEMU in the background, serial output into `log`, for a
     caller that runs a host program meanwhile; end it with `quit` and
     `stop`. Boots as `command` does (the kernel directly, or a medium
-    through the firmware)."""
+    through the firmware; a board's boot image)."""
     with open(log, "wb") as out:
         return subprocess.Popen(
             command(kernel, image, disk, qmp=qmp, icount=icount, net=net, extra=extra,
-                    boot=boot, medium=medium, firmware=firmware, without=without, nic=nic),
+                    boot=boot, medium=medium, firmware=firmware, without=without, board=board,
+                    virtio=virtio, nic=nic),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -350,7 +383,7 @@ def stop(proc, timeout):
 
 def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False, qmp=None,
          boot="kernel", medium=None, firmware="seabios", without=(), until=None, poll=0.5,
-         net=None, board="pc", uart1=None, driver=None):
+         net=None, board="pc", uart1=None, virtio=(), driver=None, nic="rtl8139"):
     """Boots once, serial output into `log`; returns (status or None, seconds).
     A QEMU still running after `timeout` seconds is killed by its own PID.
     With `until` (a function of a Qmp connection), QEMU is asked every `poll`
@@ -362,7 +395,8 @@ def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False,
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command(kernel, image, disk, qmp=qmp, icount=icount, boot=boot, medium=medium,
-                    firmware=firmware, without=without, net=net, board=board, uart1=uart1),
+                    firmware=firmware, without=without, net=net, board=board, uart1=uart1,
+                    virtio=virtio, nic=nic),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -421,6 +455,8 @@ def main():
     ap.add_argument("--medium", help="the ISO (--boot cdrom) or disk image (--boot disk)")
     ap.add_argument("--firmware", choices=sorted(FIRMWARE), default="seabios")
     ap.add_argument("--without", action="append", default=[], help="leave this device out (rtl8139, ohci, debug-exit)")
+    ap.add_argument("--virtio", action="append", default=[], choices=VIRTIO,
+                    help="add virtio-net-pci (the NIC's network moves to it) or virtio-blk-pci (on --disk)")
     ap.add_argument("--disk", help="raw image behind the USB disk (pc)")
     ap.add_argument("--log", help="serial log file (boot mode)")
     ap.add_argument("--timeout", type=float, default=60)
@@ -445,7 +481,7 @@ def main():
     # Every boot gets a QMP socket, for tests that hot-plug devices.
     a.qmp = a.qmp or os.path.splitext(a.image or a.medium)[0] + ".qmp"
     opts = dict(boot=a.boot, medium=a.medium, firmware=a.firmware, without=a.without,
-                board=a.board)
+                board=a.board, virtio=a.virtio)
     if a.mode == "run":
         print("qemu: Ctrl-A X quits", file=sys.stderr)
         print(f"qemu: USB hot-plug and keys over QMP ({a.qmp}) or the QEMU monitor (Ctrl-A C): "

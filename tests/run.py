@@ -169,14 +169,16 @@ def peer_test(t, build, log, qmp_path):
     cmd[0] = os.path.join(ROOT, "target", "debug", cmd[0])
     begin = time.monotonic()
     deadline = begin + t["timeout"]
+    board = t.get("board", "pc")
+    out = build if board == "pc" else os.path.join(build, board)
     proc = qemu.start(
         kernel=os.path.join(build, "kernel", t["flavour"], "kernel32.elf"),
-        image=os.path.join(build, t["flavour"], t.get("image", "system.elf")),
+        image=os.path.join(out, t["flavour"], t.get("image", "system.elf")),
         disk=os.path.join(build, "usb-disk.img"), log=log, qmp=qmp_path, net=net,
         boot=t.get("boot", "kernel"),
         medium=os.path.join(build, t["medium"]) if "medium" in t else None,
-        firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
-        nic=t.get("nic", "rtl8139"))
+        firmware=t.get("firmware", "seabios"), without=t.get("without", ()), board=board,
+        virtio=t.get("virtio", ()), nic=t.get("nic", "rtl8139"))
     ready = re.compile(t["ready"])
     code, output = None, f"(peer not started: /{t['ready']}/ never appeared)"
     while time.monotonic() < deadline and proc.poll() is None:
@@ -336,17 +338,14 @@ class Drive:
         self.pos = start
 
 
-def boot_tests(build, only):
+def load_tests():
+    """boot.toml's tests by name, each with the checks of its checks_of
+    test merged in."""
     with open(os.path.join(HERE, "boot.toml"), "rb") as f:
         tests = tomllib.load(f)["test"]
-    passed = failed = 0
-    logdir = os.path.join(build, "test-logs")
-    os.makedirs(logdir, exist_ok=True)
-    print("== boot tests (QEMU)", flush=True)
     by_name = {t["name"]: t for t in tests}
+    merged = {}
     for t in tests:
-        if only and t["name"] not in only:
-            continue
         if "checks_of" in t:
             # Another test's checks too (on another boot path), after this
             # test's own expectations: those are about the boot itself.
@@ -357,63 +356,84 @@ def boot_tests(build, only):
             for key in ("net", "ready", "peer"):
                 if key in base and key not in t:
                     t[key] = base[key]
-        flavour = t["flavour"]
-        board = t.get("board", "pc")
-        # The board's outputs: build/ for the pc, build/<board>/ for others.
-        out = build if board == "pc" else os.path.join(build, board)
-        log = os.path.join(logdir, t["name"] + ".log")
-        screen = ScreenCheck(t["screen"], t.get("screen_size")) if "screen" in t else None
-        uart_socket = os.path.join(logdir, t["name"] + ".uart1") if "uart_input" in t else None
-        uart = (UartCheck(log, uart_socket, t["uart_ready"], t["uart_input"], t["stop_at"])
-                if uart_socket else None)
-        until = screen or uart or (LogWatch(log, t["stop_at"]) if "stop_at" in t else None)
-        qmp_path = os.path.join(logdir, t["name"] + ".qmp")
-        drive = None
-        if "drive" in t and "peer" not in t:
-            drive = Drive(t["drive"], log, os.path.join(build, "usb-disk.img"),
-                          time.monotonic() + t["timeout"])
-        peer_code = peer_out = None
-        if "peer" in t:
-            status, secs, peer_code, peer_out = peer_test(t, build, log, qmp_path)
-            with open(os.path.join(logdir, t["name"] + ".peer.log"), "w") as f:
-                f.write(peer_out)
-        else:
-            status, secs = qemu.boot(
-                kernel=os.path.join(build, "kernel", flavour, "kernel32.elf"),
-                image=os.path.join(out, flavour, t.get("image", "system.elf")),
-                board=board, uart1=uart_socket,
-                disk=os.path.join(build, "usb-disk.img"),
-                log=log, timeout=t["timeout"], icount=t.get("icount", False),
-                qmp=qmp_path,
-                boot=t.get("boot", "kernel"),
-                medium=os.path.join(build, t["medium"]) if "medium" in t else None,
-                firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
-                until=until, driver=drive)
-        outcome = qemu.decode(status)
-        with open(log, "rb") as f:
-            text = f.read().decode("utf-8", "replace").replace("\r", "")
-        problem = None
-        if outcome != t["outcome"]:
-            problem = f"outcome {outcome} (status {status}), expected {t['outcome']}"
-            if screen and screen.problem():
-                problem += "; " + screen.problem()
-        elif "peer" in t and peer_code != 0:
-            problem = f"peer exited with {peer_code}: " + " | ".join(
-                l for l in peer_out.splitlines() if "FAIL" in l or "timed out" in l or "not started" in l)
-        else:
-            problem = check_log(text, t) or (screen and screen.problem()) or (
-                check_log(peer_out, {"expect": t.get("peer_expect", [])}) if "peer" in t else None)
-        if uart:
-            if not problem:
-                problem = check_log(uart.text_sent(), {"expect": t.get("uart_output", [])})
-                problem = problem and "UART: " + problem
-            with open(os.path.join(logdir, t["name"] + ".uart"), "w") as f:
-                f.write(uart.text_sent())
-        if drive and drive.problem and not problem:
-            problem = drive.problem
-        if screen:
-            with open(os.path.join(logdir, t["name"] + ".screen"), "w") as f:
-                f.write("\n".join(screen.screen) + "\n")
+        merged[t["name"]] = t
+    return merged
+
+
+def boot_one(build, t, logdir, name=None):
+    """Boots test `t` (from load_tests) once; its files in `logdir` are
+    named after `name` (default: the test's). Returns (problem or None,
+    seconds, outcome, log path, log text)."""
+    name = name or t["name"]
+    flavour = t["flavour"]
+    board = t.get("board", "pc")
+    # The board's outputs: build/ for the pc, build/<board>/ for others.
+    out = build if board == "pc" else os.path.join(build, board)
+    log = os.path.join(logdir, name + ".log")
+    screen = ScreenCheck(t["screen"], t.get("screen_size")) if "screen" in t else None
+    uart_socket = os.path.join(logdir, name + ".uart1") if "uart_input" in t else None
+    uart = (UartCheck(log, uart_socket, t["uart_ready"], t["uart_input"], t["stop_at"])
+            if uart_socket else None)
+    until = screen or uart or (LogWatch(log, t["stop_at"]) if "stop_at" in t else None)
+    qmp_path = os.path.join(logdir, name + ".qmp")
+    drive = None
+    if "drive" in t and "peer" not in t:
+        drive = Drive(t["drive"], log, os.path.join(build, "usb-disk.img"),
+                      time.monotonic() + t["timeout"])
+    peer_code = peer_out = None
+    if "peer" in t:
+        status, secs, peer_code, peer_out = peer_test(t, build, log, qmp_path)
+        with open(os.path.join(logdir, name + ".peer.log"), "w") as f:
+            f.write(peer_out)
+    else:
+        status, secs = qemu.boot(
+            kernel=os.path.join(build, "kernel", flavour, "kernel32.elf"),
+            image=os.path.join(out, flavour, t.get("image", "system.elf")),
+            board=board, uart1=uart_socket,
+            disk=os.path.join(build, "usb-disk.img"),
+            log=log, timeout=t["timeout"], icount=t.get("icount", False),
+            qmp=qmp_path,
+            boot=t.get("boot", "kernel"),
+            medium=os.path.join(build, t["medium"]) if "medium" in t else None,
+            firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
+            until=until, virtio=t.get("virtio", ()), driver=drive, nic=t.get("nic", "rtl8139"))
+    outcome = qemu.decode(status)
+    with open(log, "rb") as f:
+        text = f.read().decode("utf-8", "replace").replace("\r", "")
+    problem = None
+    if outcome != t["outcome"]:
+        problem = f"outcome {outcome} (status {status}), expected {t['outcome']}"
+        if screen and screen.problem():
+            problem += "; " + screen.problem()
+    elif "peer" in t and peer_code != 0:
+        problem = f"peer exited with {peer_code}: " + " | ".join(
+            l for l in peer_out.splitlines() if "FAIL" in l or "timed out" in l or "not started" in l)
+    else:
+        problem = check_log(text, t) or (screen and screen.problem()) or (
+            check_log(peer_out, {"expect": t.get("peer_expect", [])}) if "peer" in t else None)
+    if uart:
+        if not problem:
+            problem = check_log(uart.text_sent(), {"expect": t.get("uart_output", [])})
+            problem = problem and "UART: " + problem
+        with open(os.path.join(logdir, name + ".uart"), "w") as f:
+            f.write(uart.text_sent())
+    if drive and drive.problem and not problem:
+        problem = drive.problem
+    if screen:
+        with open(os.path.join(logdir, name + ".screen"), "w") as f:
+            f.write("\n".join(screen.screen) + "\n")
+    return problem, secs, outcome, log, text
+
+
+def boot_tests(build, only):
+    passed = failed = 0
+    logdir = os.path.join(build, "test-logs")
+    os.makedirs(logdir, exist_ok=True)
+    print("== boot tests (QEMU)", flush=True)
+    for t in load_tests().values():
+        if only and t["name"] not in only:
+            continue
+        problem, secs, outcome, log, text = boot_one(build, t, logdir)
         if problem:
             failed += 1
             print(f"FAIL {t['name']} ({secs:.1f}s): {problem}; log: {log}")

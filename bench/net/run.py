@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The net bench (`make bench`, after bench/run.py): boots the UDP echo
-image (bench/net/net-echo.xml: 10.0.2.15/24, port 7) under QEMU's -icount
+image of each NIC (bench/net/net-echo.xml on the RTL8139,
+bench/net/virtio-net-echo.xml on virtio-net-pci; the same net PD binary,
+10.0.2.15/24, port 7) under QEMU's -icount
 on the raw-frame wire, with the TCG plugin bench/net/insn-count.c counting
 guest instructions, and drives it with tests/peers/net-peer's bench load:
 64- and 1472-byte datagrams with 32 in flight, and 64-byte ping-pong (one
@@ -10,8 +12,10 @@ net PD's busy time (their own code and their kernel calls, from the TSC,
 which under -icount counts instructions) and the rest (kernel work
 outside them: interrupt delivery, scheduling, PD switches), the kernel's
 share of everything (the plugin's upper-half count), and the round trip's
-median and 99th percentile. Ratios are to the Linux 6.1 / 8139too figures
-measured on this QEMU (shared/DESIGN.md section 3); Linux is not run here.
+median and 99th percentile. Ratios are to the Linux 6.1 figures measured
+on this QEMU with the same NIC (8139too, virtio_net; shared/DESIGN.md
+section 3); Linux is not run here. The virtio-net rows also give packets
+per second as a ratio to the RTL8139's of the same run and load.
 """
 import argparse
 import os
@@ -27,8 +31,12 @@ import qemu  # noqa: E402
 
 READY = re.compile(r"net: address 10\.0\.2\.15/24 \(static\)")
 LINE = re.compile(r"bench: (.*)")
-# (payload bytes, in flight, echoes, Linux 6.1 instructions per echo or None)
-RUNS = [(64, 32, 20000, 12300), (1472, 32, 10000, None), (64, 1, 3000, 15300)]
+# (payload bytes, in flight, echoes, Linux 6.1 instructions per echo with
+# 8139too, with virtio_net; None: not measured)
+RUNS = [(64, 32, 20000, 12300, 13800), (1472, 32, 10000, None, None), (64, 1, 3000, 15300, None)]
+# (name, image under build/release/, qemu.py virtio devices)
+NICS = [("rtl8139", "bench-net-net-echo.elf", ()),
+        ("virtio-net", "bench-net-virtio-net-echo.elf", ("net",))]
 
 
 def free_pair():
@@ -45,8 +53,8 @@ def free_pair():
     raise OSError("no free UDP port pair")
 
 
-def one(build, plugin, image, size, inflight, count, logdir):
-    name = f"net-echo-{size}-{inflight}"
+def one(build, plugin, image, size, inflight, count, logdir, nic="rtl8139", virtio=()):
+    name = f"net-echo-{nic}-{size}-{inflight}"
     log = os.path.join(logdir, name + ".log")
     counters = os.path.join(logdir, name + ".counters")
     qmp = os.path.join(logdir, name + ".qmp")
@@ -54,7 +62,7 @@ def one(build, plugin, image, size, inflight, count, logdir):
     proc = qemu.start(
         kernel=os.path.join(build, "kernel", "release", "kernel32.elf"),
         image=image, disk=os.path.join(build, "usb-disk.img"), log=log,
-        qmp=qmp, net=f"dgram:{port}",
+        qmp=qmp, net=f"dgram:{port}", virtio=virtio,
         # sleep=on: while the guest idles (waiting for the host), virtual
         # time follows real time instead of racing through timer ticks.
         extra=["-icount", "shift=0,align=off,sleep=on", "-plugin", f"{plugin},out={counters}"])
@@ -87,33 +95,45 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--plugin", required=True, help="the insn-count plugin (.so)")
-    ap.add_argument("--image", help="default: build/release/bench-net-net-echo.elf")
+    ap.add_argument("--nic", action="append", choices=[n for n, _, _ in NICS],
+                    help="only this NIC (default: all)")
     a = ap.parse_args()
-    image = a.image or os.path.join(a.build, "release", "bench-net-net-echo.elf")
     logdir = os.path.join(a.build, "bench-logs")
     os.makedirs(logdir, exist_ok=True)
     print("== net bench: UDP echo on the raw-frame wire, -icount, guest instructions by TCG plugin")
-    print(f"   {'load':<24} {'pkt/s':>7} {'insn/pkt':>9} {'driver':>7} {'net':>7} {'rest':>7} "
-          f"{'kernel':>7} {'rtt p50':>8} {'rtt p99':>8} {'vs Linux':>9}")
+    print(f"   {'nic':<11} {'load':<20} {'pkt/s':>7} {'insn/pkt':>9} {'driver':>7} {'net':>7} {'rest':>7} "
+          f"{'kernel':>7} {'rtt p50':>8} {'rtt p99':>8} {'vs Linux':>9} {'pps vs rtl8139':>15}")
     failed = False
-    for size, inflight, count, linux in RUNS:
-        r, err = one(a.build, a.plugin, image, size, inflight, count, logdir)
-        load = f"{size} B, {inflight} in flight"
-        if err:
-            print(f"   {load:<24} did not complete: {err}")
-            failed = True
+    pps = {}
+    for nic, image, virtio in NICS:
+        if a.nic and nic not in a.nic:
             continue
-        n = int(r["echoed"])
-        per = {k: int(r[k]) / n for k in ("insns", "kernel", "driver", "net")}
-        rest = per["insns"] - per["driver"] - per["net"]
-        ratio = f"{per['insns'] / linux:.2f}x" if linux else "-"
-        print(f"   {load:<24} {n / float(r['seconds']):>7.0f} {per['insns']:>9.0f} {per['driver']:>7.0f} "
-              f"{per['net']:>7.0f} {rest:>7.0f} {per['kernel']:>7.0f} {float(r['rtt_median_us']):>7.0f}u "
-              f"{float(r['rtt_p99_us']):>7.0f}u {ratio:>9}"
-              + (f"  ({r['resent']} stalls resent after 1 s)" if r.get("resent", "0") != "0" else ""))
+        image = os.path.join(a.build, "release", image)
+        for size, inflight, count, linux_rtl, linux_virtio in RUNS:
+            linux = linux_virtio if virtio else linux_rtl
+            r, err = one(a.build, a.plugin, image, size, inflight, count, logdir, nic, virtio)
+            load = f"{size} B, {inflight} in flight"
+            if err:
+                print(f"   {nic:<11} {load:<20} did not complete: {err}")
+                failed = True
+                continue
+            n = int(r["echoed"])
+            per = {k: int(r[k]) / n for k in ("insns", "kernel", "driver", "net")}
+            rest = per["insns"] - per["driver"] - per["net"]
+            ratio = f"{per['insns'] / linux:.2f}x" if linux else "-"
+            rate = n / float(r["seconds"])
+            pps[(nic, size, inflight)] = rate
+            base = pps.get(("rtl8139", size, inflight))
+            vs = f"{rate / base:.2f}x" if nic != "rtl8139" and base else "-"
+            print(f"   {nic:<11} {load:<20} {rate:>7.0f} {per['insns']:>9.0f} {per['driver']:>7.0f} "
+                  f"{per['net']:>7.0f} {rest:>7.0f} {per['kernel']:>7.0f} {float(r['rtt_median_us']):>7.0f}u "
+                  f"{float(r['rtt_p99_us']):>7.0f}u {ratio:>9} {vs:>15}"
+                  + (f"  ({r['resent']} stalls resent after 1 s)" if r.get("resent", "0") != "0" else ""))
     print("   (driver, net: instructions in each PD's busy time, its kernel calls included; rest: kernel")
     print("    work outside both; kernel: every kernel-mode instruction; vs Linux: instructions per")
-    print("    packet against Linux 6.1 with 8139too on this QEMU, 12,300 at 32 in flight, 15,300 ping-pong)")
+    print("    packet against Linux 6.1 on this QEMU with the same NIC: 8139too 12,300 at 32 in flight and")
+    print("    15,300 ping-pong, virtio_net 13,800 at 32 in flight; pps vs rtl8139: packets per second")
+    print("    against the RTL8139 row of this run (Linux: virtio_net about 1.25x 8139too's))")
     sys.exit(1 if failed else 0)
 
 

@@ -12,6 +12,10 @@
 //! volatile accesses keep their order among themselves, so these barriers
 //! matter where a driver mixes in ordinary memory or reads a device's
 //! status before its data.
+//!
+//! On 32-bit ARM DMA memory is mapped strongly-ordered (see the crate's
+//! doc), which orders every access to it and to device registers in
+//! hardware; the compiler fence is again what remains.
 
 use core::sync::atomic::{Ordering, compiler_fence, fence};
 

@@ -21,6 +21,19 @@
 //! caches, so no cache maintenance is needed; QEMU's `pc` machine has no
 //! IOMMU, so the device uses physical addresses as they are. What remains
 //! is ordering, see [`barrier`].
+//!
+//! # Coherence on 32-bit ARM (the i.MX6)
+//!
+//! The SoC's devices do not snoop the Cortex-A9's caches, and user code
+//! cannot clean or invalidate them by address (the kernel's page
+//! invocations could, at a system call per buffer). DMA regions, and every
+//! other PD's map of the same memory, are therefore mapped uncached
+//! (system-builder refuses a cached map of memory a DMA role binds on that
+//! board). seL4 5.0.0 maps uncached memory strongly-ordered: accesses reach
+//! memory in program order, with each other and with the device's
+//! (equally strongly-ordered) registers, so [`barrier`]'s compiler fences
+//! are all the ordering needed; such memory also faults on unaligned
+//! accesses, which [`DmaBuf`]'s accessors never make.
 #![cfg_attr(not(any(test, feature = "host")), no_std)]
 
 pub mod barrier;

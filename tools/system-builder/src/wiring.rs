@@ -167,6 +167,7 @@ pub(crate) fn wire(system: &mut System, wiring: Option<(&str, &str)>) -> Vec<Dia
     }
 
     let mut configs = Vec::new();
+    let mut dma = Vec::new();
     for (i, program) in programs.iter().enumerate() {
         let Some(program) = program else {
             configs.push(None);
@@ -192,10 +193,12 @@ pub(crate) fn wire(system: &mut System, wiring: Option<(&str, &str)>) -> Vec<Dia
             program,
             d: &mut d,
             sys_diags: &mut out,
+            dma: &mut dma,
         };
         configs.push(r.resolve());
     }
     out.extend(d.drain(..).map(convert));
+    uncached_dma(system, &dma, &mut out);
     if out.iter().any(Diagnostic::is_error) {
         return out;
     }
@@ -565,6 +568,37 @@ struct Resolver<'s, 'w> {
     program: &'s Program,
     d: &'s mut Vec<Diag>,
     sys_diags: &'s mut Vec<Diagnostic>,
+    /// The memory regions DMA roles bind (by index), for
+    /// [`uncached_dma`].
+    dma: &'s mut Vec<usize>,
+}
+
+/// On the ARM board devices do not snoop the CPU's caches, and a PD cannot
+/// clean or invalidate them (no cache maintenance by address at user level
+/// on 32-bit ARM): memory a device reads or writes must be mapped uncached
+/// by every PD that maps it, the device's driver and its clients alike.
+/// QEMU models no caches, so nothing else would catch a cached map before
+/// real hardware corrupts frames.
+fn uncached_dma(system: &System, dma: &[usize], out: &mut Vec<Diagnostic>) {
+    if !system.board.is_arm() {
+        return;
+    }
+    for pd in &system.protection_domains {
+        for m in pd.maps.iter().filter(|m| m.cached && dma.contains(&m.mr)) {
+            out.push(Diagnostic {
+                severity: Severity::Error,
+                file: system.file.clone(),
+                pos: m.pos,
+                message: format!(
+                    "protection domain '{}' maps memory region '{}' cached, but a device reads \
+                     and writes it (a DMA role binds it), and on board {} devices do not see \
+                     the CPU's caches, which PDs cannot clean",
+                    pd.name, system.memory_regions[m.mr].name, system.board
+                ),
+                expected: "cached=\"false\" on every map of the region".into(),
+            });
+        }
+    }
 }
 
 impl Resolver<'_, '_> {
@@ -922,6 +956,9 @@ impl Resolver<'_, '_> {
                     }
                 }
                 RegionKind::Dma { address_bits } => {
+                    if !self.dma.contains(&mr) {
+                        self.dma.push(mr);
+                    }
                     if let Some(p) = region.phys_addr {
                         let limit = if address_bits >= 64 {
                             u64::MAX

@@ -261,3 +261,81 @@ fn a_loader_where_the_system_goes_is_refused() {
     );
     assert!(e.contains("where it would copy"), "{e}");
 }
+
+/// A driver with a DMA role and a client that maps the same memory.
+const DMA_MANIFEST: &str = r#"
+[program.driver.regions]
+ring = { kind = "dma", min_size = 0x1000 }
+[program.client.regions]
+frames = { min_size = 0x1000 }
+"#;
+
+/// An ARM program image of `program` of [`DMA_MANIFEST`]: the manifest and
+/// the config block the generated code defines.
+fn manifest_image(program: &str) -> PathBuf {
+    let m = pd_manifest::manifest::parse("pds/x/pd.toml", DMA_MANIFEST).unwrap();
+    let words = pd_manifest::encode::total_words(&m.programs[program]);
+    let bytes = pd_manifest::codegen::embedded("pds/x/pd.toml", program, DMA_MANIFEST);
+    let list: Vec<String> = bytes.iter().map(|b| b.to_string()).collect();
+    let src = format!(
+        "const unsigned char __dingo_manifest[{}] = {{{}}};\n\
+         unsigned long long __dingo_config[{words}];\n\
+         void _start(void) {{ for (;;) {{ }} }}\n",
+        bytes.len(),
+        list.join(",")
+    );
+    cross_gcc(
+        fixtures(),
+        &format!("{program}.elf"),
+        &src,
+        &["-Wl,-Ttext-segment=0x200000"],
+    )
+}
+
+fn dma_system(driver_cached: bool, client_cached: bool) -> Result<Loaded, Vec<Diagnostic>> {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        manifest_image("driver");
+        manifest_image("client");
+    });
+    let xml = format!(
+        r#"<system>
+    <memory_region name="ring" size="0x1000"/>
+    <protection_domain name="driver" priority="200">
+        <program_image path="driver.elf"/>
+        <map mr="ring" vaddr="0x4000000" perms="rw" cached="{driver_cached}"/>
+    </protection_domain>
+    <protection_domain name="client" priority="100">
+        <program_image path="client.elf"/>
+        <map mr="ring" vaddr="0x4000000" perms="rw" cached="{client_cached}"/>
+    </protection_domain>
+</system>
+"#
+    );
+    let wiring = "[pd.client]\nregions = { frames = \"ring\" }\n";
+    load_for(
+        Board::Sabrelite,
+        FILE,
+        &xml,
+        Some(("system.dingo.toml", wiring)),
+        &[fixtures().to_path_buf()],
+    )
+}
+
+#[test]
+fn memory_a_device_reaches_must_be_mapped_uncached_everywhere() {
+    assert!(dma_system(false, false).is_ok());
+    let Err(d) = dma_system(true, true) else {
+        panic!("cached maps of DMA memory were accepted");
+    };
+    let d: Vec<String> = d.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        d,
+        [
+            "system.xml:5:9: error: protection domain 'driver' maps memory region 'ring' cached, but a device reads and writes it (a DMA role binds it), and on board sabrelite devices do not see the CPU's caches, which PDs cannot clean; expected cached=\"false\" on every map of the region",
+            "system.xml:9:9: error: protection domain 'client' maps memory region 'ring' cached, but a device reads and writes it (a DMA role binds it), and on board sabrelite devices do not see the CPU's caches, which PDs cannot clean; expected cached=\"false\" on every map of the region",
+        ]
+    );
+    // The client's map alone is enough to corrupt frames.
+    assert_eq!(dma_system(false, true).unwrap_err().len(), 1);
+}

@@ -24,7 +24,7 @@ use net_core::device::{Enable, EthDevice, Memory};
 use net_core::stack::{Addressing, Net, Stats, Storage};
 use nic_stats::Reader;
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
-use timer_client::clock::{TimeReader, rdtsc};
+use timer_client::clock::TimeReader;
 
 pd_config::program!("net");
 
@@ -167,11 +167,12 @@ fn page(
 }
 
 /// COM1, for the console role: the console on release kernels.
+#[cfg(target_arch = "x86_64")]
 static CONSOLE: spin::Once<pd_config::IoPorts> = spin::Once::new();
 
-fn main() -> ! {
-    let cfg = config::load();
-    if let Some(console) = cfg.ioports.console {
+#[cfg(target_arch = "x86_64")]
+fn release_console(console: Option<pd_config::IoPorts>) {
+    if let Some(console) = console {
         CONSOLE.call_once(|| console);
         microkit::sel4::set_console(|c| {
             if let Some(p) = CONSOLE.get() {
@@ -179,9 +180,23 @@ fn main() -> ! {
             }
         });
     }
+}
+
+/// Boards without I/O ports have no such role to bind.
+#[cfg(not(target_arch = "x86_64"))]
+fn release_console(_: Option<pd_config::IoPorts>) {}
+
+fn main() -> ! {
+    let cfg = config::load();
+    release_console(cfg.ioports.console);
+    let counter = cfg.regions.counter.map(|r| r.vaddr);
     // SAFETY: system-builder checked that the time page is mapped readable
-    // here, a page at least; the timer PD writes it.
-    let time = unsafe { TimeReader::new(cfg.regions.time_page.as_ptr()) };
+    // here, a page at least, and the counter region (the boards that have
+    // one) read-only; the timer PD writes the page.
+    let time = match unsafe { TimeReader::for_board(cfg.regions.time_page.as_ptr(), counter) } {
+        Ok(t) => t,
+        Err(e) => panic!("net: {e}"),
+    };
     let now = || time.now_ns();
     let supervisor = Supervisor::log(&REPORTER);
     let mut ethp = dingo_pd::typed_port(
@@ -237,7 +252,7 @@ fn main() -> ! {
     // driver publishes its own as `busy_tsc`, when it has one).
     let mut driver_busy = None;
     let mut busy = 0u64;
-    let mut woke = rdtsc();
+    let mut woke = time.ticks();
     let mut driver_woke = 0;
     loop {
         let t = now();
@@ -292,7 +307,14 @@ fn main() -> ! {
                 }
             );
             // The storage lives in this frame, which never returns.
-            net = Some(Net::new(storage, &mut device, mac, addressing, rdtsc(), t));
+            net = Some(Net::new(
+                storage,
+                &mut device,
+                mac,
+                addressing,
+                time.ticks(),
+                t,
+            ));
         }
         if device.link().is_some() && said_link != device.link() {
             said_link = device.link();
@@ -371,9 +393,9 @@ fn main() -> ! {
                 driver_busy = driver.position("busy_tsc");
             }
             let preempted = driver_busy.map_or(0, |i| driver.value(i).wrapping_sub(driver_woke));
-            busy += (rdtsc() - woke).saturating_sub(preempted);
+            busy += (time.ticks() - woke).saturating_sub(preempted);
             microkit::wait();
-            woke = rdtsc();
+            woke = time.ticks();
             driver_woke = driver_busy.map_or(0, |i| driver.value(i));
         }
     }

@@ -38,9 +38,8 @@
 //!
 //! pds/timer/pd.toml declares it: the HPET's register page (a device
 //! region), the time page, the HPET interrupt (LegacyReplacement: IOAPIC
-//! pin 2, edge; tests/systems/timer.xml says why its vector is not 2), and
-//! up to 16 Timer ports, one per client, each with its channel. It needs a
-//! priority above every client's.
+//! pin 2, edge), and up to 16 Timer ports, one per client, each with its
+//! channel. It needs a priority above every client's.
 #![no_std]
 #![no_main]
 

@@ -70,6 +70,21 @@ impl Counter {
     }
 }
 
+/// A board whose user code has no counter of its own, and a system that
+/// gave the PD none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoCounter;
+
+impl core::fmt::Display for NoCounter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "no counter region: on this board the time page converts the GPT's counter, \
+             which system.xml must map read-only (region role `counter`)"
+        )
+    }
+}
+
 /// A PD's read-only view of the time page region.
 pub struct TimeReader {
     page: TimePageReader,
@@ -89,6 +104,31 @@ impl TimeReader {
     pub unsafe fn new(base: *const u8) -> Self {
         // SAFETY: the caller's contract.
         unsafe { Self::with_counter(base, Counter::Tsc) }
+    }
+
+    /// The reader of this board's time page, for PDs whose source serves
+    /// every board: the TSC on x86_64 (`counter` is not needed there), the
+    /// GPT's counter register in the read-only mapping of the GPT's page
+    /// at `counter` on the i.MX6.
+    ///
+    /// # Safety
+    ///
+    /// As for [`new`](Self::new); on the i.MX6 `counter` is the address
+    /// of the GPT's page, mapped readable for as long as the reader is
+    /// used.
+    pub unsafe fn for_board(base: *const u8, counter: Option<usize>) -> Result<Self, NoCounter> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let _ = counter;
+            // SAFETY: the caller's contract.
+            Ok(unsafe { Self::new(base) })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        match counter {
+            // SAFETY: the caller's contract.
+            Some(gpt) => Ok(unsafe { Self::with_counter(base, Counter::gpt(gpt)) }),
+            None => Err(NoCounter),
+        }
     }
 
     /// The reader of a time page whose conversion applies to `counter`.
@@ -144,6 +184,16 @@ impl TimeReader {
         self.page.read().ok().map(|c| c.tsc_to_ns(self.count(&c)))
     }
 
+    /// The board's counter now, in its own ticks (the TSC's on x86_64,
+    /// the GPT's 3 MHz ones extended to 64 bits on the i.MX6), without
+    /// waiting for the time page: for busy-time accounting and seeds,
+    /// where nanoseconds are not needed.
+    pub fn ticks(&self) -> u64 {
+        let base = self.page.read().map_or(0, |c| c.tsc_base);
+        // SAFETY: `with_counter`'s contract keeps the counter readable.
+        unsafe { self.counter.read(base) }
+    }
+
     /// The timer PD's interrupt count so far.
     pub fn irq_count(&self) -> u64 {
         // SAFETY: `new`'s contract keeps the word mapped and aligned; it is
@@ -190,6 +240,31 @@ mod tests {
 
     #[repr(C, align(4096))]
     struct Page([u8; 4096]);
+
+    #[test]
+    fn the_boards_reader_counts_in_the_boards_ticks() {
+        let page = Box::new(Page([0; 4096]));
+        // SAFETY: the page outlives the reader and is aligned; on the
+        // host (x86_64) the counter is the TSC.
+        let reader = unsafe { TimeReader::for_board(page.0.as_ptr(), None) }.unwrap();
+        let a = reader.ticks();
+        let b = reader.ticks();
+        assert!(b > a, "the TSC moves on: {a} then {b}");
+    }
+
+    #[test]
+    fn a_gpt_reader_extends_the_counter_around_the_pages_base() {
+        let page = Box::new(Page([0; 4096]));
+        let gpt = Box::new(Page([0; 4096]));
+        let counter = (gpt.0.as_ptr() as usize + timer_core::gpt::regs::CNT.offset()) as *mut u32;
+        // SAFETY: the GPT page stands in for the registers; aligned.
+        unsafe { counter.write_volatile(1234) };
+        // SAFETY: both pages outlive the reader.
+        let reader = unsafe {
+            TimeReader::with_counter(page.0.as_ptr(), Counter::gpt(gpt.0.as_ptr() as usize))
+        };
+        assert_eq!(reader.ticks(), 1234, "unpublished: base 0");
+    }
 
     #[test]
     fn reader_sees_what_the_writer_publishes() {

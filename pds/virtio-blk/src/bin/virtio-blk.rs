@@ -1,0 +1,214 @@
+//! The virtio-blk driver PD: finds QEMU's virtio-blk-pci through the pci
+//! PD, checks the memory BAR with the virtio structures and the INTx line
+//! against the device, builds virtio-drivers' PCI transport through
+//! pci-client (virtio-kit) and serves BlockDevice with virtio-blk-core:
+//! `ready` with the capacity in 512-byte blocks, then reads and writes
+//! straight between the device and the port's data region (no copy),
+//! answered as the device completes them (out of order). A device that
+//! writes an impossible used entry is reset and the disk reported `gone`.
+#![no_std]
+#![no_main]
+
+use core::cell::{Cell, RefCell};
+
+use dingo_pd::ConsoleReporter;
+use dingo_pd::microkit::{self, Channel, debug_println};
+use dingo_protocols::block_device::{Msg, Observer};
+use dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_rt::typed::{Fault, Supervisor};
+use heapless::Deque;
+use pci_client::Decode;
+use timer_client::clock::TimeReader;
+use virtio_blk_core::{Disk, Event, HDRS_LEN};
+use virtio_kit::hal::{HalSlot, HalState, KitHal, Window};
+
+pd_config::program!("virtio-blk");
+
+static REPORTER: ConsoleReporter = ConsoleReporter;
+
+struct BlkHal;
+impl HalSlot for BlkHal {
+    fn state() -> &'static HalState {
+        static S: HalState = HalState::new();
+        &S
+    }
+}
+
+/// Ring memory: one queue of 256 descriptors takes three pages.
+const POOL: usize = 0x4000;
+/// Messages waiting for room on the port.
+const OUTBOX: usize = 256;
+
+fn message(e: Event) -> Msg {
+    match e {
+        Event::Ready { blocks, block_size } => Msg::Ready { blocks, block_size },
+        Event::Gone => Msg::Gone,
+        Event::Done { req, status } => Msg::Done { req, status },
+    }
+}
+
+fn idle(why: core::fmt::Arguments<'_>) -> ! {
+    debug_println!("virtio-blk: {why}; staying idle");
+    loop {
+        microkit::wait();
+    }
+}
+
+fn main() -> ! {
+    let cfg = config::load();
+    // SAFETY: system-builder checked that the time page is mapped readable
+    // here, a page at least; the timer PD writes it.
+    let time = unsafe { TimeReader::new(cfg.regions.time_page.as_ptr()) };
+    let now = || time.now_ns();
+
+    let dev = match pci_client::open(cfg.pci.disk) {
+        Ok(d) => d,
+        Err(e) => idle(format_args!("{e}")),
+    };
+    let info = dev.info();
+    let bdf = dev.bdf();
+    if info.vendor != virtio_kit::pci::VENDOR || !matches!(info.device, 0x1001 | 0x1042) {
+        idle(format_args!("{bdf} is {info}, not a virtio-blk device"));
+    }
+    if let Err(e) = dev.check_irq(&cfg.irqs.disk) {
+        idle(format_args!("{e}"));
+    }
+    let line = dev.interrupt().line;
+    let dev = RefCell::new(dev);
+
+    let mut dma = match cfg.regions.dma.dma("virtio-blk dma") {
+        Ok(d) => d,
+        Err(e) => idle(format_args!("{e}")),
+    };
+    let (pool, hdrs) = match dma
+        .alloc("rings", POOL, dma::PAGE_SIZE)
+        .and_then(|p| Ok((p, dma.alloc("headers", HDRS_LEN, 16)?)))
+    {
+        Ok(b) => b,
+        Err(e) => idle(format_args!("{e}")),
+    };
+    let data = match cfg
+        .regions
+        .data
+        .dma("blk data")
+        .and_then(|mut r| r.alloc("data", cfg.regions.data.size, dma::PAGE_SIZE))
+    {
+        Ok(f) => f,
+        Err(e) => idle(format_args!("{e}")),
+    };
+    let regs = cfg.regions.regs;
+    let mmio = Window {
+        name: "regs",
+        vaddr: regs.vaddr,
+        paddr: regs.paddr,
+        len: regs.size,
+    };
+    if let Err(e) = BlkHal::state().install(
+        Window::of(&pool),
+        &[Window::of(&hdrs), Window::of(&data)],
+        mmio,
+    ) {
+        idle(format_args!("{e}"));
+    }
+    let refused = Cell::new(0);
+    let transport = match virtio_kit::pci::transport::<BlkHal, _>(&dev, &regs, &refused) {
+        Ok(t) => t,
+        Err(e) => idle(format_args!("{bdf}: {e}")),
+    };
+    let decode = Decode {
+        io: false,
+        memory: true,
+        bus_master: true,
+    };
+    if let Err(e) = dev.borrow_mut().enable(decode) {
+        idle(format_args!("enabling decoding and bus mastering: {e}"));
+    }
+    let mut disk = match Disk::<KitHal<BlkHal>, _>::new(transport, BlkHal::state(), hdrs, data) {
+        Ok(d) => d,
+        Err(e) => idle(format_args!("{bdf}: {e}")),
+    };
+    debug_println!(
+        "virtio-blk: {bdf} {info} with its structures in BAR memory at {:#x}, IRQ pin {line}; {} blocks of 512 bytes{}",
+        regs.paddr,
+        disk.blocks(),
+        if disk.read_only() { ", read-only" } else { "" }
+    );
+
+    let mut blk = dingo_pd::typed_port(
+        cfg.name,
+        &cfg.ports.blk,
+        Observer::new(now()),
+        Supervisor::log(&REPORTER),
+    );
+    let irq = Channel::from(cfg.irqs.disk);
+    let mut outbox: Deque<Msg, OUTBOX> = Deque::new();
+    let _ = outbox.push_back(message(disk.ready()));
+    let mut interrupted = false;
+    let mut fault_said = false;
+    loop {
+        let t = now();
+        {
+            let mut emit = |e: Event| {
+                let _ = outbox.push_back(message(e));
+            };
+            if interrupted {
+                interrupted = false;
+                disk.service(&mut emit);
+                if let Err(e) = irq.irq_ack() {
+                    debug_println!("virtio-blk: IRQ ack refused: {e:?}");
+                }
+            }
+        }
+        // Room is kept for every answer: each request takes one.
+        while outbox.len() < OUTBOX - 1 {
+            let mut emit = |e: Event| {
+                let _ = outbox.push_back(message(e));
+            };
+            match blk.try_recv(t) {
+                Ok(Some(Msg::Read {
+                    req,
+                    block,
+                    count,
+                    buf,
+                })) => disk.submit(req, false, block, count, buf, &mut emit),
+                Ok(Some(Msg::Write {
+                    req,
+                    block,
+                    count,
+                    buf,
+                })) => disk.submit(req, true, block, count, buf, &mut emit),
+                Ok(Some(_)) | Err(Fault::Violation(_) | Fault::Malformed(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        disk.kick();
+        if let Some(f) = disk.fault()
+            && !core::mem::replace(&mut fault_said, true)
+        {
+            debug_println!(
+                "virtio-blk: the device wrote an impossible used-ring entry ({f}); it was reset, the disk is gone (counted)"
+            );
+        }
+        while let Some(msg) = outbox.front() {
+            match blk.try_send(msg, t) {
+                Ok(()) => {}
+                Err(Fault::Full) => break,
+                Err(_) => {}
+            }
+            outbox.pop_front();
+        }
+        if blk.take_notify() == NotifyPeer::Yes {
+            Channel::new(blk.channel()).notify();
+        }
+        let mut retry = matches!(blk.prepare_recv_sleep(), Ok(Arm::Retry));
+        if !outbox.is_empty() {
+            retry |= matches!(blk.prepare_send_sleep(), Ok(Arm::Retry));
+        }
+        if retry {
+            continue;
+        }
+        interrupted = microkit::wait().contains(irq);
+    }
+}
+
+microkit::entry!(main);

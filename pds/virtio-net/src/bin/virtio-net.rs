@@ -1,0 +1,381 @@
+//! The virtio-net driver PD: finds QEMU's virtio-net-pci through the pci
+//! PD, checks the resources system.xml gave it (the memory BAR with the
+//! virtio structures, the INTx line) against the device, builds
+//! virtio-drivers' PCI transport through pci-client (virtio-kit) and runs
+//! virtio-net-core on the crate's virtqueues. It provides
+//! EthernetController to the network PD with the same messages, counters
+//! page and Lifecycle as the RTL8139 driver, so the network PD runs
+//! unchanged over either; frames stay in the port's data area, which the
+//! device reads and writes directly. Every port is observed by the
+//! EthernetDriver component observer.
+//!
+//! # Bounded work
+//!
+//! One interrupt handles at most [`BUDGET`] receive entries; what is left
+//! is polled before the PD sleeps, and a frame is taken only into a buffer
+//! the client lent. With none lent, QEMU holds frames back (it stops
+//! reading its network backend), so a flood cannot keep the driver busy
+//! beyond the buffers it was given.
+#![no_std]
+#![no_main]
+
+use core::cell::{Cell, RefCell};
+
+use dingo_pd::ConsoleReporter;
+use dingo_pd::microkit::{self, Channel, debug_println};
+use dingo_protocols::ethernet_controller::Msg;
+use dingo_protocols::{ethernet_driver, lifecycle};
+use dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_rt::typed::{ComponentPort, Fault, PortObserver, Supervisor, TypedPort};
+use heapless::Deque;
+use nic_stats::Writer;
+use pci_client::Decode;
+use timer_client::clock::{TimeReader, rdtsc};
+use virtio_kit::hal::{HalSlot, HalState, KitHal, Window};
+use virtio_net_core::{Counters, Event, HDRS_LEN, Nic};
+
+pd_config::program!("virtio-net");
+
+static REPORTER: ConsoleReporter = ConsoleReporter;
+
+struct NetHal;
+impl HalSlot for NetHal {
+    fn state() -> &'static HalState {
+        static S: HalState = HalState::new();
+        &S
+    }
+}
+
+/// Receive entries per interrupt (or per round when work is left).
+const BUDGET: usize = 32;
+/// Messages waiting for room on the EthernetController port.
+const OUTBOX: usize = 768;
+/// Ring memory: each set-up of the device takes fresh rings (six pages),
+/// and a reset device is set up again on the next enable.
+const POOL: usize = 0x18000;
+
+type Component = ethernet_driver::Observer;
+
+const STATS: [&str; 19] = [
+    "interrupts",
+    "spurious",
+    "config_changes",
+    "rx_frames",
+    "rx_bytes",
+    "tx_frames",
+    "tx_bytes",
+    "rx_too_long",
+    "rx_runt",
+    "rx_bad_header",
+    "rx_bad_lend",
+    "tx_bad_request",
+    "tx_queue_full",
+    "device_faults",
+    "rx_notifies",
+    "tx_notifies",
+    "pci_refused",
+    "ring_pool_bytes",
+    // TSC ticks between waking up and going to sleep: under -icount, the
+    // instructions this PD ran (its own and its kernel calls'), for the
+    // bench's cost split.
+    "busy_tsc",
+];
+
+fn stats(c: &Counters, refused: u32, busy: u64) -> [u64; 19] {
+    [
+        c.interrupts,
+        c.spurious,
+        c.config_changes,
+        c.rx_frames,
+        c.rx_bytes,
+        c.tx_frames,
+        c.tx_bytes,
+        c.rx_too_long,
+        c.rx_runt,
+        c.rx_bad_header,
+        c.rx_bad_lend,
+        c.tx_bad_request,
+        c.tx_queue_full,
+        c.device_faults,
+        c.rx_notifies,
+        c.tx_notifies,
+        refused.into(),
+        NetHal::state().pool_used() as u64,
+        busy,
+    ]
+}
+
+fn message(e: Event) -> Msg {
+    match e {
+        Event::Rx { buf, len } => Msg::RxPacket { buf, len },
+        Event::TxDone { buf } => Msg::TxPacketDone { buf },
+        Event::TxAbort { buf, error } => Msg::TxPacketAbort { buf, error },
+        Event::RxReturn { buf } => Msg::RxBufferReturn { buf },
+        Event::Link { up } => Msg::LinkChange { up },
+        Event::StopQueue => Msg::TxStopQueue,
+        Event::StartQueue => Msg::TxStartQueue,
+    }
+}
+
+/// Where the core's events go: the outbox towards the client.
+fn sink<const N: usize>(outbox: &mut Deque<Msg, N>) -> impl FnMut(Event) + '_ {
+    |e| {
+        if let Event::Link { up } = e {
+            debug_println!("virtio-net: link {}", if up { "up" } else { "down" });
+        }
+        // Room is kept: the loop stops taking work before the outbox fills.
+        let _ = outbox.push_back(message(e));
+    }
+}
+
+/// A driver without a usable device says why once and does nothing.
+fn idle(why: core::fmt::Arguments<'_>) -> ! {
+    debug_println!("virtio-net: {why}; staying idle");
+    loop {
+        microkit::wait();
+    }
+}
+
+fn flush<O: PortObserver>(port: &mut TypedPort<'_, O>) {
+    if port.take_notify() == NotifyPeer::Yes {
+        Channel::new(port.channel()).notify();
+    }
+}
+
+fn main() -> ! {
+    let cfg = config::load();
+    // SAFETY: system-builder checked that the time page is mapped readable
+    // here, a page at least; the timer PD writes it.
+    let time = unsafe { TimeReader::new(cfg.regions.time_page.as_ptr()) };
+    let now = || time.now_ns();
+
+    let dev = match pci_client::open(cfg.pci.nic) {
+        Ok(d) => d,
+        Err(e) => idle(format_args!("{e}")),
+    };
+    let info = dev.info();
+    let bdf = dev.bdf();
+    if info.vendor != virtio_kit::pci::VENDOR || !matches!(info.device, 0x1000 | 0x1041) {
+        idle(format_args!("{bdf} is {info}, not a virtio-net device"));
+    }
+    if let Err(e) = dev.check_irq(&cfg.irqs.nic) {
+        idle(format_args!("{e}"));
+    }
+    let line = dev.interrupt().line;
+    let dev = RefCell::new(dev);
+
+    // The HAL's memory: rings from the pool, headers beside it, and the
+    // data area, all with the physical addresses the monitor gave them.
+    let mut dma = match cfg.regions.dma.dma("virtio-net dma") {
+        Ok(d) => d,
+        Err(e) => idle(format_args!("{e}")),
+    };
+    let (pool, hdrs) = match dma
+        .alloc("rings", POOL, dma::PAGE_SIZE)
+        .and_then(|p| Ok((p, dma.alloc("headers", HDRS_LEN, 16)?)))
+    {
+        Ok(b) => b,
+        Err(e) => idle(format_args!("{e}")),
+    };
+    let frames = match cfg
+        .regions
+        .frames
+        .dma("eth frames")
+        .and_then(|mut r| r.alloc("frames", cfg.regions.frames.size, dma::PAGE_SIZE))
+    {
+        Ok(f) => f,
+        Err(e) => idle(format_args!("{e}")),
+    };
+    let regs = cfg.regions.regs;
+    let mmio = Window {
+        name: "regs",
+        vaddr: regs.vaddr,
+        paddr: regs.paddr,
+        len: regs.size,
+    };
+    if let Err(e) = NetHal::state().install(
+        Window::of(&pool),
+        &[Window::of(&hdrs), Window::of(&frames)],
+        mmio,
+    ) {
+        idle(format_args!("{e}"));
+    }
+
+    let refused = Cell::new(0);
+    let transport = match virtio_kit::pci::transport::<NetHal, _>(&dev, &regs, &refused) {
+        Ok(t) => t,
+        Err(e) => idle(format_args!("{bdf}: {e}")),
+    };
+    let decode = Decode {
+        io: false,
+        memory: true,
+        bus_master: true,
+    };
+    if let Err(e) = dev.borrow_mut().enable(decode) {
+        idle(format_args!("enabling decoding and bus mastering: {e}"));
+    }
+    let mut nic = match Nic::<KitHal<NetHal>, _>::new(transport, NetHal::state(), hdrs, frames) {
+        Ok(n) => n,
+        Err(e) => idle(format_args!("{bdf}: {e}")),
+    };
+    let m = nic.mac();
+    debug_println!(
+        "virtio-net: {bdf} {info} with its structures in BAR memory at {:#x}, IRQ pin {line}; MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}",
+        regs.paddr,
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        m[4],
+        m[5],
+        if nic.link_up() { "up" } else { "down" }
+    );
+
+    let component = RefCell::new(Component::new(now()));
+    let supervisor = Supervisor::log(&REPORTER);
+    let mut eth = TypedPort::new(
+        dingo_pd::port(cfg.name, &cfg.ports.eth),
+        ComponentPort::new(&component, Component::observe_eth, |c| &mut c.eth),
+        supervisor,
+        cfg.name,
+        cfg.ports.eth.role,
+    );
+    let mut lc = TypedPort::new(
+        dingo_pd::port(cfg.name, &cfg.ports.lc),
+        ComponentPort::new(&component, Component::observe_lc, |c| &mut c.lc),
+        supervisor,
+        cfg.name,
+        cfg.ports.lc.role,
+    );
+    // SAFETY: system-builder checked that the stats region is mapped
+    // read-write here, a page at least; this PD is its only writer.
+    let mut published = unsafe { Writer::new(cfg.regions.stats.as_ptr(), &STATS) };
+    let irq = Channel::from(cfg.irqs.nic);
+
+    let mut outbox: Deque<Msg, OUTBOX> = Deque::new();
+    let mut lc_reply: Option<lifecycle::Msg> = None;
+    let mut interrupted = false;
+    let mut more = false;
+    let mut fault_said = false;
+    let mut bad_lend_said = false;
+    let mut busy = 0u64;
+    let mut woke = rdtsc();
+    loop {
+        let t = now();
+
+        while lc_reply.is_none() {
+            match lc.try_recv(t) {
+                Ok(Some(lifecycle::Msg::Start)) => lc_reply = Some(lifecycle::Msg::StartComplete),
+                Ok(Some(lifecycle::Msg::Stop | lifecycle::Msg::Unplugged)) => {
+                    nic.disable(&mut sink(&mut outbox));
+                    lc_reply = Some(lifecycle::Msg::StopComplete);
+                }
+                Ok(Some(_)) | Err(Fault::Violation(_) | Fault::Malformed(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if let Some(reply) = lc_reply
+            && lc.try_send(&reply, t).is_ok()
+        {
+            lc_reply = None;
+        }
+
+        let mut work = false;
+        while outbox.len() + 2 * BUDGET + 8 < OUTBOX {
+            match eth.try_recv(t) {
+                Ok(Some(Msg::Enable)) => match nic.enable() {
+                    Ok(()) => {
+                        let mut mac = [0u8; 8];
+                        mac[2..].copy_from_slice(&nic.mac());
+                        let _ = outbox.push_back(Msg::MacAddress {
+                            mac: u64::from_be_bytes(mac),
+                        });
+                        let _ = outbox.push_back(Msg::EnableComplete);
+                        // The link state the client starts from.
+                        let _ = outbox.push_back(Msg::LinkChange { up: nic.link_up() });
+                    }
+                    Err(e) => {
+                        debug_println!("virtio-net: setting the device up again: {e}");
+                        let _ = outbox.push_back(Msg::EnableFailed { error: 1 });
+                    }
+                },
+                Ok(Some(Msg::Disable)) => {
+                    nic.disable(&mut sink(&mut outbox));
+                    let _ = outbox.push_back(Msg::DisableComplete);
+                }
+                Ok(Some(Msg::RxBuffer { buf, len })) => {
+                    if let Err(e) = nic.lend(buf, len)
+                        && !core::mem::replace(&mut bad_lend_said, true)
+                    {
+                        debug_println!(
+                            "virtio-net: refused receive buffer {buf:#x}+{len:#x}: {e:?} (counted)"
+                        );
+                    }
+                    work = true;
+                }
+                Ok(Some(Msg::TxPacket { buf, len })) => {
+                    nic.transmit(buf, len, &mut sink(&mut outbox));
+                    work = true;
+                }
+                Ok(Some(_)) | Err(Fault::Violation(_) | Fault::Malformed(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+
+        let s = if interrupted {
+            interrupted = false;
+            let s = nic.service(BUDGET, &mut sink(&mut outbox));
+            if let Err(e) = irq.irq_ack() {
+                debug_println!("virtio-net: IRQ ack refused: {e:?}");
+            }
+            Some(s)
+        } else if more || work {
+            Some(nic.poll(BUDGET, &mut sink(&mut outbox)))
+        } else {
+            None
+        };
+        if let Some(s) = s {
+            more = s.more;
+            if let Some(f) = nic.fault()
+                && !core::mem::replace(&mut fault_said, true)
+            {
+                debug_println!(
+                    "virtio-net: the device wrote an impossible used-ring entry ({f}); it was reset and is not used until the client enables it again (counted)"
+                );
+            }
+        }
+        published.publish(&stats(nic.counters(), refused.get(), busy));
+
+        while let Some(msg) = outbox.front() {
+            match eth.try_send(msg, t) {
+                Ok(()) => {}
+                Err(Fault::Full) => break,
+                // Refused by the observer (reported): a bug here, dropped.
+                Err(_) => {}
+            }
+            outbox.pop_front();
+        }
+        flush(&mut eth);
+        flush(&mut lc);
+
+        if more {
+            continue;
+        }
+        let mut retry = false;
+        for arm in [eth.prepare_recv_sleep(), lc.prepare_recv_sleep()] {
+            retry |= matches!(arm, Ok(Arm::Retry));
+        }
+        if !outbox.is_empty() {
+            retry |= matches!(eth.prepare_send_sleep(), Ok(Arm::Retry));
+        }
+        if retry {
+            continue;
+        }
+        busy += rdtsc() - woke;
+        published.set(STATS.len() - 1, busy);
+        interrupted = microkit::wait().contains(irq);
+        woke = rdtsc();
+    }
+}
+
+microkit::entry!(main);

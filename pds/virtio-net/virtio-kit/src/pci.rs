@@ -1,0 +1,353 @@
+//! The crate's PCI transport through the pci PD.
+//!
+//! virtio-drivers' [`PciTransport::new`] reads the function's capability
+//! list through a [`ConfigurationAccess`] and sizes each BAR a capability
+//! names the usual way: it writes all ones to the BAR, reads the size
+//! mask, writes the old value back (and would turn decoding off around
+//! it if it was on). The pci PD never lets a driver write a BAR, and has
+//! sized every BAR itself: [`ClientCam`] therefore answers the sizing
+//! dance from the pci PD's sizes (a write of all ones latches the BAR, the
+//! next read returns its mask, any other write unlatches it) and reads
+//! everything else from the function's real configuration space. A
+//! command register write may turn decoding and bus mastering on (through
+//! the pci PD's command call) but never off: nothing is really sized, so
+//! no decoder needs silencing. Other writes go to the pci PD, which
+//! refuses what a driver may not change.
+//!
+//! Before the crate sees the device, [`check_capabilities`] walks the same
+//! list as untrusted input (bounded, every offset inside config space) and
+//! checks that each virtio structure lies inside its memory BAR and the BAR
+//! inside the device region system.xml mapped: the crate's own bound check
+//! adds two `u32`s that a device can make wrap, and its HAL call for an
+//! address outside the region can only panic.
+
+use core::cell::{Cell, RefCell};
+use core::fmt;
+
+use pci_client::{Bar, Device, Transport as PciCall};
+use pd_config::{Bdf, DeviceRegion};
+use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
+
+use crate::hal::HalSlot;
+
+/// The vendor-specific capability virtio uses for its structures.
+pub const CAP_VENDOR: u8 = 0x09;
+/// virtio_pci_cap.cfg_type values (virtio 1.1, 4.1.4).
+pub const CFG_COMMON: u8 = 1;
+pub const CFG_NOTIFY: u8 = 2;
+pub const CFG_ISR: u8 = 3;
+pub const CFG_DEVICE: u8 = 4;
+/// virtio's PCI vendor id.
+pub const VENDOR: u16 = 0x1af4;
+
+const COMMAND: u8 = 0x04;
+const STATUS_CAPS: u32 = 1 << 20;
+const CAP_POINTER: u8 = 0x34;
+const BAR0: u8 = 0x10;
+/// Capabilities followed at most (48 fit in the 192 bytes after the header).
+const MAX_CAPS: usize = 48;
+
+/// A [`ConfigurationAccess`] over the driver's own function, through
+/// pci-client; see the module doc.
+pub struct ClientCam<'d, T: PciCall> {
+    dev: &'d RefCell<Device<T>>,
+    /// BARs whose next read returns the size mask (bit i: BAR i).
+    sizing: Cell<u8>,
+    /// Accesses the pci PD refused, or to another function.
+    refused: &'d Cell<u32>,
+}
+
+impl<'d, T: PciCall> ClientCam<'d, T> {
+    pub fn new(dev: &'d RefCell<Device<T>>, refused: &'d Cell<u32>) -> Self {
+        ClientCam {
+            dev,
+            sizing: Cell::new(0),
+            refused,
+        }
+    }
+
+    fn mine(&self, f: DeviceFunction) -> bool {
+        let b = self.dev.borrow().bdf();
+        let ok = (f.bus, f.device, f.function) == (b.bus, b.dev, b.func);
+        if !ok {
+            self.refused.set(self.refused.get() + 1);
+        }
+        ok
+    }
+
+    /// The size mask BAR `i` reads while latched, from the pci PD's sizes.
+    fn mask(&self, i: usize) -> u32 {
+        let dev = self.dev.borrow();
+        match dev.bar(i) {
+            Some(Bar::Io { size, .. }) => !(u32::from(size).wrapping_sub(1)) & !0b11 | 1,
+            Some(Bar::Mem {
+                size,
+                prefetchable,
+                is64,
+                ..
+            }) => {
+                let m = !(size.wrapping_sub(1)) as u32 & !0xf;
+                m | if prefetchable { 1 << 3 } else { 0 } | if is64 { 0b100 } else { 0 }
+            }
+            // The upper half of a 64-bit BAR.
+            None => match i.checked_sub(1).and_then(|j| dev.bar(j)) {
+                Some(Bar::Mem {
+                    size, is64: true, ..
+                }) => (!(size.wrapping_sub(1)) >> 32) as u32,
+                _ => 0,
+            },
+        }
+    }
+}
+
+impl<T: PciCall> ConfigurationAccess for ClientCam<'_, T> {
+    fn read_word(&self, f: DeviceFunction, offset: u8) -> u32 {
+        if !self.mine(f) {
+            return !0;
+        }
+        let bar = offset.wrapping_sub(BAR0) / 4;
+        if (BAR0..BAR0 + 24).contains(&offset) && self.sizing.get() & (1 << bar) != 0 {
+            return self.mask(usize::from(bar));
+        }
+        match self.dev.borrow_mut().read_config32(offset & !3) {
+            Ok(v) => v,
+            Err(_) => {
+                self.refused.set(self.refused.get() + 1);
+                !0
+            }
+        }
+    }
+
+    fn write_word(&mut self, f: DeviceFunction, offset: u8, data: u32) {
+        if !self.mine(f) {
+            return;
+        }
+        if (BAR0..BAR0 + 24).contains(&offset) {
+            let bit = 1 << ((offset - BAR0) / 4);
+            let s = self.sizing.get();
+            self.sizing.set(if data == !0 { s | bit } else { s & !bit });
+            return;
+        }
+        let r = if offset == COMMAND {
+            let d = pci_client::Decode {
+                io: data & 1 != 0,
+                memory: data & 2 != 0,
+                bus_master: data & 4 != 0,
+            };
+            self.dev.borrow_mut().enable(d).map(drop)
+        } else {
+            self.dev.borrow_mut().write_config32(offset, data)
+        };
+        if r.is_err() {
+            self.refused.set(self.refused.get() + 1);
+        }
+    }
+
+    unsafe fn unsafe_clone(&self) -> Self {
+        ClientCam {
+            dev: self.dev,
+            sizing: Cell::new(self.sizing.get()),
+            refused: self.refused,
+        }
+    }
+}
+
+/// One virtio structure a capability names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Structure {
+    pub cfg_type: u8,
+    pub bar: u8,
+    pub offset: u32,
+    pub length: u32,
+}
+
+/// What is wrong with the device's capabilities, for the PD's one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapError {
+    /// The pci PD did not answer a read.
+    Pci(pci_client::PciError),
+    /// No capability list, or no common/notify/ISR structure in it.
+    Missing { cfg_type: u8 },
+    /// The list points outside configuration space or loops.
+    BadList { at: u8 },
+    /// A structure names a BAR that is not memory.
+    NotMemory { cfg_type: u8, bar: u8 },
+    /// A structure reaches past its BAR.
+    OutsideBar { s: Structure, bar_size: u64 },
+    /// The BAR is not inside the device region system.xml mapped.
+    OutsideRegion {
+        bar: u8,
+        addr: u64,
+        size: u64,
+        paddr: u64,
+        region_size: usize,
+    },
+}
+
+impl fmt::Display for CapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = |t: u8| match t {
+            CFG_COMMON => "common",
+            CFG_NOTIFY => "notify",
+            CFG_ISR => "ISR",
+            CFG_DEVICE => "device",
+            _ => "unknown",
+        };
+        match *self {
+            CapError::Pci(e) => write!(f, "{e}"),
+            CapError::Missing { cfg_type } => write!(
+                f,
+                "the device has no virtio {} configuration capability (not a modern virtio device?)",
+                kind(cfg_type)
+            ),
+            CapError::BadList { at } => write!(
+                f,
+                "the capability list is malformed at offset {at:#04x} (outside the device area or a loop)"
+            ),
+            CapError::NotMemory { cfg_type, bar } => write!(
+                f,
+                "the virtio {} structure names BAR{bar}, which is not a memory BAR",
+                kind(cfg_type)
+            ),
+            CapError::OutsideBar { s, bar_size } => write!(
+                f,
+                "the virtio {} structure at BAR{} offset {:#x}, {:#x} bytes, reaches past the BAR's {bar_size:#x} bytes",
+                kind(s.cfg_type),
+                s.bar,
+                s.offset,
+                s.length
+            ),
+            CapError::OutsideRegion {
+                bar,
+                addr,
+                size,
+                paddr,
+                region_size,
+            } => {
+                let page = addr & !0xfff;
+                let span = (addr + size).next_multiple_of(0x1000) - page;
+                write!(
+                    f,
+                    "BAR{bar} is memory at {addr:#x}, {size:#x} bytes, which the device region at paddr {paddr:#x} ({region_size:#x} bytes) does not cover; expected <memory_region phys_addr=\"{page:#x}\" size=\"{span:#x}\" .../> mapped uncached"
+                )
+            }
+        }
+    }
+}
+
+/// Walks the capability list (see the module doc) and returns the
+/// structures found, after checking that the common, notify and ISR ones
+/// exist and that every structure lies in its memory BAR inside `region`.
+pub fn check_capabilities<T: PciCall>(
+    dev: &mut Device<T>,
+    region: &DeviceRegion,
+) -> Result<heapless::Vec<Structure, 8>, CapError> {
+    let mut found = heapless::Vec::new();
+    let status = dev.read_config32(COMMAND).map_err(CapError::Pci)?;
+    if status & STATUS_CAPS == 0 {
+        return Err(CapError::Missing {
+            cfg_type: CFG_COMMON,
+        });
+    }
+    let mut at = dev.read_config8(CAP_POINTER).map_err(CapError::Pci)? & !3;
+    let mut seen = 0;
+    while at != 0 {
+        if !(0x40..=0xf0).contains(&at) || seen == MAX_CAPS {
+            return Err(CapError::BadList { at });
+        }
+        seen += 1;
+        let head = dev.read_config32(at).map_err(CapError::Pci)?;
+        let (id, next, len, cfg_type) = (
+            head as u8,
+            (head >> 8) as u8 & !3,
+            (head >> 16) as u8,
+            (head >> 24) as u8,
+        );
+        if id == CAP_VENDOR && len >= 16 && (CFG_COMMON..=CFG_DEVICE).contains(&cfg_type) {
+            let s = Structure {
+                cfg_type,
+                bar: dev.read_config8(at + 4).map_err(CapError::Pci)?,
+                offset: dev.read_config32(at + 8).map_err(CapError::Pci)?,
+                length: dev.read_config32(at + 12).map_err(CapError::Pci)?,
+            };
+            // The crate takes the first of each kind; so does this check.
+            if !found.iter().any(|f: &Structure| f.cfg_type == cfg_type) {
+                check_structure(dev, region, s)?;
+                let _ = found.push(s);
+            }
+        }
+        at = next;
+    }
+    for t in [CFG_COMMON, CFG_NOTIFY, CFG_ISR] {
+        if !found.iter().any(|s| s.cfg_type == t) {
+            return Err(CapError::Missing { cfg_type: t });
+        }
+    }
+    Ok(found)
+}
+
+fn check_structure<T: PciCall>(
+    dev: &Device<T>,
+    region: &DeviceRegion,
+    s: Structure,
+) -> Result<(), CapError> {
+    let Some(Bar::Mem { addr, size, .. }) = dev.bar(usize::from(s.bar)) else {
+        return Err(CapError::NotMemory {
+            cfg_type: s.cfg_type,
+            bar: s.bar,
+        });
+    };
+    if u64::from(s.offset) + u64::from(s.length) > size {
+        return Err(CapError::OutsideBar { s, bar_size: size });
+    }
+    let end = region.paddr + region.size as u64;
+    if addr < region.paddr || addr.checked_add(size).is_none_or(|e| e > end) {
+        return Err(CapError::OutsideRegion {
+            bar: s.bar,
+            addr,
+            size,
+            paddr: region.paddr,
+            region_size: region.size,
+        });
+    }
+    Ok(())
+}
+
+/// Why [`transport`] failed.
+#[derive(Debug)]
+pub enum OpenError {
+    Caps(CapError),
+    Crate(virtio_drivers::transport::pci::VirtioPciError),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Caps(e) => write!(f, "{e}"),
+            OpenError::Crate(e) => write!(f, "virtio-drivers: {e}"),
+        }
+    }
+}
+
+/// The crate's transport for the driver's function: capabilities checked
+/// against `region` first, then [`PciTransport::new`] over a [`ClientCam`].
+/// The HAL `S` must be installed with `region` as its MMIO window.
+pub fn transport<S: HalSlot, T: PciCall>(
+    dev: &RefCell<Device<T>>,
+    region: &DeviceRegion,
+    refused: &Cell<u32>,
+) -> Result<PciTransport, OpenError> {
+    check_capabilities(&mut dev.borrow_mut(), region).map_err(OpenError::Caps)?;
+    let Bdf { bus, dev: d, func } = dev.borrow().bdf();
+    let mut root = PciRoot::new(ClientCam::new(dev, refused));
+    PciTransport::new::<crate::hal::KitHal<S>, _>(
+        &mut root,
+        DeviceFunction {
+            bus,
+            device: d,
+            function: func,
+        },
+    )
+    .map_err(OpenError::Crate)
+}
