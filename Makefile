@@ -82,11 +82,14 @@ BENCH_SYSTEMS := $(wildcard bench/systems/*.xml)
 NET_BENCH_SYSTEMS := $(wildcard bench/net/*.xml)
 # The block bench's images (bench-blk-<name>), measured by bench/blk/run.py.
 BLK_BENCH_SYSTEMS := $(wildcard bench/blk/*.xml)
+# The USB disk bench's image (bench-usb-<name>), measured by bench/usb/run.py.
+USB_BENCH_SYSTEMS := $(wildcard bench/usb/*.xml)
 else
 SYSTEMS := $(BOARD).xml $(wildcard tests/systems/$(BOARD)/*.xml)
 BENCH_SYSTEMS :=
 NET_BENCH_SYSTEMS :=
 BLK_BENCH_SYSTEMS :=
+USB_BENCH_SYSTEMS :=
 endif
 
 # Per flavour: the monitor and every PD (one cargo build), the bare monitor
@@ -100,9 +103,9 @@ image-debug image-release: image-%: kernel-%
 	@mkdir -p $(BOARD_OUT)/$*
 	@cp $(TARGET_PREFIX)$*/$(TARGET)/$(cargo_outdir_$*)/monitor $(BOARD_OUT)/$*/monitor.elf
 	@for l in $(LOADER_CRATES); do cp $(TARGET_PREFIX)$*/$(TARGET)/$(cargo_outdir_$*)/$$l $(BOARD_OUT)/$*/$$l.elf; done
-	@for xml in $(SYSTEMS) $(BENCH_SYSTEMS) $(NET_BENCH_SYSTEMS) $(BLK_BENCH_SYSTEMS); do \
+	@for xml in $(SYSTEMS) $(BENCH_SYSTEMS) $(NET_BENCH_SYSTEMS) $(BLK_BENCH_SYSTEMS) $(USB_BENCH_SYSTEMS); do \
 	    name=$$(basename $$xml .xml); \
-	    case $$xml in bench/net/*) name=bench-net-$$name;; bench/blk/*) name=bench-blk-$$name;; bench/*) name=bench-$$name;; esac; \
+	    case $$xml in bench/net/*) name=bench-net-$$name;; bench/blk/*) name=bench-blk-$$name;; bench/usb/*) name=bench-usb-$$name;; bench/*) name=bench-$$name;; esac; \
 	    baseline=$$([ $$name = bench-ipc ] && echo --monitor-bench); \
 	    boot=$$([ -n "$(LOADER_CRATES)" ] && echo --loader $(BOARD_OUT)/$*/loader.elf \
 	        --kernel $(BOARD_OUT)/kernel/$*/kernel.elf --boot-image $(BOARD_OUT)/$*/$$name-boot.elf); \
@@ -121,10 +124,16 @@ image-debug image-release: image-%: kernel-%
 board-images:
 	@$(MAKE) --no-print-directory BOARD=sabrelite image-debug
 
-# A small raw disk behind QEMU's usb-storage device.
-$(DISK):
+# The raw disk behind QEMU's usb-storage device: 16 MiB of a known pattern
+# (tests/pds/usb-check/src/lib.rs: word w of block b is
+# 0x5a5a000000000000 | b << 16 | w, block 0 starts with the label) that
+# the USB test reads back.
+$(DISK): tests/pds/usb-check/src/lib.rs
 	@mkdir -p $(BUILD)
-	@truncate -s 4M $@
+	@python3 -c 'import struct, sys; \
+	    f = open(sys.argv[1], "wb"); \
+	    [f.write((b"DINGO USB DISK 1" + struct.pack("<62Q", *[0x5a5a000000000000 | w for w in range(2, 64)])) if b == 0 \
+	     else struct.pack("<64Q", *[0x5a5a000000000000 | b << 16 | w for w in range(64)])) for b in range(32768)]' $@
 
 # The TCG plugin counting guest instructions for the net bench (QEMU ships
 # no plugin header; the plugin declares the few entry points it uses).
@@ -138,6 +147,7 @@ bench: image-release $(DISK) $(PLUGIN)
 	@cargo build -q --release -p net-peer
 	@python3 bench/net/run.py --build $(BUILD) --plugin $(PLUGIN)
 	@python3 bench/blk/run.py --build $(BUILD) --plugin $(PLUGIN)
+	@python3 bench/usb/run.py --build $(BUILD) --plugin $(PLUGIN)
 
 # Statecharts of the protocol library (components.tingu only combines them).
 PROTOCOLS := $(filter-out %/components.tingu,$(wildcard tingu/dingo-protocols/*.tingu))

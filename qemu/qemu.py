@@ -55,6 +55,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 EXIT_PORT = 0xF4
@@ -93,6 +94,60 @@ def netdev(spec):
     raise ValueError(f"qemu: unknown --net {spec!r} (user, user:ECHO:STATUS or dgram:PORT)")
 
 
+# The USB devices by QMP id: each on a port of its own, so that a device
+# plugged again (device_add) comes back where it was.
+USB_DEVICES = {
+    "usb-kbd": {"driver": "usb-kbd", "bus": "ohci.0", "port": "1"},
+    "usb-disk": {"driver": "usb-storage", "bus": "ohci.0", "port": "2", "drive": "usbdisk"},
+    # Only with nic="usb-net": the netdev stays while the device is unplugged.
+    "usb-net": {"driver": "usb-net", "bus": "ohci.0", "port": "3", "netdev": "n0"},
+}
+
+
+def usb_device(name):
+    props = ",".join(f"{k}={v}" for k, v in USB_DEVICES[name].items() if k != "driver")
+    return ["-device", f"{USB_DEVICES[name]['driver']},{props},id={name}"]
+
+
+def disk_drive(disk):
+    return f"if=none,id=usbdisk,format=raw,file={disk},snapshot=on,file.locking=off"
+
+
+def unplug(qmp, name, timeout=5.0):
+    """QMP device_del of a USB device; returns once QEMU no longer has it.
+    A disk's drive goes with it (QEMU deletes a -drive's backend when its
+    device goes), so it is added again for the next plug."""
+    qmp.execute("device_del", id=name)
+    drive = USB_DEVICES[name].get("drive")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = qmp.execute("human-monitor-command", **{"command-line": "info usb"})
+        # The device leaves the bus first; its drive goes when QEMU
+        # finalizes it, a little later.
+        gone = f"ID: {name}" not in info
+        if gone and drive:
+            gone = drive not in [b["device"] for b in qmp.execute("query-block")]
+        if gone:
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"QMP: {name} still present {timeout} s after device_del")
+
+
+def plug(qmp, name, disk):
+    """QMP device_add of a USB device at its port (the disk's drive first)."""
+    spec = dict(USB_DEVICES[name])
+    if "drive" in spec:
+        blocks = [b["device"] for b in qmp.execute("query-block")]
+        if spec["drive"] not in blocks:
+            qmp.execute("human-monitor-command", **{"command-line": f"drive_add 0 {disk_drive(disk)}"})
+    qmp.execute("device_add", id=name, **spec)
+
+
+def send_keys(qmp, qcodes, hold_ms):
+    """Presses `qcodes` together, holds them `hold_ms`, releases them."""
+    qmp.execute("send-key", keys=[{"type": "qcode", "data": k} for k in qcodes], **{"hold-time": hold_ms})
+
+
 # The virtio devices a boot may add (`virtio`), each at a slot whose INTx
 # line no other driver PD of the systems that use it takes: the firmware
 # routes slot 4 to line 11 (the RTL8139's, which virtio-net replaces on the
@@ -103,28 +158,36 @@ VIRTIO_BLK_SLOT = 6
 VIRTIO = ("net", "blk")
 
 
-def devices(disk, without=(), net=None, virtio=()):
+def devices(disk, without=(), net=None, virtio=(), nic="rtl8139"):
     """The machine's devices, by the names `without` may drop; `virtio`
     adds virtio-net-pci (which then carries the NIC's network instead of
-    the RTL8139) or virtio-blk-pci (on `disk`, like the USB disk)."""
+    the RTL8139) or virtio-blk-pci (on `disk`, like the USB disk). `nic`
+    "usb-net" puts the NIC's network on QEMU's usb-net (CDC-ECM) at port 3
+    of the OHCI controller instead, with no RTL8139."""
     unknown = set(virtio) - set(VIRTIO)
     if unknown:
         raise ValueError(f"unknown virtio devices: {sorted(unknown)} (known: {', '.join(VIRTIO)})")
-    nic = (["-device", f"virtio-net-pci,netdev=n0,addr={VIRTIO_NET_SLOT}"] if "net" in virtio
-           else ["-device", "rtl8139,netdev=n0"])
+    if nic not in ("rtl8139", "usb-net"):
+        raise ValueError(f"unknown nic {nic!r} (rtl8139 or usb-net)")
+    usb_net = ["-netdev", netdev(net), *usb_device("usb-net")] if nic == "usb-net" else []
+    if nic == "usb-net":
+        without = (*without, "rtl8139")
+    nic_device = (["-device", f"virtio-net-pci,netdev=n0,addr={VIRTIO_NET_SLOT}"] if "net" in virtio
+                  else ["-device", "rtl8139,netdev=n0"])
     groups = {
         "debug-exit": ["-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04"],
-        "rtl8139": ["-netdev", netdev(net), *nic],
+        "rtl8139": ["-netdev", netdev(net), *nic_device],
         "ohci": [
             # Slot 5, not the next free one (4): there the firmware routes its
             # INTx to line 10, the RTL8139's (slot 3) to line 11. seL4 gives
             # an IRQ to one handler, so two driver PDs cannot share a line.
             "-device", "pci-ohci,id=ohci,addr=5",
-            "-device", "usb-kbd,bus=ohci.0",
+            *usb_device("usb-kbd"),
             # snapshot: guest writes go to a throwaway overlay, so the image is
             # only read and parallel boots never contend for its lock.
-            "-drive", f"if=none,id=usbdisk,format=raw,file={disk},snapshot=on,file.locking=off",
-            "-device", "usb-storage,bus=ohci.0,drive=usbdisk",
+            "-drive", disk_drive(disk),
+            *usb_device("usb-disk"),
+            *usb_net,
         ],
     }
     if "blk" in virtio:
@@ -168,7 +231,7 @@ def sabrelite_command(image, qmp=None, icount=False, extra=(), uart1=None, net=N
 
 def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=(),
             boot="kernel", medium=None, firmware="seabios", without=(), net=None, board="pc",
-            uart1=None, virtio=()):
+            uart1=None, virtio=(), nic="rtl8139"):
     if board == "sabrelite":
         return sabrelite_command(image, qmp, icount, extra, uart1, net)
     if board != "pc":
@@ -194,7 +257,7 @@ def command(kernel=None, image=None, disk=None, qmp=None, icount=False, extra=()
     else:
         cmd += ["-drive", f"file={medium},format=raw,if=ide,snapshot=on,file.locking=off",
                 "-boot", "order=c"]
-    cmd += devices(disk, without, net, virtio)
+    cmd += devices(disk, without, net, virtio, nic)
     if qmp:
         cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"]
     if icount:
@@ -277,7 +340,7 @@ def screen_size(qmp):
 
 def start(kernel, image, disk, log, icount=False, qmp=None, net=None, extra=(),
           boot="kernel", medium=None, firmware="seabios", without=(), board="pc",
-          virtio=()):
+          virtio=(), nic="rtl8139"):
     """Starts QEMU in the background, serial output into `log`, for a
     caller that runs a host program meanwhile; end it with `quit` and
     `stop`. Boots as `command` does (the kernel directly, or a medium
@@ -286,7 +349,7 @@ def start(kernel, image, disk, log, icount=False, qmp=None, net=None, extra=(),
         return subprocess.Popen(
             command(kernel, image, disk, qmp=qmp, icount=icount, net=net, extra=extra,
                     boot=boot, medium=medium, firmware=firmware, without=without, board=board,
-                    virtio=virtio),
+                    virtio=virtio, nic=nic),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -320,21 +383,27 @@ def stop(proc, timeout):
 
 def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False, qmp=None,
          boot="kernel", medium=None, firmware="seabios", without=(), until=None, poll=0.5,
-         net=None, board="pc", uart1=None, virtio=()):
+         net=None, board="pc", uart1=None, virtio=(), driver=None, nic="rtl8139"):
     """Boots once, serial output into `log`; returns (status or None, seconds).
     A QEMU still running after `timeout` seconds is killed by its own PID.
     With `until` (a function of a Qmp connection), QEMU is asked every `poll`
     seconds; once `until` returns true it is quit over QMP and the status is
-    "stopped"."""
+    "stopped". With `driver` (a function of the QMP socket path, run in a
+    thread of its own while QEMU runs), a test drives the machine: it must
+    return once QEMU is gone; the boot does not wait for it longer."""
     start = time.monotonic()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command(kernel, image, disk, qmp=qmp, icount=icount, boot=boot, medium=medium,
                     firmware=firmware, without=without, net=net, board=board, uart1=uart1,
-                    virtio=virtio),
+                    virtio=virtio, nic=nic),
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        thread = None
+        if driver is not None:
+            thread = threading.Thread(target=driver, args=(qmp,), daemon=True)
+            thread.start()
         status = None
         try:
             if until is None:
@@ -347,6 +416,8 @@ def boot(kernel=None, image=None, disk=None, log=None, timeout=60, icount=False,
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
+            if thread is not None:
+                thread.join(timeout=5)
     return status, time.monotonic() - start
 
 
@@ -413,6 +484,11 @@ def main():
                 board=a.board, virtio=a.virtio)
     if a.mode == "run":
         print("qemu: Ctrl-A X quits", file=sys.stderr)
+        print(f"qemu: USB hot-plug and keys over QMP ({a.qmp}) or the QEMU monitor (Ctrl-A C): "
+              "device_del usb-kbd | device_add usb-kbd,bus=ohci.0,port=1,id=usb-kbd | "
+              "sendkey a (usb-disk: device_del usb-disk, drive_add 0 "
+              f"{disk_drive(a.disk)}, device_add usb-storage,bus=ohci.0,port=2,drive=usbdisk,id=usb-disk)",
+              file=sys.stderr)
         cmd = command(a.kernel, a.image, a.disk, qmp=a.qmp, icount=a.icount, net=a.net or RUN_NET, **opts)
         # QEMU keeps the terminal; afterwards say what its status means.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

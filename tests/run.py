@@ -151,7 +151,8 @@ def free_port(kind, pair=False):
 
 def peer_test(t, build, log, qmp_path):
     """Boots with the test's network (`net`: "user-forward" or "dgram"),
-    waits for `ready` in the serial log, runs the `peer` command (its
+    waits for `ready` in the serial log, runs the test's `drive` steps if
+    it has any, then the `peer` command (its
     placeholders {echo} {status} {port} {qmp} filled in), then quits QEMU
     over QMP. Everything is bounded by the test's `timeout`. Returns
     (status, seconds, peer exit code, peer output)."""
@@ -177,12 +178,19 @@ def peer_test(t, build, log, qmp_path):
         boot=t.get("boot", "kernel"),
         medium=os.path.join(build, t["medium"]) if "medium" in t else None,
         firmware=t.get("firmware", "seabios"), without=t.get("without", ()), board=board,
-        virtio=t.get("virtio", ()))
+        virtio=t.get("virtio", ()), nic=t.get("nic", "rtl8139"))
     ready = re.compile(t["ready"])
     code, output = None, f"(peer not started: /{t['ready']}/ never appeared)"
     while time.monotonic() < deadline and proc.poll() is None:
         with open(log, "rb") as f:
             if ready.search(f.read().decode("utf-8", "replace")):
+                if "drive" in t:
+                    # The test's QMP steps (hot-plug) first, then the peer.
+                    drive = Drive(t["drive"], log, os.path.join(build, "usb-disk.img"), deadline)
+                    drive(qmp_path)
+                    if drive.problem:
+                        code, output = None, f"(peer not started: {drive.problem})"
+                        break
                 try:
                     run = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                          timeout=max(deadline - time.monotonic(), 1))
@@ -235,6 +243,101 @@ class UartCheck:
         return self.output.decode("utf-8", "replace").replace("\r", "")
 
 
+class Drive:
+    """Drives a boot through QMP (a test's `drive` steps), in its own thread.
+    Each step waits for a line in the serial log, then acts:
+
+        wait = "regex"              the line to wait for (required)
+        type = "abc"                each character is a key (QMP qcode), pressed
+                                    and released, `pace_ms` apart (default 40)
+        chord = "qwe"               the keys pressed together, held `hold_ms`
+        replug = ["usb-kbd", ...]   `cycles` times: unplug every device, plug it
+                                    again, wait for each one's `ready` regex
+                                    (its {n}, the device's count, starts at
+                                    `first`, default 2) before the next cycle
+
+    Every wait is bounded by the test's timeout; the first problem ends the
+    driving and is reported with the test."""
+
+    def __init__(self, steps, log, disk, deadline):
+        self.steps, self.log, self.disk, self.deadline = steps, log, disk, deadline
+        self.problem = None
+        self.pos = 0
+        self.actions = 0
+
+    def _text(self):
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def _wait_line(self, pattern, what):
+        rx = re.compile(pattern)
+        while time.monotonic() < self.deadline:
+            m = rx.search(self._text(), self.pos)
+            if m:
+                self.pos = m.end()
+                return
+            if re.search(r"all checks passed|FAILED|FAULT", self._text()[self.pos:]):
+                raise RuntimeError(f"the run ended before /{pattern}/ ({what})")
+            time.sleep(0.02)
+        raise RuntimeError(f"timed out waiting for /{pattern}/ ({what})")
+
+    def __call__(self, qmp_path):
+        try:
+            qmp = None
+            while qmp is None:
+                if time.monotonic() > self.deadline:
+                    raise RuntimeError("QMP socket never came up")
+                try:
+                    qmp = qemu.Qmp(qmp_path)
+                except OSError:
+                    time.sleep(0.05)
+            for i, step in enumerate(self.steps):
+                self._wait_line(step["wait"], f"drive step {i + 1}")
+                self._act(qmp, step)
+            qmp.close()
+        except (RuntimeError, OSError, ValueError) as e:
+            self.problem = f"drive: {e}"
+
+    def _act(self, qmp, step):
+        if "type" in step:
+            pace = step.get("pace_ms", 40) / 1000
+            for c in step["type"]:
+                qemu.send_keys(qmp, [c], step.get("hold_ms", 10))
+                self.actions += 1
+                time.sleep(pace)
+        if "keys" in step:
+            # QEMU key names (qcodes), one press each: "ret" and the like.
+            for k in step["keys"]:
+                qemu.send_keys(qmp, [k], step.get("hold_ms", 10))
+                self.actions += 1
+                time.sleep(step.get("pace_ms", 40) / 1000)
+        if "chord" in step:
+            qemu.send_keys(qmp, list(step["chord"]), step.get("hold_ms", 300))
+            self.actions += 1
+        if "replug" in step:
+            first = step.get("first", 2)
+            for cycle in range(step.get("cycles", 1)):
+                for name in step["replug"]:
+                    qemu.unplug(qmp, name)
+                # Vary the time unplugged: some unplugs land mid-transfer,
+                # some plugs mid-debounce of the others.
+                time.sleep((cycle % 5) * 0.01)
+                for name in step["replug"]:
+                    qemu.plug(qmp, name, self.disk)
+                    self.actions += 1
+                for name, ready in zip(step["replug"], step["ready"]):
+                    self._wait_ready(ready.replace("{n}", str(first + cycle)), f"{name} cycle {cycle + 1}")
+
+    def _wait_ready(self, pattern, what):
+        # Devices re-announce in any order: search from the step's start.
+        start = self.pos
+        self._wait_line(pattern, what)
+        self.pos = start
+
+
 def load_tests():
     """boot.toml's tests by name, each with the checks of its checks_of
     test merged in."""
@@ -273,6 +376,10 @@ def boot_one(build, t, logdir, name=None):
             if uart_socket else None)
     until = screen or uart or (LogWatch(log, t["stop_at"]) if "stop_at" in t else None)
     qmp_path = os.path.join(logdir, name + ".qmp")
+    drive = None
+    if "drive" in t and "peer" not in t:
+        drive = Drive(t["drive"], log, os.path.join(build, "usb-disk.img"),
+                      time.monotonic() + t["timeout"])
     peer_code = peer_out = None
     if "peer" in t:
         status, secs, peer_code, peer_out = peer_test(t, build, log, qmp_path)
@@ -289,7 +396,7 @@ def boot_one(build, t, logdir, name=None):
             boot=t.get("boot", "kernel"),
             medium=os.path.join(build, t["medium"]) if "medium" in t else None,
             firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
-            until=until, virtio=t.get("virtio", ()))
+            until=until, virtio=t.get("virtio", ()), driver=drive, nic=t.get("nic", "rtl8139"))
     outcome = qemu.decode(status)
     with open(log, "rb") as f:
         text = f.read().decode("utf-8", "replace").replace("\r", "")
@@ -310,6 +417,8 @@ def boot_one(build, t, logdir, name=None):
             problem = problem and "UART: " + problem
         with open(os.path.join(logdir, name + ".uart"), "w") as f:
             f.write(uart.text_sent())
+    if drive and drive.problem and not problem:
+        problem = drive.problem
     if screen:
         with open(os.path.join(logdir, name + ".screen"), "w") as f:
             f.write("\n".join(screen.screen) + "\n")

@@ -34,6 +34,12 @@ impl Shadowed for crate::usb_pipe::Msg {
 impl Shadowed for crate::block_device::Msg {
     type Shadow = NoShadow;
 }
+impl Shadowed for crate::keyboard::Msg {
+    type Shadow = NoShadow;
+}
+impl Shadowed for crate::usb_root_ports::Msg {
+    type Shadow = NoShadow;
+}
 
 /// Buffers of each kind (lent, transmitting) one shadow records: the
 /// receive buffers a driver may hold (rtl8139-core's `MAX_LENT`) and as

@@ -2,8 +2,9 @@
 //! the protocol comments) and illegal ones.
 
 use dingo_protocols::{
-    ethernet_controller as eth, ethernet_driver, lifecycle as lc, power_management as pm, timer,
-    usb_bus as bus, usb_device_driver, usb_pipe as pipe,
+    block_device as blk, ethernet_controller as eth, ethernet_driver, keyboard as kbd,
+    lifecycle as lc, power_management as pm, root_hub, timer, usb_bus as bus,
+    usb_host_controller as hc, usb_pipe as pipe, usb_root_ports as rp, usb_storage,
 };
 use tingu_rt::{Direction, Direction::*, Flow::*, Message, Observer, ViolationKind};
 
@@ -299,17 +300,16 @@ fn ethernet_driver_enables_only_while_running() {
     c.observe_lc(&lc::Msg::StopComplete, Sent, 0).unwrap();
 }
 
-/// A USB class driver with a configured device and pipe `key` open.
-fn configured_with_pipes(keys: &[u32]) -> usb_device_driver::Observer {
-    let mut c = usb_device_driver::Observer::new(0);
-    c.observe_lc(&lc::Msg::Start, Received, 0).unwrap();
+/// A USB disk driver with a configured device and pipes `keys` open.
+fn configured_with_pipes(keys: &[u32]) -> usb_storage::Observer {
+    let mut c = usb_storage::Observer::new(0);
     for m in [
-        bus::Msg::Attached { speed: 2 },
+        bus::Msg::Attached { port: 1, speed: 1 },
         bus::Msg::Addressed {
             addr: 1,
-            vendor: 0x0b95,
-            product: 0x772b,
-            class: 0xff,
+            vendor: 0x46f4,
+            product: 0x0001,
+            class: 0,
             subclass: 0,
             protocol: 0,
         },
@@ -321,77 +321,45 @@ fn configured_with_pipes(keys: &[u32]) -> usb_device_driver::Observer {
     c.observe_usb(&bus::Msg::Configured { config: 1 }, Received, 0)
         .unwrap();
     for &k in keys {
-        c.observe_usb(
-            &bus::Msg::OpenPipe {
-                pipe: k,
-                endpoint: 1,
-                kind: 2,
-                max_packet: 512,
-            },
-            Sent,
-            0,
-        )
-        .unwrap();
+        c.observe_usb(&open_pipe(k, 1), Sent, 0).unwrap();
         c.observe_pipes(u64::from(k), &pipe::Msg::Opened, Received, 0)
             .unwrap();
     }
     c
 }
 
+fn open_pipe(pipe: u32, endpoint: u8) -> bus::Msg {
+    bus::Msg::OpenPipe {
+        pipe,
+        endpoint,
+        kind: 2,
+        max_packet: 64,
+        interval: 0,
+    }
+}
+
+fn submit(xfer: u32, len: u32) -> pipe::Msg {
+    pipe::Msg::Submit {
+        xfer,
+        setup: 0,
+        buf: 0,
+        len,
+    }
+}
+
 #[test]
 fn usb_unplug_during_transfer_takes_the_abort_path() {
     let mut c = configured_with_pipes(&[7]);
     assert_eq!(c.pipes_open(), 1);
-    c.observe_pipes(
-        7,
-        &pipe::Msg::Submit {
-            xfer: 1,
-            buf: 0,
-            len: 512,
-        },
-        Sent,
-        0,
-    )
-    .unwrap();
-    c.observe_pipes(
-        7,
-        &pipe::Msg::Submit {
-            xfer: 2,
-            buf: 512,
-            len: 512,
-        },
-        Sent,
-        0,
-    )
-    .unwrap();
+    c.observe_pipes(7, &submit(1, 512), Sent, 0).unwrap();
+    c.observe_pipes(7, &submit(2, 512), Sent, 0).unwrap();
     c.observe_usb(&bus::Msg::Detached, Received, 0).unwrap();
     c.observe_pipes(7, &pipe::Msg::Unplugged, Received, 0)
         .unwrap();
     assert_eq!(c.pipes(7).unwrap().state(), pipe::State::Dead);
     // A submit that crossed the unplug notice is legal...
-    c.observe_pipes(
-        7,
-        &pipe::Msg::Submit {
-            xfer: 3,
-            buf: 0,
-            len: 8,
-        },
-        Sent,
-        0,
-    )
-    .unwrap();
-    // ...but the bus closes the pipe only after the driver's close (a
-    // `closed` sent earlier could overtake the driver's last submits),
-    let v = c
-        .observe_pipes(7, &pipe::Msg::Closed, Received, 0)
-        .unwrap_err();
-    assert_eq!(
-        (v.kind, v.port, v.subport),
-        (ViolationKind::UnexpectedMessage, "pipes", Some(7))
-    );
-    c.observe_pipes(7, &pipe::Msg::Close, Sent, 0).unwrap();
-    assert_eq!(c.pipes(7).unwrap().state(), pipe::State::DeadClosing);
-    // and not with transfers pending,
+    c.observe_pipes(7, &submit(3, 8), Sent, 0).unwrap();
+    // ...but the pipe cannot close with transfers pending,
     let v = c
         .observe_pipes(7, &pipe::Msg::Closed, Received, 0)
         .unwrap_err();
@@ -413,6 +381,7 @@ fn usb_unplug_during_transfer_takes_the_abort_path() {
         )
         .unwrap_err();
     assert_eq!(v.kind, ViolationKind::GuardFailed);
+    // Nor before the driver's close (its submits may still be on the way).
     for xfer in 1..=3 {
         c.observe_pipes(
             7,
@@ -426,6 +395,11 @@ fn usb_unplug_during_transfer_takes_the_abort_path() {
         )
         .unwrap();
     }
+    let v = c
+        .observe_pipes(7, &pipe::Msg::Closed, Received, 0)
+        .unwrap_err();
+    assert_eq!(v.kind, ViolationKind::GuardFailed, "no close sent yet");
+    c.observe_pipes(7, &pipe::Msg::Close, Sent, 0).unwrap();
     c.observe_pipes(7, &pipe::Msg::Closed, Received, 0).unwrap();
     assert_eq!(
         c.pipes_open(),
@@ -436,21 +410,22 @@ fn usb_unplug_during_transfer_takes_the_abort_path() {
         .observe_pipes(7, &pipe::Msg::Opened, Received, 0)
         .unwrap_err();
     assert_eq!(v.kind, ViolationKind::UnknownSubport { key: 7 });
+    // Released, the port waits for the next device: attach, detach again.
     c.observe_usb(&bus::Msg::Release, Sent, 0).unwrap();
-    assert!(c.usb.is_final());
+    assert_eq!(c.usb.state(), bus::State::Empty);
+    c.observe_usb(&bus::Msg::Attached { port: 2, speed: 0 }, Received, 0)
+        .unwrap();
+    c.observe_usb(&bus::Msg::Detached, Received, 0).unwrap();
+    // A second detach is a protocol violation: one detach per attach.
+    let v = c.observe_usb(&bus::Msg::Detached, Received, 0).unwrap_err();
+    assert_eq!(v.kind, ViolationKind::UnexpectedMessage);
 }
 
 #[test]
 fn subport_spawning_and_limit() {
     let mut c = configured_with_pipes(&[1, 2, 3]);
     assert_eq!(c.pipes_open(), 3);
-    let open = |k| bus::Msg::OpenPipe {
-        pipe: k,
-        endpoint: 2,
-        kind: 2,
-        max_packet: 64,
-    };
-    let (two, four, five) = (open(2), open(4), open(5));
+    let (two, four, five) = (open_pipe(2, 2), open_pipe(4, 2), open_pipe(5, 2));
     let v = c.observe_usb(&two, Sent, 0).unwrap_err();
     assert_eq!(v.kind, ViolationKind::DuplicateSubport { key: 2 });
     c.observe_usb(&four, Sent, 0).unwrap();
@@ -466,7 +441,7 @@ fn subport_spawning_and_limit() {
     assert_eq!(c.pipes(1).unwrap().state(), pipe::State::Open);
     c.observe_pipes(4, &pipe::Msg::OpenFailed { error: 9 }, Received, 0)
         .unwrap();
-    c.observe_usb(&open(5), Sent, 0).unwrap();
+    c.observe_usb(&open_pipe(5, 2), Sent, 0).unwrap();
     assert_eq!(c.pipes_open(), 4);
     // Subport timeouts are checked too: pipe 5 must open within 1000 ms.
     let v = c.check_timeouts(1_001 * MS).unwrap_err();
@@ -474,30 +449,188 @@ fn subport_spawning_and_limit() {
 }
 
 #[test]
-fn pipes_only_while_the_driver_is_live() {
-    let mut c = configured_with_pipes(&[]);
-    c.observe_lc(&lc::Msg::StartFailed { error: 1 }, Sent, 0)
-        .unwrap();
-    let v = c
-        .observe_usb(
-            &bus::Msg::OpenPipe {
-                pipe: 1,
-                endpoint: 1,
-                kind: 0,
-                max_packet: 8,
-            },
-            Sent,
-            0,
-        )
-        .unwrap_err();
+fn a_disk_is_announced_only_on_a_configured_device() {
+    let mut c = usb_storage::Observer::new(0);
+    let ready = blk::Msg::Ready {
+        blocks: 8192,
+        block_size: 512,
+    };
+    let v = c.observe_blk(&ready, Sent, 0).unwrap_err();
     assert_eq!(
         v.kind,
         ViolationKind::BlockedByDependency {
-            port: "lc",
-            state: "failed"
+            port: "usb",
+            state: "empty"
         }
     );
-    assert_eq!(c.pipes_open(), 0);
+    let mut c = configured_with_pipes(&[1]);
+    c.observe_blk(&ready, Sent, 0).unwrap();
+    // A request crossing `gone` is answered GONE, and only GONE.
+    c.observe_blk(
+        &blk::Msg::Read {
+            req: 1,
+            block: 0,
+            count: 8,
+            buf: 0,
+        },
+        Received,
+        0,
+    )
+    .unwrap();
+    c.observe_blk(&blk::Msg::Done { req: 1, status: 0 }, Sent, 0)
+        .unwrap();
+    c.observe_blk(&blk::Msg::Gone, Sent, 0).unwrap();
+    c.observe_blk(
+        &blk::Msg::Write {
+            req: 2,
+            block: 0,
+            count: 1,
+            buf: 0,
+        },
+        Received,
+        0,
+    )
+    .unwrap();
+    let v = c
+        .observe_blk(&blk::Msg::Done { req: 2, status: 0 }, Sent, 0)
+        .unwrap_err();
+    assert_eq!(v.kind, ViolationKind::GuardFailed);
+    c.observe_blk(&blk::Msg::Done { req: 2, status: 2 }, Sent, 0)
+        .unwrap();
+}
+
+#[test]
+fn keyboard_presses_are_released_before_disconnect() {
+    let mut o = kbd::Observer::new(0);
+    let key = |usage, pressed| kbd::Msg::Key {
+        usage,
+        modifiers: 0,
+        pressed,
+    };
+    run(
+        &mut o,
+        &[
+            (kbd::Msg::Connected, Out),
+            (key(4, true), Out),
+            (key(5, true), Out),
+            (kbd::Msg::Rollover, Out),
+            (key(4, false), Out),
+        ],
+    );
+    assert_eq!(o.vars().held, 1);
+    let v = o.observe(&kbd::Msg::Disconnected, Out, 0).unwrap_err();
+    assert_eq!(v.kind, ViolationKind::GuardFailed);
+    run(
+        &mut o,
+        &[(key(5, false), Out), (kbd::Msg::Disconnected, Out)],
+    );
+    // A release with nothing held is a violation.
+    let mut o = kbd::Observer::new(0);
+    o.observe(&kbd::Msg::Connected, Out, 0).unwrap();
+    let release = key(4, false);
+    let v = o.observe(&release, Out, 0).unwrap_err();
+    assert_eq!(v.kind, ViolationKind::GuardFailed);
+}
+
+#[test]
+fn root_hub_ports_are_apart_and_each_bus_spawns_its_own_pipes() {
+    // A port reset is answered on UsbRootPorts, not UsbHostController.
+    let mut c = root_hub::Observer::new(0);
+    c.observe_ports(&rp::Msg::PortReset { port: 0 }, Sent, 0)
+        .unwrap();
+    c.observe_hc(&hc::Msg::Halt, Sent, 0).unwrap();
+    c.observe_ports(&rp::Msg::PortResetDone { port: 0, ok: true }, Received, 0)
+        .unwrap();
+    let v = c
+        .observe_ports(&rp::Msg::PortResetDone { port: 0, ok: true }, Received, 0)
+        .unwrap_err();
+    assert_eq!(v.kind, ViolationKind::GuardFailed);
+    let mut c = root_hub::Observer::new(0);
+    c.observe_bus1(&bus::Msg::Attached { port: 1, speed: 1 }, Sent, 0)
+        .unwrap();
+    c.observe_bus1(
+        &bus::Msg::Addressed {
+            addr: 2,
+            vendor: 1,
+            product: 2,
+            class: 0,
+            subclass: 0,
+            protocol: 0,
+        },
+        Sent,
+        0,
+    )
+    .unwrap();
+    c.observe_bus1(&open_pipe(0, 0), Received, 0).unwrap();
+    assert_eq!((c.pipes1_open(), c.pipes0_open()), (1, 0));
+    c.observe_pipes1(0, &pipe::Msg::Opened, Sent, 0).unwrap();
+    let v = c
+        .observe_pipes0(0, &pipe::Msg::Opened, Sent, 0)
+        .unwrap_err();
+    assert_eq!(v.kind, ViolationKind::UnknownSubport { key: 0 });
+}
+
+#[test]
+fn host_controller_reset_may_cross_requests() {
+    let mut o = hc::Observer::new(0);
+    run(
+        &mut o,
+        &[
+            (
+                hc::Msg::OpenEndpoint {
+                    ep: 1,
+                    addr: 0,
+                    endpoint: 0,
+                    kind: 0,
+                    dir_in: false,
+                    max_packet: 8,
+                    interval: 0,
+                    low_speed: false,
+                },
+                In,
+            ),
+            (hc::Msg::EndpointOpened { ep: 1 }, Out),
+            (
+                hc::Msg::Submit {
+                    xfer: 9,
+                    ep: 1,
+                    setup: 0x0012_0000_0100_0680,
+                    buf: 0,
+                    len: 18,
+                },
+                In,
+            ),
+        ],
+    );
+    // The submit crossed the reset notice: it is answered after it (`tingu
+    // verify` refuted a guard asking for nothing pending), and no more
+    // answers than requests.
+    run(
+        &mut o,
+        &[
+            (hc::Msg::ControllerReset { error: 1 }, Out),
+            (
+                hc::Msg::Complete {
+                    xfer: 9,
+                    status: 2,
+                    actual: 0,
+                },
+                Out,
+            ),
+        ],
+    );
+    let v = o
+        .observe(
+            &hc::Msg::Complete {
+                xfer: 9,
+                status: 2,
+                actual: 0,
+            },
+            Out,
+            0,
+        )
+        .unwrap_err();
+    assert_eq!(v.kind, ViolationKind::GuardFailed);
 }
 
 #[test]

@@ -86,18 +86,21 @@ wire_tests!(
     timer,
     ethernet_controller,
     usb_host_controller,
+    usb_root_ports,
     usb_bus,
-    usb_pipe
+    usb_pipe,
+    block_device,
+    keyboard
 );
 
 #[test]
 fn truncated_and_malformed_slots_are_errors() {
-    use usb_host_controller::Msg;
+    use usb_root_ports::Msg;
     let m = Msg::PortStatus {
         port: 1,
         connected: true,
         enabled: false,
-        speed: 2,
+        low_speed: true,
     };
     let mut slot = [0; SLOT];
     m.encode(&mut slot);

@@ -1,0 +1,3 @@
+fn main() {
+    pd_manifest::build::generate();
+}

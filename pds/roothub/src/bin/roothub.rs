@@ -1,0 +1,377 @@
+//! The root hub PD: roothub-core between the host controller's ports and
+//! the class drivers' ports.
+//!
+//! Each message passes the RootHub component's observer on its way in or
+//! out (the controller's two ports, each class driver's UsbBus port and the
+//! pipes spawned on it). Input is read only while the hub's outboxes have
+//! room for its answers; answers wait while a ring is full. The executor
+//! sleeps until the hub's next deadline (debounce, reset, recovery,
+//! timeouts) or a port's observer deadline, whichever is first. What the
+//! hub notes (devices enumerated, bound, unplugged, failures, refusals)
+//! is printed as one line each.
+#![no_std]
+#![no_main]
+
+use core::cell::RefCell;
+
+use dingo_pd::dingo_rt::executor::{Either, Executor, select};
+use dingo_pd::dingo_rt::port::DataArea;
+use dingo_pd::dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
+use dingo_pd::microkit::{Channel, debug_println};
+use dingo_pd::{ConsoleReporter, MicrokitPlatform};
+use dingo_protocols::root_hub::Observer as HubObserver;
+use dingo_protocols::timer::Observer as TimerObserver;
+use dingo_protocols::usb_host_controller::Observer as HcObserver;
+use dingo_protocols::usb_root_ports::Observer as PortsObserver;
+use pd_config::{PortConfig, SharedRegion};
+use roothub_core::{
+    BusConfig, COUNTERS, Hub, HubConfig, HubMemory, MAX_BUSES, MAX_PORTS, Note, Rule,
+};
+use timer_client::clock::TimeReader;
+use timer_client::platform::TimerPlatform;
+use usb_bus::{BusObserver, BusParts, BusPort};
+use usb_core::{speed, stats};
+
+pd_config::program!("roothub");
+
+static REPORTER: ConsoleReporter = ConsoleReporter;
+static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
+
+type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
+type HcPort<'c> = TypedPort<'static, ComponentPort<'c, HubObserver, HcObserver>>;
+type PortsPort<'c> = TypedPort<'static, ComponentPort<'c, HubObserver, PortsObserver>>;
+
+fn clock() -> u64 {
+    let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
+    // SAFETY: system-builder checked that the time page is mapped readable
+    // here, a page at least.
+    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
+}
+
+fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
+    let cfg = config::load();
+    let port = dingo_pd::typed_port(
+        cfg.name,
+        &cfg.ports.timer,
+        TimerObserver::new(clock()),
+        Supervisor::fatal(&REPORTER),
+    );
+    TimerPlatform::new(MicrokitPlatform::new(clock), port)
+}
+
+/// The hub's buffer, through which its control transfers read descriptors.
+struct Buffer(DataArea);
+
+impl HubMemory for Buffer {
+    fn size(&self) -> usize {
+        self.0.len()
+    }
+    fn read(&self, offset: usize, dst: &mut [u8]) {
+        // In range: the hub reads at most its buffer's size from 0.
+        let _ = self.0.read(offset as u64, dst);
+    }
+}
+
+/// Where bus port `i` sits in the RootHub component.
+fn parts(i: usize) -> BusParts<HubObserver> {
+    let (bus, pipes): (
+        dingo_pd::dingo_rt::typed::ObserveFn<HubObserver, usb_bus::BusMsg>,
+        usb_bus::ObserveSubportFn<HubObserver, usb_bus::PipeMsg>,
+    ) = match i {
+        0 => (HubObserver::observe_bus0, HubObserver::observe_pipes0),
+        1 => (HubObserver::observe_bus1, HubObserver::observe_pipes1),
+        2 => (HubObserver::observe_bus2, HubObserver::observe_pipes2),
+        _ => (HubObserver::observe_bus3, HubObserver::observe_pipes3),
+    };
+    BusParts {
+        bus,
+        pipes,
+        timeouts: HubObserver::check_timeouts,
+        deadline: HubObserver::deadline_ns,
+    }
+}
+
+fn print(n: Note) {
+    match n {
+        Note::Enumerated {
+            port,
+            speed: s,
+            addr,
+            vendor,
+            product,
+            class,
+        } => debug_println!(
+            "roothub: port {port}: {} speed device at address {addr}: {vendor:04x}:{product:04x}, class {:02x}/{:02x}/{:02x}",
+            speed::name(s),
+            class.0,
+            class.1,
+            class.2
+        ),
+        Note::Bound {
+            addr,
+            bus,
+            name,
+            class,
+        } => debug_println!(
+            "roothub: address {addr} bound to {name} (bus{bus}, class {:02x}/{:02x}/{:02x})",
+            class.0,
+            class.1,
+            class.2
+        ),
+        Note::NoDriver {
+            addr,
+            vendor,
+            product,
+        } => debug_println!(
+            "roothub: address {addr} ({vendor:04x}:{product:04x}): no class driver takes it"
+        ),
+        Note::Detached { port, addr } => {
+            debug_println!("roothub: port {port}: device at address {addr} unplugged")
+        }
+        Note::Failed { port, attempt, why } => {
+            debug_println!("roothub: port {port}: enumeration attempt {attempt} failed: {why}")
+        }
+        Note::Refused { bus, why } => debug_println!("roothub: bus{bus}: refused: {why}"),
+        Note::ControllerReset { error } => debug_println!(
+            "roothub: the controller was re-initialised (error {error}); every device is enumerated again"
+        ),
+    }
+}
+
+async fn main(ex: &Ex<'_>) {
+    let cfg = config::load();
+    let p = &cfg.params;
+    let binds = [p.bind0, p.bind1, p.bind2, p.bind3];
+    let wins = [p.window0, p.window1, p.window2, p.window3];
+    let bus_cfgs: [Option<PortConfig>; MAX_BUSES] = [
+        cfg.ports.bus0,
+        cfg.ports.bus1,
+        cfg.ports.bus2,
+        cfg.ports.bus3,
+    ];
+    let mut buses = [None; MAX_BUSES];
+    for i in 0..MAX_BUSES {
+        let Some(pc) = bus_cfgs[i] else { continue };
+        let Some(rule) = Rule::decode(binds[i]) else {
+            debug_println!(
+                "roothub: bus{i} ({}): bind{i} = {:#x} is no rule (0x1_VVVV_PPPP or 0x2_00CC_SSPP); the port stays unused",
+                pc.peer,
+                binds[i]
+            );
+            continue;
+        };
+        debug_println!("roothub: bus{i}: {} takes {rule}", pc.peer);
+        buses[i] = Some(BusConfig {
+            name: pc.peer,
+            rule,
+            window: wins[i],
+        });
+    }
+    // SAFETY: system-builder checked that the buffer is mapped read-write
+    // here for its size; the controller writes it (it is one of its DMA
+    // windows) and nothing else in this PD uses it.
+    let mem =
+        Buffer(unsafe { DataArea::new(cfg.regions.buffer.as_ptr(), cfg.regions.buffer.size) });
+    let mut hub = Hub::new(
+        mem,
+        HubConfig {
+            buses,
+            window: p.window,
+        },
+        MAX_PORTS as u8,
+    );
+    let observer = RefCell::new(HubObserver::new(ex.now_ns()));
+    let mut hc: HcPort<'_> = TypedPort::new(
+        dingo_pd::port(cfg.name, &cfg.ports.hc),
+        ComponentPort::new(&observer, HubObserver::observe_hc, |c| &mut c.hc),
+        Supervisor::log(&REPORTER),
+        cfg.name,
+        "hc",
+    );
+    let mut rp: PortsPort<'_> = TypedPort::new(
+        dingo_pd::port(cfg.name, &cfg.ports.ports),
+        ComponentPort::new(&observer, HubObserver::observe_ports, |c| &mut c.ports),
+        Supervisor::log(&REPORTER),
+        cfg.name,
+        "ports",
+    );
+    let names = ["bus0", "bus1", "bus2", "bus3"];
+    let mut ports: [Option<BusPort<'static, '_, HubObserver>>; MAX_BUSES] =
+        [None, None, None, None];
+    for i in 0..MAX_BUSES {
+        if let Some(pc) = bus_cfgs[i] {
+            ports[i] = Some(TypedPort::new(
+                dingo_pd::port(cfg.name, &pc),
+                BusObserver::new(&observer, parts(i)),
+                Supervisor::log(&REPORTER),
+                cfg.name,
+                names[i],
+            ));
+        }
+    }
+    // SAFETY: system-builder checked that the stats region is mapped
+    // read-write here, a page at least, and this PD is its writer.
+    let page = cfg
+        .regions
+        .stats
+        .map(|r| unsafe { stats::Writer::new(r.as_ptr(), COUNTERS.len()) });
+    let mut mask = 1u64 << hc.channel() | 1u64 << rp.channel();
+    for p in ports.iter().flatten() {
+        mask |= 1 << p.channel();
+    }
+    loop {
+        let now = ex.now_ns();
+        hub.tick(now);
+        // The rings an answer waits for room on: each is armed for space.
+        let mut blocked_rp = false;
+        let mut blocked_hc = false;
+        let mut blocked_bus = [false; MAX_BUSES];
+        loop {
+            let mut moved = false;
+            while hub.has_room() {
+                match rp.try_recv(now) {
+                    Ok(Some(m)) => {
+                        hub.ports_message(m, now);
+                        moved = true;
+                    }
+                    _ => break,
+                }
+            }
+            while hub.has_room() {
+                match hc.try_recv(now) {
+                    Ok(Some(m)) => {
+                        hub.hc_message(m, now);
+                        moved = true;
+                    }
+                    _ => break,
+                }
+            }
+            for (i, p) in ports.iter_mut().enumerate() {
+                let Some(p) = p else { continue };
+                while hub.has_room() {
+                    match p.try_recv(now) {
+                        Ok(Some(w)) => {
+                            hub.bus_message(i, w, now);
+                            moved = true;
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            while let Some(m) = hub.take_ports() {
+                match rp.try_send(&m, now) {
+                    Ok(()) => moved = true,
+                    Err(Fault::Full) => {
+                        hub.unget_ports(m);
+                        blocked_rp = true;
+                        break;
+                    }
+                    Err(_) => {}
+                }
+            }
+            while let Some(m) = hub.take_hc() {
+                match hc.try_send(&m, now) {
+                    Ok(()) => moved = true,
+                    Err(Fault::Full) => {
+                        hub.unget_hc(m);
+                        blocked_hc = true;
+                        break;
+                    }
+                    Err(_) => {}
+                }
+            }
+            for (i, p) in ports.iter_mut().enumerate() {
+                let Some(p) = p else {
+                    while hub.take_bus(i).is_some() {}
+                    continue;
+                };
+                while let Some(w) = hub.take_bus(i) {
+                    match p.try_send(&w, now) {
+                        Ok(()) => moved = true,
+                        Err(Fault::Full) => {
+                            hub.unget_bus(i, w);
+                            blocked_bus[i] = true;
+                            break;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        while let Some(n) = hub.take_note() {
+            print(n);
+        }
+        if let Some(page) = &page {
+            for (i, v) in hub.counters().iter().enumerate() {
+                page.set(i, *v);
+            }
+        }
+        let _ = hc.check_timeouts(now);
+        let _ = rp.check_timeouts(now);
+        for p in ports.iter_mut().flatten() {
+            let _ = p.check_timeouts(now);
+        }
+        // Input is armed only while the hub can take it: otherwise a
+        // waiting message would wake this PD at once, over and over, and
+        // starve the lower-priority class drivers whose reading makes room.
+        let room = hub.has_room();
+        let mut retry = false;
+        if hc.take_notify() == NotifyPeer::Yes {
+            Channel::new(hc.channel()).notify();
+        }
+        if room {
+            retry |= matches!(hc.prepare_recv_sleep(), Ok(Arm::Retry));
+        }
+        if blocked_hc {
+            retry |= matches!(hc.prepare_send_sleep(), Ok(Arm::Retry));
+        }
+        if rp.take_notify() == NotifyPeer::Yes {
+            Channel::new(rp.channel()).notify();
+        }
+        if room {
+            retry |= matches!(rp.prepare_recv_sleep(), Ok(Arm::Retry));
+        }
+        if blocked_rp {
+            retry |= matches!(rp.prepare_send_sleep(), Ok(Arm::Retry));
+        }
+        for (i, p) in ports.iter_mut().enumerate() {
+            let Some(p) = p else { continue };
+            if p.take_notify() == NotifyPeer::Yes {
+                Channel::new(p.channel()).notify();
+            }
+            if room {
+                retry |= matches!(p.prepare_recv_sleep(), Ok(Arm::Retry));
+            }
+            if blocked_bus[i] {
+                retry |= matches!(p.prepare_send_sleep(), Ok(Arm::Retry));
+            }
+        }
+        if retry {
+            continue;
+        }
+        let deadline = [
+            hub.next_deadline(),
+            hc.deadline_ns(),
+            rp.deadline_ns(),
+            ports.iter().flatten().filter_map(|p| p.deadline_ns()).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match deadline {
+            Some(at) => {
+                if let Either::Second(()) = select(ex.any_channel(mask), ex.sleep_until(at)).await {
+                }
+            }
+            None => {
+                ex.any_channel(mask).await;
+            }
+        }
+    }
+}
+
+dingo_pd::async_protection_domain!(main, platform = platform());

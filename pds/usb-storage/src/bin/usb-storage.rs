@@ -1,0 +1,353 @@
+//! The USB disk PD: usb-storage-core's driver between its UsbBus port (the
+//! root hub) and its BlockDevice port (the disk's user, whose buffers are
+//! in the same DMA window the controller moves the data to and from: no
+//! copy on the way). Every message passes the UsbStorage component's
+//! observer. A system without a disk user (no BlockDevice port) gets the
+//! disk's label on the console: the PD reads block 0 itself once the disk
+//! is ready.
+#![no_std]
+#![no_main]
+
+use core::cell::RefCell;
+
+use dingo_pd::dingo_rt::executor::{Executor, select};
+use dingo_pd::dingo_rt::port::DataArea;
+use dingo_pd::dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
+use dingo_pd::microkit::{Channel, debug_println};
+use dingo_pd::{ConsoleReporter, MicrokitPlatform};
+use dingo_protocols::block_device::{self, Msg as BlkMsg, Observer as BlkObserver};
+use dingo_protocols::timer::Observer as TimerObserver;
+use dingo_protocols::usb_storage::Observer as Component;
+use pd_config::SharedRegion;
+use timer_client::clock::TimeReader;
+use timer_client::platform::TimerPlatform;
+use usb_bus::{BusObserver, BusParts, BusPort};
+use usb_core::stats;
+use usb_storage_core::{DATA_BASE, Note, Out, Request, Storage, Window};
+
+pd_config::program!("usb-storage");
+
+static REPORTER: ConsoleReporter = ConsoleReporter;
+static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
+
+/// The stats page's layout.
+const COUNTERS: [&str; 10] = [
+    "attached",
+    "detached",
+    "pipes",
+    "pending",
+    "requests",
+    "commands",
+    "bytes_read",
+    "bytes_written",
+    "recoveries",
+    "failures",
+];
+
+type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
+
+fn clock() -> u64 {
+    let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
+    // SAFETY: system-builder checked that the time page is mapped readable
+    // here, a page at least.
+    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
+}
+
+fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
+    let cfg = config::load();
+    let port = dingo_pd::typed_port(
+        cfg.name,
+        &cfg.ports.timer,
+        TimerObserver::new(clock()),
+        Supervisor::fatal(&REPORTER),
+    );
+    TimerPlatform::new(MicrokitPlatform::new(clock), port)
+}
+
+struct Buffers(DataArea);
+
+impl Window for Buffers {
+    fn size(&self) -> u32 {
+        self.0.len() as u32
+    }
+    fn read(&self, offset: u32, dst: &mut [u8]) {
+        // The driver reads only its own buffers, inside the window.
+        let _ = self.0.read(u64::from(offset), dst);
+    }
+    fn write(&self, offset: u32, src: &[u8]) {
+        let _ = self.0.write(u64::from(offset), src);
+    }
+}
+
+fn message(o: Out) -> BlkMsg {
+    match o {
+        Out::Ready { blocks, block_size } => BlkMsg::Ready { blocks, block_size },
+        Out::Done { req, status } => BlkMsg::Done { req, status },
+        Out::Gone => BlkMsg::Gone,
+    }
+}
+
+/// The label read from block 0 when there is no disk user: its first
+/// bytes up to the first one that is not printable ASCII.
+const LABEL_BYTES: usize = 32;
+/// The request id of that read (no user shares the id space).
+const LABEL_REQ: u32 = 0;
+
+fn print_label(mem: &Buffers) {
+    let mut b = [0u8; LABEL_BYTES];
+    mem.read(DATA_BASE, &mut b);
+    let n = b
+        .iter()
+        .position(|c| !(0x20..0x7f).contains(c))
+        .unwrap_or(b.len());
+    match core::str::from_utf8(&b[..n]) {
+        Ok(l) if !l.trim().is_empty() => {
+            debug_println!("usb-storage: disk label \"{}\" (block 0)", l.trim_end())
+        }
+        _ => debug_println!("usb-storage: no label in block 0"),
+    }
+}
+
+fn print(n: Note) {
+    match n {
+        Note::Disk {
+            addr,
+            vendor,
+            product,
+            revision,
+            blocks,
+            block_size,
+        } => {
+            let s = |b: &[u8]| core::str::from_utf8(b).unwrap_or("?").trim_end().len();
+            let (v, p, r) = (
+                &vendor[..s(&vendor)],
+                &product[..s(&product)],
+                &revision[..s(&revision)],
+            );
+            debug_println!(
+                "usb-storage: disk at address {addr}: \"{}\" \"{}\" rev \"{}\", {blocks} blocks of {block_size} bytes ({} KiB)",
+                core::str::from_utf8(v).unwrap_or("?"),
+                core::str::from_utf8(p).unwrap_or("?"),
+                core::str::from_utf8(r).unwrap_or("?"),
+                blocks * u64::from(block_size) / 1024
+            )
+        }
+        Note::Recovery { command, why } => {
+            debug_println!("usb-storage: {command}: {why}; reset recovery")
+        }
+        Note::Failed { command, why } => debug_println!("usb-storage: {command} failed: {why}"),
+        Note::Gone { addr } => debug_println!("usb-storage: disk at address {addr} unplugged"),
+    }
+}
+
+async fn main(ex: &Ex<'_>) {
+    let cfg = config::load();
+    // SAFETY: system-builder checked that the window is mapped read-write
+    // here for its size; the controller and the disk's user share it, and
+    // this PD touches it only through this value.
+    let mem =
+        Buffers(unsafe { DataArea::new(cfg.regions.buffers.as_ptr(), cfg.regions.buffers.size) });
+    let component = RefCell::new(Component::new(ex.now_ns()));
+    let mut usb: BusPort<'static, '_, Component> = TypedPort::new(
+        dingo_pd::port(cfg.name, &cfg.ports.usb),
+        BusObserver::new(
+            &component,
+            BusParts {
+                bus: Component::observe_usb,
+                pipes: Component::observe_pipes,
+                timeouts: Component::check_timeouts,
+                deadline: Component::deadline_ns,
+            },
+        ),
+        Supervisor::log(&REPORTER),
+        cfg.name,
+        "usb",
+    );
+    let mut blk = cfg.ports.blk.map(|p| {
+        TypedPort::new(
+            dingo_pd::port(cfg.name, &p),
+            ComponentPort::<_, BlkObserver>::new(&component, Component::observe_blk, |c| {
+                &mut c.blk
+            }),
+            Supervisor::log(&REPORTER),
+            cfg.name,
+            "blk",
+        )
+    });
+    // SAFETY: system-builder checked that the stats region is mapped
+    // read-write here, a page at least; this PD is its writer.
+    let page = cfg
+        .regions
+        .stats
+        .map(|r| unsafe { stats::Writer::new(r.as_ptr(), COUNTERS.len()) });
+    debug_println!(
+        "usb-storage: waiting for a disk from {}; serving {}",
+        cfg.ports.usb.peer,
+        cfg.ports
+            .blk
+            .map_or("no disk user (the label goes to the console)", |p| p.peer)
+    );
+    let mut s = Storage::new();
+    let mut mask = 1u64 << usb.channel();
+    if let Some(b) = &blk {
+        mask |= 1u64 << b.channel();
+    }
+    loop {
+        let now = ex.now_ns();
+        s.tick(now);
+        let mut blocked = false;
+        loop {
+            let mut moved = false;
+            while let Ok(Some(w)) = usb.try_recv(now) {
+                s.input(w, now, &mem);
+                moved = true;
+            }
+            while let Some(blk) = blk.as_mut().filter(|_| s.has_room()) {
+                match blk.try_recv(now) {
+                    Ok(Some(m)) => {
+                        let r = match m {
+                            BlkMsg::Read {
+                                req,
+                                block,
+                                count,
+                                buf,
+                            } => Request {
+                                req,
+                                block,
+                                count,
+                                buf,
+                                write: false,
+                            },
+                            BlkMsg::Write {
+                                req,
+                                block,
+                                count,
+                                buf,
+                            } => Request {
+                                req,
+                                block,
+                                count,
+                                buf,
+                                write: true,
+                            },
+                            // The driver's own messages: refused by the
+                            // observer before they get here.
+                            _ => continue,
+                        };
+                        s.request(r, now, &mem);
+                        moved = true;
+                    }
+                    _ => break,
+                }
+            }
+            while let Some(w) = s.session.take() {
+                match usb.try_send(&w, now) {
+                    Ok(()) => moved = true,
+                    Err(Fault::Full) => {
+                        s.session.unget(w);
+                        blocked = true;
+                        break;
+                    }
+                    Err(_) => {}
+                }
+            }
+            while let Some(o) = s.take_out() {
+                let Some(blk) = blk.as_mut() else {
+                    // No disk user: read the label once the disk is there.
+                    match o {
+                        Out::Ready { .. } => {
+                            let label = Request {
+                                req: LABEL_REQ,
+                                block: 0,
+                                count: 1,
+                                buf: DATA_BASE,
+                                write: false,
+                            };
+                            s.request(label, now, &mem);
+                        }
+                        Out::Done {
+                            req: LABEL_REQ,
+                            status: block_device::OK,
+                        } => print_label(&mem),
+                        Out::Done { status, .. } => {
+                            debug_println!("usb-storage: reading block 0 failed: status {status}")
+                        }
+                        Out::Gone => {}
+                    }
+                    moved = true;
+                    continue;
+                };
+                match blk.try_send(&message(o), now) {
+                    Ok(()) => moved = true,
+                    Err(Fault::Full) => {
+                        s.unget_out(o);
+                        blocked = true;
+                        break;
+                    }
+                    Err(_) => {}
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        while let Some(n) = s.take_note() {
+            print(n);
+        }
+        if let Some(p) = &page {
+            let values = [
+                s.session.attaches,
+                s.session.detaches,
+                s.session.pipes() as u64,
+                s.pending() as u64,
+                s.stats.requests,
+                s.stats.commands,
+                s.stats.bytes_read,
+                s.stats.bytes_written,
+                s.stats.recoveries,
+                s.stats.failures,
+            ];
+            for (i, v) in values.iter().enumerate() {
+                p.set(i, *v);
+            }
+        }
+        let _ = usb.check_timeouts(now);
+        let mut retry = false;
+        if usb.take_notify() == NotifyPeer::Yes {
+            Channel::new(usb.channel()).notify();
+        }
+        retry |= matches!(usb.prepare_recv_sleep(), Ok(Arm::Retry));
+        if blocked {
+            retry |= matches!(usb.prepare_send_sleep(), Ok(Arm::Retry));
+        }
+        if let Some(blk) = blk.as_mut() {
+            let _ = blk.check_timeouts(now);
+            if blk.take_notify() == NotifyPeer::Yes {
+                Channel::new(blk.channel()).notify();
+            }
+            retry |= matches!(blk.prepare_recv_sleep(), Ok(Arm::Retry));
+            if blocked {
+                retry |= matches!(blk.prepare_send_sleep(), Ok(Arm::Retry));
+            }
+        }
+        if retry {
+            continue;
+        }
+        let blk_deadline = blk.as_ref().and_then(|b| b.deadline_ns());
+        let deadline = [s.next_deadline(), usb.deadline_ns(), blk_deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        match deadline {
+            Some(at) => {
+                let _ = select(ex.any_channel(mask), ex.sleep_until(at)).await;
+            }
+            None => {
+                ex.any_channel(mask).await;
+            }
+        }
+    }
+}
+
+dingo_pd::async_protection_domain!(main, platform = platform());
