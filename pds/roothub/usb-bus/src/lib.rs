@@ -22,6 +22,7 @@ use core::fmt;
 
 use dingo_protocols::{usb_bus, usb_pipe};
 use dingo_rt::typed::{ObserveFn, PortObserver, TypedPort};
+use tingu_rt::shadow::{NoShadow, Shadowed};
 use tingu_rt::{Direction, Flow, Message, SLOT, Violation, ViolationKind, WireError};
 
 pub use usb_bus::Msg as BusMsg;
@@ -46,6 +47,12 @@ impl fmt::Display for Wire {
             Wire::Pipe { pipe, msg } => write!(f, "pipe {pipe}: {msg}"),
         }
     }
+}
+
+/// Nothing of a UsbBus port is replayed to a restarted hub: its class
+/// drivers are told, and start over as after an unplug.
+impl Shadowed for Wire {
+    type Shadow = NoShadow;
 }
 
 impl Message for Wire {
