@@ -59,7 +59,7 @@ SEL4_CRATES = monitor sel4-start microkit dingo-pd $(PD_CRATES)
 # The ARM boards' boot loader (sel4/loader).
 LOADER_CRATES := $(if $(filter sabrelite,$(BOARD)),loader)
 
-.PHONY: all run test bench docs fuzz clean prereqs lint kernel-debug kernel-release image-debug image-release image media-test board-images
+.PHONY: all run test bench faults docs fuzz clean prereqs lint kernel-debug kernel-release image-debug image-release image media-test board-images
 
 all: image-debug
 
@@ -187,6 +187,12 @@ FUZZ_SECONDS ?= 60
 FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
     -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
     -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+
+# The fault campaign (tests/faults.py): 1000 faults into the RTL8139
+# driver during a UDP echo stream; prints its figures.
+faults: image-debug
+	@cargo build -q -p net-peer
+	@python3 tests/faults.py --build $(BUILD)
 
 fuzz:
 	@tools/prereqs.sh --fuzz

@@ -39,7 +39,8 @@
 //! the budget. The time is measured from the first tick that saw the
 //! count, which is at most one period after the handler started, so an
 //! overrun is found within the budget plus two periods, at most twice the
-//! budget, and a handler within its budget is never taken for one. It is
+//! budget, and a handler within its budget is never taken for one. The
+//! start-up, up to the first wait, gets [`STARTUP_BUDGETS`] budgets. It is
 //! wall time: a PD preempted by higher priorities meanwhile is charged for
 //! it, so budgets must allow for them.
 
@@ -56,6 +57,11 @@ use sel4::MessageInfo;
 use sel4::cap::{Rights, Slot};
 use sel4::syscall::Received;
 use sel4::{WORD_BITS, debug_println};
+
+/// A PD's start-up (up to its first wait: progress count 1) is one event
+/// too, but it does more than a handler (a driver resets its device and
+/// asks the pci PD for its function): it gets this many budgets.
+const STARTUP_BUDGETS: u64 = 10;
 
 /// Where a PD stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +163,9 @@ impl<'p, 'a> Supervisor<'p, 'a> {
             .map(|p| Watch {
                 state: State::Running,
                 incarnation: 1,
-                failures: Vec::with_capacity(p.recovery.restart.map_or(0, |r| r.limit as usize)),
+                failures: Vec::with_capacity(
+                    p.recovery.restart.map_or(0, |r| r.limit.min(64) as usize),
+                ),
                 failed_at: 0,
                 seen: 0,
                 seen_at: 0,
@@ -211,9 +219,14 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                         continue;
                     }
                     let busy_ms = (now - w.seen_at) / self.tsc_per_ms;
-                    if busy_ms >= u64::from(budget_ms) {
+                    let (limit, what) = if count == 1 {
+                        (u64::from(budget_ms) * STARTUP_BUDGETS, "its start-up")
+                    } else {
+                        (u64::from(budget_ms), "one event")
+                    };
+                    if busy_ms >= limit {
                         debug_println!(
-                            "monitor: OVERRUN in PD '{}': one event has taken at least {busy_ms} ms, its handler budget being {budget_ms} ms (progress count {count}) at tsc {now}",
+                            "monitor: OVERRUN in PD '{}': {what} has taken at least {busy_ms} ms, its handler budget being {budget_ms} ms (progress count {count}) at tsc {now}",
                             system.pds[i].name
                         );
                         self.fail(system, i, Failure::Overrun, own, res);

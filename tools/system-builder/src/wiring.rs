@@ -422,7 +422,7 @@ fn read_recovery(t: &Table<'_, '_>, name: &str, d: &mut Vec<Diag>) -> RecoveryDe
             MAX_BUDGET_MS,
             d,
         );
-        let limit = value("limit", DEFAULT_RESTART.limit, 1, 1000, d);
+        let limit = value("limit", DEFAULT_RESTART.limit, 1, 100_000, d);
         let window_ms = value("window_ms", DEFAULT_RESTART.window_ms, 1, 3_600_000, d);
         if max_backoff_ms < backoff_ms {
             let span = rt.get("max_backoff_ms").map_or(v.span(), |m| m.span());

@@ -561,7 +561,7 @@ fn supervision_mistakes_are_located() {
     };
     assert_eq!(
         bad("limit = 3", "limit = 0"),
-        ["system.dingo.toml:14:38: error: limit = 0 in [pd.rtl8139] restart; expected 1 to 1000"]
+        ["system.dingo.toml:14:38: error: limit = 0 in [pd.rtl8139] restart; expected 1 to 100000"]
     );
     assert_eq!(
         bad("limit = 3", "limits = 3"),

@@ -143,27 +143,62 @@ fn sink<const N: usize>(outbox: &mut Deque<Msg, N>) -> impl FnMut(Event) + '_ {
     }
 }
 
-/// Fault injection for the restart tests (see pd.toml's params): a crash
-/// in the first instance, a hang in the second, once it has received the
-/// frames the params say, in the middle of handling an interrupt.
-fn inject(params: &config::Params, rx_frames: u64) {
-    let at = |n: u64| n != 0 && rx_frames >= n;
-    match microkit::recovery::incarnation() {
-        1 if at(params.crash_at_rx) => {
-            debug_println!("rtl8139: fault injection: a wild write after {rx_frames} frames");
+/// The fault classes the injection knows.
+#[derive(Clone, Copy)]
+enum Injected {
+    /// A write through a wild pointer.
+    Crash,
+    /// An endless loop in the handler: only the monitor's budget check
+    /// ends it.
+    Hang,
+    /// A message the protocol's state forbids (enableComplete while
+    /// enabled): this PD's own observer refuses it, and under the fatal
+    /// policy that faults the PD.
+    Violation,
+}
+
+/// Fault injection (see pd.toml's params): what this instance is to do
+/// once it has received `rx_frames`, if anything. A campaign gives each of
+/// its first `campaign` instances one fault, the classes in turn, after a
+/// number of frames that varies from instance to instance.
+fn injection(params: &config::Params, rx_frames: u64) -> Option<Injected> {
+    let n = microkit::recovery::incarnation();
+    let (class, at) = if n <= params.campaign {
+        let class = [Injected::Crash, Injected::Hang, Injected::Violation][(n as usize - 1) % 3];
+        (class, 8 + n * 37 % 57)
+    } else {
+        match n {
+            1 => (Injected::Crash, params.crash_at_rx),
+            2 => (Injected::Hang, params.hang_at_rx),
+            _ => return None,
+        }
+    };
+    (at != 0 && rx_frames >= at).then_some(class)
+}
+
+/// Carries out a crash or a hang (neither returns); a violation is left to
+/// the caller, which sends it.
+fn inject(class: Injected, rx_frames: u64) {
+    let n = microkit::recovery::incarnation();
+    let what = match class {
+        Injected::Crash => "a wild write",
+        Injected::Hang => "spinning in the handler",
+        Injected::Violation => "enableComplete while enabled",
+    };
+    debug_println!(
+        "rtl8139: fault injection {n}: {what} after {rx_frames} frames at tsc {}",
+        rdtsc()
+    );
+    match class {
+        Injected::Crash => {
             // SAFETY: none, on purpose: nothing is mapped at this address,
             // so the kernel stops this thread and tells the monitor.
             unsafe { (0xdead_0000 as *mut u64).write_volatile(rx_frames) };
         }
-        2 if at(params.hang_at_rx) => {
-            debug_println!(
-                "rtl8139: fault injection: spinning in the handler after {rx_frames} frames"
-            );
-            loop {
-                core::hint::spin_loop();
-            }
-        }
-        _ => {}
+        Injected::Hang => loop {
+            core::hint::spin_loop();
+        },
+        Injected::Violation => {}
     }
 }
 
@@ -285,6 +320,7 @@ fn main() -> ! {
     let mut starved = false;
     let mut gone_said = false;
     let mut bad_lend_said = false;
+    let mut injected = false;
     let mut busy = 0u64;
     let mut woke = rdtsc();
     loop {
@@ -369,7 +405,13 @@ fn main() -> ! {
             if s.gone && !core::mem::replace(&mut gone_said, true) {
                 debug_println!("rtl8139: the device is gone (status reads 0xffff)");
             }
-            inject(&cfg.params, nic.counters().rx_frames);
+            let rx_frames = nic.counters().rx_frames;
+            if !injected && let Some(class) = injection(&cfg.params, rx_frames) {
+                injected = true;
+                // Only a violation comes back, to be sent first.
+                inject(class, rx_frames);
+                let _ = outbox.push_front(Msg::EnableComplete);
+            }
         } else if more || (starved && lent_more) {
             let s = nic.poll_rx(BUDGET, &mut sink(&mut outbox));
             more = s.more;

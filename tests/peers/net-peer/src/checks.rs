@@ -627,12 +627,19 @@ pub fn udp_load(
 
 /// `count` UDP echoes of varied sizes, `window` in flight, through driver
 /// restarts: a datagram lost on the wire while the driver is down is sent
-/// again after `RESEND` without an echo. Every one must come back byte for
+/// again after `resend` without an echo. Every one must come back byte for
 /// byte (in any order, duplicates of resent ones ignored). The figures:
 /// datagrams resent, and the stream's gaps (no echo for over `GAP`).
-pub fn udp_through_restarts(st: &mut Station, count: u32, window: usize, sizes: &[usize]) -> Check {
-    const RESEND: Duration = Duration::from_millis(500);
+pub fn udp_through_restarts(
+    st: &mut Station,
+    count: u32,
+    window: usize,
+    sizes: &[usize],
+    resend: Duration,
+) -> Check {
     const GAP: Duration = Duration::from_millis(50);
+    // Longer than any recovery: the guest has stopped answering.
+    const STALL: Duration = Duration::from_secs(20);
     let rx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 256], vec![0; 256 * 1024]);
     let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 256], vec![0; 256 * 1024]);
     let mut sock = udp::Socket::new(rx, tx);
@@ -649,7 +656,7 @@ pub fn udp_through_restarts(st: &mut Station, count: u32, window: usize, sizes: 
     let mut gaps: Vec<Duration> = Vec::new();
     let mut last_echo = Instant::now();
     let start = Instant::now();
-    let r = st.until(secs(120), "UDP echoes through restarts", |s| {
+    let r = st.until(secs(600), "UDP echoes through restarts", |s| {
         let sock = s.sockets.get_mut::<udp::Socket>(h);
         while next < count && pending.len() < window && sock.can_send() {
             sock.send_slice(&datagram(next), (IpAddress::Ipv4(GUEST_IP), 7))
@@ -658,7 +665,7 @@ pub fn udp_through_restarts(st: &mut Station, count: u32, window: usize, sizes: 
             next += 1;
         }
         for (&seq, at) in pending.iter_mut() {
-            if at.elapsed() > RESEND && sock.can_send() {
+            if at.elapsed() > resend && sock.can_send() {
                 let _ = sock.send_slice(&datagram(seq), (IpAddress::Ipv4(GUEST_IP), 7));
                 *at = Instant::now();
                 resent += 1;
@@ -691,6 +698,9 @@ pub fn udp_through_restarts(st: &mut Station, count: u32, window: usize, sizes: 
             }
             last_echo = Instant::now();
         }
+        if last_echo.elapsed() > STALL {
+            return Some(Err(format!("the stream stalled: no echo for {STALL:?}")));
+        }
         (echoed == count).then_some(Ok(()))
     });
     st.sockets.remove(h);
@@ -700,9 +710,11 @@ pub fn udp_through_restarts(st: &mut Station, count: u32, window: usize, sizes: 
         ));
     }
     r??;
-    let longest = gaps.iter().max().copied().unwrap_or_default();
+    gaps.sort();
+    let longest = gaps.last().copied().unwrap_or_default();
+    let median = gaps.get(gaps.len() / 2).copied().unwrap_or_default();
     Ok(format!(
-        "{count} of {count} datagrams echoed byte for byte, {window} in flight; {resent} resent, {dups} duplicate echoes ignored; {} gaps over {GAP:?} (longest {longest:.0?}); {:.1}s",
+        "{count} of {count} datagrams echoed byte for byte, {window} in flight; {resent} resent, {dups} duplicate echoes ignored; {} gaps over {GAP:?} (median {median:.0?}, longest {longest:.0?}); {:.1}s",
         gaps.len(),
         start.elapsed().as_secs_f64()
     ))

@@ -10,9 +10,11 @@
 //!                             station at PORT+1, 10.0.2.2): ARP, pings, UDP and TCP
 //!                             echo, raw frames of every size, malformed frames, the
 //!                             256-frame burst, link down and up (QMP socket QMP)
-//! net-peer restart PORT        the raw-frame wire: a UDP echo stream while the guest's
+//! net-peer restart PORT COUNT RESEND
+//!                             the raw-frame wire: COUNT UDP echoes while the guest's
 //!                             driver is made to fail and is restarted; every datagram
-//!                             must come back (ones lost on the wire are sent again)
+//!                             must come back (one lost on the wire is sent again after
+//!                             RESEND ms without its echo)
 //! net-peer bench PORT SIZE INFLIGHT COUNT COUNTERS [PROFILE]
 //!                             the net bench's load: COUNT UDP echoes of SIZE bytes,
 //!                             INFLIGHT in flight; prints one `bench:` line with the
@@ -119,12 +121,18 @@ fn wire(port: u16, qmp: &str) -> bool {
 
 /// The restart test: a UDP echo stream through the driver's restarts,
 /// then the status page (the network PD's view of its port afterwards).
-fn restart(port: u16) -> bool {
+fn restart(port: u16, count: u32, resend_ms: u64) -> bool {
     let mut st = wire::Station::new(port);
     let mut ok = report("arp", checks::arp(&mut st));
     ok &= report(
         "udp-through-restarts",
-        checks::udp_through_restarts(&mut st, 3000, 32, &[64, 512, 1472, 200]),
+        checks::udp_through_restarts(
+            &mut st,
+            count,
+            32,
+            &[64, 512, 1472, 200],
+            std::time::Duration::from_millis(resend_ms),
+        ),
     );
     ok &= report(
         "status-page",
@@ -227,7 +235,11 @@ fn main() -> ExitCode {
             arg(&args, 2, "port"),
             &arg::<String>(&args, 3, "QMP socket"),
         ),
-        Some("restart") => restart(arg(&args, 2, "port")),
+        Some("restart") => restart(
+            arg(&args, 2, "port"),
+            arg(&args, 3, "count"),
+            arg(&args, 4, "resend ms"),
+        ),
         Some("bench") => bench(
             arg(&args, 2, "port"),
             arg(&args, 3, "size"),
@@ -238,7 +250,7 @@ fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: net-peer user ECHO STATUS | wire PORT QMP | restart PORT | bench PORT SIZE INFLIGHT COUNT COUNTERS [PROFILE]"
+                "usage: net-peer user ECHO STATUS | wire PORT QMP | restart PORT COUNT RESEND | bench PORT SIZE INFLIGHT COUNT COUNTERS [PROFILE]"
             );
             false
         }
