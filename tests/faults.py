@@ -17,13 +17,11 @@ Exits non-zero unless every injection was detected and recovered, there
 was no system crash, no request was left unanswered and the peer got
 every datagram back.
 
-Known problem: the campaign can stall after a restart (seen between the
-6th and the 60th): every PD waits, the CPU idles, the peer's datagrams
-get no answer, and the peer gives up after 20 s without an echo. The
-monitor sees no fault or overrun then; what wedges is not found yet (not
-a missing notification: extra ones from the monitor did not help). The
-figures are printed for what ran. The faults-100 system is kept out of
-make test for this reason.
+The campaign first stalled after some restart, every PD waiting and the
+NIC enabled but receiving nothing: QEMU's RTL8139 holds frames back once
+its ring is full and takes them again only on a CAPR write, which a chip
+reset does not replace; the driver now writes CAPR when it starts the
+chip (rtl8139-core's start_chip).
 """
 import argparse
 import os

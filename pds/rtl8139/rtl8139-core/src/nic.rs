@@ -297,8 +297,12 @@ impl<B: Bus> Nic<B> {
 
     /// The bring-up order QEMU needs: the ring address, then RE and TE,
     /// then the configurations (TxConfig writes are ignored while TE is
-    /// clear; every RxConfig write resets the ring pointers), then the
-    /// interrupt mask.
+    /// clear; every RxConfig write resets the ring pointers), CAPR, then
+    /// the interrupt mask. CAPR gets the empty ring's value, its reset
+    /// value: QEMU's device holds frames back while its ring is full and
+    /// takes them again only on a CAPR write, and a chip reset does not
+    /// release them, so a driver restarted after its ring filled would
+    /// otherwise never receive again.
     fn start_chip(&mut self) {
         let bus = &mut self.bus;
         bus.set(RBSTART, self.ring.paddr32());
@@ -306,6 +310,7 @@ impl<B: Bus> Nic<B> {
         bus.write(TCR, TxConfig::IFG::Standard + TxConfig::MXDMA::Burst1024);
         self.write_rx_config();
         self.ring.reset();
+        self.bus.set(CAPR, self.ring.capr());
         self.bus.set(MPC, 0);
         self.bus.set(ISR, KNOWN);
         self.bus.write(IMR, interrupt_mask());
