@@ -42,7 +42,9 @@
 //! (123 of 256 in one run, with the network PD's 64 receive buffers), where
 //! normal mode holds frames back in QEMU and loses none; and the device
 //! drops frames too long for a descriptor's buffer itself (counted as
-//! missed, not as too long). C+ would be the better default once the
+//! missed, not as too long) and any frame arriving before the network PD
+//! has lent its buffers (it lends them on enableComplete): the first ARP
+//! request of a boot test was lost that way once. C+ would be the better default once the
 //! network PD lends a buffer for every descriptor (256; today its data
 //! area holds 64 each way).
 //!

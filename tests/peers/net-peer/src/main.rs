@@ -76,7 +76,7 @@ fn user(echo: u16, status: u16) -> bool {
 
 fn wire(port: u16, qmp: &str, cplus: bool) -> bool {
     let mut st = wire::Station::new(port);
-    let mut ok = report("arp", checks::arp(&mut st));
+    let mut ok = report("arp", checks::arp(&mut st, cplus));
     ok &= report("ping", checks::ping(&mut st, 1000, 16));
     ok &= report(
         "udp-echo",
@@ -124,7 +124,7 @@ fn wire(port: u16, qmp: &str, cplus: bool) -> bool {
 /// then the status page (the network PD's view of its port afterwards).
 fn restart(port: u16) -> bool {
     let mut st = wire::Station::new(port);
-    let mut ok = report("arp", checks::arp(&mut st));
+    let mut ok = report("arp", checks::arp(&mut st, false));
     ok &= report(
         "udp-through-restarts",
         checks::udp_through_restarts(&mut st, 3000, 32, &[64, 512, 1472, 200]),
@@ -174,7 +174,7 @@ fn bench(
     profile: Option<&str>,
 ) -> bool {
     let mut st = wire::Station::new(port);
-    if !report("arp", checks::arp(&mut st)) {
+    if !report("arp", checks::arp(&mut st, true)) {
         return false;
     }
     if let Err(e) = checks::udp_load(&mut st, 500, inflight, size) {
