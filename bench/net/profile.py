@@ -10,7 +10,8 @@ between. Every PD is linked at the same addresses, so a block's address
 alone does not say whose it is: its first bytes, compared with what each
 ELF holds at that address, do (a block that matches none, or more than
 one, is counted as such). Prints instructions per echo for each program
-and its most expensive functions.
+and its most expensive functions, with how often each was entered per
+echo (executions of the block at its first instruction).
 """
 import argparse
 import os
@@ -63,13 +64,14 @@ class Elf:
         return None
 
     def function(self, vaddr):
+        """The function holding `vaddr`, and whether `vaddr` is its entry."""
         best = None
         for start, size, name in self.symbols:
             if start > vaddr:
                 break
             if vaddr < start + max(size, 1):
-                best = name
-        return best or f"?{vaddr:#x}"
+                best = (name, start == vaddr)
+        return best or (f"?{vaddr:#x}", False)
 
 
 def main():
@@ -84,7 +86,8 @@ def main():
     before = {i: r[1] for i, r in records(a.before)}
     per_program = defaultdict(int)
     per_function = defaultdict(int)
-    for i, (vaddr, insns, _n, nbytes, code) in records(a.after):
+    calls = defaultdict(int)
+    for i, (vaddr, insns, n_insns, nbytes, code) in records(a.after):
         delta = insns - before.get(i, 0)
         if delta <= 0:
             continue
@@ -92,7 +95,9 @@ def main():
         owners = [e for e in elfs if e.bytes_at(vaddr, len(code)) == code]
         if len(owners) == 1:
             owner = owners[0].name
-            fn = owners[0].function(vaddr)
+            fn, entry = owners[0].function(vaddr)
+            if entry:
+                calls[(owner, fn)] += delta // max(n_insns, 1)
         else:
             owner = "(unknown)" if not owners else "(ambiguous)"
             fn = f"{vaddr:#x}"
@@ -105,7 +110,9 @@ def main():
         print(f"   {owner:<14} {count / n:>8.0f}")
         fns = sorted(((c, f) for (o, f), c in per_function.items() if o == owner), reverse=True)
         for c, f in fns[:a.top]:
-            print(f"       {c / n:>8.1f}  {f[:100]}")
+            entered = calls.get((owner, f))
+            times = f"{entered / n:>6.1f}x" if entered else " " * 7
+            print(f"       {c / n:>8.1f} {times}  {f[:100]}")
     return 0
 
 

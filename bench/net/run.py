@@ -14,8 +14,11 @@ outside them: interrupt delivery, scheduling, PD switches), the kernel's
 share of everything (the plugin's upper-half count), and the round trip's
 median and 99th percentile. Ratios are to the Linux 6.1 figures measured
 on this QEMU with the same NIC (8139too, virtio_net; shared/DESIGN.md
-section 3); Linux is not run here. The virtio-net rows also give packets
-per second as a ratio to the RTL8139's of the same run and load.
+section 3); Linux is not run here. The other rows also give packets
+per second as a ratio to the RTL8139's of the same run and load. The
+RTL8139 runs in both of its receive modes, each its own image of the same
+system (net-echo.xml: normal mode, set in net-echo.dingo.toml;
+net-echo-cplus.xml: C+ mode), so both are measured in the same run.
 """
 import argparse
 import os
@@ -36,6 +39,7 @@ LINE = re.compile(r"bench: (.*)")
 RUNS = [(64, 32, 20000, 12300, 13800), (1472, 32, 10000, None, None), (64, 1, 3000, 15300, None)]
 # (name, image under build/release/, qemu.py virtio devices, the driver PD)
 NICS = [("rtl8139", "bench-net-net-echo.elf", (), "rtl8139"),
+        ("rtl8139 C+", "bench-net-net-echo-cplus.elf", (), "rtl8139"),
         ("virtio-net", "bench-net-virtio-net-echo.elf", ("net",), "virtio-net")]
 
 
@@ -54,7 +58,7 @@ def free_pair():
 
 
 def one(build, plugin, image, size, inflight, count, logdir, profile, nic, virtio, driver):
-    name = f"net-echo-{nic}-{size}-{inflight}"
+    name = f"net-echo-{nic.replace(' C+', '-cplus')}-{size}-{inflight}"
     log = os.path.join(logdir, name + ".log")
     counters = os.path.join(logdir, name + ".counters")
     qmp = os.path.join(logdir, name + ".qmp")
@@ -121,6 +125,7 @@ def main():
           f"{'kernel':>7} {'idle':>7} {'rtt p50':>8} {'rtt p99':>8} {'vs Linux':>9} {'pps vs rtl8139':>15}")
     failed = False
     pps = {}
+    insns = {}
     for nic, image, virtio, driver in NICS:
         if a.nic and nic not in a.nic:
             continue
@@ -141,6 +146,7 @@ def main():
             ratio = f"{per['busy'] / linux:.2f}x" if linux else "-"
             rate = n / float(r["seconds"])
             pps[(nic, size, inflight)] = rate
+            insns[(nic, size, inflight)] = per["busy"]
             base = pps.get(("rtl8139", size, inflight))
             vs = f"{rate / base:.2f}x" if nic != "rtl8139" and base else "-"
             print(f"   {nic:<11} {load:<20} {rate:>7.0f} {per['busy']:>9.0f} {per['driver']:>7.0f} "
@@ -153,6 +159,12 @@ def main():
     print("    instruction; vs Linux: instructions per packet against Linux 6.1 on this QEMU with the")
     print("    same NIC: 8139too 12,300 at 32 in flight and 15,300 ping-pong, virtio_net 13,800 at 32 in")
     print("    flight; pps vs rtl8139: packets per second against the RTL8139 row of this run)")
+    modes = [(size, inflight, insns[("rtl8139", size, inflight)], insns[("rtl8139 C+", size, inflight)])
+             for size, inflight, *_ in runs
+             if ("rtl8139", size, inflight) in insns and ("rtl8139 C+", size, inflight) in insns]
+    if modes:
+        print("   RTL8139 C+ against normal mode, instructions per echo: " + "; ".join(
+            f"{size} B, {inflight} in flight {c / n - 1:+.0%}" for size, inflight, n, c in modes))
     sys.exit(1 if failed else 0)
 
 

@@ -1,7 +1,8 @@
-//! A fake RTL8139 for the host tests: QEMU's model (hw/net/rtl8139.c) in
-//! normal mode, as far as the driver uses it, on hwio's fake bus and kit/dma's
-//! host memory. Every DMA access the model makes must land in one of the
-//! driver's host DMA blocks; anything else panics, failing the test.
+//! A fake RTL8139 for the host tests: QEMU's model (hw/net/rtl8139.c,
+//! v7.2.0) in normal mode and in C+ mode, as far as the driver uses them,
+//! on hwio's fake bus and kit/dma's host memory. Every DMA access the model
+//! makes must land in one of the driver's host DMA blocks; anything else
+//! panics, failing the test.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -11,7 +12,8 @@ use dma::host::HostDma;
 use hwio::fake::FakeBus;
 
 use crate::regs::{
-    BMSR, CAPR, CBR, CR, IDR, IMR, ISR, MPC, RBSTART, RCR, REGISTER_BYTES, TCR, TSAD, TSD,
+    BMSR, CAPR, CBR, CPCR, CR, IDR, IMR, ISR, MPC, RBSTART, RCR, RDSAR_HI, RDSAR_LO,
+    REGISTER_BYTES, TCR, TPPOLL, TSAD, TSD,
 };
 
 const CMD_RST: u8 = 0x10;
@@ -25,6 +27,17 @@ const INT_PUN: u16 = 0x20;
 const TSD_OWN: u32 = 1 << 13;
 const TSD_TOK: u32 = 1 << 15;
 const RCR_WRAP: u32 = 1 << 7;
+const CP_RX_ENB: u16 = 0x02;
+const CP_TX_ENB: u16 = 0x01;
+const DESC_OWN: u32 = 1 << 31;
+const DESC_EOR: u32 = 1 << 30;
+const DESC_FS: u32 = 1 << 29;
+const DESC_LS: u32 = 1 << 28;
+const RX_PAM: u32 = 1 << 25;
+const RX_SIZE: u32 = (1 << 13) - 1;
+const TX_SIZE: u32 = (1 << 16) - 1;
+/// Error bits the model clears in a transmit descriptor it hands back.
+const TX_STATUS: u32 = (1 << 25) | (1 << 23) | (1 << 22) | (1 << 21) | (1 << 20);
 
 pub struct Model {
     dma: Vec<Rc<HostDma>>,
@@ -52,10 +65,24 @@ pub struct Model {
     pub dropped: usize,
     /// Transmits never complete (a stuck chip).
     pub stuck_tx: bool,
+    /// C+ mode: entered by the first CpCmd write, left only by a reset.
+    pub cplus: bool,
+    pub cpcmd: u16,
+    pub rdsar: u64,
+    /// The next C+ receive and transmit descriptors.
+    pub cur_rx_desc: usize,
+    cur_tx_desc: usize,
+    /// A hostile device: skip one receive descriptor before the next frame.
+    pub skip_rx_desc: bool,
 }
 
 impl Model {
     fn reset(&mut self) {
+        self.cplus = false;
+        self.cpcmd = 0;
+        self.rdsar = 0;
+        self.cur_rx_desc = 0;
+        self.cur_tx_desc = 0;
         self.isr = 0;
         self.imr = 0;
         self.tsd = [TSD_OWN; 4];
@@ -98,6 +125,10 @@ impl Model {
         if self.cr & CMD_RE == 0 {
             return true;
         }
+        // "Flow control not implemented in c+ mode."
+        if self.cp_receiving() {
+            return true;
+        }
         let avail = self.avail();
         avail == 0 || avail >= 1514 || self.imr & INT_RXOVW != 0
     }
@@ -122,6 +153,93 @@ impl Model {
         self.rx_addr += size;
     }
 
+    fn dma_read_u32(&self, paddr: u64) -> u32 {
+        let b = self.dma_read(paddr, 4);
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    fn dma_write_u32(&self, paddr: u64, v: u32) {
+        self.dma_write(paddr, &v.to_le_bytes());
+    }
+
+    /// rtl8139_cp_receiver_enabled and rtl8139_cp_rx_valid.
+    fn cp_receiving(&self) -> bool {
+        self.cpcmd & CP_RX_ENB != 0 && self.rdsar != 0
+    }
+
+    /// The C+ branch of rtl8139_do_receive: one frame into the current
+    /// descriptor, or dropped (RxOverflow, RxMissed) if the driver does not
+    /// own it or its buffer is too small. No flow control.
+    fn cp_receive(&mut self, buf: &[u8]) {
+        if self.skip_rx_desc {
+            self.skip_rx_desc = false;
+            self.cur_rx_desc += 1;
+        }
+        let desc = self.rdsar + 16 * self.cur_rx_desc as u64;
+        let dw0 = self.dma_read_u32(desc);
+        let dw1 = self.dma_read_u32(desc + 4);
+        let lo = self.dma_read_u32(desc + 8);
+        let hi = self.dma_read_u32(desc + 12);
+        let size = buf.len();
+        if dw0 & DESC_OWN == 0 || size + 4 > (dw0 & RX_SIZE) as usize {
+            self.isr |= INT_RXOVW;
+            self.missed += 1;
+            self.dropped += 1;
+            return;
+        }
+        let addr = u64::from(lo) | u64::from(hi) << 32;
+        self.dma_write(addr, buf);
+        self.dma_write(addr + size as u64, &crc32(buf).to_le_bytes());
+        let dw0 = (dw0 & !DESC_OWN & !RX_SIZE) | DESC_FS | DESC_LS | RX_PAM | (size as u32 + 4);
+        self.dma_write_u32(desc, dw0);
+        // No VLAN tag: TAVA cleared.
+        self.dma_write_u32(desc + 4, dw1 & !(1 << 16));
+        self.cur_rx_desc = if dw0 & DESC_EOR != 0 {
+            0
+        } else {
+            self.cur_rx_desc + 1
+        };
+        self.isr |= INT_ROK;
+    }
+
+    /// rtl8139_cplus_transmit: every descriptor the device owns, from the
+    /// current one, at most 64; TxOK if any went out.
+    fn cp_transmit(&mut self) {
+        if self.cr & CMD_TE == 0 || self.cpcmd & CP_TX_ENB == 0 || self.stuck_tx {
+            return;
+        }
+        let ring = u64::from(self.tsad[0]) | u64::from(self.tsad[1]) << 32;
+        let mut sent = 0;
+        while sent < 64 {
+            let desc = ring + 16 * self.cur_tx_desc as u64;
+            let dw0 = self.dma_read_u32(desc);
+            if dw0 & DESC_OWN == 0 {
+                break;
+            }
+            assert!(
+                dw0 & DESC_FS != 0 && dw0 & DESC_LS != 0,
+                "fake rtl8139: the driver split a frame over descriptors"
+            );
+            let lo = self.dma_read_u32(desc + 8);
+            let hi = self.dma_read_u32(desc + 12);
+            let frame = self.dma_read(
+                u64::from(lo) | u64::from(hi) << 32,
+                (dw0 & TX_SIZE) as usize,
+            );
+            self.cur_tx_desc = if dw0 & DESC_EOR != 0 {
+                0
+            } else {
+                (self.cur_tx_desc + 1) % 64
+            };
+            self.dma_write_u32(desc, dw0 & !DESC_OWN & !TX_STATUS);
+            self.sent.push(frame);
+            sent += 1;
+        }
+        if sent > 0 {
+            self.isr |= INT_TOK;
+        }
+    }
+
     fn do_receive(&mut self, frame: &[u8]) {
         if self.cr & CMD_RE == 0 {
             self.dropped += 1;
@@ -130,6 +248,14 @@ impl Model {
         let mut buf = frame.to_vec();
         if buf.len() < 60 {
             buf.resize(60, 0);
+        }
+        if self.cpcmd & CP_RX_ENB != 0 {
+            if self.cp_receiving() {
+                self.cp_receive(&buf);
+            } else {
+                self.dropped += 1;
+            }
+            return;
         }
         let size = buf.len();
         let avail = self.avail();
@@ -158,6 +284,10 @@ impl Model {
 
     fn transmit(&mut self) {
         let n = self.cur_tx;
+        // In C+ mode these registers are the tally dump address.
+        if self.cplus {
+            return;
+        }
         if self.cr & CMD_TE == 0 || self.tsd[n] & TSD_OWN != 0 || self.stuck_tx {
             return;
         }
@@ -203,6 +333,12 @@ impl FakeNic {
             held: VecDeque::new(),
             dropped: 0,
             stuck_tx: false,
+            cplus: false,
+            cpcmd: 0,
+            rdsar: 0,
+            cur_rx_desc: 0,
+            cur_tx_desc: 0,
+            skip_rx_desc: false,
         };
         model.reset();
         let model = Rc::new(RefCell::new(model));
@@ -215,7 +351,39 @@ impl FakeNic {
             if v & CMD_RST != 0 {
                 m.reset();
             }
+            // rtl8139_ChipCmd_write: enabling puts C+ mode at descriptor 0.
+            if v & CMD_RE != 0 {
+                m.cur_rx_desc = 0;
+            }
+            if v & CMD_TE != 0 {
+                m.cur_tx_desc = 0;
+            }
             m.cr = v & (CMD_RE | CMD_TE);
+        });
+        let m = model.clone();
+        bus.on_write(CPCR, move |_, v| {
+            let mut m = m.borrow_mut();
+            m.cplus = true;
+            m.cpcmd = (v & !0xff84) | (m.cpcmd & 0xff84);
+        });
+        let m = model.clone();
+        bus.on_read(CPCR, move |_, _| m.borrow().cpcmd);
+        let m = model.clone();
+        bus.on_write(RDSAR_LO, move |_, v| {
+            let mut m = m.borrow_mut();
+            m.rdsar = (m.rdsar & !0xffff_ffff) | u64::from(v);
+        });
+        let m = model.clone();
+        bus.on_write(RDSAR_HI, move |_, v| {
+            let mut m = m.borrow_mut();
+            m.rdsar = (m.rdsar & 0xffff_ffff) | u64::from(v) << 32;
+        });
+        let m = model.clone();
+        bus.on_write(TPPOLL, move |_, v| {
+            // Bit 7 (high priority) is not implemented in QEMU.
+            if v & 0x40 != 0 {
+                m.borrow_mut().cp_transmit();
+            }
         });
         let m = model.clone();
         bus.on_read(CR, move |_, _| {
@@ -289,7 +457,7 @@ impl FakeNic {
     /// A frame arrives from the wire.
     pub fn receive(&self, frame: &[u8]) {
         let mut m = self.model.borrow_mut();
-        if m.can_receive() && m.held.is_empty() {
+        if m.cp_receiving() || (m.can_receive() && m.held.is_empty()) {
             m.do_receive(frame);
         } else {
             m.held.push_back(frame.to_vec());

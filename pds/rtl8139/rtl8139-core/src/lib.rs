@@ -1,7 +1,8 @@
 //! The host-testable core of the RTL8139 driver PD: the device's typed
 //! registers ([`regs`]), the normal-mode receive ring ([`rx`]) and transmit
-//! descriptors ([`tx`]), each hardened against a device that writes
-//! anything, and the driver state machine over them ([`nic`]), which turns
+//! descriptors ([`tx`]), C+ mode's descriptor rings ([`cplus`]), each
+//! hardened against a device that writes anything, and the driver state
+//! machine over them in either mode ([`nic`]), which turns
 //! interrupts, lent buffers and transmit requests into events for the
 //! EthernetController protocol. It touches the device only through an hwio
 //! bus and kit/dma buffers, so `cargo test` runs all of it against a fake
@@ -29,9 +30,12 @@
 //! - IntrStatus is write-1-to-clear; `set_link` raises PUN/LinkChg and
 //!   flips BMSR.LINK;
 //! - any write to CpCmd switches the model to C+ mode until reset, and
-//!   normal-mode TSD writes then stop transmitting.
+//!   normal-mode TSD writes then stop transmitting; C+ mode's own rules
+//!   are in [`cplus`]. Which mode the PD runs, and what `make bench`
+//!   measured for each, is in the PD's doc (pds/rtl8139/src/bin).
 #![cfg_attr(not(test), no_std)]
 
+pub mod cplus;
 pub mod nic;
 pub mod regs;
 pub mod rx;

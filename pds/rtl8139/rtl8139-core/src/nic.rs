@@ -1,6 +1,8 @@
-//! The driver's state machine over one RTL8139 in normal mode: reset and
-//! bring-up, the receive ring drained into buffers the client lent, the
-//! four transmit descriptors fed from the client's buffers, interrupt
+//! The driver's state machine over one RTL8139, in either of the chip's
+//! modes ([`Mode`]): reset and bring-up; receive, either the normal-mode
+//! ring copied out into buffers the client lent or C+ descriptors that
+//! hold the lent buffers themselves; transmit from the client's buffers,
+//! through the four normal-mode descriptors or the C+ ring; interrupt
 //! status, link changes, and the transmit watchdog.
 //!
 //! The core speaks in [`Event`]s, which the PD turns into
@@ -10,36 +12,41 @@
 //! # Bounded work
 //!
 //! [`Nic::service`] and [`Nic::poll_rx`] handle at most `budget` receive
-//! records per call, and a frame is taken from the device ring only into a
-//! buffer the client lent. With none lent, frames stay in the ring; once
-//! the ring is full QEMU holds further frames back (RxOverflow is left
-//! masked for that reason: the model drops frames only while RxOverflow
-//! is unmasked). The client, at a lower priority, must run to lend buffers
-//! again, so a flood cannot keep the driver busy for more than the buffers
-//! it was given.
+//! records per call, and a frame is taken only into a buffer the client
+//! lent. In normal mode, with none lent, frames stay in the ring; once the
+//! ring is full QEMU holds further frames back (RxOverflow is left masked
+//! for that reason: the model drops frames only while RxOverflow is
+//! unmasked). In C+ mode the device drops a frame for which no descriptor
+//! holds a buffer (counted as missed). Either way the client, at a lower
+//! priority, must run to lend buffers again, so a flood cannot keep the
+//! driver busy for more than the buffers it was given.
 //!
 //! # Transmit completion
 //!
-//! QEMU transmits inside the status register write, so the driver reaps
-//! completed descriptors right after each submit and when it services an
-//! interrupt; TOK is left masked, which saves an interrupt per frame. A
-//! descriptor that stays in flight (a real chip, or a stuck one) is found
-//! by [`Nic::check_watchdog`], which the PD calls from a Timer timeout
-//! armed while transmits are outstanding.
+//! QEMU transmits inside the register write that starts it (a normal-mode
+//! status register, C+ mode's TxPoll), so the driver reaps completed
+//! descriptors right after each start ([`Nic::flush_tx`]) and when it
+//! services an interrupt; TOK is left masked, which saves an interrupt per
+//! frame. In C+ mode [`Nic::transmit`] only hands descriptors over, and
+//! one TxPoll in `flush_tx` sends all of them. A descriptor that stays in
+//! flight (a real chip, or a stuck one) is found by
+//! [`Nic::check_watchdog`], which the PD calls from a Timer timeout armed
+//! while transmits are outstanding.
 
 use dma::{DmaBuf, DmaError, DmaRegion};
 use heapless::Deque;
 use hwio::{Bus, Registers};
 
+use crate::cplus::{self, Buf, RX_DESCS, RxDesc, RxDescs, RxDropReason, TX_DESCS, TxDescs};
 use crate::regs::{
-    BMSR, BasicModeStatus, CAPR, CBR, CR, Command, IDR, IMR, ISR, Interrupt, MPC, RBSTART, RCR,
-    RxConfig, TCR, TxConfig,
+    BMSR, BasicModeStatus, CAPR, CBR, CPCR, CR, Command, CpCommand, IDR, IMR, ISR, Interrupt, MPC,
+    RBSTART, RCR, RDSAR_HI, RDSAR_LO, RxConfig, TCR, TPPOLL, TSAD, TxConfig, TxPoll,
 };
-use crate::rx::{self, DoubtReason, DropReason, MAX_FRAME, MIN_FRAME, Rx, RxRing};
+use crate::rx::{self, CRC_LEN, DoubtReason, DropReason, MAX_FRAME, MIN_FRAME, Rx, RxRing};
 use crate::tx::{SLOTS, TxEnd, TxSlots};
 
 /// Receive buffers the client may have lent at once.
-pub const MAX_LENT: usize = 256;
+pub const MAX_LENT: usize = RX_DESCS;
 /// Transmit requests waiting for a descriptor.
 pub const TX_QUEUE: usize = 64;
 /// Ask the client to stop sending at this many waiting requests...
@@ -97,7 +104,8 @@ pub struct Counters {
     pub rx_bad_status: u64,
     pub rx_runt: u64,
     pub rx_too_long: u64,
-    /// Dropped: longer than the buffer the client lent.
+    /// Dropped: longer than the buffer the client lent (normal mode), or
+    /// than the descriptor's buffer says the device could write (C+).
     pub rx_buffer_too_small: u64,
     /// Receiver resets because the ring state was in doubt.
     pub rx_ring_resets: u64,
@@ -120,6 +128,7 @@ pub struct Counters {
 pub enum InitError {
     Dma(DmaError),
     Ring(rx::RingError),
+    Descriptors(cplus::RingError),
     /// The reset bit did not clear.
     ResetStuck,
     /// The interrupt status reads all ones: no device answers.
@@ -131,6 +140,7 @@ impl core::fmt::Display for InitError {
         match self {
             InitError::Dma(e) => write!(f, "{e}"),
             InitError::Ring(e) => write!(f, "{e}"),
+            InitError::Descriptors(e) => write!(f, "{e}"),
             InitError::ResetStuck => write!(
                 f,
                 "the chip did not finish its reset after {RESET_POLLS} polls"
@@ -161,6 +171,8 @@ pub struct Serviced {
     pub starved: bool,
     /// The device is gone; nothing will work again.
     pub gone: bool,
+    /// Receive records (frames and drops) handled.
+    pub handled: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -189,18 +201,45 @@ fn interrupt_mask() -> hwio::FieldValue<u16, Interrupt::Register> {
 /// Every status bit the driver knows; only these are acknowledged.
 const KNOWN: u16 = 0b1110_0000_1111_1111;
 
-/// One RTL8139 in normal mode.
+/// Which of the chip's modes the driver runs it in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One contiguous receive ring of `ring_len` bytes (one of
+    /// [`rx::RING_LENGTHS`]) copied out into lent buffers; four transmit
+    /// descriptors used in order.
+    Normal { ring_len: usize },
+    /// Descriptor rings: receive straight into lent buffers, transmit
+    /// straight from the client's.
+    CPlus,
+}
+
+/// The mode's rings. One per PD, for its life, and there is no heap: the
+/// larger variant is not boxed.
+#[allow(clippy::large_enum_variant)]
+enum Engine {
+    Normal {
+        ring: RxRing,
+        slots: TxSlots<TxJob>,
+        bounce: [DmaBuf; SLOTS],
+    },
+    CPlus {
+        rx: RxDescs,
+        tx: TxDescs<TxJob>,
+    },
+}
+
+/// One RTL8139.
 pub struct Nic<B: Bus> {
     bus: B,
-    ring: RxRing,
-    slots: TxSlots<TxJob>,
-    bounce: [DmaBuf; SLOTS],
+    engine: Engine,
     frames: DmaBuf,
     mac: [u8; 6],
     link_up: bool,
     enabled: bool,
     gone: bool,
     stopped: bool,
+    /// Lent buffers not (yet) in a C+ descriptor; every lent buffer in
+    /// normal mode.
     lent: Deque<Lent, MAX_LENT>,
     queue: Deque<TxJob, TX_QUEUE>,
     counters: Counters,
@@ -208,28 +247,53 @@ pub struct Nic<B: Bus> {
 }
 
 impl<B: Bus> Nic<B> {
-    /// Takes the device: allocates the receive ring (`ring_len` bytes plus
-    /// slack) and four transmit bounce buffers from `dma`, resets the chip
-    /// and reads its MAC address. `frames` is the client's data area, in
-    /// which every buffer a message names lies. Receive and transmit stay
-    /// off until [`enable`](Self::enable).
+    /// Takes the device: allocates the mode's rings from `dma` (normal
+    /// mode: the receive ring with its slack and four transmit bounce
+    /// buffers; C+: two descriptor rings and small bounce buffers), resets
+    /// the chip and reads its MAC address. `frames` is the client's data
+    /// area, in which every buffer a message names lies. Receive and
+    /// transmit stay off until [`enable`](Self::enable).
     pub fn new(
         mut bus: B,
         dma: &mut DmaRegion,
         frames: DmaBuf,
-        ring_len: usize,
+        mode: Mode,
     ) -> Result<Self, InitError> {
         frames.paddr32().map_err(InitError::Dma)?;
-        let ring_buf = dma
-            .alloc("rx ring", ring_len + rx::SLACK, 16)
-            .map_err(InitError::Dma)?;
-        let ring = RxRing::new(ring_buf, ring_len).map_err(InitError::Ring)?;
-        let mut bounce_buf = || -> Result<DmaBuf, InitError> {
-            let b = dma.alloc("tx bounce", 2048, 16).map_err(InitError::Dma)?;
-            b.paddr32().map_err(InitError::Dma)?;
-            Ok(b)
+        let engine = match mode {
+            Mode::Normal { ring_len } => {
+                let ring_buf = dma
+                    .alloc("rx ring", ring_len + rx::SLACK, 16)
+                    .map_err(InitError::Dma)?;
+                let ring = RxRing::new(ring_buf, ring_len).map_err(InitError::Ring)?;
+                let mut bounce_buf = || -> Result<DmaBuf, InitError> {
+                    let b = dma.alloc("tx bounce", 2048, 16).map_err(InitError::Dma)?;
+                    b.paddr32().map_err(InitError::Dma)?;
+                    Ok(b)
+                };
+                let bounce = [bounce_buf()?, bounce_buf()?, bounce_buf()?, bounce_buf()?];
+                Engine::Normal {
+                    ring,
+                    slots: TxSlots::new(),
+                    bounce,
+                }
+            }
+            Mode::CPlus => {
+                let mut ring = |name, descs: usize| {
+                    dma.alloc(name, descs * cplus::DESC_BYTES, cplus::RING_ALIGN)
+                        .map_err(InitError::Dma)
+                };
+                let rx_ring = ring("C+ rx ring", RX_DESCS)?;
+                let tx_ring = ring("C+ tx ring", TX_DESCS)?;
+                let bounce = dma
+                    .alloc("C+ tx bounce", TX_DESCS * 64, 64)
+                    .map_err(InitError::Dma)?;
+                Engine::CPlus {
+                    rx: RxDescs::new(rx_ring).map_err(InitError::Descriptors)?,
+                    tx: TxDescs::new(tx_ring, bounce).map_err(InitError::Descriptors)?,
+                }
+            }
         };
-        let bounce = [bounce_buf()?, bounce_buf()?, bounce_buf()?, bounce_buf()?];
         if bus.get(ISR) == GONE {
             return Err(InitError::Gone);
         }
@@ -241,9 +305,7 @@ impl<B: Bus> Nic<B> {
         let link_up = bus.is_set(BMSR, BasicModeStatus::LINK);
         Ok(Nic {
             bus,
-            ring,
-            slots: TxSlots::new(),
-            bounce,
+            engine,
             frames,
             mac,
             link_up,
@@ -255,6 +317,16 @@ impl<B: Bus> Nic<B> {
             counters: Counters::default(),
             staging: [0; MAX_FRAME],
         })
+    }
+
+    /// The mode the chip runs in.
+    pub fn mode(&self) -> Mode {
+        match &self.engine {
+            Engine::Normal { ring, .. } => Mode::Normal {
+                ring_len: ring.len(),
+            },
+            Engine::CPlus { .. } => Mode::CPlus,
+        }
     }
 
     pub fn mac(&self) -> [u8; 6] {
@@ -275,12 +347,20 @@ impl<B: Bus> Nic<B> {
 
     /// Transmits in flight or queued.
     pub fn tx_outstanding(&self) -> usize {
-        self.slots.busy() + self.queue.len()
+        let busy = match &self.engine {
+            Engine::Normal { slots, .. } => slots.busy(),
+            Engine::CPlus { tx, .. } => tx.busy(),
+        };
+        busy + self.queue.len()
     }
 
     /// Buffers the client has lent and the driver still holds.
     pub fn lent(&self) -> usize {
-        self.lent.len()
+        let armed = match &self.engine {
+            Engine::Normal { .. } => 0,
+            Engine::CPlus { rx, .. } => rx.armed(),
+        };
+        armed + self.lent.len()
     }
 
     /// The bus, for the tests' fake device.
@@ -289,34 +369,67 @@ impl<B: Bus> Nic<B> {
         &mut self.bus
     }
 
+    /// The normal-mode ring, for the tests.
+    #[cfg(test)]
+    pub(crate) fn ring(&self) -> &RxRing {
+        match &self.engine {
+            Engine::Normal { ring, .. } => ring,
+            Engine::CPlus { .. } => panic!("rtl8139: no normal-mode ring in C+ mode"),
+        }
+    }
+
     /// Starts receive and transmit.
     pub fn enable(&mut self) {
         self.start_chip();
         self.enabled = true;
     }
 
-    /// The bring-up order QEMU needs: the ring address, then RE and TE,
-    /// then the configurations (TxConfig writes are ignored while TE is
-    /// clear; every RxConfig write resets the ring pointers), CAPR, then
-    /// the interrupt mask. CAPR gets the empty ring's value, its reset
-    /// value: QEMU's device holds frames back while its ring is full and
-    /// takes them again only on a CAPR write, and a chip reset does not
-    /// release them, so a driver restarted after its ring filled would
-    /// otherwise never receive again.
+    /// The bring-up order QEMU needs. Normal mode: the ring address, then
+    /// RE and TE, then the configurations (TxConfig writes are ignored
+    /// while TE is clear; every RxConfig write resets the ring pointers),
+    /// CAPR at the empty ring's value (its reset value: QEMU's device holds
+    /// frames back while its ring is full and takes them again only on a
+    /// CAPR write, and a chip reset does not release them, so a driver
+    /// restarted after its ring filled would otherwise never receive
+    /// again), then the interrupt mask. C+ mode: C+ receive and transmit on (the
+    /// first CpCmd write enters C+ mode) and the ring addresses first, so
+    /// that no frame can reach the normal-mode ring, then RE and TE (which
+    /// put the device at descriptor 0), the configurations, lent buffers
+    /// into descriptors, the interrupt mask.
     fn start_chip(&mut self) {
-        let bus = &mut self.bus;
-        bus.set(RBSTART, self.ring.paddr32());
-        bus.write(CR, Command::RE::SET + Command::TE::SET);
-        bus.write(TCR, TxConfig::IFG::Standard + TxConfig::MXDMA::Burst1024);
+        match &mut self.engine {
+            Engine::Normal { ring, .. } => {
+                self.bus.set(RBSTART, ring.paddr32());
+            }
+            Engine::CPlus { rx, tx } => {
+                self.bus
+                    .write(CPCR, CpCommand::CPRX::SET + CpCommand::CPTX::SET);
+                let (rxp, txp) = (rx.paddr(), tx.paddr());
+                self.bus.set(RDSAR_LO, rxp as u32);
+                self.bus.set(RDSAR_HI, (rxp >> 32) as u32);
+                self.bus.set(TSAD.at(0), txp as u32);
+                self.bus.set(TSAD.at(1), (txp >> 32) as u32);
+            }
+        }
+        self.bus.write(CR, Command::RE::SET + Command::TE::SET);
+        self.bus
+            .write(TCR, TxConfig::IFG::Standard + TxConfig::MXDMA::Burst1024);
         self.write_rx_config();
-        self.ring.reset();
-        self.bus.set(CAPR, self.ring.capr());
+        if let Engine::Normal { ring, .. } = &mut self.engine {
+            ring.reset();
+            self.bus.set(CAPR, ring.capr());
+        }
+        self.refill();
         self.bus.set(MPC, 0);
         self.bus.set(ISR, KNOWN);
         self.bus.write(IMR, interrupt_mask());
     }
 
     fn write_rx_config(&mut self) {
+        let rblen = match &self.engine {
+            Engine::Normal { ring, .. } => ring.rblen(),
+            Engine::CPlus { .. } => 0,
+        };
         self.bus.write(
             RCR,
             RxConfig::APM::SET
@@ -324,8 +437,43 @@ impl<B: Bus> Nic<B> {
                 + RxConfig::AM::SET
                 + RxConfig::MXDMA::Unlimited
                 + RxConfig::RXFTH::None
-                + RxConfig::RBLEN.val(self.ring.rblen()),
+                + RxConfig::RBLEN.val(rblen),
         );
+    }
+
+    /// Lent buffers into free C+ descriptors, oldest first.
+    fn refill(&mut self) {
+        if let Engine::CPlus { rx, .. } = &mut self.engine {
+            while !rx.is_full() {
+                let Some(l) = self.lent.pop_front() else {
+                    break;
+                };
+                rx.arm(Buf {
+                    offset: l.buf,
+                    paddr: self.frames.paddr_at(l.buf as usize),
+                    len: l.len,
+                });
+            }
+        }
+    }
+
+    /// C+: every buffer in a descriptor back to the front of the lent
+    /// queue, in order (the receiver stopped and starts again at
+    /// descriptor 0).
+    fn unarm(&mut self) {
+        if let Engine::CPlus { rx, .. } = &mut self.engine {
+            let mut taken: heapless::Vec<Lent, MAX_LENT> = heapless::Vec::new();
+            rx.drain(|b| {
+                let _ = taken.push(Lent {
+                    buf: b.offset,
+                    len: b.len,
+                });
+            });
+            for l in taken.iter().rev() {
+                // Armed and queued together never exceed MAX_LENT.
+                let _ = self.lent.push_front(*l);
+            }
+        }
     }
 
     /// Stops the chip and hands everything back: transmits in flight and
@@ -337,6 +485,7 @@ impl<B: Bus> Nic<B> {
             self.bus.set(ISR, KNOWN);
         }
         self.abort_all(tx_error::RESET, emit);
+        self.unarm();
         while let Some(l) = self.lent.pop_front() {
             emit(Event::RxReturn { buf: l.buf });
         }
@@ -344,32 +493,40 @@ impl<B: Bus> Nic<B> {
     }
 
     /// Takes a receive buffer the client lends: `len` bytes at `buf` in
-    /// the data area.
+    /// the data area. In C+ mode it goes into a descriptor at once.
     pub fn lend(&mut self, buf: u32, len: u16) -> Result<(), LendError> {
         let fits = (buf as usize)
             .checked_add(usize::from(len))
             .is_some_and(|end| end <= self.frames.len());
+        // C+: the device writes the CRC after the frame.
+        let need = match self.engine {
+            Engine::Normal { .. } => MAX_FRAME,
+            Engine::CPlus { .. } => MAX_FRAME + CRC_LEN,
+        };
         let refused = if !fits {
             Some(LendError::OutOfRange)
-        } else if usize::from(len) < MAX_FRAME {
+        } else if usize::from(len) < need {
             Some(LendError::TooShort)
+        } else if self.lent() >= MAX_LENT {
+            Some(LendError::TooMany)
         } else {
-            self.lent
-                .push_back(Lent { buf, len })
-                .err()
-                .map(|_| LendError::TooMany)
+            None
         };
-        match refused {
-            Some(e) => {
-                self.counters.rx_bad_lend += 1;
-                Err(e)
-            }
-            None => Ok(()),
+        if let Some(e) = refused {
+            self.counters.rx_bad_lend += 1;
+            return Err(e);
         }
+        // Room was checked: lent() counts this queue.
+        let _ = self.lent.push_back(Lent { buf, len });
+        if self.enabled && !self.gone {
+            self.refill();
+        }
+        Ok(())
     }
 
     /// Sends `len` bytes at `buf` in the data area, now or when a
-    /// descriptor frees up; its completion comes as an event.
+    /// descriptor frees up; its completion comes as an event. In C+ mode
+    /// the frame goes out at the next [`flush_tx`](Self::flush_tx).
     pub fn transmit(&mut self, buf: u32, len: u16, now_ns: u64, emit: &mut impl FnMut(Event)) {
         if self.gone || !self.enabled {
             let error = if self.gone {
@@ -402,12 +559,38 @@ impl<B: Bus> Nic<B> {
         self.pump_tx(now_ns, emit);
     }
 
+    /// Starts what [`transmit`](Self::transmit) handed over (C+: one
+    /// TxPoll for all of it) and reaps what the device finished, until
+    /// neither makes progress. The PD calls it once after taking its
+    /// messages.
+    pub fn flush_tx(&mut self, now_ns: u64, emit: &mut impl FnMut(Event)) {
+        if self.gone || !self.enabled {
+            return;
+        }
+        loop {
+            let poll = match &mut self.engine {
+                Engine::CPlus { tx, .. } => tx.poll_needed(),
+                Engine::Normal { .. } => false,
+            };
+            if !poll {
+                break;
+            }
+            self.bus.write(TPPOLL, TxPoll::NPQ::SET);
+            self.pump_tx(now_ns, emit);
+        }
+        self.queue_notices(emit);
+    }
+
     /// Reaps finished descriptors and feeds queued requests to free ones,
     /// until neither makes progress.
     fn pump_tx(&mut self, now_ns: u64, emit: &mut impl FnMut(Event)) {
         loop {
             self.reap(emit);
-            if self.slots.is_full() {
+            let full = match &self.engine {
+                Engine::Normal { slots, .. } => slots.is_full(),
+                Engine::CPlus { tx, .. } => tx.is_full(),
+            };
+            if full {
                 break;
             }
             let Some(job) = self.queue.pop_front() else {
@@ -415,6 +598,12 @@ impl<B: Bus> Nic<B> {
             };
             self.start_tx(job, now_ns);
         }
+        self.queue_notices(emit);
+    }
+
+    /// txStopQueue while the queue is nearly full, txStartQueue once it
+    /// drained.
+    fn queue_notices(&mut self, emit: &mut impl FnMut(Event)) {
         if !self.stopped && self.queue.len() >= TX_STOP_AT {
             self.stopped = true;
             emit(Event::StopQueue);
@@ -426,20 +615,25 @@ impl<B: Bus> Nic<B> {
 
     fn reap(&mut self, emit: &mut impl FnMut(Event)) {
         let counters = &mut self.counters;
-        self.slots.reap(&mut self.bus, |job, end| match end {
-            TxEnd::Sent => {
+        let mut done = |job: TxJob, sent: bool| {
+            if sent {
                 counters.tx_frames += 1;
                 counters.tx_bytes += u64::from(job.len);
                 emit(Event::TxDone { buf: job.buf });
-            }
-            TxEnd::Failed { .. } => {
+            } else {
                 counters.tx_failed += 1;
                 emit(Event::TxAbort {
                     buf: job.buf,
                     error: tx_error::DEVICE,
                 });
             }
-        });
+        };
+        match &mut self.engine {
+            Engine::Normal { slots, .. } => {
+                slots.reap(&mut self.bus, |job, end| done(job, end == TxEnd::Sent))
+            }
+            Engine::CPlus { tx, .. } => tx.reap(|job, end| done(job, end == cplus::TxEnd::Sent)),
+        }
     }
 
     fn start_tx(&mut self, job: TxJob, now_ns: u64) {
@@ -447,25 +641,39 @@ impl<B: Bus> Nic<B> {
         let at = job.buf as usize;
         // The data area was checked below 4 GiB at start-up.
         let direct = self.frames.paddr_at(at);
-        let paddr = if len < MIN_FRAME || !direct.is_multiple_of(4) {
-            // The device pads nothing and real chips want 4-byte aligned
-            // buffers: copy into this descriptor's bounce buffer.
-            let slot = self.slots.next_index();
-            let frame = &mut self.staging[..len];
-            self.frames.copy_out(at, frame);
-            let bounce = &mut self.bounce[slot];
-            bounce.copy_in(0, frame);
-            if len < MIN_FRAME {
-                bounce.copy_in(len, &[0; MIN_FRAME][..MIN_FRAME - len]);
+        match &mut self.engine {
+            Engine::Normal { slots, bounce, .. } => {
+                let paddr = if len < MIN_FRAME || !direct.is_multiple_of(4) {
+                    // The device pads nothing and real chips want 4-byte
+                    // aligned buffers: copy into this descriptor's bounce
+                    // buffer.
+                    let bounce = &mut bounce[slots.next_index()];
+                    let frame = &mut self.staging[..len];
+                    self.frames.copy_out(at, frame);
+                    bounce.copy_in(0, frame);
+                    if len < MIN_FRAME {
+                        bounce.copy_in(len, &[0; MIN_FRAME][..MIN_FRAME - len]);
+                    }
+                    self.counters.tx_bounced += 1;
+                    bounce.paddr()
+                } else {
+                    direct
+                };
+                let wire_len = len.max(MIN_FRAME);
+                slots.submit(&mut self.bus, paddr as u32, wire_len, job, now_ns);
             }
-            self.counters.tx_bounced += 1;
-            bounce.paddr()
-        } else {
-            direct
-        };
-        let wire_len = len.max(MIN_FRAME);
-        self.slots
-            .submit(&mut self.bus, paddr as u32, wire_len, job, now_ns);
+            Engine::CPlus { tx, .. } => {
+                let frames = &self.frames;
+                let frame = Buf {
+                    offset: job.buf,
+                    paddr: direct,
+                    len: job.len,
+                };
+                if tx.submit(frame, |dst| frames.copy_out(at, dst), job, now_ns) {
+                    self.counters.tx_bounced += 1;
+                }
+            }
+        }
     }
 
     /// Handles an interrupt: reads the status once, acknowledges what it
@@ -516,11 +724,23 @@ impl<B: Bus> Nic<B> {
         }
         if self.enabled {
             self.pump_tx(now_ns, emit);
+            self.flush_tx(now_ns, emit);
         }
-        self.poll_rx(budget, emit)
+        let done = self.poll_rx(budget, emit);
+        // C+: "received", yet the next descriptor is still the device's
+        // while a later one is not: the device skipped one.
+        if status.is_set(Interrupt::ROK)
+            && done.handled == 0
+            && self.enabled
+            && let Engine::CPlus { rx, .. } = &self.engine
+            && rx.ran_ahead()
+        {
+            self.reset_receiver(DoubtReason::RanAhead);
+        }
+        done
     }
 
-    /// Drains up to `budget` receive records into lent buffers (after an
+    /// Drains up to `budget` received frames into lent buffers (after an
     /// interrupt, after more buffers were lent, or after a `more`).
     pub fn poll_rx(&mut self, budget: usize, emit: &mut impl FnMut(Event)) -> Serviced {
         let mut done = Serviced::default();
@@ -528,17 +748,28 @@ impl<B: Bus> Nic<B> {
             done.gone = self.gone;
             return done;
         }
+        match self.engine {
+            Engine::Normal { .. } => self.poll_ring(budget, emit),
+            Engine::CPlus { .. } => self.poll_descriptors(budget, emit),
+        }
+    }
+
+    fn poll_ring(&mut self, budget: usize, emit: &mut impl FnMut(Event)) -> Serviced {
+        let mut done = Serviced::default();
+        let Engine::Normal { ring, .. } = &mut self.engine else {
+            return done;
+        };
         // One read of the write offset per batch: everything before it is
         // written completely (QEMU updates it after the record).
         let cbr = self.bus.get(CBR);
-        let start = self.ring.offset();
+        let start = ring.offset();
         let mut handled = 0;
         loop {
             if handled == budget {
-                done.more = !matches!(self.ring.next(cbr), Rx::Empty | Rx::Doubt(_));
+                done.more = !matches!(ring.next(cbr), Rx::Empty | Rx::Doubt(_));
                 break;
             }
-            match self.ring.next(cbr) {
+            match ring.next(cbr) {
                 Rx::Empty => break,
                 Rx::Frame(frame) => {
                     let Some(lent) = self.lent.front().copied() else {
@@ -550,7 +781,7 @@ impl<B: Bus> Nic<B> {
                     } else {
                         self.lent.pop_front();
                         let staged = &mut self.staging[..frame.len];
-                        self.ring.copy_frame(&frame, staged);
+                        ring.copy_frame(&frame, staged);
                         self.frames.copy_in(lent.buf as usize, staged);
                         self.counters.rx_frames += 1;
                         self.counters.rx_bytes += frame.len as u64;
@@ -559,7 +790,7 @@ impl<B: Bus> Nic<B> {
                             len: frame.len as u16,
                         });
                     }
-                    self.ring.advance(frame.record);
+                    ring.advance(frame.record);
                 }
                 Rx::Drop { reason, record } => {
                     match reason {
@@ -567,30 +798,85 @@ impl<B: Bus> Nic<B> {
                         DropReason::Runt { .. } => self.counters.rx_runt += 1,
                         DropReason::TooLong { .. } => self.counters.rx_too_long += 1,
                     }
-                    self.ring.advance(record);
+                    ring.advance(record);
                 }
                 Rx::Doubt(reason) => {
                     self.reset_receiver(reason);
+                    done.handled = handled;
                     return done;
                 }
             }
             handled += 1;
         }
-        if self.ring.offset() != start {
-            self.bus.set(CAPR, self.ring.capr());
+        done.handled = handled;
+        if ring.offset() != start {
+            self.bus.set(CAPR, ring.capr());
+        }
+        done
+    }
+
+    fn poll_descriptors(&mut self, budget: usize, emit: &mut impl FnMut(Event)) -> Serviced {
+        let mut done = Serviced::default();
+        let mut handled = 0;
+        loop {
+            let Engine::CPlus { rx, .. } = &mut self.engine else {
+                return done;
+            };
+            if handled == budget {
+                done.more = rx.head_done();
+                break;
+            }
+            match rx.take_head() {
+                RxDesc::Empty => break,
+                RxDesc::Frame { buf, len } => {
+                    self.counters.rx_frames += 1;
+                    self.counters.rx_bytes += u64::from(len);
+                    emit(Event::Rx {
+                        buf: buf.offset,
+                        len,
+                    });
+                }
+                RxDesc::Drop { buf, reason } => {
+                    match reason {
+                        RxDropReason::BadStatus { .. } => self.counters.rx_bad_status += 1,
+                        RxDropReason::Runt { .. } => self.counters.rx_runt += 1,
+                        RxDropReason::TooLong { .. } => self.counters.rx_too_long += 1,
+                        RxDropReason::BeyondBuffer { .. } => self.counters.rx_buffer_too_small += 1,
+                    }
+                    // Nothing went to the client: the buffer is lent
+                    // again, after those waiting.
+                    let _ = self.lent.push_back(Lent {
+                        buf: buf.offset,
+                        len: buf.len,
+                    });
+                }
+            }
+            handled += 1;
+        }
+        done.handled = handled;
+        self.refill();
+        if let Engine::CPlus { rx, .. } = &self.engine {
+            done.starved = rx.armed() == 0;
         }
         done
     }
 
     /// The ring state is in doubt: restart the receiver with an empty
-    /// ring, as Linux's rtl8139_rx_err does. Frames in the ring are lost.
+    /// ring, as Linux's rtl8139_rx_err does. Frames in the ring (normal
+    /// mode) are lost; lent buffers (C+) are kept and handed over again.
     fn reset_receiver(&mut self, _reason: DoubtReason) {
         self.counters.rx_ring_resets += 1;
         self.bus.write(CR, Command::TE::SET);
-        self.bus.set(RBSTART, self.ring.paddr32());
+        self.unarm();
+        if let Engine::Normal { ring, .. } = &mut self.engine {
+            self.bus.set(RBSTART, ring.paddr32());
+        }
         self.bus.write(CR, Command::RE::SET + Command::TE::SET);
         self.write_rx_config();
-        self.ring.reset();
+        if let Engine::Normal { ring, .. } = &mut self.engine {
+            ring.reset();
+        }
+        self.refill();
     }
 
     /// A transmit outstanding for longer than [`TX_TIMEOUT_NS`] means the
@@ -601,10 +887,15 @@ impl<B: Bus> Nic<B> {
             return false;
         }
         self.pump_tx(now_ns, emit);
-        match self.slots.oldest_since() {
+        let oldest = match &self.engine {
+            Engine::Normal { slots, .. } => slots.oldest_since(),
+            Engine::CPlus { tx, .. } => tx.oldest_since(),
+        };
+        match oldest {
             Some(since) if now_ns.saturating_sub(since) >= TX_TIMEOUT_NS => {
                 self.reinit(emit);
                 self.pump_tx(now_ns, emit);
+                self.flush_tx(now_ns, emit);
                 true
             }
             _ => false,
@@ -615,20 +906,29 @@ impl<B: Bus> Nic<B> {
     /// aborted (the queue and the lent buffers are kept).
     fn reinit(&mut self, emit: &mut impl FnMut(Event)) {
         self.counters.chip_resets += 1;
-        let counters = &mut self.counters;
-        self.slots.abandon(|job| {
-            counters.tx_failed += 1;
+        let mut failed = 0;
+        self.abandon_tx(|job| {
+            failed += 1;
             emit(Event::TxAbort {
                 buf: job.buf,
                 error: tx_error::RESET,
             })
         });
+        self.counters.tx_failed += failed;
+        self.unarm();
         if reset_chip(&mut self.bus).is_err() {
             self.device_gone(emit);
             return;
         }
         if self.enabled {
             self.start_chip();
+        }
+    }
+
+    fn abandon_tx(&mut self, each: impl FnMut(TxJob)) {
+        match &mut self.engine {
+            Engine::Normal { slots, .. } => slots.abandon(each),
+            Engine::CPlus { tx, .. } => tx.abandon(each),
         }
     }
 
@@ -642,7 +942,7 @@ impl<B: Bus> Nic<B> {
     }
 
     fn abort_all(&mut self, error: u32, emit: &mut impl FnMut(Event)) {
-        self.slots.abandon(|job| {
+        self.abandon_tx(|job| {
             emit(Event::TxAbort {
                 buf: job.buf,
                 error,

@@ -76,6 +76,9 @@ pub enum DoubtReason {
     /// The device says it wrote the record, yet its length still reads as
     /// the early-receive marker.
     EarlyRx,
+    /// C+: the device gave back a descriptor after the next one while the
+    /// next one is still its own.
+    RanAhead,
 }
 
 /// A frame that passed every check: `len` bytes (without CRC) starting at

@@ -12,27 +12,49 @@
 //!
 //! # Receive mode
 //!
-//! The driver runs the chip in normal mode: one contiguous receive ring
-//! copied out into the client's lent buffers, four transmit descriptors
-//! fed straight from the client's buffers (zero-copy; frames under 60
-//! bytes or misaligned go through a bounce buffer). C+ mode (descriptor
-//! rings, receive straight into lent buffers) is not implemented, so the
-//! choice was not made by measuring both. What `make bench` measured for
-//! normal mode bounds what C+ could save: the driver's busy time is about
-//! 2,100 guest instructions per echoed 64-byte packet and 4,550 per
-//! 1,472-byte one (32 in flight), so its per-byte part, the receive copy
-//! (ring to staging to the lent buffer, in words), is about 1.8
-//! instructions a byte: C+ receive would save at most about 110
-//! instructions of the 7,500 a 64-byte echo costs the whole system (1.5%),
-//! and about 2,500 of 18,300 (14%) at 1,472 bytes, while its
-//! per-descriptor ownership handshake would add work per frame.
+//! Both of the chip's modes are implemented (rtl8139-core's `nic::Mode`);
+//! the `cplus` param (pd.toml) picks one, default normal mode. Normal mode:
+//! one contiguous receive ring copied out into the client's lent buffers,
+//! four transmit descriptors fed straight from the client's buffers (frames
+//! under 60 bytes or misaligned go through a bounce buffer). C+ mode:
+//! descriptor rings, each receive descriptor holding a lent buffer the
+//! device writes the frame into (zero-copy), up to 64 transmits handed
+//! over per batch and started with one TxPoll.
+//!
+//! One `make bench` run measured both (bench/net: net-echo and
+//! net-echo-cplus, the same system; guest instructions per echo in busy
+//! periods, the driver's share in brackets):
+//!
+//! | load                 | normal         | C+             | C+ vs normal |
+//! |----------------------|----------------|----------------|--------------|
+//! | 64 B, 32 in flight   | 5,611 (1,932)  | 5,396 (1,644)  | -4%          |
+//! | 1,472 B, 32 in flight| 12,019 (4,593) | 8,754 (1,611)  | -27%         |
+//! | 64 B, ping-pong      | 13,117 (4,859) | 12,804 (4,561) | -2%          |
+//!
+//! C+ costs fewer instructions in every load: the driver's share falls by
+//! about 290 at 64 bytes and 2,980 at 1,472 bytes (its receive copy, about
+//! 1.8 instructions a byte, is gone, and one TxPoll starts a whole batch of
+//! transmits), and echoes per second rose from 17,800 to 23,300 and from
+//! 12,000 to 23,100 at 32 in flight (host time). Yet normal mode stays
+//! the default: QEMU's C+ model has no flow control, so a frame arriving
+//! while no descriptor holds a lent buffer is dropped. The net-wire-cplus
+//! boot test's 256-frame burst into an idle guest loses about half of it
+//! (123 of 256 in one run, with the network PD's 64 receive buffers), where
+//! normal mode holds frames back in QEMU and loses none; and the device
+//! drops frames too long for a descriptor's buffer itself (counted as
+//! missed, not as too long) and any frame arriving before the network PD
+//! has lent its buffers (it lends them on enableComplete): the first ARP
+//! request of a boot test was lost that way once. C+ would be the better default once the
+//! network PD lends a buffer for every descriptor (256; today its data
+//! area holds 64 each way).
 //!
 //! # Bounded work
 //!
 //! One interrupt handles at most [`BUDGET`] receive records, and records
-//! are taken only into lent buffers (see rtl8139-core's `nic` module): a
-//! flood leaves frames in the ring, where QEMU holds further ones back,
-//! until the network PD, at a lower priority, returns buffers.
+//! are taken only into lent buffers (see rtl8139-core's `nic` module): in
+//! normal mode a flood leaves frames in the ring, where QEMU holds further
+//! ones back, until the network PD, at a lower priority, returns buffers;
+//! in C+ mode the device drops what finds no lent buffer.
 #![no_std]
 #![no_main]
 
@@ -48,7 +70,7 @@ use heapless::Deque;
 use hwio::Mmio;
 use nic_stats::Writer;
 use pci_client::Decode;
-use rtl8139_core::nic::{Counters, Event, Nic};
+use rtl8139_core::nic::{Counters, Event, Mode, Nic};
 use rtl8139_core::regs::REGISTER_BYTES;
 use timer_client::clock::{TimeReader, rdtsc};
 
@@ -263,13 +285,18 @@ fn main() -> ! {
         Ok(f) => f,
         Err(e) => idle(format_args!("{e}")),
     };
-    let mut nic = match Nic::new(bus, &mut dma, frames, RING_LEN) {
+    let mode = if cfg.params.cplus {
+        Mode::CPlus
+    } else {
+        Mode::Normal { ring_len: RING_LEN }
+    };
+    let mut nic = match Nic::new(bus, &mut dma, frames, mode) {
         Ok(n) => n,
         Err(e) => idle(format_args!("{}: {e}", dev.bdf())),
     };
     let m = nic.mac();
     debug_println!(
-        "rtl8139: {} {} at BAR1 {:#x}, IRQ pin {}; MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}",
+        "rtl8139: {} {} at BAR1 {:#x}, IRQ pin {}; MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}, {} mode",
         dev.bdf(),
         info,
         cfg.regions.regs.paddr + offset as u64,
@@ -280,7 +307,8 @@ fn main() -> ! {
         m[3],
         m[4],
         m[5],
-        if nic.link_up() { "up" } else { "down" }
+        if nic.link_up() { "up" } else { "down" },
+        if cfg.params.cplus { "C+" } else { "normal" }
     );
 
     let component = RefCell::new(Component::new(now()));
@@ -382,6 +410,8 @@ fn main() -> ! {
                 Ok(None) | Err(_) => break,
             }
         }
+        // Everything the batch handed over goes out together.
+        nic.flush_tx(t, &mut sink(&mut outbox));
 
         while let Ok(Some(msg)) = tm.try_recv(t) {
             if let timer::Msg::Fired { id } = msg

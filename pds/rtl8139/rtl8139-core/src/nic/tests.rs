@@ -6,6 +6,7 @@ use dma::host::HostDma;
 use hwio::fake::FakeBus;
 
 use super::*;
+use crate::cplus::TX_DESCS;
 use crate::fake::{FakeNic, MAC};
 use crate::regs::{CBR, ISR};
 
@@ -22,14 +23,18 @@ struct Rig {
     now: u64,
 }
 
-fn rig(ring_len: usize) -> Rig {
+const NORMAL: Mode = Mode::Normal { ring_len: 32 << 10 };
+/// Both modes, for the tests whose behaviour must not depend on the mode.
+const MODES: [Mode; 2] = [NORMAL, Mode::CPlus];
+
+fn rig(mode: Mode) -> Rig {
     let dma = Rc::new(HostDma::new(0x40000, DMA_BASE));
     let frames = Rc::new(HostDma::new(FRAMES, FRAMES_BASE));
     let mut region = dma.region("rtl8139", AddressWidth::BITS32).unwrap();
     let mut data = frames.region("frames", AddressWidth::BITS32).unwrap();
     let frames_buf = data.alloc("frames", FRAMES, 4096).unwrap();
     let dev = FakeNic::new(vec![dma.clone(), frames.clone()]);
-    let mut nic = Nic::new(dev.bus.clone(), &mut region, frames_buf, ring_len).unwrap();
+    let mut nic = Nic::new(dev.bus.clone(), &mut region, frames_buf, mode).unwrap();
     nic.enable();
     Rig {
         nic,
@@ -94,10 +99,12 @@ impl Rig {
             .unwrap();
     }
 
+    /// Hands one frame over and starts it, as the PD does after a batch.
     fn transmit(&mut self, buf: u32, len: u16) {
         let mut events = Vec::new();
         self.nic
             .transmit(buf, len, self.now, &mut |e| events.push(e));
+        self.nic.flush_tx(self.now, &mut |e| events.push(e));
         self.events.extend(events);
     }
 }
@@ -112,7 +119,7 @@ fn frame(len: usize, seed: u32) -> Vec<u8> {
 
 #[test]
 fn bring_up_reads_the_mac_and_programs_the_chip() {
-    let mut r = rig(32 << 10);
+    let mut r = rig(NORMAL);
     assert_eq!(r.nic.mac(), MAC);
     assert!(r.nic.link_up());
     let bus = r.nic.bus();
@@ -124,8 +131,27 @@ fn bring_up_reads_the_mac_and_programs_the_chip() {
 }
 
 #[test]
+fn cplus_bring_up_enters_cplus_mode_with_both_rings() {
+    let r = rig(Mode::CPlus);
+    assert_eq!(r.nic.mode(), Mode::CPlus);
+    let m = r.dev.model.borrow();
+    assert_eq!(m.cpcmd & 0b11, 0b11, "C+ receive and transmit on");
+    assert!(m.cplus);
+    assert_eq!(m.cur_rx_desc, 0);
+    let rdsar = m.rdsar;
+    assert!((DMA_BASE..DMA_BASE + 0x40000).contains(&rdsar));
+    assert_eq!(rdsar % 256, 0);
+}
+
+#[test]
 fn frames_of_60_1514_and_1518_bytes_arrive_byte_exact() {
-    let mut r = rig(32 << 10);
+    for mode in MODES {
+        frames_arrive_byte_exact(mode);
+    }
+}
+
+fn frames_arrive_byte_exact(mode: Mode) {
+    let mut r = rig(mode);
     r.lend(0, 8);
     let sent = [frame(60, 1), frame(1514, 2), frame(1518, 3), frame(20, 4)];
     for f in &sent {
@@ -143,7 +169,7 @@ fn frames_of_60_1514_and_1518_bytes_arrive_byte_exact() {
 
 #[test]
 fn frames_straddling_the_ring_end_arrive_in_order() {
-    let mut r = rig(8 << 10);
+    let mut r = rig(Mode::Normal { ring_len: 8 << 10 });
     let (mut sent, mut got) = (Vec::new(), Vec::new());
     for i in 0..200u32 {
         r.lend(i % 64, 1);
@@ -154,13 +180,13 @@ fn frames_straddling_the_ring_end_arrive_in_order() {
         got.extend(r.received());
     }
     assert_eq!(got, sent);
-    assert!(r.dev.ring().2 < r.nic.ring.offset() + 8192);
+    assert!(r.dev.ring().2 < r.nic.ring().offset() + 8192);
     assert_eq!(r.nic.counters().rx_ring_resets, 0);
 }
 
 #[test]
 fn oversized_frames_are_counted_and_the_next_frames_still_arrive() {
-    let mut r = rig(32 << 10);
+    let mut r = rig(NORMAL);
     r.lend(0, 16);
     r.dev.receive(&frame(4000, 1));
     r.dev.receive(&frame(9000, 2));
@@ -183,16 +209,24 @@ fn oversized_frames_are_counted_and_the_next_frames_still_arrive() {
     );
 }
 
+/// Normal mode: 32 buffers lent, QEMU holds back what the ring cannot
+/// take. C+ mode has no flow control: every frame of the burst needs a
+/// descriptor, so the client has lent 256.
 #[test]
 fn a_burst_of_256_full_frames_into_an_idle_driver_is_received_whole() {
-    let mut r = rig(32 << 10);
-    r.lend(0, 32);
+    burst_received_whole(NORMAL, 32);
+    burst_received_whole(Mode::CPlus, 256);
+}
+
+fn burst_received_whole(mode: Mode, lent: u32) {
+    let mut r = rig(mode);
+    r.lend(0, lent);
     let sent: Vec<_> = (0..256).map(|i| frame(1518, i)).collect();
     for f in &sent {
         r.dev.receive(f);
     }
     let mut got = Vec::new();
-    let mut next = 32;
+    let mut next = lent;
     for _ in 0..100 {
         r.irq();
         r.poll();
@@ -214,7 +248,13 @@ fn a_burst_of_256_full_frames_into_an_idle_driver_is_received_whole() {
 
 #[test]
 fn transmits_go_out_in_order_and_short_ones_are_padded() {
-    let mut r = rig(32 << 10);
+    for mode in MODES {
+        transmits_in_order(mode);
+    }
+}
+
+fn transmits_in_order(mode: Mode) {
+    let mut r = rig(mode);
     let frames = [frame(1514, 1), frame(60, 2), frame(20, 3), frame(1518, 4)];
     for (i, f) in frames.iter().enumerate() {
         r.write_frame(i as u32 * BUF, f);
@@ -242,12 +282,40 @@ fn transmits_go_out_in_order_and_short_ones_are_padded() {
         })
         .collect();
     assert_eq!(done, [0, BUF, 2 * BUF, 3 * BUF, 5 * BUF + 2]);
-    assert_eq!(r.nic.counters().tx_bounced, 2);
+    // Normal mode also bounces the misaligned buffer; C+ takes any.
+    let bounced = if mode == NORMAL { 2 } else { 1 };
+    assert_eq!(r.nic.counters().tx_bounced, bounced);
+}
+
+/// C+: the frames of one batch go out with one TxPoll, all at once.
+#[test]
+fn cplus_sends_a_batch_with_one_poll() {
+    let mut r = rig(Mode::CPlus);
+    for i in 0..40u32 {
+        r.write_frame(i * BUF, &frame(100, i));
+    }
+    let mut events = Vec::new();
+    for i in 0..40u32 {
+        r.nic.transmit(i * BUF, 100, 0, &mut |e| events.push(e));
+    }
+    assert!(r.dev.sent().is_empty(), "nothing before the poll");
+    assert!(events.is_empty());
+    r.nic.flush_tx(0, &mut |e| events.push(e));
+    let sent = r.dev.sent();
+    assert_eq!(sent, (0..40).map(|i| frame(100, i)).collect::<Vec<_>>());
+    assert_eq!(events.len(), 40);
+    assert!(events.iter().all(|e| matches!(e, Event::TxDone { .. })));
 }
 
 #[test]
 fn bad_transmit_requests_are_aborted_never_given_to_the_device() {
-    let mut r = rig(32 << 10);
+    for mode in MODES {
+        bad_transmit_requests_are_aborted_never_given_to_the_device_in(mode);
+    }
+}
+
+fn bad_transmit_requests_are_aborted_never_given_to_the_device_in(mode: Mode) {
+    let mut r = rig(mode);
     r.transmit(FRAMES as u32 - 10, 60);
     r.transmit(0, 0);
     r.transmit(0, 1519);
@@ -265,7 +333,13 @@ fn bad_transmit_requests_are_aborted_never_given_to_the_device() {
 
 #[test]
 fn lent_buffers_outside_the_data_area_are_refused() {
-    let mut r = rig(32 << 10);
+    for mode in MODES {
+        lent_buffers_outside_the_data_area_are_refused_in(mode);
+    }
+}
+
+fn lent_buffers_outside_the_data_area_are_refused_in(mode: Mode) {
+    let mut r = rig(mode);
     assert_eq!(
         r.nic.lend(FRAMES as u32 - 100, 2048),
         Err(LendError::OutOfRange)
@@ -276,7 +350,13 @@ fn lent_buffers_outside_the_data_area_are_refused() {
 
 #[test]
 fn a_link_change_becomes_an_event() {
-    let mut r = rig(32 << 10);
+    for mode in MODES {
+        a_link_change_becomes_an_event_in(mode);
+    }
+}
+
+fn a_link_change_becomes_an_event_in(mode: Mode) {
+    let mut r = rig(mode);
     r.dev.set_link(false);
     r.irq();
     r.dev.set_link(true);
@@ -289,10 +369,15 @@ fn a_link_change_becomes_an_event() {
 
 #[test]
 fn a_stuck_transmitter_is_reset_by_the_watchdog_and_the_queue_stops_and_restarts() {
-    let mut r = rig(32 << 10);
+    stuck_transmitter(NORMAL, SLOTS);
+    stuck_transmitter(Mode::CPlus, TX_DESCS);
+}
+
+fn stuck_transmitter(mode: Mode, in_flight: usize) {
+    let mut r = rig(mode);
     r.write_frame(0, &frame(100, 1));
     r.dev.model.borrow_mut().stuck_tx = true;
-    for _ in 0..TX_STOP_AT + SLOTS {
+    for _ in 0..TX_STOP_AT + in_flight {
         r.transmit(0, 100);
     }
     assert!(r.events.contains(&Event::StopQueue));
@@ -314,7 +399,7 @@ fn a_stuck_transmitter_is_reset_by_the_watchdog_and_the_queue_stops_and_restarts
             )
         })
         .count();
-    assert_eq!(aborted, SLOTS);
+    assert_eq!(aborted, in_flight);
     let done = events
         .iter()
         .filter(|e| matches!(e, Event::TxDone { .. }))
@@ -332,7 +417,13 @@ fn a_stuck_transmitter_is_reset_by_the_watchdog_and_the_queue_stops_and_restarts
 
 #[test]
 fn an_all_ones_status_means_the_device_is_gone() {
-    let mut r = rig(32 << 10);
+    for mode in MODES {
+        an_all_ones_status_means_the_device_is_gone_in(mode);
+    }
+}
+
+fn an_all_ones_status_means_the_device_is_gone_in(mode: Mode) {
+    let mut r = rig(mode);
     r.write_frame(0, &frame(100, 1));
     r.dev.model.borrow_mut().stuck_tx = true;
     r.transmit(0, 100);
@@ -351,7 +442,13 @@ fn an_all_ones_status_means_the_device_is_gone() {
 
 #[test]
 fn disable_returns_lent_buffers_and_aborts_transmits() {
-    let mut r = rig(32 << 10);
+    for mode in MODES {
+        disable_returns_lent_buffers_and_aborts_transmits_in(mode);
+    }
+}
+
+fn disable_returns_lent_buffers_and_aborts_transmits_in(mode: Mode) {
+    let mut r = rig(mode);
     r.lend(0, 3);
     r.write_frame(3 * BUF, &frame(100, 1));
     r.dev.model.borrow_mut().stuck_tx = true;
@@ -378,7 +475,7 @@ fn disable_returns_lent_buffers_and_aborts_transmits() {
 /// is one the device really received, in order.
 #[test]
 fn a_device_reporting_garbage_never_gets_a_bad_frame_forwarded() {
-    let mut r = rig(8 << 10);
+    let mut r = rig(Mode::Normal { ring_len: 8 << 10 });
     let seed = Rc::new(Cell::new(0x2545_f491_4f6c_dd1du64));
     let s = seed.clone();
     r.dev.bus.corrupt_reads(move |a| {
@@ -418,6 +515,120 @@ fn a_device_reporting_garbage_never_gets_a_bad_frame_forwarded() {
     r.lend(0, 4);
     let mut events = Vec::new();
     let _ = r.nic.service(64, 0, &mut |e| events.push(e));
+    r.dev.receive(&frame(300, 77));
+    r.irq();
+    assert_eq!(r.received().last(), Some(&frame(300, 77)));
+}
+
+/// C+ has no flow control: a frame for which no descriptor holds a buffer
+/// is dropped by the device and counted as missed; frames too long for
+/// the buffer too. Lending again brings reception back.
+#[test]
+fn cplus_without_a_buffer_the_device_drops_and_the_driver_counts_it() {
+    let mut r = rig(Mode::CPlus);
+    r.lend(0, 2);
+    for i in 0..5 {
+        r.dev.receive(&frame(100, i));
+    }
+    r.dev.receive(&frame(4000, 9));
+    r.irq();
+    assert_eq!(r.received(), vec![frame(100, 0), frame(100, 1)]);
+    assert_eq!(r.nic.counters().rx_missed, 4);
+    assert!(r.nic.counters().rx_overflows > 0);
+    r.lend(2, 1);
+    r.dev.receive(&frame(200, 7));
+    r.irq();
+    assert_eq!(r.received(), vec![frame(200, 7)]);
+}
+
+/// C+ receive is zero-copy: the device writes the frame into the lent
+/// buffer itself, and the driver forwards that buffer.
+#[test]
+fn cplus_frames_land_in_the_lent_buffer_itself() {
+    let mut r = rig(Mode::CPlus);
+    r.nic.lend(7 * BUF, BUF as u16).unwrap();
+    let (base, _, _) = r.dev.ring();
+    assert_eq!(base, 0, "no normal-mode ring is programmed");
+    r.dev.receive(&frame(300, 3));
+    r.irq();
+    assert_eq!(
+        r.events,
+        [Event::Rx {
+            buf: 7 * BUF,
+            len: 300
+        }]
+    );
+    let mut crc = [0u8; 4];
+    r.frames
+        .device_read(FRAMES_BASE + u64::from(7 * BUF) + 300, &mut crc)
+        .unwrap();
+    assert_ne!(crc, [0; 4], "the device wrote its CRC after the frame");
+}
+
+#[test]
+fn cplus_refuses_buffers_without_room_for_the_crc() {
+    let mut r = rig(Mode::CPlus);
+    assert_eq!(r.nic.lend(0, 1518), Err(LendError::TooShort));
+    assert_eq!(r.nic.lend(0, 1522), Ok(()));
+    for i in 1..MAX_LENT as u32 {
+        r.nic.lend(i * BUF, BUF as u16).unwrap();
+    }
+    assert_eq!(r.nic.lend(0, 2048), Err(LendError::TooMany));
+    assert_eq!(r.nic.lent(), MAX_LENT);
+}
+
+/// A device that skips descriptors now and then and whose interrupt
+/// status reads as garbage half the time: the driver resets its receiver
+/// whenever the device ran ahead, keeps its lent buffers, and forwards
+/// only frames the device really received, in order.
+#[test]
+fn cplus_a_device_skipping_descriptors_gets_its_receiver_reset() {
+    let mut r = rig(Mode::CPlus);
+    let seed = Rc::new(Cell::new(0x2545_f491_4f6c_dd1du64));
+    let s = seed.clone();
+    r.dev.bus.corrupt_reads(move |a| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (a.offset == ISR.offset() && x.is_multiple_of(2)).then_some((x >> 8) as u32 & 0xfffe)
+    });
+    r.lend(0, 64);
+    let (mut sent, mut got) = (Vec::new(), Vec::new());
+    for i in 0..2000u32 {
+        if i % 97 == 5 {
+            r.dev.model.borrow_mut().skip_rx_desc = true;
+        }
+        let f = frame(60 + (i as usize * 53) % 1459, i);
+        r.dev.receive(&f);
+        sent.push(f);
+        let mut events = Vec::new();
+        let _ = r.nic.service(8, 0, &mut |e| events.push(e));
+        // Every buffer that came back is lent again, as the net PD does.
+        let back: Vec<u32> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Rx { buf, .. } => Some(*buf),
+                _ => None,
+            })
+            .collect();
+        r.events.extend(events);
+        got.extend(r.received());
+        for buf in back {
+            r.nic.lend(buf, BUF as u16).unwrap();
+        }
+    }
+    r.dev.bus.stop_corrupting();
+    let mut it = sent.iter();
+    for f in &got {
+        assert!(
+            it.any(|s| s == f),
+            "forwarded a frame out of order or never received"
+        );
+    }
+    assert!(r.nic.counters().rx_ring_resets > 0);
+    assert!(got.len() > 1000, "only {} of 2000 arrived", got.len());
     r.dev.receive(&frame(300, 77));
     r.irq();
     assert_eq!(r.received().last(), Some(&frame(300, 77)));
