@@ -341,6 +341,11 @@ fn main() -> ! {
 
     let mut outbox: Deque<Msg, OUTBOX> = Deque::new();
     let mut lc_reply: Option<lifecycle::Msg> = None;
+    // Whether Lifecycle is running (startComplete sent): EthernetController
+    // is served only then. A restarted instance can find the client's
+    // replayed `enable` before its replayed `start`; taken first, its
+    // enableComplete would break the component's dependency.
+    let mut running = false;
     let mut watchdog: Option<u32> = None;
     let mut next_id = 1u32;
     let mut interrupted = false;
@@ -372,11 +377,12 @@ fn main() -> ! {
         if let Some(reply) = lc_reply
             && lc.try_send(&reply, t).is_ok()
         {
+            running = reply == lifecycle::Msg::StartComplete;
             lc_reply = None;
         }
 
         let mut lent_more = false;
-        while outbox.len() + 2 * BUDGET + 8 < OUTBOX {
+        while running && outbox.len() + 2 * BUDGET + 8 < OUTBOX {
             match eth.try_recv(t) {
                 Ok(Some(Msg::Enable)) => {
                     nic.enable();
