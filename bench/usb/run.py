@@ -69,7 +69,10 @@ def main():
                 key = (m.group(1), int(m.group(2)), m.group(3))
                 if key not in seen and now:
                     seen[key] = (now, m.group(4), m.group(5))
-            if DONE.search(text):
+            # Done only once every marker has its sample: the counter file
+            # can be caught mid-rewrite (no sample that poll).
+            marks = {(m.group(1), int(m.group(2)), m.group(3)) for m in MARK.finditer(text)}
+            if DONE.search(text) and marks <= seen.keys():
                 ok = True
                 break
             time.sleep(0.005)
