@@ -8,7 +8,7 @@
 use core::fmt::Write;
 use dingo_rt::executor::Platform;
 use dingo_rt::port::{Port, Side};
-use dingo_rt::typed::{Protocol, Report, Reporter, Supervisor, TypedPort};
+use dingo_rt::typed::{PortObserver, Protocol, Report, Reporter, Supervisor, TypedPort};
 use microkit::Channel;
 use microkit::sel4::DebugWriter;
 use tingu_rt::Observer;
@@ -51,6 +51,18 @@ where
         pd_config::Side::Provider => Protocol::provider(observer),
         pd_config::Side::Client => Protocol::client(observer),
     };
+    observed_port(pd, cfg, observer, supervisor)
+}
+
+/// As [`port`], checked by `observer` (a protocol's, or one a component
+/// shares among its ports), reports named after the PD and the port role,
+/// with the client's shadow where the config says the peer restarts.
+pub fn observed_port<'r, O: PortObserver>(
+    pd: &'static str,
+    cfg: &pd_config::PortConfig,
+    observer: O,
+    supervisor: Supervisor<'r>,
+) -> TypedPort<'r, O> {
     TypedPort::new(port(pd, cfg), observer, supervisor, pd, cfg.role).shadowed(cfg.peer_restarts)
 }
 

@@ -201,26 +201,23 @@ fn main() -> ! {
 
     let component = RefCell::new(Component::new(now()));
     let supervisor = Supervisor::log(&REPORTER);
-    let mut eth = TypedPort::new(
-        dingo_pd::port(cfg.name, &cfg.ports.eth),
+    let mut eth = dingo_pd::observed_port(
+        cfg.name,
+        &cfg.ports.eth,
         ComponentPort::new(&component, Component::observe_eth, |c| &mut c.eth),
         supervisor,
-        cfg.name,
-        cfg.ports.eth.role,
     );
-    let mut lc = TypedPort::new(
-        dingo_pd::port(cfg.name, &cfg.ports.lc),
+    let mut lc = dingo_pd::observed_port(
+        cfg.name,
+        &cfg.ports.lc,
         ComponentPort::new(&component, Component::observe_lc, |c| &mut c.lc),
         supervisor,
-        cfg.name,
-        cfg.ports.lc.role,
     );
-    let mut tm = TypedPort::new(
-        dingo_pd::port(cfg.name, &cfg.ports.timer),
+    let mut tm = dingo_pd::observed_port(
+        cfg.name,
+        &cfg.ports.timer,
         ComponentPort::new(&component, Component::observe_timer, |c| &mut c.timer),
         supervisor,
-        cfg.name,
-        cfg.ports.timer.role,
     );
     // SAFETY: system-builder checked that the stats region is mapped
     // read-write here, a page at least; this PD is its only writer.
