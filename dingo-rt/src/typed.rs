@@ -864,20 +864,8 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
             Ok(None) => Ok(None),
             Ok(Some((Ok(msg), notify))) => {
                 self.owed_notify |= notify == NotifyPeer::Yes;
-                let checked = observe(
-                    &mut self.observer,
-                    &mut self.counters,
-                    &self.supervisor,
-                    &self.labels,
-                    &msg,
-                    Flow::Received,
-                    now_ns,
-                );
-                match checked {
-                    Ok(()) => {
-                        self.counters.received += 1;
-                        Ok(Some(msg))
-                    }
+                match self.observe_received(&msg, now_ns) {
+                    Ok(()) => Ok(Some(msg)),
                     Err(fault) => self.refused(fault, now_ns),
                 }
             }
@@ -1232,26 +1220,31 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         now_ns: u64,
     ) -> Result<Option<O::Msg>, Fault> {
         let checked = match decoded {
-            Ok(msg) => observe(
-                &mut self.observer,
-                &mut self.counters,
-                &self.supervisor,
-                &self.labels,
-                &msg,
-                Flow::Received,
-                now_ns,
-            )
-            .map(|()| msg),
+            Ok(msg) => self.observe_received(&msg, now_ns).map(|()| msg),
             Err(error) => Err(self.malformed(error)),
         };
         match checked {
-            Ok(msg) => {
-                self.counters.received += 1;
-                Ok(Some(msg))
-            }
+            Ok(msg) => Ok(Some(msg)),
             Err(_) if self.supervisor.policy == Policy::Log => Ok(None),
             Err(fault) => Err(fault),
         }
+    }
+
+    /// Checks a received message with the observer and counts it if it
+    /// passes.
+    #[inline(always)]
+    fn observe_received(&mut self, msg: &O::Msg, now_ns: u64) -> Result<(), Fault> {
+        observe(
+            &mut self.observer,
+            &mut self.counters,
+            &self.supervisor,
+            &self.labels,
+            msg,
+            Flow::Received,
+            now_ns,
+        )?;
+        self.counters.received += 1;
+        Ok(())
     }
 
     #[cold]
