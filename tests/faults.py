@@ -4,14 +4,24 @@
 raw-frame wire, runs the peer's UDP echo stream through it (net-peer
 restart), and reads the figures from the guest's log and the peer's.
 
-The driver's first N instances each get one fault (crash, hang, protocol
-violation in turn; pds/rtl8139's campaign param). From the log: each
-injection (its class and TSC), each detection by the monitor (a fault or
-a handler overrun, its TSC), each restart (and how long after the failure
-it ran again), and what the network PD's shadow did at each restart
-(requests outstanding, resubmitted, answered). A request outstanding that
-was neither resubmitted nor answered is unanswered. A system crash is the
-run not ending normally or any PD but the driver faulting.
+The campaign's N faults go into rtl8139 (pds/rtl8139's campaign param,
+rtl8139-core's campaign module): crash, hang, protocol violation and
+garbage from the device in turn. Garbage is one interrupt's worth of
+register reads through the corrupting bus (kit/hwio's garbage module):
+all ones, which the driver detects (its status reads 0xffff: the device
+is gone) and answers by failing, so that the monitor restarts it; or
+noise, which its checks detect (impossible status bits, a receive write
+offset outside the ring) and it recovers from by itself. Every other
+fault ends the instance, and the next instance takes the next fault.
+
+From the log: each injection (its number, class and TSC); each detection,
+by the monitor (a fault or a handler overrun, its TSC) or for garbage by
+the driver itself; each recovery, by a restart (and how long after the
+failure the driver ran again) or by the driver (when it received again);
+and what the network PD's shadow did at each restart (requests
+outstanding, resubmitted, answered). A request outstanding that was
+neither resubmitted nor answered is unanswered. A system crash is the run
+not ending normally or any PD but the driver faulting.
 
 Exits non-zero unless every injection was detected and recovered, there
 was no system crash, no request was left unanswered and the peer got
@@ -36,6 +46,10 @@ import run  # noqa: E402
 INJECTED = re.compile(r"rtl8139: fault injection (\d+): (.+?) after \d+ frames at tsc (\d+)")
 FAILED = re.compile(r"monitor: PD 'rtl8139' failed \((a fault|a handler overrun)\) at tsc (\d+)")
 RESTARTED = re.compile(r"monitor: restarted PD 'rtl8139' as incarnation (\d+) at tsc \d+, (\d+) us after it failed")
+# The driver's own verdict on a garbage fault, and its own recovery.
+GARBAGE_DETECTED = re.compile(r"rtl8139: fault (\d+) detected: (.+?) at tsc (\d+); (failing|recovering by itself)")
+GARBAGE_MISSED = re.compile(r"rtl8139: fault (\d+) not detected")
+SELF_RECOVERED = re.compile(r"rtl8139: fault (\d+) recovered by the driver: receiving again at tsc (\d+)")
 SHADOW = re.compile(r"component net port eth: EthernetController: the peer restarted \(incarnation (\d+)\);"
                     r".*shadow: (\d+) requests outstanding, replaying \d+ for the state, resubmitting (\d+),"
                     r" answering (\d+)")
@@ -46,6 +60,9 @@ STREAM = re.compile(r"udp-through-restarts: (\d+) of (\d+) datagrams echoed byte
                     r"\(median (\S+), longest (\S+)\); (\S+)s")
 
 SYSTEMS = {"faults": (1000, 45000), "faults-100": (100, 5000)}
+# The classes as the driver names them (rtl8139-core's Class::describe).
+NOISE = "garbage from the device (noise)"
+GARBAGE = ("garbage from the device (all ones)", NOISE)
 
 
 def spread(values, unit):
@@ -67,7 +84,8 @@ def main():
     t = {"name": a.system, "flavour": "debug", "image": f"{a.system}.elf", "timeout": 900,
          "net": "dgram", "ready": r"net: address 10\.0\.2\.15/24 \(static\)",
          "peer": ["net-peer", "restart", "{port}", str(datagrams), "100"]}
-    print(f"[faults] {a.system}: {faults} faults into rtl8139 during {datagrams} UDP echoes", flush=True)
+    print(f"[faults] {a.system}: {faults} faults into rtl8139 (crash, hang, violation, garbage) "
+          f"during {datagrams} UDP echoes", flush=True)
     status, secs, code, peer = run.peer_test(t, a.build, log, os.path.join(logdir, f"campaign-{a.system}.qmp"))
     with open(log, "rb") as f:
         text = f.read().decode("utf-8", "replace").replace("\r", "")
@@ -75,34 +93,66 @@ def main():
         f.write(peer)
 
     mhz = int(m.group(1)) if (m := TSC_MHZ.search(text)) else 0
-    injected = {int(n): (cls, int(tsc)) for n, cls, tsc in INJECTED.findall(text)}
-    detected = [(why, int(tsc)) for why, tsc in FAILED.findall(text)]
-    recovered = {int(n) - 1: int(us) for n, us in RESTARTED.findall(text)}
+    ms = (lambda ticks: ticks / mhz / 1000) if mhz else (lambda ticks: 0.0)
+    injected = {int(k): (cls, int(tsc)) for k, cls, tsc in INJECTED.findall(text)}
+    failures = [(why, int(tsc)) for why, tsc in FAILED.findall(text)]
+    restarts = {int(n) - 1: int(us) for n, us in RESTARTED.findall(text)}
+    own = {int(k): (why, int(tsc), then) for k, why, tsc, then in GARBAGE_DETECTED.findall(text)}
+    missed = {int(k) for k in GARBAGE_MISSED.findall(text)}
+    self_recovered = {int(k): int(tsc) for k, tsc in SELF_RECOVERED.findall(text)}
     shadows = [tuple(map(int, s)) for s in SHADOW.findall(text)]
     unanswered = sum(out - res - ans for _, out, res, ans in shadows)
     resubmitted = sum(res for _, _, res, _ in shadows)
     answered = sum(ans for _, _, _, ans in shadows)
     crashes = len(OTHER_FAULT.findall(text)) + (0 if run.qemu.decode(status) == "qemu-shutdown" else 1)
 
-    # Detection latency per class: injection to the monitor's verdict. The
-    # failures come in incarnation order, one per instance.
-    latency = {}
-    for n, (why, tsc) in enumerate(detected, start=1):
-        if n in injected and mhz:
-            cls, at = injected[n]
-            latency.setdefault(cls, []).append((tsc - at) / mhz / 1000)
+    # The monitor's failures come in fault order, one per fault that ends an
+    # instance (every class but noise); the i-th restart follows the i-th.
+    ending = [k for k in sorted(injected) if injected[k][0] != NOISE]
+    by_monitor = dict(zip(ending, failures))
+    restart_of = {k: restarts[i] for i, k in enumerate(ending, start=1) if i in restarts}
+    detected, recovered, latency, recovery = set(), set(), {}, {}
+    for k, (cls, at) in sorted(injected.items()):
+        if cls in GARBAGE:
+            # The driver's own checks must notice garbage.
+            if k not in own:
+                continue
+            detected.add(k)
+            latency.setdefault(cls, []).append(ms(own[k][1] - at))
+            if cls == NOISE:
+                if k in self_recovered:
+                    recovered.add(k)
+                    recovery.setdefault("by the driver", []).append(ms(self_recovered[k] - own[k][1]))
+                continue
+        elif k in by_monitor:
+            detected.add(k)
+            latency.setdefault(cls, []).append(ms(by_monitor[k][1] - at))
+        if k in restart_of:
+            recovered.add(k)
+            recovery.setdefault("by a restart (backoff included)", []).append(restart_of[k] / 1000)
     stream = STREAM.search(peer)
 
-    print(f"injected   {len(injected)} of {faults}")
-    print(f"detected   {len(detected)} ({sum(1 for w, _ in detected if w == 'a fault')} faults, "
-          f"{sum(1 for w, _ in detected if w != 'a fault')} handler overruns)")
-    print(f"recovered  {len(recovered)}")
+    classes = {}
+    for cls, _ in injected.values():
+        classes[cls] = classes.get(cls, 0) + 1
+    print(f"injected   {len(injected)} of {faults}: " + ", ".join(f"{n} {c}" for c, n in classes.items()))
+    print(f"detected   {len(detected)} ({sum(1 for w, _ in failures if w == 'a fault')} faults and "
+          f"{sum(1 for w, _ in failures if w != 'a fault')} handler overruns seen by the monitor; "
+          f"{sum(1 for k in own if own[k][3] == 'failing')} garbage faults seen by the driver, which failed, "
+          f"{sum(1 for k in own if own[k][3] != 'failing')} it recovered from itself; "
+          f"{len(missed)} garbage faults passed its checks)")
+    reasons = {}
+    for why, _, _ in own.values():
+        reasons[why] = reasons.get(why, 0) + 1
+    for why, n in sorted(reasons.items()):
+        print(f"  garbage detected by: {why}: {n}")
+    print(f"recovered  {len(recovered)} ({len(restarts)} restarts, {len(self_recovered)} by the driver)")
     print(f"system crashes {crashes}; requests left unanswered {unanswered} "
           f"(shadow: {resubmitted} resubmitted, {answered} answered over {len(shadows)} restarts)")
     for cls, values in sorted(latency.items()):
         print(f"detection latency, {cls}: {spread(values, 'ms')} ({len(values)})")
-    print(f"recovery time (failure to running again, backoff included): "
-          f"{spread([us / 1000 for us in recovered.values()], 'ms')}")
+    for how, values in sorted(recovery.items()):
+        print(f"recovery time, {how}: {spread(values, 'ms')} ({len(values)})")
     if stream:
         echoed, count, resent, gaps, median, longest, took = stream.groups()
         per = int(resent) / max(len(recovered), 1)

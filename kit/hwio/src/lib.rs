@@ -19,6 +19,9 @@
 //! - `FakeBus` (feature `fake`) is a memory-backed register file with
 //!   per-register hooks, an access log and a read-corruption hook, so a
 //!   driver core runs in `cargo test` against a scripted device.
+//! - [`Corrupting`] is the same kind of hook on a real bus, for fault
+//!   injection in a running system: while its [`Garbage`] plan is armed,
+//!   reads of chosen registers return all ones or noise.
 //! - [`tsc::rdtsc`] is the one wrapper of the CPU's time-stamp counter and
 //!   [`debug_exit`] the one definition of QEMU's isa-debug-exit device;
 //!   `semihosting` ends a run the same way on ARM.
@@ -30,6 +33,7 @@
 pub mod debug_exit;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+pub mod garbage;
 mod mmio;
 mod port;
 mod reg;
@@ -37,6 +41,7 @@ mod reg;
 pub mod semihosting;
 pub mod tsc;
 
+pub use garbage::{Corrupting, Garbage};
 pub use mmio::Mmio;
 pub use port::{PortBackend, PortIo};
 pub use reg::{

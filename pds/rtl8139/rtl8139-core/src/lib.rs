@@ -35,6 +35,7 @@
 //!   measured for each, is in the PD's doc (pds/rtl8139/src/bin).
 #![cfg_attr(not(test), no_std)]
 
+pub mod campaign;
 pub mod cplus;
 pub mod nic;
 pub mod regs;

@@ -107,8 +107,21 @@ pub struct Counters {
     /// Dropped: longer than the buffer the client lent (normal mode), or
     /// than the descriptor's buffer says the device could write (C+).
     pub rx_buffer_too_small: u64,
-    /// Receiver resets because the ring state was in doubt.
+    /// Receiver resets because the ring state was in doubt (each counted
+    /// again by its reason below).
     pub rx_ring_resets: u64,
+    /// ...because the write offset (CBR) was outside the ring or misaligned.
+    pub rx_reset_bad_cbr: u64,
+    /// ...because a record's length did not fit what the device wrote.
+    pub rx_reset_bad_length: u64,
+    /// ...because a record still carried the early-receive marker, or (C+)
+    /// the device ran ahead of a descriptor.
+    pub rx_reset_other: u64,
+    /// Interrupt status reads with bits the chip never sets: not acted on
+    /// nor acknowledged; the true status raises the interrupt again.
+    pub isr_impossible: u64,
+    /// Interrupt status reads of all ones: the device is gone.
+    pub device_gone: u64,
     /// Frames the device itself dropped (missed packet counter).
     pub rx_missed: u64,
     /// RxOverflow / FIFO overflow interrupts.
@@ -694,13 +707,21 @@ impl<B: Bus> Nic<B> {
         self.counters.interrupts += 1;
         let status = self.bus.get(ISR);
         if status == GONE {
+            self.counters.device_gone += 1;
             self.device_gone(emit);
             return Serviced {
                 gone: true,
                 ..Serviced::default()
             };
         }
-        if status & KNOWN == 0 {
+        if status & !KNOWN != 0 {
+            // Garbage: acting on it could ack events never seen or take a
+            // wrong branch. The status register holds until acknowledged,
+            // so a true event raises the level-triggered IRQ again.
+            self.counters.isr_impossible += 1;
+            return Serviced::default();
+        }
+        if status == 0 {
             self.counters.spurious += 1;
         }
         self.bus.set(ISR, status & KNOWN);
@@ -864,8 +885,13 @@ impl<B: Bus> Nic<B> {
     /// The ring state is in doubt: restart the receiver with an empty
     /// ring, as Linux's rtl8139_rx_err does. Frames in the ring (normal
     /// mode) are lost; lent buffers (C+) are kept and handed over again.
-    fn reset_receiver(&mut self, _reason: DoubtReason) {
+    fn reset_receiver(&mut self, reason: DoubtReason) {
         self.counters.rx_ring_resets += 1;
+        match reason {
+            DoubtReason::BadWriteOffset { .. } => self.counters.rx_reset_bad_cbr += 1,
+            DoubtReason::BadLength { .. } => self.counters.rx_reset_bad_length += 1,
+            DoubtReason::EarlyRx | DoubtReason::RanAhead => self.counters.rx_reset_other += 1,
+        }
         self.bus.write(CR, Command::TE::SET);
         self.unarm();
         if let Engine::Normal { ring, .. } = &mut self.engine {

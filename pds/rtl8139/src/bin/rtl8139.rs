@@ -67,9 +67,11 @@ use dingo_protocols::{ethernet_driver, lifecycle, timer};
 use dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_rt::typed::{ComponentPort, Fault, PortObserver, TypedPort};
 use heapless::Deque;
-use hwio::Mmio;
+use hwio::garbage::{Pattern, Select};
+use hwio::{Bus, Corrupting, Garbage, Mmio};
 use nic_stats::Writer;
 use pci_client::Decode;
+use rtl8139_core::campaign::{self, Class, Garbage as CampaignGarbage};
 use rtl8139_core::nic::{Counters, Event, Mode, Nic};
 use rtl8139_core::regs::REGISTER_BYTES;
 use timer_client::clock::{TimeReader, rdtsc};
@@ -89,7 +91,7 @@ const WATCHDOG_PERIOD_NS: u64 = 1_000_000_000;
 
 type Component = ethernet_driver::Observer;
 
-const STATS: [&str; 21] = [
+const STATS: [&str; 26] = [
     "interrupts",
     "spurious",
     "rx_frames",
@@ -102,6 +104,11 @@ const STATS: [&str; 21] = [
     "rx_too_long",
     "rx_buffer_too_small",
     "rx_ring_resets",
+    "rx_reset_bad_cbr",
+    "rx_reset_bad_length",
+    "rx_reset_other",
+    "isr_impossible",
+    "device_gone",
     "rx_missed",
     "rx_overflows",
     "rx_bad_lend",
@@ -116,7 +123,7 @@ const STATS: [&str; 21] = [
     "busy_tsc",
 ];
 
-fn stats(c: &Counters, busy: u64) -> [u64; 21] {
+fn stats(c: &Counters, busy: u64) -> [u64; 26] {
     [
         c.interrupts,
         c.spurious,
@@ -130,6 +137,11 @@ fn stats(c: &Counters, busy: u64) -> [u64; 21] {
         c.rx_too_long,
         c.rx_buffer_too_small,
         c.rx_ring_resets,
+        c.rx_reset_bad_cbr,
+        c.rx_reset_bad_length,
+        c.rx_reset_other,
+        c.isr_impossible,
+        c.device_gone,
         c.rx_missed,
         c.rx_overflows,
         c.rx_bad_lend,
@@ -165,62 +177,157 @@ fn sink<const N: usize>(outbox: &mut Deque<Msg, N>) -> impl FnMut(Event) + '_ {
     }
 }
 
-/// The fault classes the injection knows.
-#[derive(Clone, Copy)]
-enum Injected {
-    /// A write through a wild pointer.
-    Crash,
-    /// An endless loop in the handler: only the monitor's budget check
-    /// ends it.
-    Hang,
-    /// A message the protocol's state forbids (enableComplete while
-    /// enabled): this PD's own observer refuses it, and under the fatal
-    /// policy that faults the PD.
-    Violation,
+/// Fault injection (see pd.toml's params): the next fault this instance is
+/// to get, and after how many received frames.
+struct Scheduled {
+    /// The fault's number (in a campaign, over the whole campaign).
+    number: u64,
+    class: Class,
+    /// `rx_frames` at or after which it is injected.
+    at_frames: u64,
 }
 
-/// Fault injection (see pd.toml's params): what this instance is to do
-/// once it has received `rx_frames`, if anything. A campaign gives each of
-/// its first `campaign` instances one fault, the classes in turn, after a
-/// number of frames that varies from instance to instance.
-fn injection(params: &config::Params, rx_frames: u64) -> Option<Injected> {
-    let n = microkit::recovery::incarnation();
-    let (class, at) = if n <= params.campaign {
-        let class = [Injected::Crash, Injected::Hang, Injected::Violation][(n as usize - 1) % 3];
-        (class, 8 + n * 37 % 57)
-    } else {
-        match n {
-            1 => (Injected::Crash, params.crash_at_rx),
-            2 => (Injected::Hang, params.hang_at_rx),
-            _ => return None,
+/// The fault injection of one instance: a campaign's schedule
+/// (rtl8139-core's `campaign`), or the restart tests' crash and hang.
+struct Injector {
+    campaign: u64,
+    next: Option<Scheduled>,
+    /// A garbage fault armed for the next interrupt: its number and
+    /// pattern.
+    pending: Option<(u64, CampaignGarbage)>,
+    /// A fault the driver recovered from by itself, until it receives
+    /// again: its number and the frame count at detection.
+    recovering: Option<(u64, u64)>,
+}
+
+impl Injector {
+    fn new(params: &config::Params) -> Self {
+        let n = microkit::recovery::incarnation();
+        let next = if params.campaign != 0 {
+            campaign::first_fault(n, params.campaign).map(|k| Scheduled {
+                number: k,
+                class: campaign::fault(k),
+                at_frames: campaign::frames_before(k),
+            })
+        } else {
+            let (class, at) = match n {
+                1 => (Class::Crash, params.crash_at_rx),
+                2 => (Class::Hang, params.hang_at_rx),
+                _ => (Class::Crash, 0),
+            };
+            (at != 0).then_some(Scheduled {
+                number: n,
+                class,
+                at_frames: at,
+            })
+        };
+        Injector {
+            campaign: params.campaign,
+            next,
+            pending: None,
+            recovering: None,
         }
-    };
-    (at != 0 && rx_frames >= at).then_some(class)
+    }
+
+    /// Whether any fault of this instance reads garbage from the device:
+    /// only then is the driver core built over a corrupting bus.
+    fn wants_garbage(&self) -> bool {
+        let Some(first) = &self.next else {
+            return false;
+        };
+        // This instance gets the faults from its first to the first that
+        // ends it.
+        for k in first.number..=self.campaign {
+            let class = campaign::fault(k);
+            if matches!(class, Class::Garbage(_)) {
+                return true;
+            }
+            if class.ends_instance() {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// The fault due now that `rx_frames` have arrived, if any; a crash or
+    /// a hang does not return. The schedule moves on to the next fault
+    /// only after one the driver survives by itself.
+    fn due(&mut self, rx_frames: u64) -> Option<(u64, Class)> {
+        let s = self.next.as_ref().filter(|s| rx_frames >= s.at_frames)?;
+        let (k, class) = (s.number, s.class);
+        self.next = None;
+        match class {
+            Class::Crash | Class::Hang | Class::Violation => {
+                say_injected(k, class, rx_frames);
+                match class {
+                    Class::Crash => {
+                        // SAFETY: none, on purpose: nothing is mapped at
+                        // this address, so the kernel stops this thread
+                        // and tells the monitor.
+                        unsafe { (0xdead_0000 as *mut u64).write_volatile(rx_frames) };
+                    }
+                    Class::Hang => loop {
+                        core::hint::spin_loop();
+                    },
+                    _ => {}
+                }
+            }
+            Class::Garbage(g) => self.pending = Some((k, g)),
+        }
+        Some((k, class))
+    }
+
+    /// After a fault the driver survived, the campaign's next one.
+    fn schedule_after(&mut self, k: u64, rx_frames: u64) {
+        if k < self.campaign {
+            self.next = Some(Scheduled {
+                number: k + 1,
+                class: campaign::fault(k + 1),
+                at_frames: rx_frames + campaign::frames_before(k + 1),
+            });
+        }
+    }
 }
 
-/// Carries out a crash or a hang (neither returns); a violation is left to
-/// the caller, which sends it.
-fn inject(class: Injected, rx_frames: u64) {
-    let n = microkit::recovery::incarnation();
-    let what = match class {
-        Injected::Crash => "a wild write",
-        Injected::Hang => "spinning in the handler",
-        Injected::Violation => "enableComplete while enabled",
-    };
+fn say_injected(k: u64, class: Class, rx_frames: u64) {
     debug_println!(
-        "rtl8139: fault injection {n}: {what} after {rx_frames} frames at tsc {}",
+        "rtl8139: fault injection {k}: {} after {rx_frames} frames at tsc {}",
+        class.describe(),
         rdtsc()
     );
-    match class {
-        Injected::Crash => {
-            // SAFETY: none, on purpose: nothing is mapped at this address,
-            // so the kernel stops this thread and tells the monitor.
-            unsafe { (0xdead_0000 as *mut u64).write_volatile(rx_frames) };
-        }
-        Injected::Hang => loop {
-            core::hint::spin_loop();
-        },
-        Injected::Violation => {}
+}
+
+/// What the driver's checks made of one event read through garbage: the
+/// first reason its counters show, and how it recovered.
+fn judge(before: &Counters, after: &Counters) -> Option<(&'static str, &'static str)> {
+    let grew = |f: fn(&Counters) -> u64| f(after) > f(before);
+    if grew(|c| c.device_gone) {
+        Some((
+            "the interrupt status reads 0xffff (device gone)",
+            "failing, so that the monitor restarts the driver",
+        ))
+    } else if grew(|c| c.isr_impossible) {
+        Some((
+            "an impossible interrupt status (bits the chip never sets)",
+            "recovering by itself: the status ignored, the device serviced again on its next interrupt",
+        ))
+    } else if grew(|c| c.rx_reset_bad_cbr) {
+        Some((
+            "a receive write offset (CBR) outside the ring",
+            "recovering by itself: receiver reset",
+        ))
+    } else if grew(|c| c.rx_reset_bad_length) {
+        Some((
+            "a receive record longer than what the device wrote",
+            "recovering by itself: receiver reset",
+        ))
+    } else if grew(|c| c.rx_reset_other) {
+        Some((
+            "a receive record in doubt",
+            "recovering by itself: receiver reset",
+        ))
+    } else {
+        None
     }
 }
 
@@ -240,10 +347,6 @@ fn flush<O: PortObserver>(port: &mut TypedPort<'_, O>) {
 
 fn main() -> ! {
     let cfg = config::load();
-    // SAFETY: system-builder checked that the time page is mapped readable
-    // here, a page at least; the timer PD writes it.
-    let time = unsafe { TimeReader::new(cfg.regions.time_page.as_ptr()) };
-    let now = || time.now_ns();
 
     let mut dev = match pci_client::open(cfg.pci.nic) {
         Ok(d) => d,
@@ -290,16 +393,45 @@ fn main() -> ! {
     } else {
         Mode::Normal { ring_len: RING_LEN }
     };
-    let mut nic = match Nic::new(bus, &mut dma, frames, mode) {
-        Ok(n) => n,
-        Err(e) => idle(format_args!("{}: {e}", dev.bdf())),
-    };
+    let injector = Injector::new(&cfg.params);
+    // Decided once: a driver that is not to read garbage runs over the
+    // bare MMIO bus, its read path as without injection.
+    let plan = Garbage::new();
+    let bar = cfg.regions.regs.paddr + offset as u64;
+    if injector.wants_garbage() {
+        let bus = Corrupting::new(bus, &plan);
+        match Nic::new(bus, &mut dma, frames, mode) {
+            Ok(nic) => serve(&cfg, &dev, bar, nic, injector, Some(&plan)),
+            Err(e) => idle(format_args!("{}: {e}", dev.bdf())),
+        }
+    } else {
+        match Nic::new(bus, &mut dma, frames, mode) {
+            Ok(nic) => serve(&cfg, &dev, bar, nic, injector, None),
+            Err(e) => idle(format_args!("{}: {e}", dev.bdf())),
+        }
+    }
+}
+
+/// Serves the ports with the driver core over bus `B`; `garbage` is the
+/// corruption plan under `B` when the injection reads garbage.
+fn serve<B: Bus>(
+    cfg: &config::Config,
+    dev: &pci_client::Device<pci_client::Ppc>,
+    bar: u64,
+    mut nic: Nic<B>,
+    mut injector: Injector,
+    garbage: Option<&Garbage>,
+) -> ! {
+    // SAFETY: system-builder checked that the time page is mapped readable
+    // here, a page at least; the timer PD writes it.
+    let time = unsafe { TimeReader::new(cfg.regions.time_page.as_ptr()) };
+    let now = || time.now_ns();
     let m = nic.mac();
     debug_println!(
         "rtl8139: {} {} at BAR1 {:#x}, IRQ pin {}; MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}, {} mode",
         dev.bdf(),
-        info,
-        cfg.regions.regs.paddr + offset as u64,
+        dev.info(),
+        bar,
         dev.interrupt().line,
         m[0],
         m[1],
@@ -350,7 +482,6 @@ fn main() -> ! {
     let mut starved = false;
     let mut gone_said = false;
     let mut bad_lend_said = false;
-    let mut injected = false;
     let mut busy = 0u64;
     let mut woke = rdtsc();
     loop {
@@ -429,26 +560,72 @@ fn main() -> ! {
 
         if interrupted {
             interrupted = false;
+            // A garbage fault covers this one event.
+            let armed = match (injector.pending.take(), garbage) {
+                (Some((k, g)), Some(plan)) => {
+                    say_injected(k, Class::Garbage(g), nic.counters().rx_frames);
+                    let pattern = match g {
+                        CampaignGarbage::AllOnes => Pattern::AllOnes,
+                        CampaignGarbage::Noise { seed } => Pattern::Noise { seed },
+                    };
+                    plan.arm(pattern, Select::All);
+                    Some((k, plan, *nic.counters()))
+                }
+                _ => None,
+            };
             let s = nic.service(BUDGET, t, &mut sink(&mut outbox));
+            if let Some((k, plan, before)) = armed {
+                let reads = plan.disarm();
+                let at = rdtsc();
+                let rx_frames = nic.counters().rx_frames;
+                match judge(&before, nic.counters()) {
+                    Some((why, then)) => {
+                        debug_println!("rtl8139: fault {k} detected: {why} at tsc {at}; {then}");
+                        if !s.gone {
+                            injector.recovering = Some((k, rx_frames));
+                        }
+                    }
+                    None => debug_println!(
+                        "rtl8139: fault {k} not detected: {reads} reads of garbage passed every check"
+                    ),
+                }
+                if !s.gone {
+                    injector.schedule_after(k, rx_frames);
+                }
+            }
             if let Err(e) = irq.irq_ack() {
                 debug_println!("rtl8139: IRQ ack refused: {e:?}");
             }
             more = s.more;
             starved = s.starved;
-            if s.gone && !core::mem::replace(&mut gone_said, true) {
-                debug_println!("rtl8139: the device is gone (status reads 0xffff)");
+            if s.gone {
+                // A new instance probes the device again: it may be back
+                // (a glitch), or the new one stays idle.
+                if microkit::recovery::restartable() {
+                    panic!("rtl8139: the device is gone (status reads 0xffff); failing, so that the monitor restarts the driver");
+                }
+                if !core::mem::replace(&mut gone_said, true) {
+                    debug_println!("rtl8139: the device is gone (status reads 0xffff)");
+                }
             }
             let rx_frames = nic.counters().rx_frames;
-            if !injected && let Some(class) = injection(&cfg.params, rx_frames) {
-                injected = true;
-                // Only a violation comes back, to be sent first.
-                inject(class, rx_frames);
+            // Only a violation comes back, to be sent first.
+            if let Some((_, Class::Violation)) = injector.due(rx_frames) {
                 let _ = outbox.push_front(Msg::EnableComplete);
             }
         } else if more || (starved && lent_more) {
             let s = nic.poll_rx(BUDGET, &mut sink(&mut outbox));
             more = s.more;
             starved = s.starved;
+        }
+        if let Some((k, frames)) = injector.recovering
+            && nic.counters().rx_frames > frames
+        {
+            injector.recovering = None;
+            debug_println!(
+                "rtl8139: fault {k} recovered by the driver: receiving again at tsc {}",
+                rdtsc()
+            );
         }
         published.publish(&stats(nic.counters(), busy));
 

@@ -433,6 +433,7 @@ fn an_all_ones_status_means_the_device_is_gone_in(mode: Mode) {
     let mut events = Vec::new();
     let s = r.nic.service(32, 0, &mut |e| events.push(e));
     assert!(s.gone && r.nic.is_gone());
+    assert_eq!(r.nic.counters().device_gone, 1);
     assert!(events.contains(&Event::TxAbort {
         buf: 0,
         error: tx_error::GONE
@@ -632,4 +633,48 @@ fn cplus_a_device_skipping_descriptors_gets_its_receiver_reset() {
     r.dev.receive(&frame(300, 77));
     r.irq();
     assert_eq!(r.received().last(), Some(&frame(300, 77)));
+}
+
+/// Status bits the chip never sets: the read is garbage, so nothing is
+/// acted on or acknowledged; the true status keeps the line asserted and
+/// the next service handles it.
+#[test]
+fn an_impossible_status_is_ignored_and_the_true_one_serviced_next() {
+    let mut r = rig(NORMAL);
+    r.lend(0, 2);
+    r.dev.receive(&frame(100, 3));
+    r.dev
+        .bus
+        .corrupt_reads(|a| (a.offset == ISR.offset()).then_some(0x1f01));
+    let mut events = Vec::new();
+    let s = r.nic.service(32, 0, &mut |e| events.push(e));
+    assert_eq!((s, events.len()), (Serviced::default(), 0));
+    assert_eq!(r.nic.counters().isr_impossible, 1);
+    assert!(r.dev.irq(), "the receive status was not acknowledged");
+    r.dev.bus.stop_corrupting();
+    r.irq();
+    assert_eq!(r.received(), vec![frame(100, 3)]);
+    assert_eq!(r.nic.counters().spurious, 0);
+}
+
+/// A write offset outside the ring is counted by its reason and answered
+/// with a receiver reset, after which frames arrive again.
+#[test]
+fn a_write_offset_outside_the_ring_resets_the_receiver_by_reason() {
+    let mut r = rig(NORMAL);
+    r.lend(0, 4);
+    r.dev.receive(&frame(100, 1));
+    r.dev
+        .bus
+        .corrupt_reads(|a| (a.offset == CBR.offset()).then_some(0xfff1));
+    let mut events = Vec::new();
+    let _ = r.nic.service(32, 0, &mut |e| events.push(e));
+    r.dev.bus.stop_corrupting();
+    let c = *r.nic.counters();
+    assert_eq!((c.rx_ring_resets, c.rx_reset_bad_cbr), (1, 1));
+    assert_eq!((c.rx_reset_bad_length, c.rx_reset_other, c.rx_frames), (0, 0, 0));
+    r.irq();
+    r.dev.receive(&frame(200, 2));
+    r.irq();
+    assert_eq!(r.received().last(), Some(&frame(200, 2)));
 }
