@@ -138,8 +138,8 @@ def main():
     print(f"injected   {len(injected)} of {faults}: " + ", ".join(f"{n} {c}" for c, n in classes.items()))
     print(f"detected   {len(detected)} ({sum(1 for w, _ in failures if w == 'a fault')} faults and "
           f"{sum(1 for w, _ in failures if w != 'a fault')} handler overruns seen by the monitor; "
-          f"{sum(1 for k in own if own[k][3] == 'failing')} garbage faults seen by the driver, which failed, "
-          f"{sum(1 for k in own if own[k][3] != 'failing')} it recovered from itself; "
+          f"{sum(1 for k in own if own[k][2] == 'failing')} garbage faults seen by the driver, which failed, "
+          f"{sum(1 for k in own if own[k][2] != 'failing')} it recovered from itself; "
           f"{len(missed)} garbage faults passed its checks)")
     reasons = {}
     for why, _, _ in own.values():

@@ -258,7 +258,7 @@ impl Injector {
         self.next = None;
         match class {
             Class::Crash | Class::Hang | Class::Violation => {
-                say_injected(k, class, rx_frames);
+                say_injected(k, class, rx_frames, rdtsc());
                 match class {
                     Class::Crash => {
                         // SAFETY: none, on purpose: nothing is mapped at
@@ -289,11 +289,10 @@ impl Injector {
     }
 }
 
-fn say_injected(k: u64, class: Class, rx_frames: u64) {
+fn say_injected(k: u64, class: Class, rx_frames: u64, tsc: u64) {
     debug_println!(
-        "rtl8139: fault injection {k}: {} after {rx_frames} frames at tsc {}",
-        class.describe(),
-        rdtsc()
+        "rtl8139: fault injection {k}: {} after {rx_frames} frames at tsc {tsc}",
+        class.describe()
     );
 }
 
@@ -375,7 +374,7 @@ fn main() -> ! {
     // the device region at `offset`, which system-builder mapped uncached
     // for this PD's life; nothing else here touches it.
     let bus = unsafe { Mmio::new("rtl8139", cfg.regions.regs.vaddr + offset, REGISTER_BYTES) };
-    let mut dma = match cfg.regions.dma.dma("rtl8139 dma") {
+    let dma = match cfg.regions.dma.dma("rtl8139 dma") {
         Ok(d) => d,
         Err(e) => idle(format_args!("{e}")),
     };
@@ -400,25 +399,25 @@ fn main() -> ! {
     let bar = cfg.regions.regs.paddr + offset as u64;
     if injector.wants_garbage() {
         let bus = Corrupting::new(bus, &plan);
-        match Nic::new(bus, &mut dma, frames, mode) {
-            Ok(nic) => serve(&cfg, &dev, bar, nic, injector, Some(&plan)),
-            Err(e) => idle(format_args!("{}: {e}", dev.bdf())),
-        }
+        serve(&cfg, &dev, bar, bus, dma, frames, mode, injector, Some(&plan))
     } else {
-        match Nic::new(bus, &mut dma, frames, mode) {
-            Ok(nic) => serve(&cfg, &dev, bar, nic, injector, None),
-            Err(e) => idle(format_args!("{}: {e}", dev.bdf())),
-        }
+        serve(&cfg, &dev, bar, bus, dma, frames, mode, injector, None)
     }
 }
 
-/// Serves the ports with the driver core over bus `B`; `garbage` is the
-/// corruption plan under `B` when the injection reads garbage.
+/// Brings the chip up with the driver core over bus `B` and serves the
+/// ports; `garbage` is the corruption plan under `B` when the injection
+/// reads garbage. The core is built here, in this frame: a copy moved
+/// between frames would not fit the PD's stack.
+#[allow(clippy::too_many_arguments)]
 fn serve<B: Bus>(
     cfg: &config::Config,
     dev: &pci_client::Device<pci_client::Ppc>,
     bar: u64,
-    mut nic: Nic<B>,
+    bus: B,
+    mut dma: dma::DmaRegion,
+    frames: dma::DmaBuf,
+    mode: Mode,
     mut injector: Injector,
     garbage: Option<&Garbage>,
 ) -> ! {
@@ -426,6 +425,10 @@ fn serve<B: Bus>(
     // here, a page at least; the timer PD writes it.
     let time = unsafe { TimeReader::new(cfg.regions.time_page.as_ptr()) };
     let now = || time.now_ns();
+    let mut nic = match Nic::new(bus, &mut dma, frames, mode) {
+        Ok(n) => n,
+        Err(e) => idle(format_args!("{}: {e}", dev.bdf())),
+    };
     let m = nic.mac();
     debug_println!(
         "rtl8139: {} {} at BAR1 {:#x}, IRQ pin {}; MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}, {} mode",
@@ -563,20 +566,22 @@ fn serve<B: Bus>(
             // A garbage fault covers this one event.
             let armed = match (injector.pending.take(), garbage) {
                 (Some((k, g)), Some(plan)) => {
-                    say_injected(k, Class::Garbage(g), nic.counters().rx_frames);
                     let pattern = match g {
                         CampaignGarbage::AllOnes => Pattern::AllOnes,
                         CampaignGarbage::Noise { seed } => Pattern::Noise { seed },
                     };
                     plan.arm(pattern, Select::All);
-                    Some((k, plan, *nic.counters()))
+                    Some((k, g, plan, *nic.counters(), rdtsc()))
                 }
                 _ => None,
             };
             let s = nic.service(BUDGET, t, &mut sink(&mut outbox));
-            if let Some((k, plan, before)) = armed {
+            if let Some((k, g, plan, before, injected_at)) = armed {
                 let reads = plan.disarm();
                 let at = rdtsc();
+                // Said afterwards, so that the console's time is not the
+                // detection's.
+                say_injected(k, Class::Garbage(g), before.rx_frames, injected_at);
                 let rx_frames = nic.counters().rx_frames;
                 match judge(&before, nic.counters()) {
                     Some((why, then)) => {
