@@ -206,11 +206,18 @@ mod tests {
         bus.set(STATUS, 0x0004);
         bus.set(WRITE_PTR, 0x0100);
         bus.set(ID, 0x12);
-        plan.arm(Pattern::AllOnes, Select::only(&[STATUS.offset(), ID.offset()]));
+        plan.arm(
+            Pattern::AllOnes,
+            Select::only(&[STATUS.offset(), ID.offset()]),
+        );
         assert_eq!(bus.get(STATUS), 0xffff);
         assert_eq!(bus.get(ID), 0xff);
         assert_eq!(bus.get(WRITE_PTR), 0x0100, "not chosen");
-        assert_eq!(bus.read32(0x3c), 0x0004_0000, "another width, another offset");
+        assert_eq!(
+            bus.read32(0x3c),
+            0x0004_0000,
+            "another width, another offset"
+        );
         assert_eq!(fake.peek(STATUS), 0x0004, "the device keeps the true value");
         assert_eq!(plan.disarm(), 2);
         assert_eq!(bus.get(STATUS), 0x0004);

@@ -61,7 +61,7 @@ pub fn fault(k: u64) -> Class {
         1 => Class::Hang,
         2 => Class::Violation,
         // The garbage faults alternate between the two kinds.
-        _ if (k - 1) / 4 % 2 == 0 => Class::Garbage(Garbage::AllOnes),
+        _ if ((k - 1) / 4).is_multiple_of(2) => Class::Garbage(Garbage::AllOnes),
         _ => Class::Garbage(Garbage::Noise {
             seed: (k as u32).wrapping_mul(0x9e37_79b9),
         }),

@@ -277,6 +277,20 @@ impl Injector {
         Some((k, class))
     }
 
+    /// Says when the driver, having recovered from a fault by itself,
+    /// receives again.
+    fn check_recovered(&mut self, rx_frames: u64) {
+        if let Some((k, frames)) = self.recovering
+            && rx_frames > frames
+        {
+            self.recovering = None;
+            debug_println!(
+                "rtl8139: fault {k} recovered by the driver: receiving again at tsc {}",
+                rdtsc()
+            );
+        }
+    }
+
     /// After a fault the driver survived, the campaign's next one.
     fn schedule_after(&mut self, k: u64, rx_frames: u64) {
         if k < self.campaign {
@@ -399,7 +413,17 @@ fn main() -> ! {
     let bar = cfg.regions.regs.paddr + offset as u64;
     if injector.wants_garbage() {
         let bus = Corrupting::new(bus, &plan);
-        serve(&cfg, &dev, bar, bus, dma, frames, mode, injector, Some(&plan))
+        serve(
+            &cfg,
+            &dev,
+            bar,
+            bus,
+            dma,
+            frames,
+            mode,
+            injector,
+            Some(&plan),
+        )
     } else {
         serve(&cfg, &dev, bar, bus, dma, frames, mode, injector, None)
     }
@@ -607,13 +631,17 @@ fn serve<B: Bus>(
                 // A new instance probes the device again: it may be back
                 // (a glitch), or the new one stays idle.
                 if microkit::recovery::restartable() {
-                    panic!("rtl8139: the device is gone (status reads 0xffff); failing, so that the monitor restarts the driver");
+                    panic!(
+                        "rtl8139: the device is gone (status reads 0xffff); failing, so that the monitor restarts the driver"
+                    );
                 }
                 if !core::mem::replace(&mut gone_said, true) {
                     debug_println!("rtl8139: the device is gone (status reads 0xffff)");
                 }
             }
             let rx_frames = nic.counters().rx_frames;
+            // Before the next fault, which these frames may bring due.
+            injector.check_recovered(rx_frames);
             // Only a violation comes back, to be sent first.
             if let Some((_, Class::Violation)) = injector.due(rx_frames) {
                 let _ = outbox.push_front(Msg::EnableComplete);
@@ -623,15 +651,7 @@ fn serve<B: Bus>(
             more = s.more;
             starved = s.starved;
         }
-        if let Some((k, frames)) = injector.recovering
-            && nic.counters().rx_frames > frames
-        {
-            injector.recovering = None;
-            debug_println!(
-                "rtl8139: fault {k} recovered by the driver: receiving again at tsc {}",
-                rdtsc()
-            );
-        }
+        injector.check_recovered(nic.counters().rx_frames);
         published.publish(&stats(nic.counters(), busy));
 
         while let Some(msg) = outbox.front() {

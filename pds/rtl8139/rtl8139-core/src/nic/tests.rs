@@ -672,7 +672,10 @@ fn a_write_offset_outside_the_ring_resets_the_receiver_by_reason() {
     r.dev.bus.stop_corrupting();
     let c = *r.nic.counters();
     assert_eq!((c.rx_ring_resets, c.rx_reset_bad_cbr), (1, 1));
-    assert_eq!((c.rx_reset_bad_length, c.rx_reset_other, c.rx_frames), (0, 0, 0));
+    assert_eq!(
+        (c.rx_reset_bad_length, c.rx_reset_other, c.rx_frames),
+        (0, 0, 0)
+    );
     r.irq();
     r.dev.receive(&frame(200, 2));
     r.irq();
