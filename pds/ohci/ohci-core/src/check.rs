@@ -35,6 +35,8 @@ pub enum Violation {
     Queue { ep: u16 },
     /// An ED that the driver does not skip has its skip bit set.
     Skipped { ep: u16 },
+    /// The descriptor counts kept as slots change differ from the pool's.
+    Counts,
 }
 
 impl fmt::Display for Violation {
@@ -53,6 +55,7 @@ impl fmt::Display for Violation {
                 write!(f, "endpoint {ep}: TD queue differs from the driver's")
             }
             Violation::Skipped { ep } => write!(f, "endpoint {ep}: skipped without a reason"),
+            Violation::Counts => f.write_str("descriptor counts differ from the pool's"),
         }
     }
 }
@@ -75,6 +78,9 @@ impl<B: Bus> Ohci<B> {
         self.check_list("control list", control, &control_list, kind::CONTROL)?;
         self.check_list("bulk list", bulk, &bulk_list, kind::BULK)?;
         self.check_periodic()?;
+        if crate::hcd::SlotCounts::of(&self.slots) != self.held {
+            return Err(Violation::Counts);
+        }
         for i in 0..MAX_ENDPOINTS {
             self.check_queue_settled(i)?;
         }

@@ -287,6 +287,35 @@ pub struct Usage {
     pub endpoints: usize,
 }
 
+/// How many slots of the pool hold each kind of descriptor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlotCounts {
+    pub(crate) eds: usize,
+    pub(crate) tds: usize,
+    pub(crate) placeholders: usize,
+}
+
+impl SlotCounts {
+    fn count(&mut self, s: Slot, add: bool) {
+        let n = match s {
+            Slot::Ed { .. } => &mut self.eds,
+            Slot::Td { .. } => &mut self.tds,
+            Slot::Placeholder { .. } => &mut self.placeholders,
+            Slot::Free | Slot::Node => return,
+        };
+        *n = if add { *n + 1 } else { n.saturating_sub(1) };
+    }
+
+    /// A walk of the pool.
+    pub(crate) fn of(slots: &[Slot]) -> Self {
+        let mut c = SlotCounts::default();
+        for &s in slots {
+            c.count(s, true);
+        }
+        c
+    }
+}
+
 /// What a descriptor slot of the pool holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Slot {
@@ -375,6 +404,10 @@ pub struct Ohci<B: Bus> {
     setup: DmaBuf,
     windows: Vec<Window, MAX_WINDOWS>,
     pub(crate) slots: [Slot; POOL],
+    /// Slots holding an ED, a TD, a placeholder: kept as slots change, so
+    /// that the counters (published after every batch of work) need no
+    /// walk of the pool; the schedule checker compares them with one.
+    pub(crate) held: SlotCounts,
     free: Vec<u16, POOL>,
     pub(crate) eps: [Option<Endpoint>; MAX_ENDPOINTS],
     pub(crate) xfers: [Option<Transfer>; MAX_TRANSFERS],
@@ -451,6 +484,7 @@ impl<B: Bus> Ohci<B> {
             setup,
             windows: list,
             slots: [Slot::Free; POOL],
+            held: SlotCounts::default(),
             free,
             eps: [None; MAX_ENDPOINTS],
             xfers: [None; MAX_TRANSFERS],
@@ -488,15 +522,12 @@ impl<B: Bus> Ohci<B> {
     }
 
     pub fn usage(&self) -> Usage {
-        let mut u = Usage::default();
-        for s in &self.slots {
-            match s {
-                Slot::Ed { .. } => u.eds += 1,
-                Slot::Td { .. } => u.tds += 1,
-                Slot::Placeholder { .. } => u.placeholders += 1,
-                Slot::Free | Slot::Node => {}
-            }
-        }
+        let mut u = Usage {
+            eds: self.held.eds,
+            tds: self.held.tds,
+            placeholders: self.held.placeholders,
+            ..Usage::default()
+        };
         u.transfers = self.xfers.iter().flatten().count();
         u.endpoints = self.eps.iter().flatten().count();
         u
@@ -567,12 +598,19 @@ impl<B: Bus> Ohci<B> {
 
     fn alloc(&mut self, what: Slot) -> Option<u16> {
         let s = self.free.pop()?;
-        self.slots[usize::from(s)] = what;
+        self.set_slot(s, what);
         Some(s)
     }
 
+    /// Changes what slot `s` holds, counted.
+    fn set_slot(&mut self, s: u16, what: Slot) {
+        let old = core::mem::replace(&mut self.slots[usize::from(s)], what);
+        self.held.count(old, false);
+        self.held.count(what, true);
+    }
+
     fn release(&mut self, s: u16) {
-        self.slots[usize::from(s)] = Slot::Free;
+        self.set_slot(s, Slot::Free);
         self.write_td(s, Td::default());
         // Cannot fail: every slot is either free or allocated once.
         let _ = self.free.push(s);
@@ -1432,13 +1470,16 @@ impl<B: Bus> Ohci<B> {
         for (k, &(flags, start, n, stage)) in plan.iter().enumerate().rev() {
             let s = slots[k];
             let next_slot = if k + 1 < needed { slots[k + 1] } else { NONE };
-            self.slots[usize::from(s)] = Slot::Td {
-                xfer: x as u8,
-                next: next_slot,
-                start,
-                len: n,
-                stage,
-            };
+            self.set_slot(
+                s,
+                Slot::Td {
+                    xfer: x as u8,
+                    next: next_slot,
+                    start,
+                    len: n,
+                    stage,
+                },
+            );
             let next_p = self.slot_paddr(if next_slot == NONE {
                 new_placeholder
             } else {

@@ -155,6 +155,14 @@ fn print(n: Note) {
         Note::Gone { addr } => {
             debug_println!("usb-net: device at address {addr} unplugged; link down")
         }
+        Note::Link { up } => debug_println!(
+            "usb-net: the device reports its network {}",
+            if up { "connected" } else { "disconnected" }
+        ),
+        Note::Speed { down, up } => {
+            debug_println!("usb-net: the device reports {down} bit/s down, {up} bit/s up")
+        }
+        Note::BadNotification(m) => debug_println!("usb-net: malformed notification dropped: {m:?}"),
     }
 }
 
