@@ -30,7 +30,7 @@ import qemu  # noqa: E402
 MARK = re.compile(r"usb-check: bench: (read|write) (\d+) KiB (begins|ends)(?:, (\d+) bytes, (\d+\.\d+) MB/s)?")
 DONE = re.compile(r"usb-check: all checks passed")
 # What bounds the keyboard's latency (usb-kbd's choice of polling period).
-KBD_POLL = "is polled every 8 ms (bInterval 10 rounded down to the tree's 8 ms level)"
+KBD_POLL = "is polled every 1 ms frame (usb_kbd_core::POLL_MS; its bInterval, 10, is only the longest period allowed)"
 LINUX = {"read": (10.0, 2.6e6), "write": (13.6, 3.8e6)}
 
 

@@ -411,6 +411,9 @@ pub struct Ohci<B: Bus> {
     free: Vec<u16, POOL>,
     pub(crate) eps: [Option<Endpoint>; MAX_ENDPOINTS],
     pub(crate) xfers: [Option<Transfer>; MAX_TRANSFERS],
+    /// Transfers in `xfers`: asked before every request taken, so kept
+    /// rather than counted.
+    in_flight: usize,
     /// EDs on the control and bulk lists, in list order (endpoint indices).
     pub(crate) control: Vec<u8, MAX_ENDPOINTS>,
     pub(crate) bulk: Vec<u8, MAX_ENDPOINTS>,
@@ -488,6 +491,7 @@ impl<B: Bus> Ohci<B> {
             free,
             eps: [None; MAX_ENDPOINTS],
             xfers: [None; MAX_TRANSFERS],
+            in_flight: 0,
             control: Vec::new(),
             bulk: Vec::new(),
             nodes: [NONE; NODES],
@@ -528,7 +532,7 @@ impl<B: Bus> Ohci<B> {
             placeholders: self.held.placeholders,
             ..Usage::default()
         };
-        u.transfers = self.xfers.iter().flatten().count();
+        u.transfers = self.in_flight;
         u.endpoints = self.eps.iter().flatten().count();
         u
     }
@@ -787,6 +791,7 @@ impl<B: Bus> Ohci<B> {
         }
         for i in 0..MAX_TRANSFERS {
             if let Some(x) = self.xfers[i].take() {
+                self.in_flight -= 1;
                 self.stats.aborted_transfers += 1;
                 self.emit(Event::Complete {
                     xfer: x.id,
@@ -1273,6 +1278,7 @@ impl<B: Bus> Ohci<B> {
             let Some(x) = self.xfers[j] else { continue };
             if usize::from(x.ep) == i && (x.aborting || close) {
                 self.xfers[j] = None;
+                self.in_flight -= 1;
                 self.stats.aborted_transfers += 1;
                 let st = if x.status == status::OK {
                     status::ABORTED
@@ -1448,6 +1454,7 @@ impl<B: Bus> Ohci<B> {
         if self.free.len() < needed {
             return refused(self, Refusal::NoDescriptors { xfer, needed });
         }
+        self.in_flight += 1;
         self.xfers[x] = Some(Transfer {
             id: xfer,
             ep: i as u8,
@@ -1746,6 +1753,7 @@ impl<B: Bus> Ohci<B> {
 
     fn finish(&mut self, x: usize) {
         if let Some(t) = self.xfers[x].take() {
+            self.in_flight -= 1;
             self.emit(Event::Complete {
                 xfer: t.id,
                 status: t.status,
@@ -1896,7 +1904,6 @@ impl<B: Bus> Ohci<B> {
     /// Whether a request may be taken now: whatever it and everything in
     /// flight answer still fits the event queue.
     pub fn can_take_request(&self) -> bool {
-        let in_flight = self.xfers.iter().flatten().count();
-        self.events.len() + in_flight + MAX_ENDPOINTS + 2 * MAX_PORTS + 4 < MAX_EVENTS
+        self.events.len() + self.in_flight + MAX_ENDPOINTS + 2 * MAX_PORTS + 4 < MAX_EVENTS
     }
 }
