@@ -13,7 +13,13 @@ so what counts is frames per command) and guest instructions per MiB,
 with ratios to Linux 6.1's usb-storage over ohci-pci on this QEMU
 (shared/DESIGN.md section 3: 10 MB/s and 2.6 M instructions per MiB
 read with 64 KiB reads, 13.6 MB/s and 3.8 M per MiB written). Linux is
-not run here."""
+not run here. `--profile read` (or `write`) also says where the
+instructions of the 64 KiB commands go, per PD and function
+(bench/net/profile.py over the plugin's per-block profile).
+
+Then the keyboard latency bench (`key_bench`; bench/usb/usb-keys.xml):
+QMP send-key to the key delivered to usb-check, idle and while the disk
+is read, median and p99 in host wall time."""
 import argparse
 import os
 import re

@@ -56,7 +56,9 @@ impl fmt::Display for Violation {
                 write!(f, "endpoint {ep}: TD queue differs from the driver's")
             }
             Violation::Skipped { ep } => write!(f, "endpoint {ep}: skipped without a reason"),
-            Violation::Counts => f.write_str("descriptor or transfer counts differ from the pool and the transfer table"),
+            Violation::Counts => f.write_str(
+                "descriptor or transfer counts differ from the pool and the transfer table",
+            ),
         }
     }
 }

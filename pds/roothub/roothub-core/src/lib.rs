@@ -638,7 +638,11 @@ impl<M: HubMemory> Hub<M> {
             (self.live_xfers, self.timed_xfers),
             (
                 self.xfers.iter().flatten().count(),
-                self.xfers.iter().flatten().filter(|x| x.deadline.is_some()).count()
+                self.xfers
+                    .iter()
+                    .flatten()
+                    .filter(|x| x.deadline.is_some())
+                    .count()
             ),
             "roothub: transfer counts differ from the table"
         );

@@ -175,7 +175,9 @@ fn print(n: Note) {
         Note::Speed { down, up } => {
             debug_println!("usb-net: the device reports {down} bit/s down, {up} bit/s up")
         }
-        Note::BadNotification(m) => debug_println!("usb-net: malformed notification dropped: {m:?}"),
+        Note::BadNotification(m) => {
+            debug_println!("usb-net: malformed notification dropped: {m:?}")
+        }
     }
 }
 

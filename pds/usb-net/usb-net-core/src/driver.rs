@@ -950,7 +950,14 @@ impl Driver {
                     return self.fail(Failure::PipeRefused("bulk"));
                 }
                 match e.notify {
-                    Some(n) if self.session.open(NOTIFY, n.address, kind::INTERRUPT, n.max_packet, n.interval) => {}
+                    Some(n)
+                        if self.session.open(
+                            NOTIFY,
+                            n.address,
+                            kind::INTERRUPT,
+                            n.max_packet,
+                            n.interval,
+                        ) => {}
                     _ => {
                         if let Some(e) = self.ecm.as_mut() {
                             e.notify = None;

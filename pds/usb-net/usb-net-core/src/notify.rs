@@ -60,7 +60,8 @@ pub fn parse(b: &[u8], interface: u8) -> Result<Notification, Malformed> {
             Err(Malformed::Length { code, length })
         }
         CONNECTION_SPEED_CHANGE => {
-            let rate = |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+            let rate =
+                |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
             Ok(Notification::Speed {
                 down: rate(0),
                 up: rate(4),

@@ -730,7 +730,10 @@ fn the_notification_endpoint_is_found_and_read_without_being_needed() {
     let e = ecm_of(&c).unwrap();
     assert_eq!(e.control_interface, 0);
     let n = e.notify.expect("usb-net's interrupt IN 0x81");
-    assert_eq!((n.address, n.kind, n.max_packet, n.interval), (0x81, kind::INTERRUPT, 16, 32));
+    assert_eq!(
+        (n.address, n.kind, n.max_packet, n.interval),
+        (0x81, kind::INTERRUPT, 16, 32)
+    );
     // Running with the link up though the device said nothing (QEMU's
     // usb-net never does): one read waits on the notification pipe.
     let (d, h) = running(0);
@@ -769,7 +772,10 @@ fn a_link_reported_down_stays_down_across_an_enable_until_a_replug() {
     h.eth_in(&mut d, EthMsg::Enable);
     let e = h.eth();
     assert!(e.contains(&EthMsg::EnableComplete), "{e:?}");
-    assert!(!e.iter().any(|m| matches!(m, EthMsg::LinkChange { .. })), "{e:?}");
+    assert!(
+        !e.iter().any(|m| matches!(m, EthMsg::LinkChange { .. })),
+        "{e:?}"
+    );
     // A new device is assumed connected until it says otherwise.
     h.unplug(&mut d);
     h.eth();

@@ -8,6 +8,9 @@
 //! 2. Every block of the disk is read and compared with the pattern the
 //!    build wrote (`passes` times, for the MB/s figure); 1 MiB is written
 //!    with another pattern and read back.
+//!    With `key_bench` (the keyboard latency bench, bench/usb/run.py):
+//!    that many presses printed as each arrives, with the disk idle, then
+//!    as many while it is read.
 //! 3. `keys` keys typed through QMP arrive in order, none lost or doubled,
 //!    while the disk is being read all the time.
 //! 4. Seven keys held at once (QMP presses them in order and releases
@@ -449,7 +452,12 @@ async fn key_test(
 /// `count` presses with the disk idle, then `count` more while it is read
 /// without a pause, each printed the moment it arrives (the host times
 /// from its QMP `send-key` to the line).
-async fn key_latency(ex: &Ex<'_>, disk: &mut Disk, keys: &mut KbdPort, count: u16) -> Result<(), Failed> {
+async fn key_latency(
+    ex: &Ex<'_>,
+    disk: &mut Disk,
+    keys: &mut KbdPort,
+    count: u16,
+) -> Result<(), Failed> {
     for phase in ["idle", "reading"] {
         debug_println!("usb-check: bench: keys {phase}: ready for {count} keys");
         let done = core::cell::Cell::new(false);
