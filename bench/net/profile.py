@@ -80,6 +80,7 @@ def main():
     ap.add_argument("after")
     ap.add_argument("echoes", type=int)
     ap.add_argument("elfs", nargs="+")
+    ap.add_argument("--per", default="echo", help="what the count counts (the USB bench: command)")
     ap.add_argument("--top", type=int, default=12, help="functions shown per program")
     a = ap.parse_args()
     elfs = [Elf(p) for p in a.elfs]
@@ -105,7 +106,7 @@ def main():
         per_function[(owner, fn)] += delta
     total = sum(per_program.values())
     n = max(a.echoes, 1)
-    print(f"   profile: {total / n:.0f} instructions per echo")
+    print(f"   profile: {total / n:.0f} instructions per {a.per}")
     for owner, count in sorted(per_program.items(), key=lambda kv: -kv[1]):
         print(f"   {owner:<14} {count / n:>8.0f}")
         fns = sorted(((c, f) for (o, f), c in per_function.items() if o == owner), reverse=True)

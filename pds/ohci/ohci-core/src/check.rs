@@ -35,6 +35,9 @@ pub enum Violation {
     Queue { ep: u16 },
     /// An ED that the driver does not skip has its skip bit set.
     Skipped { ep: u16 },
+    /// The descriptor and transfer counts kept as they change differ from
+    /// a walk of the pool and the transfer table.
+    Counts,
 }
 
 impl fmt::Display for Violation {
@@ -53,6 +56,9 @@ impl fmt::Display for Violation {
                 write!(f, "endpoint {ep}: TD queue differs from the driver's")
             }
             Violation::Skipped { ep } => write!(f, "endpoint {ep}: skipped without a reason"),
+            Violation::Counts => f.write_str(
+                "descriptor or transfer counts differ from the pool and the transfer table",
+            ),
         }
     }
 }
@@ -75,6 +81,11 @@ impl<B: Bus> Ohci<B> {
         self.check_list("control list", control, &control_list, kind::CONTROL)?;
         self.check_list("bulk list", bulk, &bulk_list, kind::BULK)?;
         self.check_periodic()?;
+        if crate::hcd::SlotCounts::of(&self.slots) != self.held
+            || self.xfers.iter().flatten().count() != self.usage().transfers
+        {
+            return Err(Violation::Counts);
+        }
         for i in 0..MAX_ENDPOINTS {
             self.check_queue_settled(i)?;
         }

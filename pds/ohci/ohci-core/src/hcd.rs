@@ -287,6 +287,35 @@ pub struct Usage {
     pub endpoints: usize,
 }
 
+/// How many slots of the pool hold each kind of descriptor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlotCounts {
+    pub(crate) eds: usize,
+    pub(crate) tds: usize,
+    pub(crate) placeholders: usize,
+}
+
+impl SlotCounts {
+    fn count(&mut self, s: Slot, add: bool) {
+        let n = match s {
+            Slot::Ed { .. } => &mut self.eds,
+            Slot::Td { .. } => &mut self.tds,
+            Slot::Placeholder { .. } => &mut self.placeholders,
+            Slot::Free | Slot::Node => return,
+        };
+        *n = if add { *n + 1 } else { n.saturating_sub(1) };
+    }
+
+    /// A walk of the pool.
+    pub(crate) fn of(slots: &[Slot]) -> Self {
+        let mut c = SlotCounts::default();
+        for &s in slots {
+            c.count(s, true);
+        }
+        c
+    }
+}
+
 /// What a descriptor slot of the pool holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Slot {
@@ -375,9 +404,16 @@ pub struct Ohci<B: Bus> {
     setup: DmaBuf,
     windows: Vec<Window, MAX_WINDOWS>,
     pub(crate) slots: [Slot; POOL],
+    /// Slots holding an ED, a TD, a placeholder: kept as slots change, so
+    /// that the counters (published after every batch of work) need no
+    /// walk of the pool; the schedule checker compares them with one.
+    pub(crate) held: SlotCounts,
     free: Vec<u16, POOL>,
     pub(crate) eps: [Option<Endpoint>; MAX_ENDPOINTS],
     pub(crate) xfers: [Option<Transfer>; MAX_TRANSFERS],
+    /// Transfers in `xfers`: asked before every request taken, so kept
+    /// rather than counted.
+    in_flight: usize,
     /// EDs on the control and bulk lists, in list order (endpoint indices).
     pub(crate) control: Vec<u8, MAX_ENDPOINTS>,
     pub(crate) bulk: Vec<u8, MAX_ENDPOINTS>,
@@ -451,9 +487,11 @@ impl<B: Bus> Ohci<B> {
             setup,
             windows: list,
             slots: [Slot::Free; POOL],
+            held: SlotCounts::default(),
             free,
             eps: [None; MAX_ENDPOINTS],
             xfers: [None; MAX_TRANSFERS],
+            in_flight: 0,
             control: Vec::new(),
             bulk: Vec::new(),
             nodes: [NONE; NODES],
@@ -488,16 +526,13 @@ impl<B: Bus> Ohci<B> {
     }
 
     pub fn usage(&self) -> Usage {
-        let mut u = Usage::default();
-        for s in &self.slots {
-            match s {
-                Slot::Ed { .. } => u.eds += 1,
-                Slot::Td { .. } => u.tds += 1,
-                Slot::Placeholder { .. } => u.placeholders += 1,
-                Slot::Free | Slot::Node => {}
-            }
-        }
-        u.transfers = self.xfers.iter().flatten().count();
+        let mut u = Usage {
+            eds: self.held.eds,
+            tds: self.held.tds,
+            placeholders: self.held.placeholders,
+            ..Usage::default()
+        };
+        u.transfers = self.in_flight;
         u.endpoints = self.eps.iter().flatten().count();
         u
     }
@@ -567,12 +602,19 @@ impl<B: Bus> Ohci<B> {
 
     fn alloc(&mut self, what: Slot) -> Option<u16> {
         let s = self.free.pop()?;
-        self.slots[usize::from(s)] = what;
+        self.set_slot(s, what);
         Some(s)
     }
 
+    /// Changes what slot `s` holds, counted.
+    fn set_slot(&mut self, s: u16, what: Slot) {
+        let old = core::mem::replace(&mut self.slots[usize::from(s)], what);
+        self.held.count(old, false);
+        self.held.count(what, true);
+    }
+
     fn release(&mut self, s: u16) {
-        self.slots[usize::from(s)] = Slot::Free;
+        self.set_slot(s, Slot::Free);
         self.write_td(s, Td::default());
         // Cannot fail: every slot is either free or allocated once.
         let _ = self.free.push(s);
@@ -749,6 +791,7 @@ impl<B: Bus> Ohci<B> {
         }
         for i in 0..MAX_TRANSFERS {
             if let Some(x) = self.xfers[i].take() {
+                self.in_flight -= 1;
                 self.stats.aborted_transfers += 1;
                 self.emit(Event::Complete {
                     xfer: x.id,
@@ -1235,6 +1278,7 @@ impl<B: Bus> Ohci<B> {
             let Some(x) = self.xfers[j] else { continue };
             if usize::from(x.ep) == i && (x.aborting || close) {
                 self.xfers[j] = None;
+                self.in_flight -= 1;
                 self.stats.aborted_transfers += 1;
                 let st = if x.status == status::OK {
                     status::ABORTED
@@ -1410,6 +1454,7 @@ impl<B: Bus> Ohci<B> {
         if self.free.len() < needed {
             return refused(self, Refusal::NoDescriptors { xfer, needed });
         }
+        self.in_flight += 1;
         self.xfers[x] = Some(Transfer {
             id: xfer,
             ep: i as u8,
@@ -1432,13 +1477,16 @@ impl<B: Bus> Ohci<B> {
         for (k, &(flags, start, n, stage)) in plan.iter().enumerate().rev() {
             let s = slots[k];
             let next_slot = if k + 1 < needed { slots[k + 1] } else { NONE };
-            self.slots[usize::from(s)] = Slot::Td {
-                xfer: x as u8,
-                next: next_slot,
-                start,
-                len: n,
-                stage,
-            };
+            self.set_slot(
+                s,
+                Slot::Td {
+                    xfer: x as u8,
+                    next: next_slot,
+                    start,
+                    len: n,
+                    stage,
+                },
+            );
             let next_p = self.slot_paddr(if next_slot == NONE {
                 new_placeholder
             } else {
@@ -1705,6 +1753,7 @@ impl<B: Bus> Ohci<B> {
 
     fn finish(&mut self, x: usize) {
         if let Some(t) = self.xfers[x].take() {
+            self.in_flight -= 1;
             self.emit(Event::Complete {
                 xfer: t.id,
                 status: t.status,
@@ -1855,7 +1904,6 @@ impl<B: Bus> Ohci<B> {
     /// Whether a request may be taken now: whatever it and everything in
     /// flight answer still fits the event queue.
     pub fn can_take_request(&self) -> bool {
-        let in_flight = self.xfers.iter().flatten().count();
-        self.events.len() + in_flight + MAX_ENDPOINTS + 2 * MAX_PORTS + 4 < MAX_EVENTS
+        self.events.len() + self.in_flight + MAX_ENDPOINTS + 2 * MAX_PORTS + 4 < MAX_EVENTS
     }
 }

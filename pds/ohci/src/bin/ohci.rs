@@ -11,7 +11,8 @@
 //! so neither side can overrun the other. A watchdog tick every
 //! 50 ms checks that the frame counter moves. Debug builds run the
 //! schedule checker after every batch of work and count its findings on
-//! the stats page.
+//! the stats page. Half a second after endpoints stop opening and closing
+//! (devices plugged or unplugged), one line says what is in use.
 #![no_std]
 #![no_main]
 
@@ -42,6 +43,10 @@ static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
 /// Watchdog ticks: twice per watchdog period.
 const TICK_NS: u64 = ohci_core::WATCHDOG_NS / 2;
+/// The schedule is "settled" this long after the last endpoint opened or
+/// closed; then what is in use is printed once (tests compare it after
+/// hot-plug cycles with what it was at boot).
+const SETTLE_NS: u64 = 500_000_000;
 
 type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
 type HcPort<'c> = TypedPort<'static, ComponentPort<'c, OhciObserver, HcObserver>>;
@@ -308,6 +313,8 @@ async fn serve(
     // A new IRQ handler stays masked until its first acknowledgement.
     let _ = irq.irq_ack();
     let mut next_tick = ex.now_ns() + TICK_NS;
+    let (mut opened, mut closed) = (0u64, 0u64);
+    let mut settle: Option<u64> = None;
     loop {
         let now = ex.now_ns();
         // The ring an answer waits for room on: UsbHostController's (true)
@@ -341,7 +348,15 @@ async fn serve(
                     Out::Ports(m) => (ports.try_send(&m, now), false),
                 };
                 match sent {
-                    Ok(()) => moved = true,
+                    Ok(()) => {
+                        moved = true;
+                        match e {
+                            Event::EndpointOpened { .. } => opened += 1,
+                            Event::EndpointClosed { .. } => closed += 1,
+                            _ => continue,
+                        }
+                        settle = Some(now + SETTLE_NS);
+                    }
                     Err(Fault::Full) => {
                         // The events keep their order: all wait for room.
                         hcd.unget_event(e);
@@ -404,6 +419,18 @@ async fn serve(
         if now >= next_tick {
             hcd.tick(now);
             next_tick = now + TICK_NS;
+        }
+        if settle.is_some_and(|t| now >= t) {
+            settle = None;
+            let u = hcd.usage();
+            debug_println!(
+                "ohci: settled after {opened} endpoints opened and {closed} closed: {} endpoints, {} EDs, {} TDs, {} placeholder TDs, {} transfers in use",
+                u.endpoints,
+                u.eds,
+                u.tds,
+                u.placeholders,
+                u.transfers
+            );
         }
     }
 }

@@ -577,6 +577,11 @@ pub struct Hub<M: HubMemory> {
     buses: [Option<Bus>; MAX_BUSES],
     handles: [Option<Handle>; MAX_HANDLES],
     xfers: [Option<Xfer>; MAX_XFERS],
+    /// Entries of `xfers`, and those with a deadline: the table is looked
+    /// at on every wake-up (counters, `tick`, `next_deadline`), so the
+    /// common case, no transfer of the hub's own, skips the walk.
+    live_xfers: usize,
+    timed_xfers: usize,
     next_xfer: u32,
     hc_out: Deque<HcMsg, HC_OUT>,
     ports_out: Deque<PortsMsg, PORTS_OUT>,
@@ -612,6 +617,8 @@ impl<M: HubMemory> Hub<M> {
             buses,
             handles: [None; MAX_HANDLES],
             xfers: [None; MAX_XFERS],
+            live_xfers: 0,
+            timed_xfers: 0,
             next_xfer: 1,
             hc_out: Deque::new(),
             ports_out: Deque::new(),
@@ -627,11 +634,23 @@ impl<M: HubMemory> Hub<M> {
     }
 
     pub fn usage(&self) -> Usage {
+        debug_assert_eq!(
+            (self.live_xfers, self.timed_xfers),
+            (
+                self.xfers.iter().flatten().count(),
+                self.xfers
+                    .iter()
+                    .flatten()
+                    .filter(|x| x.deadline.is_some())
+                    .count()
+            ),
+            "roothub: transfer counts differ from the table"
+        );
         Usage {
             addresses: (self.addresses[0].count_ones() + self.addresses[1].count_ones() - 1)
                 as usize,
             handles: self.handles.iter().flatten().count(),
-            transfers: self.xfers.iter().flatten().count(),
+            transfers: self.live_xfers,
             pipes: self
                 .buses
                 .iter()
@@ -721,12 +740,25 @@ impl<M: HubMemory> Hub<M> {
                 _ => {}
             }
         }
-        for x in self.xfers.iter().flatten() {
-            if let Some(t) = x.deadline {
-                at(t);
+        if self.timed_xfers > 0 {
+            for x in self.xfers.iter().flatten() {
+                if let Some(t) = x.deadline {
+                    at(t);
+                }
             }
         }
         d
+    }
+
+    /// Counts `xfers` again after a change to many entries.
+    fn recount_xfers(&mut self) {
+        self.live_xfers = self.xfers.iter().flatten().count();
+        self.timed_xfers = self
+            .xfers
+            .iter()
+            .flatten()
+            .filter(|x| x.deadline.is_some())
+            .count();
     }
 
     // ---- addresses, handles, transfers ----
@@ -784,6 +816,8 @@ impl<M: HubMemory> Hub<M> {
         let id = self.next_xfer;
         self.next_xfer = self.next_xfer.wrapping_add(1).max(1);
         self.xfers[slot] = Some(Xfer { id, used, deadline });
+        self.live_xfers += 1;
+        self.timed_xfers += usize::from(deadline.is_some());
         Some(id)
     }
 
@@ -792,7 +826,10 @@ impl<M: HubMemory> Hub<M> {
             .xfers
             .iter()
             .position(|x| x.is_some_and(|x| x.id == id))?;
-        self.xfers[i].take()
+        let x = self.xfers[i].take()?;
+        self.live_xfers -= 1;
+        self.timed_xfers -= usize::from(x.deadline.is_some());
+        Some(x)
     }
 
     /// A control transfer of the hub's own on `handle`, into the hub's
@@ -1180,6 +1217,7 @@ impl<M: HubMemory> Hub<M> {
         for x in self.xfers.iter_mut() {
             *x = None;
         }
+        self.recount_xfers();
         // An enumeration's address is freed with the devices' below.
         self.enumeration = None;
         for b in 0..MAX_BUSES {
@@ -1219,11 +1257,15 @@ impl<M: HubMemory> Hub<M> {
         // Transfers of the hub's own that took too long: abort the
         // endpoint, which completes them ABORTED.
         for i in 0..MAX_XFERS {
+            if self.timed_xfers == 0 {
+                break;
+            }
             let Some(x) = self.xfers[i] else { continue };
             if x.deadline.is_some_and(|d| now >= d) {
                 if let Some(x) = self.xfers[i].as_mut() {
                     x.deadline = None;
                 }
+                self.timed_xfers -= 1;
                 if let Some(e) = self.enumeration {
                     self.send_hc(HcMsg::AbortEndpoint { ep: e.handle });
                 }
@@ -1472,6 +1514,7 @@ impl<M: HubMemory> Hub<M> {
                 *x = None;
             }
         }
+        self.recount_xfers();
         if e.handle != 0 && self.handle(e.handle).is_some() {
             self.close_handle(e.handle);
         }

@@ -8,7 +8,9 @@
 //! sleeps until the hub's next deadline (debounce, reset, recovery,
 //! timeouts) or a port's observer deadline, whichever is first. What the
 //! hub notes (devices enumerated, bound, unplugged, failures, refusals)
-//! is printed as one line each.
+//! is printed as one line each; half a second after the last device was
+//! bound or unplugged, so is what the hub has in use (tests compare it
+//! after hot-plug cycles with what it was at boot).
 #![no_std]
 #![no_main]
 
@@ -34,6 +36,9 @@ use usb_bus::{BusObserver, BusParts, BusPort};
 use usb_core::{speed, stats};
 
 pd_config::program!("roothub");
+
+/// How long after the last bind or unplug the hub counts as settled.
+const SETTLE_NS: u64 = 500_000_000;
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
 static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
@@ -220,6 +225,7 @@ async fn main(ex: &Ex<'_>) {
     for p in ports.iter().flatten() {
         mask |= 1 << p.channel();
     }
+    let mut settle: Option<u64> = None;
     loop {
         let now = ex.now_ns();
         hub.tick(now);
@@ -303,7 +309,24 @@ async fn main(ex: &Ex<'_>) {
             }
         }
         while let Some(n) = hub.take_note() {
+            if matches!(n, Note::Bound { .. } | Note::Detached { .. }) {
+                settle = Some(now + SETTLE_NS);
+            }
             print(n);
+        }
+        if settle.is_some_and(|t| now >= t) {
+            settle = None;
+            let u = hub.usage();
+            let s = hub.stats();
+            debug_println!(
+                "roothub: settled after {} drivers attached and {} detached: {} addresses, {} endpoint handles, {} transfers, {} pipes in use",
+                s.attached,
+                s.detached,
+                u.addresses,
+                u.handles,
+                u.transfers,
+                u.pipes
+            );
         }
         if let Some(page) = &page {
             for (i, v) in hub.counters().iter().enumerate() {
@@ -358,6 +381,7 @@ async fn main(ex: &Ex<'_>) {
             hc.deadline_ns(),
             rp.deadline_ns(),
             ports.iter().flatten().filter_map(|p| p.deadline_ns()).min(),
+            settle,
         ]
         .into_iter()
         .flatten()

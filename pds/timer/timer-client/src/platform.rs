@@ -7,8 +7,14 @@
 //! ordinary platform (which waits on the notification and reads the time
 //! page) and turns that deadline into Timer messages on a port of its own:
 //!
-//! - a new deadline cancels the request standing for the old one (if it is
-//!   still unanswered) and requests the new one under a fresh id;
+//! - a new deadline earlier than the request standing for the old one
+//!   cancels it (if it is still unanswered) and requests the new one under
+//!   a fresh id; a later deadline, or none, leaves the standing request
+//!   alone: when it fires, the platform asks for the wanted deadline (if
+//!   any) and sleeps on. A timeout armed per operation and dropped or
+//!   pushed later when the operation ends (a driver's command timeout)
+//!   then costs one request per timeout period instead of a cancel and a
+//!   request per operation;
 //! - `wait` sends whatever the ring had no room for, drains the answers,
 //!   and blocks; it returns when another channel fired, when the `fired`
 //!   of the *current* request arrived, or when the clock has passed the
@@ -71,12 +77,12 @@ impl Sleeper {
         self.want
     }
 
-    /// The next message to send, if the timer PD does not yet have exactly
-    /// the wanted deadline: first the cancel of a request for another
-    /// deadline, then the request for the wanted one.
+    /// The next message to send, if the timer PD does not yet have a
+    /// request at or before the wanted deadline: first the cancel of a
+    /// request for a later one, then the request for the wanted one.
     pub fn next_message(&self) -> Option<Msg> {
         match (self.live, self.want) {
-            (Some(live), want) if want != Some(live.deadline_ns) => {
+            (Some(live), Some(want)) if want < live.deadline_ns => {
                 Some(Msg::Cancel { id: live.id })
             }
             (None, Some(at)) => Some(Msg::Request {
@@ -209,8 +215,15 @@ impl<P: Platform> Platform for TimerPlatform<'_, P> {
         let timer = self.channel_bit();
         loop {
             self.exchange();
-            if self.sleeper.take_due() || self.deadline_passed() {
+            // An answer to a request standing for an earlier deadline than
+            // the one wanted now (or for none) is no reason to return: the
+            // exchange above asked for the wanted one.
+            let due = self.sleeper.take_due();
+            if self.deadline_passed() {
                 return 0;
+            }
+            if due {
+                continue;
             }
             if self.arm() {
                 continue;

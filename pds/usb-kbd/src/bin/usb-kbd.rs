@@ -219,12 +219,17 @@ async fn main(ex: &Ex<'_>) {
                     interface,
                     endpoint,
                     interval,
+                    polled,
                 } => debug_println!(
-                    "usb-kbd: keyboard at address {addr}: boot protocol on interface {interface}, reports on endpoint {endpoint:#04x} every {interval} ms"
+                    "usb-kbd: keyboard at address {addr}: boot protocol on interface {interface}, reports on endpoint {endpoint:#04x} every {interval} ms, polled every {polled} ms (attach {})",
+                    driver.session.attaches
                 ),
                 Note::Failed(why) => debug_println!("usb-kbd: keyboard given up: {why}"),
                 Note::Gone { addr } => {
-                    debug_println!("usb-kbd: keyboard at address {addr} unplugged")
+                    debug_println!(
+                        "usb-kbd: keyboard at address {addr} unplugged (detach {})",
+                        driver.session.detaches
+                    )
                 }
             }
         }

@@ -31,7 +31,7 @@ pd_config::program!("usb-net");
 static REPORTER: ConsoleReporter = ConsoleReporter;
 static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
-const STATS: [&str; 19] = [
+const STATS: [&str; 23] = [
     "attached",
     "detached",
     "pipes",
@@ -53,9 +53,14 @@ const STATS: [&str; 19] = [
     // TSC ticks between waking up and going to sleep (under -icount, the
     // instructions this PD ran), as the other NIC drivers publish it.
     "busy_tsc",
+    // CDC notifications (usb_net_core::notify).
+    "link_reports",
+    "speed_reports",
+    "other_notifications",
+    "bad_notifications",
 ];
 
-fn stats(d: &Driver, busy: u64) -> [u64; 19] {
+fn stats(d: &Driver, busy: u64) -> [u64; 23] {
     let Stats {
         rx_frames,
         rx_bytes,
@@ -73,6 +78,10 @@ fn stats(d: &Driver, busy: u64) -> [u64; 19] {
         stalls,
         failed: _,
         ready: _,
+        link_reports,
+        speed_reports,
+        other_notifications,
+        bad_notifications,
     } = d.stats;
     [
         d.session.attaches,
@@ -94,6 +103,10 @@ fn stats(d: &Driver, busy: u64) -> [u64; 19] {
         transfer_errors,
         stalls,
         busy,
+        link_reports,
+        speed_reports,
+        other_notifications,
+        bad_notifications,
     ]
 }
 
@@ -154,6 +167,16 @@ fn print(n: Note) {
         Note::Failed(why) => debug_println!("usb-net: device given up: {why}"),
         Note::Gone { addr } => {
             debug_println!("usb-net: device at address {addr} unplugged; link down")
+        }
+        Note::Link { up } => debug_println!(
+            "usb-net: the device reports its network {}",
+            if up { "connected" } else { "disconnected" }
+        ),
+        Note::Speed { down, up } => {
+            debug_println!("usb-net: the device reports {down} bit/s down, {up} bit/s up")
+        }
+        Note::BadNotification(m) => {
+            debug_println!("usb-net: malformed notification dropped: {m:?}")
         }
     }
 }

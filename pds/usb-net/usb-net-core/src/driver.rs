@@ -11,6 +11,8 @@ use usb_core::desc::{self, Config, DescError, Descriptor, DeviceDescriptor, Endp
 use usb_core::setup::{Setup, descriptor};
 use usb_core::{kind, status};
 
+use crate::notify::{self, Notification};
+
 /// The driver's DMA window: control transfers first, then the receive
 /// and transmit slots, one frame each.
 pub const CONTROL_BUF: u32 = 0;
@@ -20,8 +22,10 @@ pub const RX_SLOTS: usize = 4;
 pub const TX_SLOTS: usize = 4;
 pub const RX_BASE: u32 = SLOT;
 pub const TX_BASE: u32 = RX_BASE + RX_SLOTS as u32 * SLOT;
+/// The notification endpoint's buffer.
+pub const NOTIFY_BUF: u32 = TX_BASE + TX_SLOTS as u32 * SLOT;
 /// Bytes of window the driver uses.
-pub const WINDOW_BYTES: u32 = TX_BASE + TX_SLOTS as u32 * SLOT;
+pub const WINDOW_BYTES: u32 = NOTIFY_BUF + 64;
 /// An Ethernet frame without its CRC, as CDC-ECM carries it.
 pub const MAX_FRAME: u16 = 1514;
 pub const MIN_FRAME: u16 = 14;
@@ -47,8 +51,11 @@ pub mod error {
 const EP0: u32 = 0;
 const BULK_IN: u32 = 1;
 const BULK_OUT: u32 = 2;
+/// The control interface's interrupt IN endpoint (notifications).
+const NOTIFY: u32 = 3;
 const RX_XFER: u32 = 100;
 const TX_XFER: u32 = 200;
+const NOTIFY_XFER: u32 = 300;
 
 /// Transmits waiting for a slot; the client's queue stops at
 /// [`STOP_AT`] and starts again at [`START_AT`].
@@ -109,6 +116,17 @@ pub enum Note {
     Gone {
         addr: u8,
     },
+    /// The device reported its network connection (NetworkConnection).
+    Link {
+        up: bool,
+    },
+    /// The device reported its bit rates (ConnectionSpeedChange).
+    Speed {
+        down: u32,
+        up: u32,
+    },
+    /// A notification that was not one: counted and dropped.
+    BadNotification(notify::Malformed),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +160,9 @@ enum Step {
 pub struct Ecm {
     pub config: u8,
     pub mac_string: u8,
+    pub control_interface: u8,
+    /// The control interface's interrupt IN endpoint, if it has one.
+    pub notify: Option<Endpoint>,
     pub data_interface: u8,
     pub alternate: u8,
     pub bulk_in: Endpoint,
@@ -168,6 +189,12 @@ pub struct Stats {
     pub transfer_errors: u64,
     pub stalls: u64,
     pub failed: u64,
+    /// Notifications taken: NetworkConnection, ConnectionSpeedChange,
+    /// others (valid, not acted on), malformed ones.
+    pub link_reports: u64,
+    pub speed_reports: u64,
+    pub other_notifications: u64,
+    pub bad_notifications: u64,
 }
 
 /// The driver.
@@ -191,6 +218,14 @@ pub struct Driver {
     enable_until: Option<u64>,
     stopped: bool,
     link_up: bool,
+    /// The link as the device last reported it (NetworkConnection); up
+    /// until it says otherwise, since a device need not report at all
+    /// (QEMU's usb-net never does).
+    device_link: bool,
+    /// The notification transfer is queued.
+    notify_queued: bool,
+    /// The device's last bit rates (down, up), if it reported them.
+    pub speed: Option<(u32, u32)>,
     start_until: Option<u64>,
     lc_out: Deque<LcMsg, 4>,
     out: Deque<EthMsg, OUT>,
@@ -223,6 +258,9 @@ impl Driver {
             enable_until: None,
             stopped: false,
             link_up: false,
+            device_link: true,
+            notify_queued: false,
+            speed: None,
             start_until: None,
             lc_out: Deque::new(),
             out: Deque::new(),
@@ -244,6 +282,10 @@ impl Driver {
                 transfer_errors: 0,
                 stalls: 0,
                 failed: 0,
+                link_reports: 0,
+                speed_reports: 0,
+                other_notifications: 0,
+                bad_notifications: 0,
             },
         }
     }
@@ -407,8 +449,10 @@ impl Driver {
             mac: u64::from_be_bytes(b),
         });
         self.emit(EthMsg::EnableComplete);
-        self.link_up = true;
-        self.emit(EthMsg::LinkChange { up: true });
+        if self.device_link {
+            self.link_up = true;
+            self.emit(EthMsg::LinkChange { up: true });
+        }
     }
 
     fn disable(&mut self) {
@@ -638,6 +682,8 @@ impl Driver {
             Event::Device(d) => {
                 self.device = Some(d);
                 self.ecm = None;
+                self.device_link = true;
+                self.speed = None;
                 self.step = Step::OpenEp0;
                 self.session.open(EP0, 0, kind::CONTROL, 8, 0);
             }
@@ -645,14 +691,14 @@ impl Driver {
                 let s = Setup::get_descriptor(descriptor::DEVICE, 0, DeviceDescriptor::LEN as u16);
                 self.control(Step::Device, s, now);
             }
-            Event::Opened(p @ (BULK_IN | BULK_OUT)) => {
-                if let Step::OpenPipes { opened } = self.step {
-                    let opened = opened | 1 << p;
-                    self.step = Step::OpenPipes { opened };
-                    if opened == (1 << BULK_IN | 1 << BULK_OUT) {
-                        self.start_running();
-                    }
+            Event::Opened(p @ (BULK_IN | BULK_OUT | NOTIFY)) => self.pipe_opened(p),
+            // Without notifications the driver runs as with a device that
+            // sends none.
+            Event::OpenFailed(NOTIFY) => {
+                if let Some(e) = self.ecm.as_mut() {
+                    e.notify = None;
                 }
+                self.pipe_opened(NOTIFY);
             }
             Event::OpenFailed(p) if self.session.present() => {
                 self.fail(Failure::PipeRefused(match p {
@@ -697,6 +743,12 @@ impl Driver {
                     self.tx_done(slot, st, now, win, frames);
                 }
             }
+            Event::Complete {
+                pipe: NOTIFY,
+                status: st,
+                actual,
+                ..
+            } => self.notify_done(st, actual, win),
             Event::Detached => self.detached(),
             Event::Idle => {
                 self.detached();
@@ -706,14 +758,81 @@ impl Driver {
         }
     }
 
+    fn pipe_opened(&mut self, p: u32) {
+        let Step::OpenPipes { opened } = self.step else {
+            return;
+        };
+        let opened = opened | 1 << p;
+        self.step = Step::OpenPipes { opened };
+        if opened == (1 << BULK_IN | 1 << BULK_OUT | 1 << NOTIFY) {
+            self.start_running();
+        }
+    }
+
+    fn queue_notify(&mut self) {
+        if self.running()
+            && !self.notify_queued
+            && self.ecm.is_some_and(|e| e.notify.is_some())
+            && self
+                .session
+                .submit(NOTIFY, NOTIFY_XFER, 0, NOTIFY_BUF, notify::MAX_LEN as u32)
+        {
+            self.notify_queued = true;
+        }
+    }
+
+    fn notify_done(&mut self, st: u8, actual: u32, win: &impl Memory) {
+        self.notify_queued = false;
+        match st {
+            status::OK => {
+                let mut b = [0u8; notify::MAX_LEN];
+                let n = (actual as usize).min(b.len());
+                win.read(NOTIFY_BUF, &mut b[..n]);
+                let interface = self.ecm.map_or(0, |e| e.control_interface);
+                match notify::parse(&b[..n], interface) {
+                    Ok(Notification::Connection { up }) => {
+                        self.stats.link_reports += 1;
+                        self.device_link = up;
+                        self.note(Note::Link { up });
+                        if self.enabled && self.link_up != up {
+                            self.link_up = up;
+                            self.emit(EthMsg::LinkChange { up });
+                        }
+                    }
+                    Ok(Notification::Speed { down, up }) => {
+                        self.stats.speed_reports += 1;
+                        self.speed = Some((down, up));
+                        self.note(Note::Speed { down, up });
+                    }
+                    Ok(Notification::Other { .. }) => self.stats.other_notifications += 1,
+                    Err(m) => {
+                        self.stats.bad_notifications += 1;
+                        self.note(Note::BadNotification(m));
+                    }
+                }
+                self.queue_notify();
+            }
+            // A halted notification endpoint is left so: the link stays
+            // as last reported, the frames keep moving.
+            status::STALL => self.stats.stalls += 1,
+            status::UNPLUGGED | status::ABORTED => {}
+            _ => {
+                self.stats.transfer_errors += 1;
+                self.queue_notify();
+            }
+        }
+    }
+
     fn start_running(&mut self) {
         self.step = Step::Running;
+        self.notify_queued = false;
         self.rx_queued = [false; RX_SLOTS];
         self.filled.clear();
         self.tx_parts = [0; TX_SLOTS];
         for slot in 0..RX_SLOTS {
             self.queue_rx(slot);
         }
+        self.queue_notify();
         if let (Some(d), Some(e), Some(mac)) = (self.device, self.ecm, self.mac) {
             self.stats.ready += 1;
             self.note(Note::Ready {
@@ -730,7 +849,7 @@ impl Driver {
         }
         if self.enable_until.is_some() {
             self.complete_enable();
-        } else if self.enabled && !self.link_up {
+        } else if self.enabled && !self.link_up && self.device_link {
             self.link_up = true;
             self.emit(EthMsg::LinkChange { up: true });
         }
@@ -743,6 +862,7 @@ impl Driver {
             self.step = Step::Idle;
         }
         self.rx_queued = [false; RX_SLOTS];
+        self.notify_queued = false;
         self.filled.clear();
         self.tx_parts = [0; TX_SLOTS];
         self.abort_waiting();
@@ -827,7 +947,23 @@ impl Driver {
                     0,
                 );
                 if !ok {
-                    self.fail(Failure::PipeRefused("bulk"));
+                    return self.fail(Failure::PipeRefused("bulk"));
+                }
+                match e.notify {
+                    Some(n)
+                        if self.session.open(
+                            NOTIFY,
+                            n.address,
+                            kind::INTERRUPT,
+                            n.max_packet,
+                            n.interval,
+                        ) => {}
+                    _ => {
+                        if let Some(e) = self.ecm.as_mut() {
+                            e.notify = None;
+                        }
+                        self.pipe_opened(NOTIFY);
+                    }
                 }
             }
             Step::ClearHalt { pipe } => {
@@ -909,6 +1045,9 @@ pub fn ecm_of(c: &Config<'_>) -> Option<Ecm> {
         }
     }
     let mac_string = mac_string.filter(|&s| s != 0)?;
+    let notify = c
+        .endpoints(&control)
+        .find(|e| e.kind == kind::INTERRUPT && e.is_in() && e.max_packet > 0 && e.interval > 0);
     for i in c.interfaces() {
         if i.class != CDC_DATA_CLASS || union_data.is_some_and(|n| n != i.number) {
             continue;
@@ -921,6 +1060,8 @@ pub fn ecm_of(c: &Config<'_>) -> Option<Ecm> {
             return Some(Ecm {
                 config: c.value,
                 mac_string,
+                control_interface: control.number,
+                notify,
                 data_interface: i.number,
                 alternate: i.alternate,
                 bulk_in,

@@ -18,11 +18,31 @@
 //!   client's queue is stopped while many wait. A frame leaves as its full
 //!   packets and then the short rest, a zero-length packet when there is
 //!   none: the end of a frame is a short packet (CDC 1.2 §3.3.1).
+//! - Link state: the control interface's interrupt IN endpoint, if it has
+//!   one, is read all along for CDC notifications ([`notify`]):
+//!   NetworkConnection takes the client's link down and up,
+//!   ConnectionSpeedChange is kept ([`Driver::speed`]) and printed, others
+//!   and malformed ones are counted. Nothing waits for one: a device is
+//!   taken as connected until it says otherwise, since a device need not
+//!   report (QEMU's usb-net never does: its status endpoint NAKs unless
+//!   RNDIS has a response). A stalled notification endpoint is left so.
+//! - Why frames are copied: the window is the controller's DMA memory
+//!   (the controller PD is given its users' windows and only those), and
+//!   the EthernetController data area is the client's, shared with this
+//!   PD only. Zero-copy would need the net PD's frame buffers to live in
+//!   this PD's DMA window, so that a lent buffer's offset could go into a
+//!   transfer as is: one region mapped into three PDs (net, usb-net,
+//!   ohci), the window grown to the client's 128 buffers, and receives
+//!   queued into lent buffers rather than slots (a frame that is a multiple
+//!   of 64 bytes then ends in a separate zero-length read). That changes
+//!   three PDs' memory layout for one memcpy each way per frame, which no
+//!   bench here has shown to matter, so it is not done.
 //! - Hot-unplug: the link goes down, waiting transmits are aborted, lent
 //!   buffers stay lent; a device plugged again is set up again and the
 //!   link comes back up.
 #![cfg_attr(not(test), no_std)]
 
 mod driver;
+pub mod notify;
 
 pub use driver::*;

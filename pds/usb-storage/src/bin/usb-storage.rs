@@ -94,7 +94,9 @@ const LABEL_BYTES: usize = 32;
 /// The request id of that read (no user shares the id space).
 const LABEL_REQ: u32 = 0;
 
-fn print_label(mem: &Buffers) {
+/// The label, with how many disks were attached so far (hot-plug tests
+/// wait for each replug's line).
+fn print_label(mem: &Buffers, attaches: u64) {
     let mut b = [0u8; LABEL_BYTES];
     mem.read(DATA_BASE, &mut b);
     let n = b
@@ -103,9 +105,12 @@ fn print_label(mem: &Buffers) {
         .unwrap_or(b.len());
     match core::str::from_utf8(&b[..n]) {
         Ok(l) if !l.trim().is_empty() => {
-            debug_println!("usb-storage: disk label \"{}\" (block 0)", l.trim_end())
+            debug_println!(
+                "usb-storage: disk label \"{}\" (block 0; attach {attaches})",
+                l.trim_end()
+            )
         }
-        _ => debug_println!("usb-storage: no label in block 0"),
+        _ => debug_println!("usb-storage: no label in block 0 (attach {attaches})"),
     }
 }
 
@@ -269,7 +274,7 @@ async fn main(ex: &Ex<'_>) {
                         Out::Done {
                             req: LABEL_REQ,
                             status: block_device::OK,
-                        } => print_label(&mem),
+                        } => print_label(&mem, s.session.attaches),
                         Out::Done { status, .. } => {
                             debug_println!("usb-storage: reading block 0 failed: status {status}")
                         }

@@ -130,18 +130,19 @@ fn requests(seen: &[Msg]) -> Vec<(u32, u64)> {
 fn sleeper_ignores_answers_to_replaced_requests() {
     let mut s = Sleeper::new();
     assert_eq!(s.next_message(), None);
-    s.set_deadline(Some(100));
+    s.set_deadline(Some(200));
     let first = s.next_message().unwrap();
     assert_eq!(
         first,
         Msg::Request {
             id: 0,
-            deadline_ns: 100
+            deadline_ns: 200
         }
     );
     s.sent(&first);
     assert_eq!(s.next_message(), None);
-    s.set_deadline(Some(200));
+    // An earlier deadline replaces the request.
+    s.set_deadline(Some(100));
     assert_eq!(s.next_message(), Some(Msg::Cancel { id: 0 }));
     s.sent(&Msg::Cancel { id: 0 });
     let second = s.next_message().unwrap();
@@ -149,7 +150,7 @@ fn sleeper_ignores_answers_to_replaced_requests() {
         second,
         Msg::Request {
             id: 1,
-            deadline_ns: 200
+            deadline_ns: 100
         }
     );
     s.sent(&second);
@@ -161,6 +162,32 @@ fn sleeper_ignores_answers_to_replaced_requests() {
     assert!(s.take_due());
     assert!(!s.take_due());
     // Answered, so going back to no deadline sends nothing.
+    s.set_deadline(None);
+    assert_eq!(s.next_message(), None);
+}
+
+#[test]
+fn a_later_deadline_or_none_leaves_the_standing_request() {
+    let mut s = Sleeper::new();
+    s.set_deadline(Some(100));
+    let req = s.next_message().unwrap();
+    s.sent(&req);
+    // Pushed later, dropped, set again later: nothing to send.
+    for want in [Some(150), None, Some(300)] {
+        s.set_deadline(want);
+        assert_eq!(s.next_message(), None, "{want:?}");
+    }
+    // The standing request fires at 100: then the wanted one is asked.
+    assert!(s.answer(&Msg::Fired { id: 0 }));
+    assert!(s.take_due());
+    assert_eq!(
+        s.next_message(),
+        Some(Msg::Request {
+            id: 1,
+            deadline_ns: 300
+        })
+    );
+    // Without a deadline an answered request is not replaced.
     s.set_deadline(None);
     assert_eq!(s.next_message(), None);
 }
@@ -213,10 +240,10 @@ fn stale_fired_does_not_end_a_newer_sleep() {
     let mut world = World::new(server, &seen);
     world.ignore_cancels = true;
     let mut p = TimerPlatform::new(world, client);
+    // A later deadline: the 10 ms request stands and fires first; the
+    // wait goes on to 25 ms on a new request.
     p.set_deadline(Some(10 * MS));
     p.set_deadline(Some(25 * MS));
-    // The timer side fires id 0 at 10 ms (the cancel crossed it); the wait
-    // must go on to the current request's expiry.
     assert_eq!(p.wait(), 0);
     assert!(p.now_ns() >= 25 * MS, "woke at {}", p.now_ns());
     assert_eq!(
@@ -226,7 +253,6 @@ fn stale_fired_does_not_end_a_newer_sleep() {
                 id: 0,
                 deadline_ns: 10 * MS
             },
-            Msg::Cancel { id: 0 },
             Msg::Request {
                 id: 1,
                 deadline_ns: 25 * MS
@@ -234,6 +260,17 @@ fn stale_fired_does_not_end_a_newer_sleep() {
         ]
     );
     assert_eq!(p.inner.waits, 2);
+    // An earlier one replaces the request: the timer side fires the old
+    // one anyway (the cancel crossed it), at 60 ms, after the new one's
+    // 40 ms; then a sleep to 80 ms must not end at that stale 60 ms.
+    p.set_deadline(Some(60 * MS));
+    p.set_deadline(Some(40 * MS));
+    assert_eq!(p.wait(), 0);
+    assert!(p.now_ns() >= 40 * MS, "woke at {}", p.now_ns());
+    p.set_deadline(Some(80 * MS));
+    assert_eq!(p.wait(), 0);
+    assert!(p.now_ns() >= 80 * MS, "woke at {}", p.now_ns());
+    assert!(seen.borrow().contains(&Msg::Cancel { id: 2 }));
     assert!(rec.0.borrow().is_empty(), "{:?}", rec.0.borrow());
 }
 
@@ -282,16 +319,16 @@ fn a_full_ring_delays_requests_but_the_last_deadline_wins() {
     let mut reg = region();
     let (server, client) = pair(&mut reg, TIMER_CH, &rec);
     let mut p = TimerPlatform::new(World::new(server, &seen), client);
-    // Each change is a cancel and a request; the timer side reads nothing
-    // until the wait, so the 16-slot ring fills up.
-    for i in 1..=40 {
-        p.set_deadline(Some(i * MS));
+    // Each earlier deadline is a cancel and a request; the timer side
+    // reads nothing until the wait, so the 16-slot ring fills up.
+    for i in (1..=40).rev() {
+        p.set_deadline(Some(i * MS + 100 * MS));
     }
     assert!(p.blocked);
     assert_eq!(p.wait(), 0);
-    assert!(p.now_ns() >= 40 * MS);
+    assert!(p.now_ns() >= 101 * MS);
     let reqs = requests(&seen.borrow());
-    assert_eq!(reqs.last().map(|r| r.1), Some(40 * MS));
+    assert_eq!(reqs.last().map(|r| r.1), Some(101 * MS));
     assert!(reqs.len() < 40, "{} requests", reqs.len());
     assert!(p.inner.live.is_empty(), "{:?}", p.inner.live);
 }

@@ -263,9 +263,23 @@ fn boot_setup_then_keys_then_unplug_releases_them() {
         Some(Note::Ready {
             endpoint: 0x81,
             interval: 10,
+            polled: 1,
             ..
         })
     ));
+    // The report pipe is polled every frame, not at bInterval's 10 ms.
+    assert!(
+        h.sent.iter().any(|w| matches!(
+            w,
+            Wire::Bus(BusMsg::OpenPipe {
+                kind: usb_core::kind::INTERRUPT,
+                interval: 1,
+                ..
+            })
+        )),
+        "{:?}",
+        h.sent
+    );
     h.report(&mut d, [0, 0, 4, 0, 0, 0, 0, 0]);
     h.report(&mut d, [0, 0, 4, 5, 0, 0, 0, 0]);
     assert_eq!(outs(), [key(4, true), key(5, true)]);

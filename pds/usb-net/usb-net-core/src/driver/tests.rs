@@ -231,7 +231,7 @@ impl Hub {
     fn unplug(&mut self, d: &mut Driver) {
         self.dead = true;
         self.deliver(d, Wire::Bus(BusMsg::Detached));
-        for pipe in [0, 1, 2] {
+        for pipe in [0, 1, 2, 3] {
             self.deliver(
                 d,
                 Wire::Pipe {
@@ -293,6 +293,44 @@ impl Hub {
     fn eth(&mut self) -> Vec<EthMsg> {
         std::mem::take(&mut self.eth)
     }
+
+    /// The device answers the queued notification read with `bytes` (or
+    /// completes it with `st`).
+    fn notify(&mut self, d: &mut Driver, bytes: &[u8], st: u8) {
+        let i = self
+            .bulk
+            .iter()
+            .position(|b| b.0 == 3)
+            .expect("a notification read queued");
+        let (pipe, xfer, buf, len) = self.bulk.remove(i);
+        let n = bytes.len().min(len as usize);
+        self.win.write(buf, &bytes[..n]);
+        self.deliver(
+            d,
+            Wire::Pipe {
+                pipe,
+                msg: PipeMsg::Complete {
+                    xfer,
+                    status: st,
+                    actual: n as u32,
+                },
+            },
+        );
+    }
+
+    fn notify_queued(&self) -> usize {
+        self.bulk.iter().filter(|b| b.0 == 3).count()
+    }
+}
+
+/// A notification from interface 0 (usb-net's control interface).
+fn notification(code: u8, value: u16, data: &[u8]) -> Vec<u8> {
+    let mut b = vec![0xa1, code];
+    b.extend_from_slice(&value.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&(data.len() as u16).to_le_bytes());
+    b.extend_from_slice(data);
+    b
 }
 
 fn check(o: &mut usb_ethernet::Observer, w: &Wire, flow: Flow, now: u64) {
@@ -684,4 +722,131 @@ fn a_device_without_ecm_or_with_a_bad_mac_is_released() {
         d.take_note(),
         Some(Note::Failed(Failure::Descriptor(_)))
     ));
+}
+
+#[test]
+fn the_notification_endpoint_is_found_and_read_without_being_needed() {
+    let c = Config::parse(&NET_CONFIG_CDC).unwrap();
+    let e = ecm_of(&c).unwrap();
+    assert_eq!(e.control_interface, 0);
+    let n = e.notify.expect("usb-net's interrupt IN 0x81");
+    assert_eq!(
+        (n.address, n.kind, n.max_packet, n.interval),
+        (0x81, kind::INTERRUPT, 16, 32)
+    );
+    // Running with the link up though the device said nothing (QEMU's
+    // usb-net never does): one read waits on the notification pipe.
+    let (d, h) = running(0);
+    assert!(d.running());
+    assert!(h.eth.contains(&EthMsg::LinkChange { up: true }));
+    assert_eq!(h.notify_queued(), 1);
+    assert_eq!(d.session.pipes(), 4);
+}
+
+#[test]
+fn network_connection_notifications_take_the_link_down_and_up() {
+    let (mut d, mut h) = running(2);
+    assert!(h.eth().contains(&EthMsg::LinkChange { up: true }));
+    h.notify(&mut d, &notification(0x00, 0, &[]), status::OK);
+    assert_eq!(h.eth(), [EthMsg::LinkChange { up: false }]);
+    // Said again: no change to report; the read is queued again each time.
+    h.notify(&mut d, &notification(0x00, 0, &[]), status::OK);
+    assert_eq!(h.eth(), []);
+    assert_eq!(h.notify_queued(), 1);
+    // Frames still move while the link is down (the device decides).
+    h.receive(&mut d, &[0x11; 60]);
+    assert_eq!(h.eth(), [EthMsg::RxPacket { buf: 0, len: 60 }]);
+    h.notify(&mut d, &notification(0x00, 1, &[]), status::OK);
+    assert_eq!(h.eth(), [EthMsg::LinkChange { up: true }]);
+    assert_eq!(d.stats.link_reports, 3);
+    let notes: Vec<Note> = std::iter::from_fn(|| d.take_note()).collect();
+    assert!(notes.contains(&Note::Link { up: false }) && notes.contains(&Note::Link { up: true }));
+}
+
+#[test]
+fn a_link_reported_down_stays_down_across_an_enable_until_a_replug() {
+    let (mut d, mut h) = running(0);
+    h.notify(&mut d, &notification(0x00, 0, &[]), status::OK);
+    h.eth_in(&mut d, EthMsg::Disable);
+    h.eth();
+    h.eth_in(&mut d, EthMsg::Enable);
+    let e = h.eth();
+    assert!(e.contains(&EthMsg::EnableComplete), "{e:?}");
+    assert!(
+        !e.iter().any(|m| matches!(m, EthMsg::LinkChange { .. })),
+        "{e:?}"
+    );
+    // A new device is assumed connected until it says otherwise.
+    h.unplug(&mut d);
+    h.eth();
+    h.attach(&mut d);
+    assert_eq!(h.eth(), [EthMsg::LinkChange { up: true }]);
+}
+
+#[test]
+fn speed_changes_are_kept_and_bad_notifications_counted() {
+    let (mut d, mut h) = running(0);
+    h.eth();
+    let mut rates = Vec::new();
+    rates.extend_from_slice(&100_000_000u32.to_le_bytes());
+    rates.extend_from_slice(&10_000_000u32.to_le_bytes());
+    h.notify(&mut d, &notification(0x2a, 0, &rates), status::OK);
+    assert_eq!(d.speed, Some((100_000_000, 10_000_000)));
+    assert_eq!(d.stats.speed_reports, 1);
+    // Short, wrong type, wrong interface, wrong lengths, a value past 1,
+    // a speed change without its rates.
+    let mut wrong_type = notification(0x00, 1, &[]);
+    wrong_type[0] = 0x21;
+    let mut other_interface = notification(0x00, 1, &[]);
+    other_interface[4] = 1;
+    let mut long_connection = notification(0x00, 1, &[]);
+    long_connection[6] = 2;
+    for bad in [
+        vec![0xa1, 0x00, 1],
+        wrong_type,
+        other_interface,
+        long_connection,
+        notification(0x00, 2, &[]),
+        notification(0x2a, 0, &rates[..4]),
+    ] {
+        h.notify(&mut d, &bad, status::OK);
+    }
+    assert_eq!(d.stats.bad_notifications, 6);
+    // RESPONSE_AVAILABLE is valid and not ECM's business.
+    h.notify(&mut d, &notification(0x01, 0, &[]), status::OK);
+    assert_eq!(d.stats.other_notifications, 1);
+    // None of it touched the link.
+    assert_eq!(h.eth(), []);
+    assert_eq!(h.notify_queued(), 1);
+    // A transfer error is retried; a STALL leaves the endpoint alone and
+    // the frames keep moving.
+    h.notify(&mut d, &[], status::FAILED);
+    assert_eq!(h.notify_queued(), 1);
+    h.notify(&mut d, &[], status::STALL);
+    assert_eq!(h.notify_queued(), 0);
+    assert!(d.running());
+    h.eth_in(&mut d, EthMsg::TxPacket { buf: 0, len: 60 });
+    assert_eq!(h.eth(), [EthMsg::TxPacketDone { buf: 0 }]);
+}
+
+#[test]
+fn a_device_without_a_notification_endpoint_runs_the_same() {
+    // usb-net's CDC configuration without its interrupt endpoint: the
+    // control interface says 0 endpoints and the descriptor goes.
+    let mut cfg = NET_CONFIG_CDC.to_vec();
+    let at = cfg.windows(3).position(|w| w == [7, 5, 0x81]).unwrap();
+    cfg.drain(at..at + 7);
+    cfg[2] = cfg.len() as u8;
+    cfg[9 + 4] = 0;
+    let mut fake = Fake::qemu();
+    fake.configs[1] = cfg;
+    let mut d = Driver::new();
+    let mut h = Hub::new(fake);
+    h.lc_in(&mut d, LcMsg::Start);
+    h.attach(&mut d);
+    h.eth_in(&mut d, EthMsg::Enable);
+    assert!(d.running());
+    assert!(h.eth().contains(&EthMsg::LinkChange { up: true }));
+    assert_eq!(h.notify_queued(), 0);
+    assert_eq!(d.session.pipes(), 3);
 }

@@ -8,6 +8,9 @@
 //! 2. Every block of the disk is read and compared with the pattern the
 //!    build wrote (`passes` times, for the MB/s figure); 1 MiB is written
 //!    with another pattern and read back.
+//!    With `key_bench` (the keyboard latency bench, bench/usb/run.py):
+//!    that many presses printed as each arrives, with the disk idle, then
+//!    as many while it is read.
 //! 3. `keys` keys typed through QMP arrive in order, none lost or doubled,
 //!    while the disk is being read all the time.
 //! 4. Seven keys held at once (QMP presses them in order and releases
@@ -445,6 +448,55 @@ async fn key_test(
     )
 }
 
+/// The keyboard latency bench's keys (`key_bench`, bench/usb/run.py):
+/// `count` presses with the disk idle, then `count` more while it is read
+/// without a pause, each printed the moment it arrives (the host times
+/// from its QMP `send-key` to the line).
+async fn key_latency(
+    ex: &Ex<'_>,
+    disk: &mut Disk,
+    keys: &mut KbdPort,
+    count: u16,
+) -> Result<(), Failed> {
+    for phase in ["idle", "reading"] {
+        debug_println!("usb-check: bench: keys {phase}: ready for {count} keys");
+        let done = core::cell::Cell::new(false);
+        let typing = async {
+            let mut got = 0u16;
+            while got < count {
+                match select(keys.recv(ex), ex.sleep(30.ms() * 1000)).await {
+                    Either::First(Ok(KbdMsg::Key { pressed: true, .. })) => {
+                        debug_println!("usb-check: bench: key {got}");
+                        got += 1;
+                    }
+                    Either::First(Ok(_)) => {}
+                    Either::First(Err(_)) => break,
+                    Either::Second(()) => break,
+                }
+            }
+            done.set(true);
+            check(
+                got == count,
+                format_args!("bench: keys {phase}: {got} of {count} keys arrived"),
+            )
+        };
+        let reading = async {
+            while phase == "reading" && !done.get() {
+                let n = disk.buf_blocks();
+                match disk.io(ex, 0, n, false).await {
+                    Ok(Answer::Done(blk::OK)) => {}
+                    _ => return Err(Failed),
+                }
+            }
+            Ok(())
+        };
+        let (typed, read) = join(typing, reading).await;
+        typed?;
+        read?;
+    }
+    Ok(())
+}
+
 /// Seven keys held at once.
 async fn chord_test(ex: &Ex<'_>, keys: &mut KbdPort) -> Result<(), Failed> {
     debug_println!("usb-check: ready for a chord of {} keys", CHORD.len());
@@ -752,6 +804,9 @@ async fn run(ex: &Ex<'_>) -> Result<(), Failed> {
         disk_bench(ex, &mut disk, cfg.params.passes, cfg.params.writes).await?;
     } else {
         disk_tests(ex, &mut disk, cfg.params.passes).await?;
+    }
+    if cfg.params.key_bench > 0 {
+        key_latency(ex, &mut disk, &mut keys, cfg.params.key_bench).await?;
     }
     if cfg.params.keys > 0 {
         key_test(ex, &mut disk, &mut keys, cfg.params.keys).await?;
