@@ -82,12 +82,12 @@ def download(dl, name, version):
     except FileNotFoundError:
         fail("apt-get not found: the Linux baseline needs a Debian host (or its .debs in " + dl + ")")
     # apt-get names the file with the epoch's colon escaped.
-    got = [f for f in os.listdir(dl) if f.startswith(name + "_") and f.endswith(".deb")]
-    if r.returncode != 0 or not got:
+    got = os.path.join(dl, f"{name}_{version.replace(':', '%3a')}_amd64.deb")
+    if r.returncode != 0 or not os.path.exists(got):
         fail(f"apt-get download {name}={version} failed (exit {r.returncode}): {r.stderr.strip()}\n"
              f"  is the Debian archive reachable (apt-get update)? The version is pinned in "
              f"bench/linux/build.py, PACKAGES; `apt-cache policy {name}` shows what the archive has.")
-    os.replace(os.path.join(dl, got[0]), deb)
+    os.replace(got, deb)
     return deb
 
 
