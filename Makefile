@@ -142,10 +142,17 @@ $(PLUGIN): bench/net/insn-count.c
 	@mkdir -p $(BUILD)
 	@gcc -shared -fPIC -O2 -Wall -Wextra -o $@ $<
 
-bench: image-release $(DISK) $(PLUGIN)
+# The net bench's Linux baseline (bench/linux/build.py: Debian's kernel and
+# busybox, fetched by pinned version with apt-get, and an initramfs).
+LINUX_BASELINE := $(BUILD)/linux/initramfs.cpio
+$(LINUX_BASELINE): bench/linux/build.py bench/linux/udp-echo.c
+	@tools/prereqs.sh --bench
+	@python3 bench/linux/build.py --out $(BUILD)/linux
+
+bench: image-release $(DISK) $(PLUGIN) $(LINUX_BASELINE)
 	@python3 bench/run.py --build $(BUILD) $(patsubst bench/systems/%.xml,bench-%,$(BENCH_SYSTEMS))
 	@cargo build -q --release -p net-peer
-	@python3 bench/net/run.py --build $(BUILD) --plugin $(PLUGIN)
+	@python3 bench/net/run.py --build $(BUILD) --plugin $(PLUGIN) --linux $(BUILD)/linux
 	@python3 bench/blk/run.py --build $(BUILD) --plugin $(PLUGIN)
 	@python3 bench/usb/run.py --build $(BUILD) --plugin $(PLUGIN)
 

@@ -5,6 +5,7 @@
 #   tools/prereqs.sh          what building, running and testing need
 #   tools/prereqs.sh --docs   also graphviz, for make docs
 #   tools/prereqs.sh --fuzz   also a C++ compiler, for libFuzzer (make fuzz, make lint)
+#   tools/prereqs.sh --bench  also cpio and dpkg-deb, for the Linux baseline (make bench)
 set -u
 
 # command (or a file, for packages that ship no command) : Debian package :
@@ -37,6 +38,9 @@ needs=(
 )
 if [ "${1:-}" = --docs ]; then
     needs+=("dot:graphviz:drawing the protocol statecharts")
+fi
+if [ "${1:-}" = --bench ]; then
+    needs+=("cpio:cpio:the Linux baseline's initramfs (bench/linux)" "dpkg-deb:dpkg:unpacking the Linux baseline's packages")
 fi
 if [ "${1:-}" = --fuzz ]; then
     needs+=("g++:g++:building libFuzzer (the libfuzzer-sys crate)")

@@ -12,18 +12,33 @@ net PD's busy time (their own code and their kernel calls, from the TSC,
 which under -icount counts instructions) and the rest (kernel work
 outside them: interrupt delivery, scheduling, PD switches), the kernel's
 share of everything (the plugin's upper-half count), and the round trip's
-median and 99th percentile. Ratios are to the Linux 6.1 figures measured
-on this QEMU with the same NIC (8139too, virtio_net; shared/DESIGN.md
-section 3); Linux is not run here. The other rows also give packets
+median and 99th percentile. The same run boots the Linux baseline
+(bench/linux/build.py: Debian 12's Linux 6.1, 8139cp on the RTL8139 and
+virtio_net on virtio-net-pci, a recvmmsg/sendmmsg echo server) with the
+same QEMU command, wire, loads and plugin, and prints each of our rows'
+packets per second and instructions per echo as ratios to Linux's on the
+same NIC and load. The other rows also give packets
 per second as a ratio to the RTL8139's of the same run and load. The
 RTL8139 runs in both of its receive modes, each its own image of the same
 system (net-echo.xml: normal mode, set in net-echo.dingo.toml;
 net-echo-cplus.xml: C+ mode), so both are measured in the same run.
+
+Busy periods on Linux: its kernel command line (bench/linux/build.py)
+makes the idle loop a plain `hlt` (idle=halt) and stops the tick while
+idle (nohz=on), so the plugin's periods end as they do on seL4. But Linux
+drives the NIC from the kernel, so a period that ran only kernel code can
+be packet work (a transmit-complete interrupt after the echo went out),
+which the plugin books as idle; on seL4 the driver is a PD, so its work is
+always busy. Linux's figure is therefore its busy instructions plus the
+instructions of kernel-only periods beyond what the idle guest runs in
+the same time (its quiet rate, measured for QUIET seconds before the load
+starts): the idle column shows what was left out.
 """
 import argparse
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -34,13 +49,19 @@ import qemu  # noqa: E402
 
 READY = re.compile(r"net: address 10\.0\.2\.15/24 \(static\)")
 LINE = re.compile(r"bench: (.*)")
-# (payload bytes, in flight, echoes, Linux 6.1 instructions per echo with
-# 8139too, with virtio_net; None: not measured)
-RUNS = [(64, 32, 20000, 12300, 13800), (1472, 32, 10000, None, None), (64, 1, 3000, 15300, None)]
-# (name, image under build/release/, qemu.py virtio devices, the driver PD)
-NICS = [("rtl8139", "bench-net-net-echo.elf", (), "rtl8139"),
-        ("rtl8139 C+", "bench-net-net-echo-cplus.elf", (), "rtl8139"),
-        ("virtio-net", "bench-net-virtio-net-echo.elf", ("net",), "virtio-net")]
+# (payload bytes, in flight, echoes)
+RUNS = [(64, 32, 20000), (1472, 32, 10000), (64, 1, 3000)]
+# (name, image under build/release/ or LINUX, qemu.py virtio devices, the
+# driver PD or None for Linux, the Linux row it is measured against)
+LINUX = "linux"
+NICS = [("linux 8139cp", LINUX, (), None, None),
+        ("linux virtio", LINUX, ("net",), None, None),
+        ("rtl8139", "bench-net-net-echo.elf", (), "rtl8139", "linux 8139cp"),
+        ("rtl8139 C+", "bench-net-net-echo-cplus.elf", (), "rtl8139", "linux 8139cp"),
+        ("virtio-net", "bench-net-virtio-net-echo.elf", ("net",), "virtio-net", "linux virtio")]
+# Seconds the booted guest idles before the load, to measure its quiet
+# rate of instructions (Linux's figure: see the module doc).
+QUIET = 2.0
 
 
 def free_pair():
@@ -57,21 +78,33 @@ def free_pair():
     raise OSError("no free UDP port pair")
 
 
-def one(build, plugin, image, size, inflight, count, logdir, profile, nic, virtio, driver):
-    name = f"net-echo-{nic.replace(' C+', '-cplus')}-{size}-{inflight}"
+def counters_now(path):
+    """The plugin's counters (bench/net/insn-count.c): total, kernel, busy, halts."""
+    with open(path, "rb") as f:
+        return struct.unpack("<4Q", f.read(32))
+
+
+def one(build, plugin, image, size, inflight, count, logdir, profile, nic, virtio, driver, linux):
+    name = f"net-echo-{nic.replace(' C+', '-cplus').replace(' ', '-')}-{size}-{inflight}"
     log = os.path.join(logdir, name + ".log")
     counters = os.path.join(logdir, name + ".counters")
     qmp = os.path.join(logdir, name + ".qmp")
     prof = os.path.join(logdir, name + ".profile") if profile else None
     port = free_pair()
     plugin_args = f"{plugin},out={counters}" + (f",profile={prof}" if prof else "")
+    if driver is None:
+        kernel, image = os.path.join(linux, "vmlinux"), os.path.join(linux, "initramfs.cpio")
+        with open(os.path.join(linux, "cmdline")) as f:
+            append = ["-append", f.read().strip()]
+    else:
+        kernel, append = os.path.join(build, "kernel", "release", "kernel32.elf"), []
     proc = qemu.start(
-        kernel=os.path.join(build, "kernel", "release", "kernel32.elf"),
+        kernel=kernel,
         image=image, disk=os.path.join(build, "usb-disk.img"), log=log,
         qmp=qmp, net=f"dgram:{port}", virtio=virtio,
         # sleep=on: while the guest idles (waiting for the host), virtual
         # time follows real time instead of racing through timer ticks.
-        extra=["-icount", "shift=0,align=off,sleep=on", "-plugin", plugin_args])
+        extra=["-icount", "shift=0,align=off,sleep=on", "-plugin", plugin_args] + append)
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline:
@@ -83,6 +116,10 @@ def one(build, plugin, image, size, inflight, count, logdir, profile, nic, virti
             time.sleep(0.2)
         else:
             return None, f"never ready; log {log}"
+        if driver is None:
+            q0, t0 = counters_now(counters), time.monotonic()
+            time.sleep(QUIET)
+            q1, t1 = counters_now(counters), time.monotonic()
         peer = os.path.join(ROOT, "target", "release", "net-peer")
         run = subprocess.run([peer, "bench", str(port), str(size), str(inflight), str(count), counters]
                              + ([prof] if prof else []),
@@ -98,7 +135,10 @@ def one(build, plugin, image, size, inflight, count, logdir, profile, nic, virti
                             prof + ".0", prof + ".1", str(count)] + elfs, check=False)
             for suffix in ("", ".0", ".1"):
                 os.remove(prof + suffix)
-        return dict(kv.split("=") for kv in m.group(1).split()), None
+        r = dict(kv.split("=") for kv in m.group(1).split())
+        if driver is None:
+            r["quiet_per_s"] = (q1[0] - q0[0]) / (t1 - t0)
+        return r, None
     except subprocess.TimeoutExpired:
         return None, "peer timed out"
     finally:
@@ -106,59 +146,82 @@ def one(build, plugin, image, size, inflight, count, logdir, profile, nic, virti
         qemu.stop(proc, 10)
 
 
+def cost(r):
+    """Instructions per echo of a result line, split as the table prints
+    them: busy, kernel, left out as idle; a Linux row's busy figure adds
+    its kernel-only work beyond the quiet rate (see the module doc)."""
+    n = int(r["echoed"])
+    busy, idle = int(r["busy"]), int(r["insns"]) - int(r["busy"])
+    if "quiet_per_s" in r:
+        extra = max(0.0, idle - r["quiet_per_s"] * float(r["seconds"]))
+        busy, idle = busy + extra, idle - extra
+    return busy / n, int(r["kernel"]) / n, idle / n
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--plugin", required=True, help="the insn-count plugin (.so)")
+    ap.add_argument("--linux", help="the Linux baseline (bench/linux/build.py's output directory); "
+                                    "without it the Linux rows and ratios are left out")
     ap.add_argument("--nic", action="append", choices=[n[0] for n in NICS],
                     help="only this NIC (default: all)")
     ap.add_argument("--load", action="append", metavar="SIZE:INFLIGHT",
                     help="only these loads (default: all)")
     ap.add_argument("--profile", action="store_true",
-                    help="also print where the instructions go (bench/net/profile.py)")
+                    help="also print where the instructions go (bench/net/profile.py; not for Linux)")
     a = ap.parse_args()
     logdir = os.path.join(a.build, "bench-logs")
     os.makedirs(logdir, exist_ok=True)
     runs = [r for r in RUNS if not a.load or f"{r[0]}:{r[1]}" in a.load]
     print("== net bench: UDP echo on the raw-frame wire, -icount, guest instructions by TCG plugin")
-    print(f"   {'nic':<11} {'load':<20} {'pkt/s':>7} {'insn/pkt':>9} {'driver':>7} {'net':>7} {'rest':>7} "
-          f"{'kernel':>7} {'idle':>7} {'rtt p50':>8} {'rtt p99':>8} {'vs Linux':>9} {'pps vs rtl8139':>15}")
+    if a.linux:
+        with open(os.path.join(a.linux, "version")) as f:
+            print(f"   Linux baseline: {f.read().strip()}")
+    print(f"   {'nic':<12} {'load':<20} {'pkt/s':>7} {'insn/pkt':>9} {'driver':>7} {'net':>7} {'rest':>7} "
+          f"{'kernel':>7} {'idle':>7} {'rtt p50':>8} {'rtt p99':>8} {'pps/Linux':>9} {'insn/Linux':>10} "
+          f"{'pps/rtl8139':>11}")
     failed = False
     pps = {}
     insns = {}
-    for nic, image, virtio, driver in NICS:
-        if a.nic and nic not in a.nic:
+    for nic, image, virtio, driver, baseline in NICS:
+        if (a.nic and nic not in a.nic) or (driver is None and not a.linux):
             continue
         image = os.path.join(a.build, "release", image)
-        for size, inflight, count, linux_rtl, linux_virtio in runs:
-            linux = linux_virtio if virtio else linux_rtl
-            r, err = one(a.build, a.plugin, image, size, inflight, count, logdir, a.profile,
-                         nic, virtio, driver)
+        for size, inflight, count in runs:
+            r, err = one(a.build, a.plugin, image, size, inflight, count, logdir,
+                         a.profile and driver is not None, nic, virtio, driver, a.linux)
             load = f"{size} B, {inflight} in flight"
             if err:
-                print(f"   {nic:<11} {load:<20} did not complete: {err}")
+                print(f"   {nic:<12} {load:<20} did not complete: {err}")
                 failed = True
                 continue
             n = int(r["echoed"])
-            per = {k: int(r[k]) / n for k in ("insns", "kernel", "busy", "driver", "net")}
-            rest = per["busy"] - per["driver"] - per["net"]
-            idle = per["insns"] - per["busy"]
-            ratio = f"{per['busy'] / linux:.2f}x" if linux else "-"
+            busy, kernel, idle = cost(r)
             rate = n / float(r["seconds"])
             pps[(nic, size, inflight)] = rate
-            insns[(nic, size, inflight)] = per["busy"]
+            insns[(nic, size, inflight)] = busy
+            if driver is None:
+                split = f"{'-':>7} {'-':>7} {'-':>7}"
+            else:
+                per = {k: int(r[k]) / n for k in ("driver", "net")}
+                split = f"{per['driver']:>7.0f} {per['net']:>7.0f} {busy - per['driver'] - per['net']:>7.0f}"
+            lin = (baseline, size, inflight)
+            vs_pps = f"{rate / pps[lin]:.2f}x" if lin in pps else "-"
+            vs_insn = f"{busy / insns[lin]:.2f}x" if lin in insns else "-"
             base = pps.get(("rtl8139", size, inflight))
-            vs = f"{rate / base:.2f}x" if nic != "rtl8139" and base else "-"
-            print(f"   {nic:<11} {load:<20} {rate:>7.0f} {per['busy']:>9.0f} {per['driver']:>7.0f} "
-                  f"{per['net']:>7.0f} {rest:>7.0f} {per['kernel']:>7.0f} {idle:>7.0f} "
-                  f"{float(r['rtt_median_us']):>7.0f}u {float(r['rtt_p99_us']):>7.0f}u {ratio:>9} {vs:>15}"
+            vs = f"{rate / base:.2f}x" if driver and nic != "rtl8139" and base else "-"
+            print(f"   {nic:<12} {load:<20} {rate:>7.0f} {busy:>9.0f} {split} {kernel:>7.0f} {idle:>7.0f} "
+                  f"{float(r['rtt_median_us']):>7.0f}u {float(r['rtt_p99_us']):>7.0f}u {vs_pps:>9} {vs_insn:>10} "
+                  f"{vs:>11}"
                   + (f"  ({r['resent']} stalls resent after 1 s)" if r.get("resent", "0") != "0" else ""))
-    print("   (insn/pkt: instructions in busy periods, those that ran any PD; idle: kernel timer ticks")
-    print("    while the system waited for the host, not counted; driver, net: each PD's busy time, its")
+    print("   (insn/pkt: instructions in busy periods, those that ran any PD, or on Linux any user code,")
+    print("    plus Linux's kernel-only periods beyond its quiet rate; idle: the rest (timer ticks while")
+    print("    the system waited for the host), not counted; driver, net: each PD's busy time, its")
     print("    kernel calls included; rest: kernel work outside both; kernel: every kernel-mode")
-    print("    instruction; vs Linux: instructions per packet against Linux 6.1 on this QEMU with the")
-    print("    same NIC: 8139too 12,300 at 32 in flight and 15,300 ping-pong, virtio_net 13,800 at 32 in")
-    print("    flight; pps vs rtl8139: packets per second against the RTL8139 row of this run)")
+    print("    instruction; pps/Linux, insn/Linux: against the Linux row of this run with the same NIC")
+    print("    and load (8139cp for the RTL8139, virtio_net for virtio-net); pps/rtl8139: packets per")
+    print("    second against the RTL8139 row of this run)")
     modes = [(size, inflight, insns[("rtl8139", size, inflight)], insns[("rtl8139 C+", size, inflight)])
              for size, inflight, *_ in runs
              if ("rtl8139", size, inflight) in insns and ("rtl8139 C+", size, inflight) in insns]
