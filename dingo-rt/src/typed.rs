@@ -859,7 +859,7 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         let bad_slot = &mut self.bad_slot;
         let popped = self.port.rx.pop_with(|slot| decode_keeping(slot, bad_slot));
         // The message is checked by reference and returned as it came:
-        // through `accept`'s `Option` it was copied five times.
+        // through `accept`'s `Option` it was copied several times over.
         match popped {
             Ok(None) => Ok(None),
             Ok(Some((Ok(msg), notify))) => {
