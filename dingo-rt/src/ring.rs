@@ -284,6 +284,27 @@ impl<const SLOT: usize> Shared<SLOT> {
         unsafe { AtomicU32::from_ptr(self.base.add(offset).cast::<u32>()) }
     }
 
+    /// The (producer, consumer) indices found in the region, for a side
+    /// taking them over ([`Producer::reattach`], [`Consumer::reattach`]):
+    /// the peer's word, `peer`, is read with acquire, so what the peer
+    /// published before it is seen; [`RingError::Corrupt`] if the indices
+    /// are further apart than the ring holds.
+    fn found_indices(&self, peer: usize) -> Result<(u32, u32), RingError> {
+        let load = |word| {
+            let order = if word == peer {
+                Ordering::Acquire
+            } else {
+                Ordering::Relaxed
+            };
+            self.word(word).load(order)
+        };
+        let (producer, consumer) = (load(PRODUCER_INDEX), load(CONSUMER_INDEX));
+        if producer.wrapping_sub(consumer) > self.capacity {
+            return Err(RingError::Corrupt { producer, consumer });
+        }
+        Ok((producer, consumer))
+    }
+
     fn tag(&self) -> &AtomicU64 {
         // SAFETY: as in word(): inside the header, 8-aligned because the
         // base is 64-aligned, accessed only atomically by this side.
@@ -453,16 +474,9 @@ impl<const SLOT: usize> Producer<SLOT> {
     /// does: for a side whose peer rewrote them while this side was not
     /// using the ring (the session handshake). Clears the poison.
     pub fn reattach(&mut self) -> Result<(), RingError> {
-        let producer = self.ring.word(PRODUCER_INDEX).load(Ordering::Relaxed);
-        let consumer = self.ring.word(CONSUMER_INDEX).load(Ordering::Acquire);
-        if producer.wrapping_sub(consumer) > self.ring.capacity {
-            let err = RingError::Corrupt { producer, consumer };
-            self.poisoned = Some(err);
-            return Err(err);
-        }
-        self.producer = producer;
-        self.consumer = consumer;
-        self.poisoned = None;
+        let found = self.ring.found_indices(CONSUMER_INDEX);
+        self.poisoned = found.err();
+        (self.producer, self.consumer) = found?;
         Ok(())
     }
 
@@ -646,16 +660,9 @@ impl<const SLOT: usize> Consumer<SLOT> {
     /// Takes over the indices found in the region again (see
     /// [`Producer::reattach`]). Clears the poison.
     pub fn reattach(&mut self) -> Result<(), RingError> {
-        let consumer = self.ring.word(CONSUMER_INDEX).load(Ordering::Relaxed);
-        let producer = self.ring.word(PRODUCER_INDEX).load(Ordering::Acquire);
-        if producer.wrapping_sub(consumer) > self.ring.capacity {
-            let err = RingError::Corrupt { producer, consumer };
-            self.poisoned = Some(err);
-            return Err(err);
-        }
-        self.producer = producer;
-        self.consumer = consumer;
-        self.poisoned = None;
+        let found = self.ring.found_indices(PRODUCER_INDEX);
+        self.poisoned = found.err();
+        (self.producer, self.consumer) = found?;
         Ok(())
     }
 

@@ -291,10 +291,8 @@ impl<'c, C, O: Observer> ComponentPort<'c, C, O> {
         port: fn(&mut C) -> &mut O,
     ) -> Self {
         ComponentPort {
-            component,
-            observe,
-            port,
             mirror: true,
+            ..Self::new(component, observe, port)
         }
     }
 
