@@ -788,12 +788,20 @@ impl Driver {
                 let mut b = [0u8; notify::MAX_LEN];
                 let n = (actual as usize).min(b.len());
                 win.read(NOTIFY_BUF, &mut b[..n]);
-                let interface = self.ecm.map_or(0, |e| e.control_interface);
-                match notify::parse(&b[..n], interface) {
+                let Some(e) = self.ecm else { return };
+                let f = notify::Function {
+                    control: e.control_interface,
+                    data: e.data_interface,
+                };
+                match notify::parse(&b[..n], f) {
                     Ok(Notification::Connection { up }) => {
                         self.stats.link_reports += 1;
-                        self.device_link = up;
-                        self.note(Note::Link { up });
+                        // Devices repeat the state (QEMU's on every poll):
+                        // only a change is worth a line.
+                        if self.device_link != up {
+                            self.device_link = up;
+                            self.note(Note::Link { up });
+                        }
                         if self.enabled && self.link_up != up {
                             self.link_up = up;
                             self.emit(EthMsg::LinkChange { up });

@@ -24,8 +24,9 @@
 //!   ConnectionSpeedChange is kept ([`Driver::speed`]) and printed, others
 //!   and malformed ones are counted. Nothing waits for one: a device is
 //!   taken as connected until it says otherwise, since a device need not
-//!   report (QEMU's usb-net never does: its status endpoint NAKs unless
-//!   RNDIS has a response). A stalled notification endpoint is left so.
+//!   report. QEMU's usb-net reports "connected" on every 32 ms poll, for
+//!   its data interface rather than its control interface ([`notify`]
+//!   takes either). A stalled notification endpoint is left so.
 //! - Why frames are copied: the window is the controller's DMA memory
 //!   (the controller PD is given its users' windows and only those), and
 //!   the EthernetController data area is the client's, shared with this

@@ -2,8 +2,14 @@
 //! interface's interrupt IN endpoint: an 8-byte header like a SETUP packet
 //! (bmRequestType 0xA1, the notification code, wValue, wIndex = the
 //! control interface, wLength) and wLength bytes of data. Untrusted: a
-//! header that is short, of the wrong type, for another interface or with
-//! a length the code does not have is malformed.
+//! header that is short, of the wrong type, for an interface outside the
+//! function or with a length the code does not have is malformed.
+//!
+//! wIndex may also name the function's data interface: QEMU 7.2's usb-net
+//! answers every poll of its status endpoint (each 32 ms) with
+//! NetworkConnection for interface 1, its data interface. Linux's
+//! cdc_ether does not look at wIndex at all; this driver takes either
+//! interface of the function it drives and nothing else.
 
 /// bmRequestType of a notification: device to host, class, interface.
 pub const REQUEST_TYPE: u8 = 0xa1;
@@ -37,9 +43,16 @@ pub enum Malformed {
     Value { code: u8, value: u16 },
 }
 
-/// Decodes the `actual` bytes one interrupt transfer brought, from the
-/// control interface `interface`.
-pub fn parse(b: &[u8], interface: u8) -> Result<Notification, Malformed> {
+/// The interfaces of the function a notification may name.
+#[derive(Clone, Copy, Debug)]
+pub struct Function {
+    pub control: u8,
+    pub data: u8,
+}
+
+/// Decodes the `actual` bytes one interrupt transfer brought for the
+/// function `f`.
+pub fn parse(b: &[u8], f: Function) -> Result<Notification, Malformed> {
     if b.len() < HEADER_LEN {
         return Err(Malformed::Short(b.len()));
     }
@@ -48,7 +61,7 @@ pub fn parse(b: &[u8], interface: u8) -> Result<Notification, Malformed> {
     if kind != REQUEST_TYPE {
         return Err(Malformed::RequestType(kind));
     }
-    if index != u16::from(interface) {
+    if index != u16::from(f.control) && index != u16::from(f.data) {
         return Err(Malformed::Interface(index));
     }
     let data = &b[HEADER_LEN..];
