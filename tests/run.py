@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs every test of the project and prints one summary line.
 
-1. Host unit tests: `cargo test` over the workspace's default members.
+1. Host unit tests: `cargo test` over the workspace's default members, and
+   the doctests of console_log (the runner's reading of crossed lines).
 2. Protocol verification: `tingu verify` (SPIN) on the protocol library,
    one test per model; a refuted model fails.
 3. Boot tests (tests/boot.toml): boot an image in QEMU, bounded by a timeout;
@@ -13,6 +14,7 @@
 Ends with `N passed, N failed` and exits non-zero on any failure.
 """
 import argparse
+import doctest
 import os
 import re
 import socket
@@ -25,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "qemu"))
 import qemu  # noqa: E402
+import console_log  # noqa: E402
 
 RESULT = re.compile(r"test result: \w+\. (\d+) passed; (\d+) failed")
 
@@ -43,7 +46,10 @@ def host_tests():
     if proc.wait() != 0 and failed == 0:
         print("FAIL cargo test exited non-zero before running its tests (build error?)")
         failed += 1
-    return passed, failed
+    # The runner's own logic: the console log reconstruction's examples.
+    doc = doctest.testmod(console_log)
+    print(f"test result: console_log doctests: {doc.attempted - doc.failed} passed; {doc.failed} failed")
+    return passed + doc.attempted - doc.failed, failed + doc.failed
 
 
 def verify_protocols():
@@ -64,7 +70,22 @@ def verify_protocols():
 
 
 def check_log(text, test):
-    """Returns what is wrong with the serial log, or None."""
+    """Returns what is wrong with `text` (a log, or the readings of one
+    from console_log.readings, which pass if one of them has every
+    expected line and none has an unexpected one), or None."""
+    texts = (text,) if isinstance(text, str) else text
+    problems = [expected_lines(t, test) for t in texts]
+    if all(problems):
+        return problems[0]
+    for pattern in test.get("absent", []):
+        for t in texts:
+            m = re.search(pattern, t)
+            if m:
+                return f"unexpected /{pattern}/: {m.group(0)!r}"
+    return None
+
+
+def expected_lines(text, test):
     pos = 0
     for pattern in test.get("expect", []):
         m = re.compile(pattern).search(text, pos)
@@ -74,11 +95,13 @@ def check_log(text, test):
     for pattern in test.get("present", []):
         if not re.search(pattern, text):
             return f"expected /{pattern}/ somewhere in the log"
-    for pattern in test.get("absent", []):
-        m = re.search(pattern, text)
-        if m:
-            return f"unexpected /{pattern}/: {m.group(0)!r}"
     return None
+
+
+def log_matches(pattern, log):
+    """Whether the serial log at `log` matches `pattern`, as it came or
+    with crossed lines put back together."""
+    return any(pattern.search(t) for t in console_log.readings(log))
 
 
 def screen_matches(patterns, screen):
@@ -102,8 +125,7 @@ class LogWatch:
         self.log, self.pattern = log, re.compile(pattern)
 
     def __call__(self, _qmp):
-        with open(self.log, "rb") as f:
-            return bool(self.pattern.search(f.read().decode("utf-8", "replace")))
+        return log_matches(self.pattern, self.log)
 
 
 class ScreenCheck:
@@ -182,23 +204,22 @@ def peer_test(t, build, log, qmp_path):
     ready = re.compile(t["ready"])
     code, output = None, f"(peer not started: /{t['ready']}/ never appeared)"
     while time.monotonic() < deadline and proc.poll() is None:
-        with open(log, "rb") as f:
-            if ready.search(f.read().decode("utf-8", "replace")):
-                if "drive" in t:
-                    # The test's QMP steps (hot-plug) first, then the peer.
-                    drive = Drive(t["drive"], log, os.path.join(build, "usb-disk.img"), deadline)
-                    drive(qmp_path)
-                    if drive.problem:
-                        code, output = None, f"(peer not started: {drive.problem})"
-                        break
-                try:
-                    run = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                         timeout=max(deadline - time.monotonic(), 1))
-                    code, output = run.returncode, run.stdout + run.stderr
-                except subprocess.TimeoutExpired as e:
-                    out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-                    code, output = None, out + "\n(peer timed out)"
-                break
+        if log_matches(ready, log):
+            if "drive" in t:
+                # The test's QMP steps (hot-plug) first, then the peer.
+                drive = Drive(t["drive"], log, os.path.join(build, "usb-disk.img"), deadline)
+                drive(qmp_path)
+                if drive.problem:
+                    code, output = None, f"(peer not started: {drive.problem})"
+                    break
+            try:
+                run = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                     timeout=max(deadline - time.monotonic(), 1))
+                code, output = run.returncode, run.stdout + run.stderr
+            except subprocess.TimeoutExpired as e:
+                out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+                code, output = None, out + "\n(peer timed out)"
+            break
         time.sleep(0.2)
     qemu.quit(qmp_path)
     status = qemu.stop(proc, max(deadline - time.monotonic(), 5))
@@ -232,12 +253,10 @@ class UartCheck:
                 self.output += data
         except BlockingIOError:
             pass
-        with open(self.log, "rb") as f:
-            log = f.read().decode("utf-8", "replace")
-        if not self.typed and self.ready.search(log):
+        if not self.typed and log_matches(self.ready, self.log):
             self.sock.sendall(self.text.encode())
             self.typed = True
-        return self.typed and bool(self.stop_at.search(log))
+        return self.typed and log_matches(self.stop_at, self.log)
 
     def text_sent(self):
         return self.output.decode("utf-8", "replace").replace("\r", "")
@@ -398,8 +417,7 @@ def boot_one(build, t, logdir, name=None):
             firmware=t.get("firmware", "seabios"), without=t.get("without", ()),
             until=until, virtio=t.get("virtio", ()), driver=drive, nic=t.get("nic", "rtl8139"))
     outcome = qemu.decode(status)
-    with open(log, "rb") as f:
-        text = f.read().decode("utf-8", "replace").replace("\r", "")
+    text = console_log.readings(log)
     problem = None
     if outcome != t["outcome"]:
         problem = f"outcome {outcome} (status {status}), expected {t['outcome']}"
@@ -437,7 +455,7 @@ def boot_tests(build, only):
         if problem:
             failed += 1
             print(f"FAIL {t['name']} ({secs:.1f}s): {problem}; log: {log}")
-            print("     last lines: " + " | ".join(text.strip().splitlines()[-5:]))
+            print("     last lines: " + " | ".join(text[0].replace("\r", "").strip().splitlines()[-5:]))
         else:
             passed += 1
             print(f"PASS {t['name']} ({secs:.1f}s, {outcome})")
