@@ -209,7 +209,9 @@ where
 {
     type Msg = O::Msg;
 
-    #[inline]
+    // Always inlined with the generated `check` and `step`: any one of
+    // them as a call costs more than the three inline (see tingu's rust.rs).
+    #[inline(always)]
     fn observe(
         &mut self,
         msg: &O::Msg,
