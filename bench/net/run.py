@@ -84,7 +84,7 @@ def counters_now(path):
         return struct.unpack("<4Q", f.read(32))
 
 
-def one(build, plugin, image, size, inflight, count, logdir, profile, nic, virtio, driver, linux):
+def one(build, plugin, image, size, inflight, count, logdir, profile, nic, virtio, driver, linux, top=12):
     name = f"net-echo-{nic.replace(' C+', '-cplus').replace(' ', '-')}-{size}-{inflight}"
     log = os.path.join(logdir, name + ".log")
     counters = os.path.join(logdir, name + ".counters")
@@ -132,7 +132,7 @@ def one(build, plugin, image, size, inflight, count, logdir, profile, nic, virti
             elfs = [os.path.join(build, "kernel", "release", "kernel.elf")] + [
                 os.path.join(target, pd) for pd in (driver, "net", "timer", "pci")]
             subprocess.run([sys.executable, os.path.join(ROOT, "bench", "net", "profile.py"),
-                            prof + ".0", prof + ".1", str(count)] + elfs, check=False)
+                            prof + ".0", prof + ".1", str(count), "--top", str(top)] + elfs, check=False)
             for suffix in ("", ".0", ".1"):
                 os.remove(prof + suffix)
         r = dict(kv.split("=") for kv in m.group(1).split())
@@ -168,6 +168,7 @@ def main():
                     help="only this NIC (default: all)")
     ap.add_argument("--load", action="append", metavar="SIZE:INFLIGHT",
                     help="only these loads (default: all)")
+    ap.add_argument("--top", type=int, default=12, help="with --profile: functions shown per program")
     ap.add_argument("--profile", action="store_true",
                     help="also print where the instructions go (bench/net/profile.py; not for Linux)")
     a = ap.parse_args()
@@ -190,7 +191,7 @@ def main():
         image = os.path.join(a.build, "release", image)
         for size, inflight, count in runs:
             r, err = one(a.build, a.plugin, image, size, inflight, count, logdir,
-                         a.profile and driver is not None, nic, virtio, driver, a.linux)
+                         a.profile and driver is not None, nic, virtio, driver, a.linux, a.top)
             load = f"{size} B, {inflight} in flight"
             if err:
                 print(f"   {nic:<12} {load:<20} did not complete: {err}")

@@ -5,7 +5,10 @@
 //! value; the driver writes names once and values as they change, under a
 //! seqlock (odd while writing), and the reader retries a torn copy a few
 //! times and then gives up. The reader trusts nothing: names are cut at
-//! their length, the count is clamped.
+//! their length, the count is clamped. A driver that publishes on every
+//! wake-up uses [`Writer::publish_hot`]: the counters that change with
+//! every frame are written alone, and the seqlocked copy of all of them
+//! only when any other changed.
 #![cfg_attr(not(test), no_std)]
 
 use core::sync::atomic::{Ordering, fence};
@@ -25,6 +28,9 @@ const READ_TRIES: usize = 8;
 pub struct Writer {
     base: *mut u64,
     count: usize,
+    /// The sum of the values outside `hot` at the last
+    /// [`publish_hot`](Writer::publish_hot); `None` before the first.
+    cold_sum: Option<u64>,
 }
 
 /// The stack's end.
@@ -49,6 +55,7 @@ impl Writer {
         let w = Writer {
             base: base.cast(),
             count: names.len().min(MAX_ENTRIES),
+            cold_sum: None,
         };
         w.put(0, 1);
         w.put(1, w.count as u64);
@@ -80,6 +87,32 @@ impl Writer {
     pub fn set(&mut self, i: usize, v: u64) {
         if i < self.count {
             self.put(entry(i) + NAME_BYTES / 8, v);
+        }
+    }
+
+    /// Writes the values of counters (they only ever grow), in the order
+    /// of the names, as cheaply as it can: while only those at positions
+    /// `hot` changed since the last call, each of them alone (one word,
+    /// as [`set`](Self::set)); otherwise all of them under the seqlock.
+    /// Since counters only grow, the sum of the other values changes
+    /// exactly when any of them does. A reader's consistent copy may then
+    /// hold hot values of different moments, each one exact.
+    pub fn publish_hot(&mut self, values: &[u64], hot: &[usize]) {
+        let values = &values[..values.len().min(self.count)];
+        let all = values.iter().fold(0u64, |s, v| s.wrapping_add(*v));
+        let cold = hot
+            .iter()
+            .filter_map(|&i| values.get(i))
+            .fold(all, |s, v| s.wrapping_sub(*v));
+        if self.cold_sum == Some(cold) {
+            for &i in hot {
+                if let Some(v) = values.get(i) {
+                    self.set(i, *v);
+                }
+            }
+        } else {
+            self.publish(values);
+            self.cold_sum = Some(cold);
         }
     }
 
@@ -191,6 +224,42 @@ mod tests {
         // A writer caught mid-update is not read.
         page[0] |= 1;
         assert!(!r.read(|_, _| {}));
+    }
+
+    fn values(r: &Reader) -> Vec<u64> {
+        let mut got = Vec::new();
+        assert!(r.read(|_, v| got.push(v)));
+        got
+    }
+
+    #[test]
+    fn publish_hot_writes_every_change_and_takes_the_seqlock_only_for_cold_ones() {
+        let page = vec![0u64; PAGE_BYTES / 8].leak();
+        let base = page.as_mut_ptr().cast::<u8>();
+        // SAFETY: a leaked page-sized buffer; this test is its only user.
+        let mut w = unsafe { Writer::new(base, &["frames", "drops", "bytes"]) };
+        // SAFETY: as above.
+        let r = unsafe { Reader::new(base) };
+        let hot = [0, 2];
+        let seq = |p: &[u64]| p[0];
+        w.publish_hot(&[1, 0, 60], &hot);
+        assert_eq!(values(&r), [1, 0, 60]);
+        let s = seq(page);
+        // Only hot values changed: written alone, the seqlock untouched.
+        w.publish_hot(&[2, 0, 120], &hot);
+        assert_eq!(values(&r), [2, 0, 120]);
+        assert_eq!(seq(page), s);
+        // A cold one changed: everything under the seqlock.
+        w.publish_hot(&[3, 1, 180], &hot);
+        assert_eq!(values(&r), [3, 1, 180]);
+        assert_eq!(seq(page), s + 2);
+        // Hot and cold changes that would cancel out in one sum still
+        // show, since the hot ones are left out of it.
+        w.publish_hot(&[4, 2, 180], &hot);
+        assert_eq!(values(&r), [4, 2, 180]);
+        // Positions beyond the names are ignored.
+        w.publish_hot(&[5, 2, 200, 9], &[0, 2, 3, 7]);
+        assert_eq!(values(&r), [5, 2, 200]);
     }
 
     #[test]

@@ -24,10 +24,17 @@
 //! # Transmit completion
 //!
 //! QEMU transmits inside the register write that starts it (a normal-mode
-//! status register, C+ mode's TxPoll), so the driver reaps completed
-//! descriptors right after each start ([`Nic::flush_tx`]) and when it
-//! services an interrupt; TOK is left masked, which saves an interrupt per
-//! frame. In C+ mode [`Nic::transmit`] only hands descriptors over, and
+//! status register, C+ mode's TxPoll). TOK is left masked, which saves an
+//! interrupt per frame: the driver reaps completed descriptors before each
+//! start, whenever the descriptors are full, when it services an interrupt,
+//! and right after a start only once more than [`REAP_LATER`] transmits
+//! are in flight. Up to that many completions thus wait for the driver's
+//! next interrupt or transmit (at the latest the watchdog's timeout),
+//! where they go to the client together with that work: reported right
+//! after the start, they reach the client while it is still sending, and
+//! cost it another round of its loop for every echo of a ping-pong. A
+//! client with more than `REAP_LATER` transmit buffers never waits for
+//! them. In C+ mode [`Nic::transmit`] only hands descriptors over, and
 //! one TxPoll in `flush_tx` sends all of them. A descriptor that stays in
 //! flight (a real chip, or a stuck one) is found by
 //! [`Nic::check_watchdog`], which the PD calls from a Timer timeout armed
@@ -53,6 +60,9 @@ pub const TX_QUEUE: usize = 64;
 const TX_STOP_AT: usize = TX_QUEUE - 16;
 /// ...and to resume at this many.
 const TX_START_AT: usize = TX_QUEUE / 4;
+/// Transmits in flight whose completion may wait for the driver's next
+/// interrupt or transmit (see the module doc).
+pub const REAP_LATER: usize = 2;
 /// A transmit the device has not finished after this long gets the chip
 /// re-initialised.
 pub const TX_TIMEOUT_NS: u64 = 2_000_000_000;
@@ -589,27 +599,46 @@ impl<B: Bus> Nic<B> {
                 break;
             }
             self.bus.write(TPPOLL, TxPoll::NPQ::SET);
-            self.pump_tx(now_ns, emit);
+            if !self.queue.is_empty() || self.tx_in_flight() > REAP_LATER {
+                self.pump_tx(now_ns, emit);
+            }
         }
         self.queue_notices(emit);
     }
 
+    fn tx_in_flight(&self) -> usize {
+        match &self.engine {
+            Engine::Normal { slots, .. } => slots.busy(),
+            Engine::CPlus { tx, .. } => tx.busy(),
+        }
+    }
+
+    fn tx_full(&self) -> bool {
+        match &self.engine {
+            Engine::Normal { slots, .. } => slots.is_full(),
+            Engine::CPlus { tx, .. } => tx.is_full(),
+        }
+    }
+
     /// Reaps finished descriptors and feeds queued requests to free ones,
-    /// until neither makes progress.
+    /// until neither makes progress; what finished right after its start
+    /// is reaped only beyond [`REAP_LATER`] in flight.
     fn pump_tx(&mut self, now_ns: u64, emit: &mut impl FnMut(Event)) {
-        loop {
-            self.reap(emit);
-            let full = match &self.engine {
-                Engine::Normal { slots, .. } => slots.is_full(),
-                Engine::CPlus { tx, .. } => tx.is_full(),
-            };
-            if full {
-                break;
+        self.reap(emit);
+        while !self.queue.is_empty() {
+            if self.tx_full() {
+                self.reap(emit);
+                if self.tx_full() {
+                    break;
+                }
             }
             let Some(job) = self.queue.pop_front() else {
                 break;
             };
             self.start_tx(job, now_ns);
+        }
+        if self.tx_in_flight() > REAP_LATER {
+            self.reap(emit);
         }
         self.queue_notices(emit);
     }

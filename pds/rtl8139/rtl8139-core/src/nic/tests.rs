@@ -253,6 +253,50 @@ fn transmits_go_out_in_order_and_short_ones_are_padded() {
     }
 }
 
+fn tx_done(events: &[Event]) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TxDone { buf } => Some(*buf),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A completion found right after its start waits, up to REAP_LATER in
+/// flight, for the driver's next interrupt or transmit; beyond that it is
+/// reported at once.
+#[test]
+fn a_few_completions_wait_for_the_next_interrupt_or_transmit() {
+    for mode in MODES {
+        let mut r = rig(mode);
+        r.write_frame(0, &frame(100, 1));
+        r.transmit(0, 100);
+        assert_eq!(r.dev.sent().len(), 1);
+        assert!(tx_done(&r.events).is_empty(), "{mode:?}: reported at once");
+        assert_eq!(r.nic.tx_outstanding(), 1);
+        // The next transmit reaps it.
+        r.transmit(0, 100);
+        assert_eq!(tx_done(&r.events), [0], "{mode:?}");
+        // So does an interrupt.
+        r.lend(8, 1);
+        r.dev.receive(&frame(80, 2));
+        r.irq();
+        assert_eq!(tx_done(&r.events), [0, 0], "{mode:?}");
+        assert_eq!(r.nic.tx_outstanding(), 0);
+        if mode == Mode::CPlus {
+            // A batch beyond REAP_LATER (one TxPoll) is reported at once.
+            r.events.clear();
+            for _ in 0..=REAP_LATER {
+                r.nic.transmit(0, 100, 0, &mut |e| r.events.push(e));
+            }
+            r.nic.flush_tx(0, &mut |e| r.events.push(e));
+            assert_eq!(tx_done(&r.events).len(), REAP_LATER + 1);
+            assert_eq!(r.nic.tx_outstanding(), 0);
+        }
+    }
+}
+
 fn transmits_in_order(mode: Mode) {
     let mut r = rig(mode);
     let frames = [frame(1514, 1), frame(60, 2), frame(20, 3), frame(1518, 4)];
@@ -273,15 +317,12 @@ fn transmits_in_order(mode: Mode) {
     assert_eq!(sent[2][20..], [0; 40]);
     assert_eq!(sent[3], frames[3]);
     assert_eq!(sent[4], frames[1]);
-    let done: Vec<_> = r
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::TxDone { buf } => Some(*buf),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(done, [0, BUF, 2 * BUF, 3 * BUF, 5 * BUF + 2]);
+    // The last one's completion waits for the next interrupt.
+    assert_eq!(tx_done(&r.events), [0, BUF, 2 * BUF, 3 * BUF]);
+    r.lend(8, 1);
+    r.dev.receive(&frame(80, 9));
+    r.irq();
+    assert_eq!(tx_done(&r.events), [0, BUF, 2 * BUF, 3 * BUF, 5 * BUF + 2]);
     // Normal mode also bounces the misaligned buffer; C+ takes any.
     let bounced = if mode == NORMAL { 2 } else { 1 };
     assert_eq!(r.nic.counters().tx_bounced, bounced);
