@@ -757,6 +757,14 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         self.send_unsteady(msg, now_ns)
     }
 
+    /// Whether the port is in its common state ([`steady`](Self::steady)):
+    /// then an armed [`prepare_recv_sleep`](Self::prepare_recv_sleep)'s
+    /// flag stays set until the peer notifies, and a PD may leave a port
+    /// whose channel did not wake it alone.
+    pub fn is_steady(&self) -> bool {
+        self.steady()
+    }
+
     /// Whether the port is in its common state: a session up with the same
     /// peer instance, its version checked, and no shadow to keep. Then a
     /// message takes the short paths of [`try_send`](Self::try_send) and

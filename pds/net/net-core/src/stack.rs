@@ -5,7 +5,9 @@
 
 use core::fmt::{self, Write};
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet, SocketStorage,
+};
 use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
@@ -24,7 +26,7 @@ const HTTP_BYTES: usize = 8 * 1024;
 const ECHO_SOCKETS: usize = 2;
 const HTTP_SOCKETS: usize = 2;
 const SOCKETS: usize = 1 + ECHO_SOCKETS + HTTP_SOCKETS + 1;
-/// Rounds of poll-and-serve per call: each round moves a batch through.
+/// Rounds of serve-and-send per call: each round moves a batch through.
 const ROUNDS: usize = 16;
 
 /// Every buffer the sockets use. About 260 KiB: the PD keeps it on its
@@ -205,12 +207,17 @@ impl<'s> Net<'s> {
     /// nothing changes (at most a few rounds); `page` writes the status
     /// page's text when a client asks for it.
     ///
-    /// Each round is one smoltcp poll (every received frame in, then
-    /// everything the sockets have to send out) and one pass over the
-    /// services. A round whose services produced nothing ends it: the
-    /// poll before them already sent what was pending, so another would
-    /// find nothing (a full way out is retried when the device says it
-    /// is free again, see `EthDevice::wants_poll`).
+    /// Every received frame goes in first (smoltcp's ingress), then each
+    /// round is one pass over the services and smoltcp's egress (everything
+    /// the sockets have to send out, the services' answers included). A
+    /// round whose services produced nothing ends it (after its egress,
+    /// in the first round): the last egress sent what was pending, so
+    /// another would find nothing. Frames cannot arrive
+    /// meanwhile (they come through the PD's loop), so ingress runs once; a
+    /// full way out is retried when the device says it is free again (see
+    /// `EthDevice::wants_poll`). This is smoltcp's own `poll` split so that
+    /// the egress pass before the services, which finds nothing the
+    /// services did not queue yet, is left out.
     pub fn poll<M: Memory>(
         &mut self,
         now_ns: u64,
@@ -223,14 +230,23 @@ impl<'s> Net<'s> {
             deconfigured: false,
         };
         device.poll_started();
-        for _ in 0..ROUNDS {
-            self.iface.poll(now, device, &mut self.sockets);
+        self.iface.poll_maintenance(now);
+        while self.iface.poll_ingress_single(now, device, &mut self.sockets)
+            != PollIngressSingleResult::None
+        {}
+        for round in 0..ROUNDS {
             self.dhcp(&mut changes);
             let served = self.serve_udp() | self.serve_echo() | self.serve_pages(device, &mut page);
+            // After the first round, the last egress left nothing behind.
+            if !served && round > 0 {
+                break;
+            }
+            while self.iface.poll_egress(now, device, &mut self.sockets) != PollResult::None {}
             if !served {
                 break;
             }
         }
+        self.dhcp(&mut changes);
         changes
     }
 

@@ -515,10 +515,17 @@ fn serve<B: Bus>(
     let mut bad_lend_said = false;
     let mut busy = 0u64;
     let mut woke = rdtsc();
+    // The ports to look at (eth, lc, timer): those whose channel woke this
+    // PD and those not armed for sleep. An armed port that was not
+    // notified has nothing new: its peer notifies after any message it
+    // pushes once the flag is set (dingo-rt's signal suppression), so it
+    // is neither read nor armed again.
+    let channels = [eth.channel(), lc.channel(), tm.channel()].map(Channel::new);
+    let mut look = [true; 3];
     loop {
         let t = now();
 
-        while lc_reply.is_none() {
+        while look[1] && lc_reply.is_none() {
             match lc.try_recv(t) {
                 Ok(Some(lifecycle::Msg::Start)) => lc_reply = Some(lifecycle::Msg::StartComplete),
                 Ok(Some(lifecycle::Msg::Stop)) => {
@@ -541,7 +548,7 @@ fn serve<B: Bus>(
         }
 
         let mut lent_more = false;
-        while running && outbox.len() + 2 * BUDGET + 8 < OUTBOX {
+        while look[0] && running && outbox.len() + 2 * BUDGET + 8 < OUTBOX {
             match eth.try_recv(t) {
                 Ok(Some(Msg::Enable)) => {
                     nic.enable();
@@ -578,7 +585,9 @@ fn serve<B: Bus>(
         // Everything the batch handed over goes out together.
         nic.flush_tx(t, &mut sink(&mut outbox));
 
-        while let Ok(Some(msg)) = tm.try_recv(t) {
+        while look[2]
+            && let Ok(Some(msg)) = tm.try_recv(t)
+        {
             if let timer::Msg::Fired { id } = msg
                 && watchdog == Some(id)
             {
@@ -686,22 +695,35 @@ fn serve<B: Bus>(
             continue;
         }
         let mut retry = false;
-        for arm in [
-            eth.prepare_recv_sleep(),
-            lc.prepare_recv_sleep(),
-            tm.prepare_recv_sleep(),
-        ] {
+        for (i, looked) in look.iter_mut().enumerate() {
+            if !*looked {
+                continue;
+            }
+            let (arm, steady) = match i {
+                0 => (eth.prepare_recv_sleep(), eth.is_steady()),
+                1 => (lc.prepare_recv_sleep(), lc.is_steady()),
+                _ => (tm.prepare_recv_sleep(), tm.is_steady()),
+            };
+            // Only a steady port armed for sleep is left alone until
+            // notified (a session starting or a peer restarting is
+            // looked at on every wake-up).
+            *looked = !(steady && matches!(arm, Ok(Arm::Sleep)));
             retry |= matches!(arm, Ok(Arm::Retry));
         }
-        if !outbox.is_empty() {
-            retry |= matches!(eth.prepare_send_sleep(), Ok(Arm::Retry));
+        if !outbox.is_empty() && matches!(eth.prepare_send_sleep(), Ok(Arm::Retry)) {
+            retry = true;
+            look[0] = true;
         }
         if retry {
             continue;
         }
         busy += rdtsc() - woke;
         published.set(STATS.len() - 1, busy);
-        interrupted = microkit::wait().contains(irq);
+        let woken = microkit::wait();
+        interrupted = woken.contains(irq);
+        for (looked, ch) in look.iter_mut().zip(channels) {
+            *looked |= woken.contains(ch);
+        }
         woke = rdtsc();
     }
 }
