@@ -166,6 +166,19 @@ fn page(
     )
 }
 
+/// The counter this PD's busy time is kept in: the TSC itself on x86_64
+/// (the time page's base, which `TimeReader::ticks` reads first, only
+/// matters for the i.MX6's 32-bit counter), the board's ticks elsewhere.
+#[cfg(target_arch = "x86_64")]
+fn busy_ticks(_: &TimeReader) -> u64 {
+    timer_client::clock::rdtsc()
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn busy_ticks(time: &TimeReader) -> u64 {
+    time.ticks()
+}
+
 /// COM1, for the console role: the console on release kernels.
 #[cfg(target_arch = "x86_64")]
 static CONSOLE: spin::Once<pd_config::IoPorts> = spin::Once::new();
@@ -255,7 +268,7 @@ fn main() -> ! {
     // driver publishes its own as `busy_tsc`, when it has one).
     let mut driver_busy = None;
     let mut busy = 0u64;
-    let mut woke = time.ticks();
+    let mut woke = busy_ticks(&time);
     let mut driver_woke = 0;
     loop {
         let t = now();
@@ -402,9 +415,9 @@ fn main() -> ! {
                 driver_busy = driver.position("busy_tsc");
             }
             let preempted = driver_busy.map_or(0, |i| driver.value(i).wrapping_sub(driver_woke));
-            busy += (time.ticks() - woke).saturating_sub(preempted);
+            busy += (busy_ticks(&time) - woke).saturating_sub(preempted);
             microkit::wait();
-            woke = time.ticks();
+            woke = busy_ticks(&time);
             driver_woke = driver_busy.map_or(0, |i| driver.value(i));
         }
     }

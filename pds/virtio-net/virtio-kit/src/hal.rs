@@ -135,8 +135,10 @@ impl HalState {
                 paddr: pool.paddr,
             });
         }
+        // Looked up in this order for every buffer the crate shares: the
+        // buffers' windows first, the pool (used at set-up) last.
         let mut all = heapless::Vec::new();
-        for w in core::iter::once(&pool).chain(windows) {
+        for w in windows.iter().chain(core::iter::once(&pool)) {
             all.push(*w).map_err(|_| InstallError::TooMany)?;
         }
         let mut fresh = false;

@@ -48,7 +48,14 @@
 //! earlier one (the crate writes `used_event` as it pops), so a busy queue
 //! costs no interrupt per frame; transmit completions are asked for once
 //! per batch, when the last chain in flight is used ([`Guard::set_used_event`]),
-//! and are otherwise reaped whenever the driver runs. Notifications to the
+//! and only while more than [`REAP_LATER`] chains are in flight: the
+//! completions of fewer wait for the driver's next interrupt or transmit,
+//! where they reach the client with that work (a ping-pong echo would
+//! otherwise cost an interrupt and a round of both PDs' loops more). A
+//! client with more than `REAP_LATER` transmit buffers never waits for
+//! them. They are otherwise reaped whenever the driver runs, and the
+//! requests the client sends in one go are handed to the device together
+//! ([`Nic::transmit`] queues, [`Nic::poll`] adds). Notifications to the
 //! device are sent once per batch of adds, when `vring_need_event` says so.
 
 #![cfg_attr(not(test), no_std)]
@@ -84,6 +91,12 @@ pub const MAX_LENT: usize = 256;
 pub const TX_QUEUE: usize = 64;
 const TX_STOP_AT: usize = TX_QUEUE - 16;
 const TX_START_AT: usize = TX_QUEUE / 4;
+/// Transmit chains in flight whose completion may wait for the driver's
+/// next interrupt or transmit (see the module doc).
+pub const REAP_LATER: u16 = 2;
+/// Queued transmit requests at which [`Nic::transmit`] hands them to the
+/// device itself rather than leaving them to [`Nic::poll`].
+const TX_PUMP_AT: usize = TX_QUEUE / 2;
 /// Configuration reads retried while the device's generation changes.
 const CONFIG_TRIES: u32 = 8;
 
@@ -514,7 +527,9 @@ impl<H: Hal, T: Transport> Nic<H, T> {
     }
 
     /// Sends `len` bytes at `buf` in the data area; the completion comes as
-    /// an event.
+    /// an event. The request goes to the device at the next
+    /// [`poll`](Self::poll) (or [`flush_tx`](Self::flush_tx)), or at once
+    /// when many wait.
     pub fn transmit(&mut self, buf: u32, len: u16, emit: &mut impl FnMut(Event)) {
         if self.broken() || !self.enabled {
             let error = if self.broken() {
@@ -544,7 +559,18 @@ impl<H: Hal, T: Transport> Nic<H, T> {
             });
             return;
         }
+        if self.queue.len() >= TX_PUMP_AT {
+            self.pump_tx(emit);
+        }
+    }
+
+    /// Hands the queued transmit requests to the device and notifies it.
+    pub fn flush_tx(&mut self, emit: &mut impl FnMut(Event)) {
+        if self.broken() || !self.enabled {
+            return;
+        }
         self.pump_tx(emit);
+        self.kick();
     }
 
     fn pump_tx(&mut self, emit: &mut impl FnMut(Event)) {
@@ -576,11 +602,18 @@ impl<H: Hal, T: Transport> Nic<H, T> {
                 }
             }
         }
-        // One interrupt when the last chain in flight is done.
+        // One interrupt when the last chain in flight is done, beyond
+        // REAP_LATER of them; none (the event index half the ring space
+        // ahead) for fewer.
         if self.q.event_idx() && self.tx_in_flight > 0 {
+            let ahead = if self.tx_in_flight > REAP_LATER {
+                self.tx_in_flight - 1
+            } else {
+                0x8000
+            };
             self.q
                 .txg
-                .set_used_event(self.q.txg.taken_count().wrapping_add(self.tx_in_flight - 1));
+                .set_used_event(self.q.txg.taken_count().wrapping_add(ahead));
         }
         if !self.stopped && self.queue.len() >= TX_STOP_AT {
             self.stopped = true;
