@@ -21,21 +21,23 @@
 //! device writes the frame into (zero-copy), up to 64 transmits handed
 //! over per batch and started with one TxPoll.
 //!
-//! One `make bench` run measured both (bench/net: net-echo and
+//! One run of the net bench (bench/net/run.py: net-echo and
 //! net-echo-cplus, the same system; guest instructions per echo in busy
 //! periods, the driver's share in brackets):
 //!
 //! | load                 | normal         | C+             | C+ vs normal |
 //! |----------------------|----------------|----------------|--------------|
-//! | 64 B, 32 in flight   | 5,611 (1,932)  | 5,396 (1,644)  | -4%          |
-//! | 1,472 B, 32 in flight| 12,019 (4,593) | 8,754 (1,611)  | -27%         |
-//! | 64 B, ping-pong      | 13,117 (4,859) | 12,804 (4,561) | -2%          |
+//! | 64 B, 32 in flight   | 5,182 (1,856)  | 5,035 (1,590)  | -3%          |
+//! | 1,472 B, 32 in flight| 11,432 (4,370) | 8,698 (1,606)  | -24%         |
+//! | 64 B, ping-pong      | 11,742 (4,374) | 11,367 (4,007) | -3%          |
 //!
 //! C+ costs fewer instructions in every load: the driver's share falls by
-//! about 290 at 64 bytes and 2,980 at 1,472 bytes (its receive copy, about
+//! about 270 at 64 bytes and 2,760 at 1,472 bytes (its receive copy, about
 //! 1.8 instructions a byte, is gone, and one TxPoll starts a whole batch of
-//! transmits), and echoes per second rose from 17,800 to 23,300 and from
-//! 12,000 to 23,100 at 32 in flight (host time). Yet normal mode stays
+//! transmits). Echoes per second (host time) are noisy between runs: an
+//! earlier run had C+ ahead (23,300 against 17,800 at 64 bytes, 23,100
+//! against 12,000 at 1,472), this one behind (28,700 against 29,700 and
+//! 15,200 against 18,000). Normal mode stays
 //! the default: QEMU's C+ model has no flow control, so a frame arriving
 //! while no descriptor holds a lent buffer is dropped. The net-wire-cplus
 //! boot test's 256-frame burst into an idle guest loses about half of it
