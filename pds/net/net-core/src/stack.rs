@@ -231,7 +231,9 @@ impl<'s> Net<'s> {
         };
         device.poll_started();
         self.iface.poll_maintenance(now);
-        while self.iface.poll_ingress_single(now, device, &mut self.sockets)
+        while self
+            .iface
+            .poll_ingress_single(now, device, &mut self.sockets)
             != PollIngressSingleResult::None
         {}
         for round in 0..ROUNDS {
