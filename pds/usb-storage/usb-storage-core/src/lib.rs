@@ -32,6 +32,17 @@
 //! fails again fails its request (IO_ERROR). A failed command (status 1)
 //! is followed by REQUEST SENSE, whose sense key is kept for the report.
 //!
+//! # Injected garbage
+//!
+//! For the fault campaign (the PD's `campaign` param) the driver can be
+//! made to read garbage from the device once: [`Storage::corrupt_next_status`]
+//! overwrites the next status wrapper in the DMA window, after the device
+//! wrote it and before the driver judges it, with all ones or noise. That
+//! is what a device (or a controller) returning garbage for one transfer
+//! looks like to this driver; the corruption stands in for the device, not
+//! for the controller's registers (the data travels by DMA). The checks
+//! above must notice it, and reset recovery retries the command.
+//!
 //! # Buffers
 //!
 //! The driver's DMA window is also the BlockDevice port's data region:
@@ -42,6 +53,7 @@
 
 use core::fmt;
 
+use fault_campaign::Garbage;
 use heapless::Deque;
 use usb_bus::Wire;
 use usb_bus::session::{Device, Event, Session};
@@ -275,6 +287,8 @@ pub struct Stats {
     pub recoveries: u64,
     pub failures: u64,
     pub bad_requests: u64,
+    /// READ(10) and WRITE(10) commands that passed.
+    pub data_commands: u64,
 }
 
 /// The disk driver.
@@ -301,6 +315,8 @@ pub struct Storage {
     retry: Option<Cmd>,
     /// Bulk pipes opened so far.
     bulk_open: u8,
+    /// Garbage the next status wrapper is overwritten with.
+    corrupt: Option<Garbage>,
     pub stats: Stats,
 }
 
@@ -335,6 +351,7 @@ impl Storage {
             last_sense: (0, 0),
             retry: None,
             bulk_open: 0,
+            corrupt: None,
             stats: Stats {
                 commands: 0,
                 requests: 0,
@@ -343,6 +360,7 @@ impl Storage {
                 recoveries: 0,
                 failures: 0,
                 bad_requests: 0,
+                data_commands: 0,
             },
         }
     }
@@ -385,6 +403,12 @@ impl Storage {
 
     fn emit(&mut self, o: Out) {
         let _ = self.out.push_back(o);
+    }
+
+    /// The next status wrapper the driver judges reads `g` instead of what
+    /// the device wrote (see the crate doc: injected garbage).
+    pub fn corrupt_next_status(&mut self, g: Garbage) {
+        self.corrupt = Some(g);
     }
 
     // ---- the user's requests ----
@@ -624,6 +648,10 @@ impl Storage {
             Some(t) => Err(t),
             None => {
                 let mut csw = [0u8; CSW_LEN as usize];
+                if let Some(g) = self.corrupt.take() {
+                    garble(g, &mut csw);
+                    mem.write(CSW_BUF, &csw);
+                }
                 mem.read(CSW_BUF, &mut csw);
                 let sig = u32::from_le_bytes([csw[0], csw[1], csw[2], csw[3]]);
                 let tag = u32::from_le_bytes([csw[4], csw[5], csw[6], csw[7]]);
@@ -737,6 +765,7 @@ impl Storage {
                 }
                 let bs = self.disk.map_or(512, |d| d.1);
                 let bytes = u64::from(count) * u64::from(bs);
+                self.stats.data_commands += 1;
                 if write {
                     self.stats.bytes_written += bytes;
                 } else {
@@ -1016,6 +1045,22 @@ impl Storage {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// Fills `b` with the garbage `g` (noise: xorshift32 from the seed).
+fn garble(g: Garbage, b: &mut [u8]) {
+    match g {
+        Garbage::AllOnes => b.fill(0xff),
+        Garbage::Noise { seed } => {
+            let mut x = seed | 1;
+            for byte in b.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *byte = x as u8;
+            }
         }
     }
 }
