@@ -182,7 +182,8 @@ struct Watch {
 }
 
 /// The fault injection of one instance (the `campaign` param): the next
-/// fault, due once this many READ/WRITE commands have passed.
+/// fault, due once this many READ/WRITE commands have passed and the next
+/// request is being worked on.
 struct Injector {
     campaign: u64,
     every: u64,
@@ -243,7 +244,12 @@ impl Injector {
             }
             return None;
         }
-        let (k, _) = self.next.filter(|&(_, at)| commands >= at)?;
+        // With a request of the user's in progress, so that the fault
+        // finds one outstanding (for the shadow to resubmit) and garbage a
+        // status wrapper to come.
+        let (k, _) = self
+            .next
+            .filter(|&(_, at)| commands >= at && s.pending() > 0)?;
         self.next = None;
         let class = fault_campaign::fault(k);
         debug_println!(
@@ -333,7 +339,8 @@ async fn main(ex: &Ex<'_>) {
     loop {
         let now = ex.now_ns();
         s.tick(now);
-        let mut blocked = false;
+        // The rings an answer waits for room on: each is armed for space.
+        let (mut blocked_usb, mut blocked_blk) = (false, false);
         loop {
             let mut moved = false;
             while let Ok(Some(w)) = usb.try_recv(now) {
@@ -383,7 +390,7 @@ async fn main(ex: &Ex<'_>) {
                     Ok(()) => moved = true,
                     Err(Fault::Full) => {
                         s.session.unget(w);
-                        blocked = true;
+                        blocked_usb = true;
                         break;
                     }
                     Err(_) => {}
@@ -419,7 +426,7 @@ async fn main(ex: &Ex<'_>) {
                     Ok(()) => moved = true,
                     Err(Fault::Full) => {
                         s.unget_out(o);
-                        blocked = true;
+                        blocked_blk = true;
                         break;
                     }
                     Err(_) => {}
@@ -468,7 +475,7 @@ async fn main(ex: &Ex<'_>) {
             Channel::new(usb.channel()).notify();
         }
         retry |= matches!(usb.prepare_recv_sleep(), Ok(Arm::Retry));
-        if blocked {
+        if blocked_usb {
             retry |= matches!(usb.prepare_send_sleep(), Ok(Arm::Retry));
         }
         if let Some(blk) = blk.as_mut() {
@@ -477,7 +484,7 @@ async fn main(ex: &Ex<'_>) {
                 Channel::new(blk.channel()).notify();
             }
             retry |= matches!(blk.prepare_recv_sleep(), Ok(Arm::Retry));
-            if blocked {
+            if blocked_blk {
                 retry |= matches!(blk.prepare_send_sleep(), Ok(Arm::Retry));
             }
         }

@@ -265,6 +265,9 @@ struct Running {
     csw_retry: bool,
     /// A CLEAR_FEATURE(ENDPOINT_HALT) for a stalled stage is in flight.
     clearing: bool,
+    /// The data (or status) stage waits for the command wrapper to have
+    /// gone (a retry after reset recovery, see `start`).
+    after_cbw: bool,
     attempt: u8,
     deadline: u64,
 }
@@ -523,10 +526,6 @@ impl Storage {
         cbw[15..31].copy_from_slice(&cb);
         mem.write(CBW_BUF, &cbw);
         mem.write(CSW_BUF, &[0; CSW_LEN as usize]);
-        let data_buf = match cmd {
-            Cmd::Rw { buf, .. } => buf,
-            _ => REPLY_BUF,
-        };
         self.stats.commands += 1;
         self.running = Some(Running {
             cmd,
@@ -537,10 +536,28 @@ impl Storage {
             actual: 0,
             csw_retry: false,
             clearing: false,
+            // After reset recovery the hub has the controller reset both
+            // bulk endpoints' toggles, pausing each for a few frames: the
+            // IN endpoint may run again before the OUT one, and QEMU's
+            // usb-storage STALLs an IN that comes before the command. So a
+            // retry sends its wrapper alone first.
+            after_cbw: attempt > 1,
             attempt,
             deadline: now + COMMAND_TIMEOUT_NS,
         });
         self.stage(BULK_OUT, tag << 2, CBW_BUF, CBW_LEN);
+        if attempt <= 1 {
+            self.after_wrapper(cmd, tag, len, dir_in);
+        }
+    }
+
+    /// The stages that follow the command wrapper: the data, or (without
+    /// data) the status.
+    fn after_wrapper(&mut self, cmd: Cmd, tag: u32, len: u32, dir_in: bool) {
+        let data_buf = match cmd {
+            Cmd::Rw { buf, .. } => buf,
+            _ => REPLY_BUF,
+        };
         if len > 0 {
             let pipe = if dir_in { BULK_IN } else { BULK_OUT };
             self.stage(pipe, tag << 2 | 1, data_buf, len);
@@ -606,6 +623,12 @@ impl Storage {
             }
         } else if stage == 1 {
             r.actual = actual;
+        } else if stage == 0 && r.after_cbw {
+            r.after_cbw = false;
+            self.running = Some(r);
+            let (_, _, len, dir_in) = self.cdb(r.cmd);
+            self.after_wrapper(r.cmd, r.tag, len, dir_in);
+            return;
         }
         self.running = Some(r);
         // The data stage is over (a STALL is cleared first, see above):
