@@ -813,7 +813,9 @@ impl Shadow<blk::Msg> for Block {
     }
 
     fn pending_local(&self) -> bool {
-        (self.owe_gone_answers && !self.reqs.is_empty()) || self.owe_gone || self.owe_ready.is_some()
+        (self.owe_gone_answers && !self.reqs.is_empty())
+            || self.owe_gone
+            || self.owe_ready.is_some()
     }
 
     fn holding(&self) -> bool {

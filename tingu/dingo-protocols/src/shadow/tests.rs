@@ -553,7 +553,11 @@ fn block_the_old_session_ends_with_the_disk_gone_for_its_observer() {
         .wire
         .violation(tingu_rt::ViolationKind::UnexpectedMessage, None);
     let shown: Vec<String> = v.history().map(|e| e.to_string()).collect();
-    assert_eq!(shown.last().map(String::as_str), Some("!gone()"), "{shown:?}");
+    assert_eq!(
+        shown.last().map(String::as_str),
+        Some("!gone()"),
+        "{shown:?}"
+    );
     // The new session starts where a driver's does: no disk yet.
     c.recv(DISK);
     assert_eq!(c.replays(), vec![read(1, 0)]);
@@ -569,7 +573,10 @@ fn block_a_fresh_driver_with_another_disk_gets_nothing_of_the_old_one() {
         block_size: 4096,
     };
     c.recv(other);
-    assert!(c.replays().is_empty(), "nothing resubmitted to another disk");
+    assert!(
+        c.replays().is_empty(),
+        "nothing resubmitted to another disk"
+    );
     assert_eq!(
         c.delivered,
         vec![
