@@ -658,5 +658,8 @@ fn a_retry_after_reset_recovery_sends_its_command_wrapper_alone_first() {
     // data, then the status.
     assert_eq!(bulk[0], [(BULK_OUT, 0), (BULK_IN, 1)]);
     assert_eq!(bulk[1], [(BULK_IN, 2)]);
-    assert_eq!(&bulk[2..], [vec![(BULK_OUT, 0)], vec![(BULK_IN, 1)], vec![(BULK_IN, 2)]]);
+    assert_eq!(
+        &bulk[2..],
+        [vec![(BULK_OUT, 0)], vec![(BULK_IN, 1)], vec![(BULK_IN, 2)]]
+    );
 }
