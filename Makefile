@@ -210,6 +210,7 @@ FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 faults: image-debug
 	@cargo build -q -p net-peer
 	@python3 tests/faults.py --build $(BUILD)
+	@python3 tests/faults.py --build $(BUILD) --system usb-faults
 
 fuzz:
 	@tools/prereqs.sh --fuzz

@@ -802,8 +802,14 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
             return Err(Fault::Full);
         }
         if self.shadow.is_some() {
-            if self.pending_restart.is_some() {
-                return Err(Fault::Full);
+            if let Some(incarnation) = self.pending_restart {
+                // A client that sends before it receives again must not
+                // wait for a receive to start the new session: once the old
+                // instance's messages are all in, a send starts it too.
+                if !self.port.rx.is_empty().unwrap_or(true) {
+                    return Err(Fault::Full);
+                }
+                self.accept_restart(incarnation, now_ns);
             }
             match self.shadow.as_mut().map(|s| s.outgoing(msg)) {
                 Some(Outgoing::Hold) => {

@@ -1,6 +1,7 @@
 //! The client-side shadows of the protocols whose providers are restarted
 //! (see `tingu_rt::shadow` for what a shadow is and who drives it):
-//! [`Ethernet`] for EthernetController and [`Lifecycle`] for Lifecycle.
+//! [`Ethernet`] for EthernetController, [`Lifecycle`] for Lifecycle and
+//! [`Block`] for BlockDevice.
 //! The other protocols have none ([`NoShadow`]): a port of theirs tells
 //! its user that the peer restarted.
 
@@ -8,7 +9,7 @@ use heapless::Deque;
 use tingu_rt::Flow;
 use tingu_rt::shadow::{Incoming, NoShadow, Outgoing, Replay, Shadow, Shadowed, Stats};
 
-use crate::{ethernet_controller as eth, lifecycle as lc};
+use crate::{block_device as blk, ethernet_controller as eth, lifecycle as lc};
 
 impl Shadowed for eth::Msg {
     type Shadow = Ethernet;
@@ -31,8 +32,8 @@ impl Shadowed for crate::usb_host_controller::Msg {
 impl Shadowed for crate::usb_pipe::Msg {
     type Shadow = NoShadow;
 }
-impl Shadowed for crate::block_device::Msg {
-    type Shadow = NoShadow;
+impl Shadowed for blk::Msg {
+    type Shadow = Block;
 }
 impl Shadowed for crate::keyboard::Msg {
     type Shadow = NoShadow;
@@ -597,3 +598,235 @@ impl Shadow<lc::Msg> for Lifecycle {
 
 #[cfg(test)]
 mod tests;
+
+/// Requests one [`Block`] shadow records; a client with more outstanding
+/// is held back until some are answered.
+pub const BLOCK_CAPACITY: usize = 64;
+
+/// A request the client has outstanding, and whether the fresh driver
+/// still has to be given it.
+#[derive(Clone, Copy, Debug)]
+struct BlockReq {
+    msg: blk::Msg,
+    replay: bool,
+}
+
+impl BlockReq {
+    fn req(&self) -> u32 {
+        match self.msg {
+            blk::Msg::Read { req, .. } | blk::Msg::Write { req, .. } => req,
+            _ => 0,
+        }
+    }
+}
+
+/// BlockDevice's shadow: the disk the client saw (its geometry, from
+/// `ready`, until `gone`) and its reads and writes outstanding, in the
+/// order sent.
+///
+/// The protocol has no message for a driver that vanished. After a
+/// restart the fresh driver sets its device up again and announces it with
+/// `ready`; requests the client sends until then are kept with the
+/// outstanding ones (the send succeeds). If the client saw the disk
+/// present, that `ready` is absorbed when
+/// it gives the geometry the client knows, and every outstanding request is
+/// then resubmitted as it was sent: a read's buffer and a write's data are
+/// still in the data region, which the client owns until the answer, and a
+/// block read or written twice reads or holds the same. A `ready` with
+/// another geometry is another disk: the shadow answers the outstanding
+/// requests GONE, tells the client `gone`, then hands it the new `ready`.
+/// If the client saw no disk, the dead driver owed every outstanding
+/// request a GONE (the protocol's answer without a disk), and the shadow
+/// gives it at once.
+///
+/// What it cannot do: a fresh driver that never announces the disk (the
+/// device went meanwhile, or its set-up fails) leaves the client held with
+/// its requests unanswered, as a driver that hangs would.
+#[derive(Debug, Default)]
+pub struct Block {
+    /// The geometry of the disk the client saw present.
+    disk: Option<(u64, u32)>,
+    reqs: Deque<BlockReq, BLOCK_CAPACITY>,
+    /// Restarted with the disk present: the fresh `ready` is still to come.
+    await_ready: bool,
+    /// Records with `replay` set.
+    due: u16,
+    /// Requests in flight at the last restart, to be resubmitted.
+    planned: u16,
+    /// Answer every recorded request GONE.
+    owe_gone_answers: bool,
+    owe_gone: bool,
+    owe_ready: Option<(u64, u32)>,
+    stats: Stats,
+}
+
+impl Block {
+    fn forget(&mut self, req: u32) {
+        let Some(i) = self.reqs.iter().position(|r| r.req() == req) else {
+            return;
+        };
+        // Usually the oldest: a driver answers in order.
+        for _ in 0..i {
+            if let Some(r) = self.reqs.pop_front() {
+                let _ = self.reqs.push_back(r);
+            }
+        }
+        if self.reqs.pop_front().is_some_and(|r| r.replay) {
+            self.due -= 1;
+        }
+        for _ in i..self.reqs.len() {
+            if let Some(r) = self.reqs.pop_front() {
+                let _ = self.reqs.push_back(r);
+            }
+        }
+    }
+}
+
+impl Shadow<blk::Msg> for Block {
+    const TRANSPARENT: bool = true;
+
+    fn outgoing(&mut self, msg: &blk::Msg) -> Outgoing {
+        let request = matches!(msg, blk::Msg::Read { .. } | blk::Msg::Write { .. });
+        if request && self.reqs.is_full() {
+            return Outgoing::Hold;
+        }
+        if self.await_ready && request {
+            // Kept for the fresh driver with those outstanding: holding the
+            // client instead would stall one that sends before it receives
+            // again, and only a receive brings the `ready` that ends this.
+            let _ = self.reqs.push_back(BlockReq {
+                msg: *msg,
+                replay: true,
+            });
+            self.due += 1;
+            return Outgoing::Answered;
+        }
+        if self.due > 0 {
+            // Resubmissions go first.
+            return Outgoing::Hold;
+        }
+        Outgoing::Wire
+    }
+
+    fn sent(&mut self, msg: &blk::Msg) {
+        if let blk::Msg::Read { .. } | blk::Msg::Write { .. } = msg {
+            // outgoing() made sure of the room.
+            let _ = self.reqs.push_back(BlockReq {
+                msg: *msg,
+                replay: false,
+            });
+        }
+    }
+
+    fn received(&mut self, msg: &blk::Msg) -> Incoming {
+        match *msg {
+            blk::Msg::Ready { blocks, block_size } => {
+                if core::mem::take(&mut self.await_ready) {
+                    self.stats.absorbed += 1;
+                    if self.disk != Some((blocks, block_size)) {
+                        // Another disk: nothing outstanding may go to it.
+                        for r in self.reqs.iter_mut() {
+                            r.replay = false;
+                        }
+                        self.stats.replayed.resubmitted -= u32::from(self.planned);
+                        self.stats.replayed.answered += u32::from(self.planned);
+                        self.due = 0;
+                        self.owe_gone_answers = true;
+                        self.owe_gone = true;
+                        self.owe_ready = Some((blocks, block_size));
+                    }
+                    return Incoming::Absorb;
+                }
+                self.disk = Some((blocks, block_size));
+            }
+            blk::Msg::Gone => self.disk = None,
+            blk::Msg::Done { req, .. } => self.forget(req),
+            // Requests travel the other way; the observer refuses them.
+            blk::Msg::Read { .. } | blk::Msg::Write { .. } => {}
+        }
+        Incoming::Deliver
+    }
+
+    fn peer_restarted(&mut self, end: &mut dyn FnMut(&blk::Msg, Flow)) -> Replay {
+        self.stats.restarts += 1;
+        let mut r = Replay::default();
+        if self.disk.is_some() {
+            if !self.await_ready {
+                // For the old session's observer, the disk went with its
+                // driver (a session that never saw it present ends as is).
+                end(&blk::Msg::Gone, Flow::Received);
+            } else {
+                // Restarted again before its ready: planned once already.
+                self.stats.replayed.resubmitted -= u32::from(self.planned);
+            }
+            self.await_ready = true;
+            for q in self.reqs.iter_mut() {
+                q.replay = true;
+            }
+            self.due = self.reqs.len() as u16;
+            self.planned = self.due;
+            r.resubmitted = u32::from(self.due);
+        } else {
+            self.owe_gone_answers = true;
+            r.answered = self.reqs.len() as u32;
+        }
+        self.stats.replayed.resubmitted += r.resubmitted;
+        self.stats.replayed.answered += r.answered;
+        r
+    }
+
+    fn replay(&self) -> Option<blk::Msg> {
+        if self.await_ready || self.due == 0 {
+            return None;
+        }
+        self.reqs.iter().find(|r| r.replay).map(|r| r.msg)
+    }
+
+    fn replayed(&mut self) {
+        if let Some(r) = self.reqs.iter_mut().find(|r| r.replay) {
+            r.replay = false;
+            self.due -= 1;
+        }
+    }
+
+    fn local(&mut self) -> Option<blk::Msg> {
+        if self.owe_gone_answers {
+            match self.reqs.pop_front() {
+                Some(r) => {
+                    return Some(blk::Msg::Done {
+                        req: r.req(),
+                        status: blk::GONE,
+                    });
+                }
+                None => self.owe_gone_answers = false,
+            }
+        }
+        if core::mem::take(&mut self.owe_gone) {
+            self.disk = None;
+            return Some(blk::Msg::Gone);
+        }
+        if let Some((blocks, block_size)) = self.owe_ready.take() {
+            self.disk = Some((blocks, block_size));
+            return Some(blk::Msg::Ready { blocks, block_size });
+        }
+        None
+    }
+
+    fn pending_local(&self) -> bool {
+        (self.owe_gone_answers && !self.reqs.is_empty())
+            || self.owe_gone
+            || self.owe_ready.is_some()
+    }
+
+    fn holding(&self) -> bool {
+        self.await_ready || self.due > 0
+    }
+
+    fn outstanding(&self) -> u32 {
+        self.reqs.len() as u32
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+}

@@ -928,6 +928,20 @@ fn component(out: &mut String, model: &Model, c: &Component) {
             );
         }
         out.push_str("Ok(()) }");
+        let closes: String = spawns
+            .iter()
+            .map(|s| format!("self.{} = [const {{ None }}; {}];", s.name.name, s.max))
+            .collect();
+        let _ = write!(
+            out,
+            "/// Starts port `{pn}` afresh because its peer restarted: the
+            /// protocol's initial state at `now_ns`, and every subport the port
+            /// spawned closed (they belonged to the old session).
+            pub fn restart_{pn}(&mut self, now_ns: u64) {{
+                self.{pn}.restart(now_ns);
+                {closes}
+            }}"
+        );
     }
 
     for s in &c.subports {

@@ -205,6 +205,16 @@ pub enum Note {
     ControllerReset {
         error: u32,
     },
+    /// A class driver was restarted (by the monitor): what its old instance
+    /// had open was closed, and its device (if any) is offered to the new
+    /// instance.
+    DriverRestarted {
+        bus: usize,
+        name: &'static str,
+        pipes: u8,
+        transfers: u8,
+        addr: Option<u8>,
+    },
 }
 
 /// Why an enumeration failed.
@@ -327,6 +337,8 @@ pub struct Stats {
     pub failed: u64,
     pub refused: u64,
     pub controller_resets: u64,
+    /// Class driver restarts the hub followed.
+    pub driver_restarts: u64,
 }
 
 /// What is in use: zero (besides the devices present) when nothing leaks.
@@ -408,6 +420,11 @@ enum HandleUse {
         pipe: u32,
         addr: u8,
     },
+    /// A pipe of a class driver instance that is gone (the monitor
+    /// restarted it): being closed, and nobody is told.
+    Orphan {
+        addr: u8,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -437,6 +454,9 @@ enum XferUse {
         /// What to do when it completes OK.
         after: After,
     },
+    /// A transfer of a class driver instance that is gone (restarted): its
+    /// completion goes nowhere.
+    Orphan,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1003,6 +1023,7 @@ impl<M: HubMemory> Hub<M> {
                     }
                 }
             }
+            HandleUse::Orphan { .. } => self.close_handle(ep),
             HandleUse::Pipe { bus, pipe, addr } => {
                 if h.state == HandleState::Closing {
                     return;
@@ -1038,6 +1059,7 @@ impl<M: HubMemory> Hub<M> {
                     self.enumeration_failed(Failure::EndpointFailed { error }, now);
                 }
             }
+            HandleUse::Orphan { addr } => self.maybe_forget(addr),
             HandleUse::Pipe { bus, pipe, .. } => {
                 if let Some(p) = self.pipe(bus, pipe)
                     && p.state == PipeState::Opening
@@ -1101,6 +1123,7 @@ impl<M: HubMemory> Hub<M> {
                 }
                 self.maybe_forget(addr);
             }
+            HandleUse::Orphan { addr } => self.maybe_forget(addr),
             HandleUse::Pipe { bus, pipe, addr } => {
                 if let Some(p) = self.pipe_mut(bus, pipe) {
                     p.hc_closed = true;
@@ -1115,6 +1138,7 @@ impl<M: HubMemory> Hub<M> {
         let Some(x) = self.take_xfer(id) else { return };
         match x.used {
             XferUse::Enumerate => self.enumeration_step(st, actual, now),
+            XferUse::Orphan => {}
             XferUse::Configure { bus, config } => {
                 let Some(b) = self.buses[usize::from(bus)].as_mut() else {
                     return;
@@ -1737,7 +1761,7 @@ impl<M: HubMemory> Hub<M> {
         }
         let open = self.handles.iter().flatten().any(|h| match h.used {
             HandleUse::Ep0 { addr: a } => a == addr,
-            HandleUse::Pipe { addr: a, .. } => a == addr,
+            HandleUse::Pipe { addr: a, .. } | HandleUse::Orphan { addr: a } => a == addr,
         });
         if open {
             return;
@@ -1808,7 +1832,7 @@ impl<M: HubMemory> Hub<M> {
         let p = self.pipe(bus, key)?;
         match self.handle(p.handle)?.used {
             HandleUse::Pipe { addr, .. } => Some(addr),
-            HandleUse::Ep0 { .. } => None,
+            HandleUse::Ep0 { .. } | HandleUse::Orphan { .. } => None,
         }
     }
 
@@ -1906,6 +1930,69 @@ impl<M: HubMemory> Hub<M> {
             // observer rejects them before they get here).
             Wire::Bus(_) => {}
         }
+    }
+
+    /// Class driver `bus` was restarted: its port has a new session with a
+    /// fresh instance that knows nothing of the old one's. What the old
+    /// instance had open is closed as after an unplug, but quietly (the
+    /// controller closes each pipe's endpoint, which completes its pending
+    /// transfers ABORTED; those answers go nowhere), what the hub still
+    /// had to send it is dropped, and the device, which stays addressed
+    /// (its configuration is the new instance's to set again), is offered
+    /// to the new instance as if it had just been plugged in.
+    pub fn bus_restarted(&mut self, bus: usize, _now: u64) {
+        let Some(b) = self.buses.get(bus).copied().flatten() else {
+            return;
+        };
+        let bi = bus as u8;
+        self.stats.driver_restarts += 1;
+        self.bus_out[bus].clear();
+        let pipes = b.pipes.iter().flatten().count() as u8;
+        for i in 0..MAX_HANDLES {
+            let Some(h) = self.handles[i].as_mut() else {
+                continue;
+            };
+            if let HandleUse::Pipe { bus: hb, addr, .. } = h.used
+                && hb == bi
+            {
+                h.used = HandleUse::Orphan { addr };
+                // Closed only once (a pipe of an unplugged device is
+                // closing already).
+                self.close_handle(i as u16 + 1);
+            }
+        }
+        let mut transfers = 0u8;
+        for x in self.xfers.iter_mut().flatten() {
+            if matches!(x.used, XferUse::Pipe { bus: xb, .. } | XferUse::Configure { bus: xb, .. } if xb == bi)
+            {
+                x.used = XferUse::Orphan;
+                transfers += 1;
+            }
+        }
+        let addr = match b.state {
+            BusState::Bound { addr } => Some(addr),
+            _ => None,
+        };
+        for d in self.devices.iter_mut().flatten() {
+            if d.bus == Some(bi) {
+                d.bus = None;
+            }
+            // The old instance let it go; the new one is asked again.
+            d.released_by &= !(1 << bus);
+        }
+        if let Some(b) = self.buses[bus].as_mut() {
+            b.pipes = [None; MAX_PIPES];
+            b.state = BusState::Idle;
+            b.configuring = false;
+        }
+        self.note(Note::DriverRestarted {
+            bus,
+            name: b.cfg.name,
+            pipes,
+            transfers,
+            addr,
+        });
+        self.rebind();
     }
 
     /// Devices without a driver try the idle drivers again.
@@ -2132,7 +2219,7 @@ impl<M: HubMemory> Hub<M> {
 mod tests;
 
 /// The names of [`Hub::counters`], in order (the stats page's layout).
-pub const COUNTERS: [&str; 10] = [
+pub const COUNTERS: [&str; 11] = [
     "addresses",
     "handles",
     "transfers",
@@ -2143,6 +2230,7 @@ pub const COUNTERS: [&str; 10] = [
     "failed",
     "refused",
     "controller_resets",
+    "driver_restarts",
 ];
 
 impl<M: HubMemory> Hub<M> {
@@ -2161,6 +2249,7 @@ impl<M: HubMemory> Hub<M> {
             s.failed,
             s.refused,
             s.controller_resets,
+            s.driver_restarts,
         ]
     }
 }

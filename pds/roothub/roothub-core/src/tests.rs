@@ -1077,3 +1077,174 @@ fn a_driver_that_lets_a_device_go_is_answered_detached_and_not_offered_it_again(
     r.run_ms(300);
     assert_eq!(r.got(DISK_BUS).len(), 2);
 }
+
+impl Rig {
+    /// The monitor restarted the class driver of `bus`: a fresh instance
+    /// (a fresh observer at its end), the hub's port observer started over
+    /// (as the PD's port does on the new session), then the hub is told.
+    fn restart_driver(&mut self, bus: usize) {
+        self.drivers[bus].obs = usb_storage::Observer::new(self.now);
+        self.drivers[bus].got.clear();
+        match bus {
+            KBD_BUS => self.obs.restart_bus0(self.now),
+            DISK_BUS => self.obs.restart_bus1(self.now),
+            _ => self.obs.restart_bus2(self.now),
+        }
+        self.hub.bus_restarted(bus, self.now);
+        self.pump();
+    }
+
+    /// A disk bound, configured, both bulk pipes open and `n` transfers
+    /// pending on them; returns the usage before the configuration.
+    fn busy_disk(&mut self, n: u32) -> Usage {
+        self.plug(1, disk());
+        self.run_ms(300);
+        assert_eq!(self.got(DISK_BUS).len(), 2);
+        let idle = self.hub.usage();
+        self.configure(DISK_BUS, 1);
+        assert_eq!(self.open(DISK_BUS, 1, 0x81, kind::BULK, 64), [opened(1)]);
+        assert_eq!(self.open(DISK_BUS, 2, 0x02, kind::BULK, 64), [opened(2)]);
+        for xfer in 0..n {
+            self.send_hub(
+                DISK_BUS,
+                Wire::Pipe {
+                    pipe: 1 + xfer % 2,
+                    msg: PipeMsg::Submit {
+                        xfer,
+                        setup: 0,
+                        buf: 0,
+                        len: 512,
+                    },
+                },
+            );
+        }
+        idle
+    }
+}
+
+fn announced(w: &[Wire]) -> bool {
+    matches!(
+        w,
+        [
+            Wire::Bus(BusMsg::Attached { port: 1, .. }),
+            Wire::Bus(BusMsg::Addressed {
+                vendor: 0x46f4,
+                class: 8,
+                ..
+            })
+        ]
+    )
+}
+
+#[test]
+fn a_restarted_class_driver_has_its_pipes_closed_and_its_device_offered_again() {
+    let mut r = rig();
+    let idle = r.busy_disk(3);
+    assert_eq!(r.hub.usage().transfers, 3);
+    assert_eq!(r.hc.pending.len(), 3);
+    let addresses = r.hc.addresses_set.clone();
+    r.restart_driver(DISK_BUS);
+    // Only the announcement reaches the new instance: the old pipes'
+    // aborted transfers and closes go nowhere (its observer, fresh, would
+    // have refused any of them).
+    let got = r.got(DISK_BUS);
+    assert!(announced(&got), "{got:?}");
+    assert!(r.hc.pending.is_empty(), "the controller aborted them");
+    assert!(
+        r.hc.eps.values().all(|e| e.endpoint == 0),
+        "both bulk endpoints closed: {:?}",
+        r.hc.eps
+    );
+    assert_eq!(r.hub.usage(), idle, "as before the old instance configured");
+    assert_eq!(r.hc.addresses_set, addresses, "not enumerated again");
+    assert!(r.notes().contains(&Note::DriverRestarted {
+        bus: DISK_BUS,
+        name: "usb-storage",
+        pipes: 2,
+        transfers: 3,
+        addr: Some(1),
+    }));
+    // The new instance sets the device up as the old one did, with the
+    // same pipe keys, and its transfers go through.
+    r.configure(DISK_BUS, 1);
+    assert_eq!(r.open(DISK_BUS, 1, 0x81, kind::BULK, 64), [opened(1)]);
+    assert_eq!(r.open(DISK_BUS, 2, 0x02, kind::BULK, 64), [opened(2)]);
+    r.send_hub(
+        DISK_BUS,
+        Wire::Pipe {
+            pipe: 2,
+            msg: PipeMsg::Submit {
+                xfer: 7,
+                setup: 0,
+                buf: 0,
+                len: 31,
+            },
+        },
+    );
+    assert_eq!(r.hc.pending.len(), 1);
+    let s = r.hub.stats();
+    assert_eq!((s.attached, s.detached, s.driver_restarts), (2, 0, 1));
+    assert_eq!(r.hub.counters()[10], 1, "driver_restarts on the stats page");
+}
+
+#[test]
+fn a_driver_restarted_before_it_released_an_unplugged_device_takes_the_next() {
+    let mut r = rig();
+    r.busy_disk(2);
+    r.unplug(1);
+    let got = r.got(DISK_BUS);
+    assert_eq!(got[0], Wire::Bus(BusMsg::Detached));
+    // The old instance dies before its `release`.
+    r.restart_driver(DISK_BUS);
+    assert!(r.got(DISK_BUS).is_empty(), "no device to offer");
+    assert_eq!(r.hub.usage(), Usage::default(), "nothing left of it");
+    r.plug(1, disk());
+    r.run_ms(300);
+    assert!(announced(&r.got(DISK_BUS)));
+}
+
+#[test]
+fn a_driver_that_had_let_its_device_go_is_offered_it_again_after_a_restart() {
+    let mut r = rig();
+    r.plug(1, disk());
+    r.run_ms(300);
+    r.got(DISK_BUS);
+    // Given up on (usb-storage releases a device it cannot use).
+    r.send_hub(DISK_BUS, Wire::Bus(BusMsg::Release));
+    assert_eq!(r.got(DISK_BUS), [Wire::Bus(BusMsg::Detached)]);
+    r.restart_driver(DISK_BUS);
+    assert!(announced(&r.got(DISK_BUS)), "a new instance tries again");
+}
+
+#[test]
+fn a_hundred_restarts_with_transfers_pending_leak_nothing() {
+    let mut r = rig();
+    let idle = r.busy_disk(4);
+    for cycle in 0..100u32 {
+        r.restart_driver(DISK_BUS);
+        assert!(announced(&r.got(DISK_BUS)), "cycle {cycle}");
+        assert_eq!(r.hub.usage(), idle, "cycle {cycle}");
+        r.configure(DISK_BUS, 1);
+        assert_eq!(r.open(DISK_BUS, 1, 0x81, kind::BULK, 64), [opened(1)]);
+        assert_eq!(r.open(DISK_BUS, 2, 0x02, kind::BULK, 64), [opened(2)]);
+        for xfer in 0..1 + cycle % 4 {
+            r.send_hub(
+                DISK_BUS,
+                Wire::Pipe {
+                    pipe: 1 + xfer % 2,
+                    msg: PipeMsg::Submit {
+                        xfer,
+                        setup: 0,
+                        buf: 0,
+                        len: 512,
+                    },
+                },
+            );
+        }
+    }
+    r.restart_driver(DISK_BUS);
+    assert_eq!(r.hub.usage(), idle);
+    assert!(r.hc.pending.is_empty());
+    let s = r.hub.stats();
+    assert_eq!((s.attached, s.detached, s.driver_restarts), (102, 0, 101));
+}

@@ -32,7 +32,7 @@ use roothub_core::{
 };
 use timer_client::clock::TimeReader;
 use timer_client::platform::TimerPlatform;
-use usb_bus::{BusObserver, BusParts, BusPort};
+use usb_bus::{BusObserver, BusParts, BusPort, RestartFn};
 use usb_core::{speed, stats};
 
 pd_config::program!("roothub");
@@ -75,6 +75,17 @@ impl HubMemory for Buffer {
     fn read(&self, offset: usize, dst: &mut [u8]) {
         // In range: the hub reads at most its buffer's size from 0.
         let _ = self.0.read(offset as u64, dst);
+    }
+}
+
+/// How bus port `i` of the RootHub component starts over when its class
+/// driver is restarted.
+fn restart_fn(i: usize) -> RestartFn<HubObserver> {
+    match i {
+        0 => HubObserver::restart_bus0,
+        1 => HubObserver::restart_bus1,
+        2 => HubObserver::restart_bus2,
+        _ => HubObserver::restart_bus3,
     }
 }
 
@@ -141,6 +152,20 @@ fn print(n: Note) {
         Note::ControllerReset { error } => debug_println!(
             "roothub: the controller was re-initialised (error {error}); every device is enumerated again"
         ),
+        Note::DriverRestarted {
+            bus,
+            name,
+            pipes,
+            transfers,
+            addr,
+        } => match addr {
+            Some(addr) => debug_println!(
+                "roothub: bus{bus}: {name} restarted; its {pipes} pipes closed, {transfers} transfers dropped; address {addr} offered to the new instance"
+            ),
+            None => debug_println!(
+                "roothub: bus{bus}: {name} restarted; its {pipes} pipes closed, {transfers} transfers dropped; no device bound"
+            ),
+        },
     }
 }
 
@@ -208,7 +233,7 @@ async fn main(ex: &Ex<'_>) {
         if let Some(pc) = bus_cfgs[i] {
             ports[i] = Some(TypedPort::new(
                 dingo_pd::port(cfg.name, &pc),
-                BusObserver::new(&observer, parts(i)),
+                BusObserver::new(&observer, parts(i)).restartable(restart_fn(i)),
                 Supervisor::log(&REPORTER),
                 cfg.name,
                 names[i],
@@ -261,6 +286,12 @@ async fn main(ex: &Ex<'_>) {
                             hub.bus_message(i, w, now);
                             moved = true;
                         }
+                        // The class driver's new instance: the port's
+                        // session (and its observer) started over.
+                        Err(Fault::PeerRestarted { .. }) => {
+                            hub.bus_restarted(i, now);
+                            moved = true;
+                        }
                         _ => break,
                     }
                 }
@@ -299,6 +330,11 @@ async fn main(ex: &Ex<'_>) {
                             hub.unget_bus(i, w);
                             blocked_bus[i] = true;
                             break;
+                        }
+                        // `w` was for the old instance.
+                        Err(Fault::PeerRestarted { .. }) => {
+                            hub.bus_restarted(i, now);
+                            moved = true;
                         }
                         Err(_) => {}
                     }

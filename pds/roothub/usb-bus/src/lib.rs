@@ -144,11 +144,28 @@ impl<C> Copy for BusParts<C> {}
 pub struct BusObserver<'c, C> {
     component: &'c RefCell<C>,
     parts: BusParts<C>,
+    restart: Option<RestartFn<C>>,
 }
+
+/// A generated component observer's `restart_<port>` method.
+pub type RestartFn<C> = fn(&mut C, u64);
 
 impl<'c, C> BusObserver<'c, C> {
     pub const fn new(component: &'c RefCell<C>, parts: BusParts<C>) -> Self {
-        BusObserver { component, parts }
+        BusObserver {
+            component,
+            parts,
+            restart: None,
+        }
+    }
+
+    /// On the hub's end of a class driver that the monitor may restart:
+    /// when the driver's new instance appears, `restart` puts the port and
+    /// the pipes it spawned back to the start (the generated
+    /// `restart_<port>`), so the observer follows the new session.
+    pub const fn restartable(mut self, restart: RestartFn<C>) -> Self {
+        self.restart = Some(restart);
+        self
     }
 
     pub fn component(&self) -> &'c RefCell<C> {
@@ -193,6 +210,12 @@ impl<C> PortObserver for BusObserver<'_, C> {
 
     fn deadline_ns(&self) -> Option<u64> {
         (self.parts.deadline)(&self.component.borrow())
+    }
+
+    fn restart(&mut self, now_ns: u64) {
+        if let Some(restart) = self.restart {
+            restart(&mut self.component.borrow_mut(), now_ns);
+        }
     }
 }
 

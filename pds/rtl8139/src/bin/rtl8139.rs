@@ -73,7 +73,7 @@ use hwio::garbage::{Pattern, Select};
 use hwio::{Bus, Corrupting, Garbage, Mmio};
 use nic_stats::Writer;
 use pci_client::Decode;
-use rtl8139_core::campaign::{self, Class, Garbage as CampaignGarbage};
+use rtl8139_core::campaign::{self, Class, Effect, Garbage as CampaignGarbage};
 use rtl8139_core::nic::{Counters, Event, Mode, Nic};
 use rtl8139_core::regs::REGISTER_BYTES;
 use timer_client::clock::{TimeReader, rdtsc};
@@ -238,21 +238,9 @@ impl Injector {
     /// Whether any fault of this instance reads garbage from the device:
     /// only then is the driver core built over a corrupting bus.
     fn wants_garbage(&self) -> bool {
-        let Some(first) = &self.next else {
-            return false;
-        };
-        // This instance gets the faults from its first to the first that
-        // ends it.
-        for k in first.number..=self.campaign {
-            let class = campaign::fault(k);
-            if matches!(class, Class::Garbage(_)) {
-                return true;
-            }
-            if class.ends_instance() {
-                return false;
-            }
-        }
-        false
+        self.next
+            .as_ref()
+            .is_some_and(|first| campaign::instance_reads_garbage(first.number, self.campaign))
     }
 
     /// The fault due now that `rx_frames` have arrived, if any; a crash or

@@ -5,6 +5,12 @@
 //! observer. A system without a disk user (no BlockDevice port) gets the
 //! disk's label on the console: the PD reads block 0 itself once the disk
 //! is ready.
+//!
+//! Restarts: when the monitor restarts this PD, the root hub offers the
+//! device to the fresh instance, which sets it up anew; the disk user's
+//! BlockDevice shadow resubmits what was outstanding. A restartable
+//! instance makes violations on its BlockDevice port fatal. The `campaign`
+//! param injects faults into the PD itself (see pd.toml and [`Injector`]).
 #![no_std]
 #![no_main]
 
@@ -19,8 +25,9 @@ use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::block_device::{self, Msg as BlkMsg, Observer as BlkObserver};
 use dingo_protocols::timer::Observer as TimerObserver;
 use dingo_protocols::usb_storage::Observer as Component;
+use fault_campaign::{Class, Garbage};
 use pd_config::SharedRegion;
-use timer_client::clock::TimeReader;
+use timer_client::clock::{TimeReader, rdtsc};
 use timer_client::platform::TimerPlatform;
 use usb_bus::{BusObserver, BusParts, BusPort};
 use usb_core::stats;
@@ -146,6 +153,136 @@ fn print(n: Note) {
     }
 }
 
+/// Which faults end this driver's instance: all but garbage, which its
+/// status checks notice and reset recovery gets over.
+fn ends(c: Class) -> bool {
+    !matches!(c, Class::Garbage(_))
+}
+
+fn describe(c: Class) -> &'static str {
+    match c {
+        Class::Crash => "a wild write",
+        Class::Hang => "spinning in the handler",
+        Class::Violation => "ready while the disk is present",
+        Class::Garbage(Garbage::AllOnes) => {
+            "garbage from the device (a status wrapper of all ones)"
+        }
+        Class::Garbage(Garbage::Noise { .. }) => {
+            "garbage from the device (a status wrapper of noise)"
+        }
+    }
+}
+
+/// A garbage fault injected, until the driver is over it.
+struct Watch {
+    number: u64,
+    recoveries: u64,
+    commands: u64,
+    detected: bool,
+}
+
+/// The fault injection of one instance (the `campaign` param): the next
+/// fault, due once this many READ/WRITE commands have passed and the next
+/// request is being worked on.
+struct Injector {
+    campaign: u64,
+    every: u64,
+    next: Option<(u64, u64)>,
+    watch: Option<Watch>,
+}
+
+impl Injector {
+    fn new(params: &config::Params) -> Self {
+        let n = dingo_pd::microkit::recovery::incarnation();
+        let mut i = Injector {
+            campaign: params.campaign,
+            every: params.fault_every,
+            next: None,
+            watch: None,
+        };
+        i.next = fault_campaign::first_fault(n, params.campaign, ends).map(|k| (k, i.gap(k)));
+        i
+    }
+
+    fn gap(&self, k: u64) -> u64 {
+        if self.every != 0 {
+            self.every
+        } else {
+            fault_campaign::events_before(k)
+        }
+    }
+
+    /// Injects the fault that is due; a crash or a hang does not return,
+    /// a violation is returned for the caller to commit.
+    fn step(&mut self, s: &mut Storage) -> Option<Class> {
+        let commands = s.stats.data_commands;
+        if let Some(w) = self.watch.as_mut() {
+            if !w.detected && s.stats.recoveries > w.recoveries {
+                w.detected = true;
+                debug_println!(
+                    "usb-storage: fault {} detected: the status wrapper fails the driver's checks at tsc {}; recovering by itself: reset recovery, the command retried",
+                    w.number,
+                    rdtsc()
+                );
+            }
+            if commands > w.commands {
+                let k = w.number;
+                if w.detected {
+                    debug_println!(
+                        "usb-storage: fault {k} recovered by the driver: commands pass again at tsc {}",
+                        rdtsc()
+                    );
+                } else {
+                    debug_println!(
+                        "usb-storage: fault {k} not detected: a garbage status wrapper passed every check"
+                    );
+                }
+                self.watch = None;
+                if k < self.campaign {
+                    self.next = Some((k + 1, commands + self.gap(k + 1)));
+                }
+            }
+            return None;
+        }
+        // With a request of the user's in progress, so that the fault
+        // finds one outstanding (for the shadow to resubmit) and garbage a
+        // status wrapper to come.
+        let (k, _) = self
+            .next
+            .filter(|&(_, at)| commands >= at && s.pending() > 0)?;
+        self.next = None;
+        let class = fault_campaign::fault(k);
+        debug_println!(
+            "usb-storage: fault injection {k}: {} after {commands} commands at tsc {}",
+            describe(class),
+            rdtsc()
+        );
+        match class {
+            Class::Crash => {
+                // SAFETY: none, on purpose: nothing is mapped at this
+                // address, so the kernel stops this thread and tells the
+                // monitor.
+                unsafe { (0xdead_0000 as *mut u64).write_volatile(commands) };
+                None
+            }
+            Class::Hang => loop {
+                core::hint::spin_loop();
+            },
+            Class::Violation => Some(class),
+            Class::Garbage(g) => {
+                s.corrupt_next_status(g);
+                self.watch = Some(Watch {
+                    number: k,
+                    recoveries: s.stats.recoveries,
+                    commands,
+                    detected: false,
+                });
+                None
+            }
+        }
+    }
+}
+
 async fn main(ex: &Ex<'_>) {
     let cfg = config::load();
     // SAFETY: system-builder checked that the window is mapped read-write
@@ -175,7 +312,7 @@ async fn main(ex: &Ex<'_>) {
             ComponentPort::<_, BlkObserver>::new(&component, Component::observe_blk, |c| {
                 &mut c.blk
             }),
-            Supervisor::log(&REPORTER),
+            dingo_pd::supervisor(&REPORTER),
             cfg.name,
             "blk",
         )
@@ -194,6 +331,7 @@ async fn main(ex: &Ex<'_>) {
             .map_or("no disk user (the label goes to the console)", |p| p.peer)
     );
     let mut s = Storage::new();
+    let mut injector = Injector::new(&cfg.params);
     let mut mask = 1u64 << usb.channel();
     if let Some(b) = &blk {
         mask |= 1u64 << b.channel();
@@ -201,7 +339,8 @@ async fn main(ex: &Ex<'_>) {
     loop {
         let now = ex.now_ns();
         s.tick(now);
-        let mut blocked = false;
+        // The rings an answer waits for room on: each is armed for space.
+        let (mut blocked_usb, mut blocked_blk) = (false, false);
         loop {
             let mut moved = false;
             while let Ok(Some(w)) = usb.try_recv(now) {
@@ -251,7 +390,7 @@ async fn main(ex: &Ex<'_>) {
                     Ok(()) => moved = true,
                     Err(Fault::Full) => {
                         s.session.unget(w);
-                        blocked = true;
+                        blocked_usb = true;
                         break;
                     }
                     Err(_) => {}
@@ -287,7 +426,7 @@ async fn main(ex: &Ex<'_>) {
                     Ok(()) => moved = true,
                     Err(Fault::Full) => {
                         s.unget_out(o);
-                        blocked = true;
+                        blocked_blk = true;
                         break;
                     }
                     Err(_) => {}
@@ -299,6 +438,19 @@ async fn main(ex: &Ex<'_>) {
         }
         while let Some(n) = s.take_note() {
             print(n);
+        }
+        if let Some(Class::Violation) = injector.step(&mut s)
+            && let Some(blk) = blk.as_mut()
+        {
+            // Refused by this PD's own observer (the disk is present);
+            // fatal on a restartable instance.
+            let _ = blk.try_send(
+                &BlkMsg::Ready {
+                    blocks: 1,
+                    block_size: 512,
+                },
+                now,
+            );
         }
         if let Some(p) = &page {
             let values = [
@@ -323,7 +475,7 @@ async fn main(ex: &Ex<'_>) {
             Channel::new(usb.channel()).notify();
         }
         retry |= matches!(usb.prepare_recv_sleep(), Ok(Arm::Retry));
-        if blocked {
+        if blocked_usb {
             retry |= matches!(usb.prepare_send_sleep(), Ok(Arm::Retry));
         }
         if let Some(blk) = blk.as_mut() {
@@ -332,7 +484,7 @@ async fn main(ex: &Ex<'_>) {
                 Channel::new(blk.channel()).notify();
             }
             retry |= matches!(blk.prepare_recv_sleep(), Ok(Arm::Retry));
-            if blocked {
+            if blocked_blk {
                 retry |= matches!(blk.prepare_send_sleep(), Ok(Arm::Retry));
             }
         }

@@ -32,6 +32,17 @@
 //! fails again fails its request (IO_ERROR). A failed command (status 1)
 //! is followed by REQUEST SENSE, whose sense key is kept for the report.
 //!
+//! # Injected garbage
+//!
+//! For the fault campaign (the PD's `campaign` param) the driver can be
+//! made to read garbage from the device once: [`Storage::corrupt_next_status`]
+//! overwrites the next status wrapper in the DMA window, after the device
+//! wrote it and before the driver judges it, with all ones or noise. That
+//! is what a device (or a controller) returning garbage for one transfer
+//! looks like to this driver; the corruption stands in for the device, not
+//! for the controller's registers (the data travels by DMA). The checks
+//! above must notice it, and reset recovery retries the command.
+//!
 //! # Buffers
 //!
 //! The driver's DMA window is also the BlockDevice port's data region:
@@ -42,6 +53,7 @@
 
 use core::fmt;
 
+use fault_campaign::Garbage;
 use heapless::Deque;
 use usb_bus::Wire;
 use usb_bus::session::{Device, Event, Session};
@@ -253,6 +265,9 @@ struct Running {
     csw_retry: bool,
     /// A CLEAR_FEATURE(ENDPOINT_HALT) for a stalled stage is in flight.
     clearing: bool,
+    /// The data (or status) stage waits for the command wrapper to have
+    /// gone (a retry after reset recovery, see `start`).
+    after_cbw: bool,
     attempt: u8,
     deadline: u64,
 }
@@ -275,6 +290,8 @@ pub struct Stats {
     pub recoveries: u64,
     pub failures: u64,
     pub bad_requests: u64,
+    /// READ(10) and WRITE(10) commands that passed.
+    pub data_commands: u64,
 }
 
 /// The disk driver.
@@ -301,6 +318,8 @@ pub struct Storage {
     retry: Option<Cmd>,
     /// Bulk pipes opened so far.
     bulk_open: u8,
+    /// Garbage the next status wrapper is overwritten with.
+    corrupt: Option<Garbage>,
     pub stats: Stats,
 }
 
@@ -335,6 +354,7 @@ impl Storage {
             last_sense: (0, 0),
             retry: None,
             bulk_open: 0,
+            corrupt: None,
             stats: Stats {
                 commands: 0,
                 requests: 0,
@@ -343,6 +363,7 @@ impl Storage {
                 recoveries: 0,
                 failures: 0,
                 bad_requests: 0,
+                data_commands: 0,
             },
         }
     }
@@ -385,6 +406,12 @@ impl Storage {
 
     fn emit(&mut self, o: Out) {
         let _ = self.out.push_back(o);
+    }
+
+    /// The next status wrapper the driver judges reads `g` instead of what
+    /// the device wrote (see the crate doc: injected garbage).
+    pub fn corrupt_next_status(&mut self, g: Garbage) {
+        self.corrupt = Some(g);
     }
 
     // ---- the user's requests ----
@@ -499,10 +526,6 @@ impl Storage {
         cbw[15..31].copy_from_slice(&cb);
         mem.write(CBW_BUF, &cbw);
         mem.write(CSW_BUF, &[0; CSW_LEN as usize]);
-        let data_buf = match cmd {
-            Cmd::Rw { buf, .. } => buf,
-            _ => REPLY_BUF,
-        };
         self.stats.commands += 1;
         self.running = Some(Running {
             cmd,
@@ -513,10 +536,28 @@ impl Storage {
             actual: 0,
             csw_retry: false,
             clearing: false,
+            // After reset recovery the hub has the controller reset both
+            // bulk endpoints' toggles, pausing each for a few frames: the
+            // IN endpoint may run again before the OUT one, and QEMU's
+            // usb-storage STALLs an IN that comes before the command. So a
+            // retry sends its wrapper alone first.
+            after_cbw: attempt > 1,
             attempt,
             deadline: now + COMMAND_TIMEOUT_NS,
         });
         self.stage(BULK_OUT, tag << 2, CBW_BUF, CBW_LEN);
+        if attempt <= 1 {
+            self.after_wrapper(cmd, tag, len, dir_in);
+        }
+    }
+
+    /// The stages that follow the command wrapper: the data, or (without
+    /// data) the status.
+    fn after_wrapper(&mut self, cmd: Cmd, tag: u32, len: u32, dir_in: bool) {
+        let data_buf = match cmd {
+            Cmd::Rw { buf, .. } => buf,
+            _ => REPLY_BUF,
+        };
         if len > 0 {
             let pipe = if dir_in { BULK_IN } else { BULK_OUT };
             self.stage(pipe, tag << 2 | 1, data_buf, len);
@@ -582,6 +623,12 @@ impl Storage {
             }
         } else if stage == 1 {
             r.actual = actual;
+        } else if stage == 0 && r.after_cbw {
+            r.after_cbw = false;
+            self.running = Some(r);
+            let (_, _, len, dir_in) = self.cdb(r.cmd);
+            self.after_wrapper(r.cmd, r.tag, len, dir_in);
+            return;
         }
         self.running = Some(r);
         // The data stage is over (a STALL is cleared first, see above):
@@ -624,6 +671,10 @@ impl Storage {
             Some(t) => Err(t),
             None => {
                 let mut csw = [0u8; CSW_LEN as usize];
+                if let Some(g) = self.corrupt.take() {
+                    garble(g, &mut csw);
+                    mem.write(CSW_BUF, &csw);
+                }
                 mem.read(CSW_BUF, &mut csw);
                 let sig = u32::from_le_bytes([csw[0], csw[1], csw[2], csw[3]]);
                 let tag = u32::from_le_bytes([csw[4], csw[5], csw[6], csw[7]]);
@@ -737,6 +788,7 @@ impl Storage {
                 }
                 let bs = self.disk.map_or(512, |d| d.1);
                 let bytes = u64::from(count) * u64::from(bs);
+                self.stats.data_commands += 1;
                 if write {
                     self.stats.bytes_written += bytes;
                 } else {
@@ -1016,6 +1068,22 @@ impl Storage {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// Fills `b` with the garbage `g` (noise: xorshift32 from the seed).
+fn garble(g: Garbage, b: &mut [u8]) {
+    match g {
+        Garbage::AllOnes => b.fill(0xff),
+        Garbage::Noise { seed } => {
+            let mut x = seed | 1;
+            for byte in b.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *byte = x as u8;
+            }
         }
     }
 }

@@ -464,3 +464,185 @@ fn lifecycle_nothing_happens_for_a_driver_never_started() {
     assert!(c.replays().is_empty());
     assert_eq!(c.send(lc::Msg::Start), Outgoing::Wire);
 }
+
+fn blk_client() -> Client<blk::Msg, blk::Observer> {
+    Client::new(blk::Observer::new(0))
+}
+
+fn read(req: u32, block: u64) -> blk::Msg {
+    blk::Msg::Read {
+        req,
+        block,
+        count: 8,
+        buf: 0x1000 * req,
+    }
+}
+
+fn write(req: u32, block: u64) -> blk::Msg {
+    blk::Msg::Write {
+        req,
+        block,
+        count: 8,
+        buf: 0x1000 * req,
+    }
+}
+
+const DISK: blk::Msg = blk::Msg::Ready {
+    blocks: 32768,
+    block_size: 512,
+};
+
+fn done(req: u32, status: u8) -> blk::Msg {
+    blk::Msg::Done { req, status }
+}
+
+/// A client that saw the disk and has `reqs` outstanding.
+fn disk_with(reqs: &[blk::Msg]) -> Client<blk::Msg, blk::Observer> {
+    let mut c = blk_client();
+    c.recv(DISK);
+    for &m in reqs {
+        assert_eq!(c.send(m), Outgoing::Wire);
+    }
+    c.delivered.clear();
+    c
+}
+
+#[test]
+fn block_resubmits_what_was_outstanding_once_the_fresh_driver_is_ready() {
+    let mut c = disk_with(&[read(1, 0), write(2, 64), read(3, 8)]);
+    // The old instance answered one before it died.
+    c.recv(done(1, blk::OK));
+    assert_eq!(c.delivered, vec![done(1, blk::OK)]);
+    c.delivered.clear();
+    let r = c.restart();
+    assert_eq!((r.resubmitted, r.answered), (2, 0));
+    assert_eq!(c.shadow.outstanding(), 2);
+    // Nothing goes to the fresh driver before its `ready`; a request sent
+    // meanwhile is kept with the others.
+    assert!(c.replays().is_empty());
+    assert_eq!(c.send(read(4, 16)), Outgoing::Answered);
+    c.recv(DISK);
+    assert!(c.delivered.is_empty(), "the client knew the disk: absorbed");
+    let mut provider = blk::Observer::new(0);
+    provider.observe(&DISK, Direction::Out, 1).unwrap();
+    let again = c.replays();
+    assert_eq!(again, vec![write(2, 64), read(3, 8), read(4, 16)]);
+    for m in &again {
+        provider.observe(m, Direction::In, 2).unwrap();
+    }
+    assert_eq!(provider.vars().pending, 3);
+    for req in [2, 3, 4] {
+        c.recv(done(req, blk::OK));
+    }
+    assert_eq!(
+        c.delivered,
+        vec![done(2, blk::OK), done(3, blk::OK), done(4, blk::OK)],
+        "each answered once"
+    );
+    assert_eq!(c.shadow.outstanding(), 0);
+    assert_eq!(c.send(read(5, 0)), Outgoing::Wire);
+    let s = c.shadow.stats();
+    assert_eq!((s.restarts, s.absorbed, s.replayed.resubmitted), (1, 1, 2));
+}
+
+#[test]
+fn block_the_old_session_ends_with_the_disk_gone_for_its_observer() {
+    let mut c = disk_with(&[read(1, 0)]);
+    c.restart();
+    let v = c
+        .wire
+        .violation(tingu_rt::ViolationKind::UnexpectedMessage, None);
+    let shown: Vec<String> = v.history().map(|e| e.to_string()).collect();
+    assert_eq!(
+        shown.last().map(String::as_str),
+        Some("!gone()"),
+        "{shown:?}"
+    );
+    // The new session starts where a driver's does: no disk yet.
+    c.recv(DISK);
+    assert_eq!(c.replays(), vec![read(1, 0)]);
+}
+
+#[test]
+fn block_a_fresh_driver_with_another_disk_gets_nothing_of_the_old_one() {
+    let mut c = disk_with(&[read(1, 0), write(2, 64)]);
+    c.restart();
+    assert_eq!(c.send(read(3, 0)), Outgoing::Answered);
+    let other = blk::Msg::Ready {
+        blocks: 1024,
+        block_size: 4096,
+    };
+    c.recv(other);
+    assert!(
+        c.replays().is_empty(),
+        "nothing resubmitted to another disk"
+    );
+    assert_eq!(
+        c.delivered,
+        vec![
+            done(1, blk::GONE),
+            done(2, blk::GONE),
+            done(3, blk::GONE),
+            blk::Msg::Gone,
+            other
+        ]
+    );
+    assert_eq!(c.shadow.outstanding(), 0);
+    assert_eq!(c.send(read(4, 0)), Outgoing::Wire);
+}
+
+#[test]
+fn block_requests_outstanding_without_a_disk_are_answered_gone() {
+    let mut c = blk_client();
+    // Sent before the disk was there (the protocol allows it: answered GONE).
+    c.send(read(1, 0));
+    c.send(read(2, 0));
+    let r = c.restart();
+    assert_eq!((r.resubmitted, r.answered), (0, 2));
+    assert_eq!(c.delivered, vec![done(1, blk::GONE), done(2, blk::GONE)]);
+    assert!(c.replays().is_empty());
+    // The fresh driver's disk is news to the client.
+    c.recv(DISK);
+    assert_eq!(c.delivered.last(), Some(&DISK));
+    assert_eq!(c.send(read(3, 0)), Outgoing::Wire);
+}
+
+#[test]
+fn block_a_second_restart_before_ready_resubmits_each_request_once() {
+    let mut c = disk_with(&[read(1, 0), read(2, 8)]);
+    c.restart();
+    c.restart();
+    c.recv(DISK);
+    assert_eq!(c.replays(), vec![read(1, 0), read(2, 8)]);
+    assert!(c.replays().is_empty());
+    // A restart after the resubmission: sent once more, to the third.
+    c.restart();
+    c.recv(DISK);
+    assert_eq!(c.replays(), vec![read(1, 0), read(2, 8)]);
+    assert!(c.delivered.is_empty());
+}
+
+#[test]
+fn block_holds_the_client_when_its_records_are_full() {
+    let mut c = blk_client();
+    c.recv(DISK);
+    for i in 0..BLOCK_CAPACITY as u32 {
+        assert_eq!(c.send(read(i, 0)), Outgoing::Wire);
+    }
+    assert_eq!(c.send(read(999, 0)), Outgoing::Hold);
+    c.recv(done(0, blk::OK));
+    assert_eq!(c.send(read(999, 0)), Outgoing::Wire);
+}
+
+#[test]
+fn block_a_gone_disk_then_a_restart_answers_the_crossing_requests() {
+    // The old driver said `gone`; a request that crossed it was still
+    // unanswered when it died: the shadow answers it GONE.
+    let mut c = disk_with(&[]);
+    c.recv(blk::Msg::Gone);
+    c.send(read(1, 0));
+    c.delivered.clear();
+    let r = c.restart();
+    assert_eq!(r.answered, 1);
+    assert_eq!(c.delivered, vec![done(1, blk::GONE)]);
+}
