@@ -75,6 +75,41 @@ NOISE = "garbage from the device (noise)"
 GARBAGE = ("garbage from the device (all ones)", NOISE)
 
 
+def attribute(text, patterns, ends_instance):
+    """Who each failure the monitor reports belongs to: the fault injected
+    last before it that ends an instance (`ends_instance(class)`), and
+    each restart to the failure before it. A failure with no such fault
+    pending (a handler overrun under host load, say) is unplanned.
+    `patterns`: the driver's injection line, the monitor's failure and
+    restart lines. Returns the failures by fault (why, tsc), the restart
+    times by fault (us), the unplanned count, and every failure's why."""
+    injected, failed, restarted = patterns
+    by_monitor, restart_of, unplanned, failures = {}, {}, 0, []
+    pending = owner = None
+    for line in text.splitlines():
+        if m := injected.search(line):
+            if ends_instance(m.group(2)):
+                pending = int(m.group(1))
+        elif m := failed.search(line):
+            failures.append(m.group(1))
+            owner, pending = pending, None
+            if owner is None:
+                unplanned += 1
+            else:
+                by_monitor[owner] = (m.group(1), int(m.group(2)))
+        elif (m := restarted.search(line)) and owner is not None:
+            restart_of[owner] = int(m.group(2))
+            owner = None
+    return by_monitor, restart_of, unplanned, failures
+
+
+def print_times(latency, recovery):
+    for cls, values in sorted(latency.items()):
+        print(f"detection latency, {cls}: {spread(values, 'ms')} ({len(values)})")
+    for how, values in sorted(recovery.items()):
+        print(f"recovery time, {how}: {spread(values, 'ms')} ({len(values)})")
+
+
 def spread(values, unit):
     if not values:
         return "none"
@@ -118,25 +153,8 @@ def main():
     answered = sum(ans for _, _, _, ans in shadows)
     crashes = len(OTHER_FAULT.findall(text)) + (0 if run.qemu.decode(status) == "qemu-shutdown" else 1)
 
-    # Each failure the monitor reports belongs to the fault injected last
-    # before it that ends an instance (every class but noise), each
-    # restart to the failure before it. A failure with no such fault
-    # pending (a handler overrun under host load, say) is unplanned.
-    by_monitor, restart_of, unplanned = {}, {}, 0
-    pending = owner = None
-    for line in text.splitlines():
-        if m := INJECTED.search(line):
-            if m.group(2) != NOISE:
-                pending = int(m.group(1))
-        elif m := FAILED.search(line):
-            owner, pending = pending, None
-            if owner is None:
-                unplanned += 1
-            else:
-                by_monitor[owner] = (m.group(1), int(m.group(2)))
-        elif (m := RESTARTED.search(line)) and owner is not None:
-            restart_of[owner] = int(m.group(2))
-            owner = None
+    by_monitor, restart_of, unplanned, _ = attribute(
+        text, (INJECTED, FAILED, RESTARTED), lambda cls: cls != NOISE)
     detected, recovered, latency, recovery = set(), set(), {}, {}
     for k, (cls, at) in sorted(injected.items()):
         if cls in GARBAGE:
@@ -176,10 +194,7 @@ def main():
     print(f"unplanned failures (no fault injected; each also restarted) {unplanned}")
     print(f"system crashes {crashes}; requests left unanswered {unanswered} "
           f"(shadow: {resubmitted} resubmitted, {answered} answered over {len(shadows)} restarts)")
-    for cls, values in sorted(latency.items()):
-        print(f"detection latency, {cls}: {spread(values, 'ms')} ({len(values)})")
-    for how, values in sorted(recovery.items()):
-        print(f"recovery time, {how}: {spread(values, 'ms')} ({len(values)})")
+    print_times(latency, recovery)
     if stream:
         echoed, count, resent, gaps, median, longest, took = stream.groups()
         per = int(resent) / max(len(recovered), 1)
@@ -233,22 +248,8 @@ def usb_campaign(build, system, faults):
     crashes = len(USB_OTHER_FAULT.findall(text)) + (0 if outcome == "guest-success" else 1)
     # As for rtl8139: a failure belongs to the last fault injected before
     # it that ends an instance, a restart to the failure before it.
-    by_monitor, restart_of, unplanned, failures = {}, {}, 0, []
-    pending = owner = None
-    for line in text.splitlines():
-        if m := USB_INJECTED.search(line):
-            if not m.group(2).startswith(USB_GARBAGE):
-                pending = int(m.group(1))
-        elif m := USB_FAILED.search(line):
-            failures.append(m.group(1))
-            owner, pending = pending, None
-            if owner is None:
-                unplanned += 1
-            else:
-                by_monitor[owner] = (m.group(1), int(m.group(2)))
-        elif (m := USB_RESTARTED.search(line)) and owner is not None:
-            restart_of[owner] = int(m.group(2))
-            owner = None
+    by_monitor, restart_of, unplanned, failures = attribute(
+        text, (USB_INJECTED, USB_FAILED, USB_RESTARTED), lambda cls: not cls.startswith(USB_GARBAGE))
     detected, recovered, latency, recovery = set(), set(), {}, {}
     for k, (cls, at) in sorted(injected.items()):
         if cls.startswith(USB_GARBAGE):
@@ -275,10 +276,7 @@ def usb_campaign(build, system, faults):
     print(f"unplanned failures (no fault injected; each also restarted) {unplanned}")
     print(f"system crashes {crashes}; requests left unanswered {unanswered} "
           f"(shadow: {resubmitted} resubmitted over {len(shadows)} restarts)")
-    for cls, values in sorted(latency.items()):
-        print(f"detection latency, {cls}: {spread(values, 'ms')} ({len(values)})")
-    for how, values in sorted(recovery.items()):
-        print(f"recovery time, {how}: {spread(values, 'ms')} ({len(values)})")
+    print_times(latency, recovery)
     print(f"disk reads: {'every read answered OK, the first read compared' if not problem else problem}")
     print(f"run: {secs:.0f} s; log {log}")
     ok = (len(injected) == faults and len(detected) == faults and len(recovered) == faults

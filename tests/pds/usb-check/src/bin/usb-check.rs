@@ -225,8 +225,10 @@ impl Disk {
 }
 
 fn rate(bytes: u64, ns: u64) -> (u64, u64) {
-    // MB/s with two decimals, as an integer pair.
-    let centi = bytes * 100 * SECOND / ns.max(1) / 1_000_000;
+    // MB/s with two decimals, as an integer pair; in u128, since in u64
+    // the product overflows past 184 MB.
+    let centi = u128::from(bytes) * 100 * u128::from(SECOND) / u128::from(ns.max(1)) / 1_000_000;
+    let centi = u64::try_from(centi).unwrap_or(u64::MAX);
     (centi / 100, centi % 100)
 }
 
