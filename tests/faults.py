@@ -53,9 +53,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run  # noqa: E402
 
+
+def monitor_lines(pd):
+    """The monitor's lines about `pd`: its failures, its restarts, and
+    faults of any other PD."""
+    return (re.compile(rf"monitor: PD '{pd}' failed \((a fault|a handler overrun)\) at tsc (\d+)"),
+            re.compile(rf"monitor: restarted PD '{pd}' as incarnation (\d+) at tsc \d+, (\d+) us after it failed"),
+            re.compile(rf"monitor: FAULT in PD '(?!{pd}')"))
+
+
 INJECTED = re.compile(r"rtl8139: fault injection (\d+): (.+?) after \d+ frames at tsc (\d+)")
-FAILED = re.compile(r"monitor: PD 'rtl8139' failed \((a fault|a handler overrun)\) at tsc (\d+)")
-RESTARTED = re.compile(r"monitor: restarted PD 'rtl8139' as incarnation (\d+) at tsc \d+, (\d+) us after it failed")
+FAILED, RESTARTED, OTHER_FAULT = monitor_lines("rtl8139")
 # The driver's own verdict on a garbage fault, and its own recovery.
 GARBAGE_DETECTED = re.compile(r"rtl8139: fault (\d+) detected: (.+?) at tsc (\d+); (failing|recovering by itself)")
 GARBAGE_MISSED = re.compile(r"rtl8139: fault (\d+) not detected")
@@ -63,7 +71,6 @@ SELF_RECOVERED = re.compile(r"rtl8139: fault (\d+) recovered by the driver: rece
 SHADOW = re.compile(r"component net port eth: EthernetController: the peer restarted \(incarnation (\d+)\);"
                     r".*shadow: (\d+) requests outstanding, replaying \d+ for the state, resubmitting (\d+),"
                     r" answering (\d+)")
-OTHER_FAULT = re.compile(r"monitor: FAULT in PD '(?!rtl8139')")
 TSC_MHZ = re.compile(r"TSC frequency: (\d+) MHz")
 STREAM = re.compile(r"udp-through-restarts: (\d+) of (\d+) datagrams echoed byte for byte, \d+ in flight; "
                     r"(\d+) resent, \d+ duplicate echoes ignored; (\d+) gaps over \S+ "
@@ -210,15 +217,13 @@ def main():
 
 
 USB_INJECTED = re.compile(r"usb-storage: fault injection (\d+): (.+?) after \d+ commands at tsc (\d+)")
-USB_FAILED = re.compile(r"monitor: PD 'usb-storage' failed \((a fault|a handler overrun)\) at tsc (\d+)")
-USB_RESTARTED = re.compile(r"monitor: restarted PD 'usb-storage' as incarnation (\d+) at tsc \d+, (\d+) us after it failed")
+USB_FAILED, USB_RESTARTED, USB_OTHER_FAULT = monitor_lines("usb-storage")
 USB_DETECTED = re.compile(r"usb-storage: fault (\d+) detected: .+? at tsc (\d+); recovering by itself")
 USB_MISSED = re.compile(r"usb-storage: fault (\d+) not detected")
 USB_RECOVERED = re.compile(r"usb-storage: fault (\d+) recovered by the driver: commands pass again at tsc (\d+)")
 USB_SHADOW = re.compile(r"component usb-check port blk: BlockDevice: the peer restarted \(incarnation (\d+)\);"
                         r".*shadow: (\d+) requests outstanding, replaying \d+ for the state, resubmitting (\d+),"
                         r" answering (\d+)")
-USB_OTHER_FAULT = re.compile(r"monitor: FAULT in PD '(?!usb-storage')")
 USB_GARBAGE = "garbage from the device"
 
 
