@@ -62,15 +62,21 @@ def monitor_lines(pd):
             re.compile(rf"monitor: FAULT in PD '(?!{pd}')"))
 
 
+def shadow_line(component, port, protocol):
+    """The client end's report of a restart its shadow got over: the
+    incarnation, requests outstanding, resubmitted and answered."""
+    return re.compile(rf"component {component} port {port}: {protocol}: the peer restarted \(incarnation (\d+)\);"
+                      r".*shadow: (\d+) requests outstanding, replaying \d+ for the state, resubmitting (\d+),"
+                      r" answering (\d+)")
+
+
 INJECTED = re.compile(r"rtl8139: fault injection (\d+): (.+?) after \d+ frames at tsc (\d+)")
 FAILED, RESTARTED, OTHER_FAULT = monitor_lines("rtl8139")
 # The driver's own verdict on a garbage fault, and its own recovery.
 GARBAGE_DETECTED = re.compile(r"rtl8139: fault (\d+) detected: (.+?) at tsc (\d+); (failing|recovering by itself)")
 GARBAGE_MISSED = re.compile(r"rtl8139: fault (\d+) not detected")
 SELF_RECOVERED = re.compile(r"rtl8139: fault (\d+) recovered by the driver: receiving again at tsc (\d+)")
-SHADOW = re.compile(r"component net port eth: EthernetController: the peer restarted \(incarnation (\d+)\);"
-                    r".*shadow: (\d+) requests outstanding, replaying \d+ for the state, resubmitting (\d+),"
-                    r" answering (\d+)")
+SHADOW = shadow_line("net", "eth", "EthernetController")
 TSC_MHZ = re.compile(r"TSC frequency: (\d+) MHz")
 STREAM = re.compile(r"udp-through-restarts: (\d+) of (\d+) datagrams echoed byte for byte, \d+ in flight; "
                     r"(\d+) resent, \d+ duplicate echoes ignored; (\d+) gaps over \S+ "
@@ -221,9 +227,7 @@ USB_FAILED, USB_RESTARTED, USB_OTHER_FAULT = monitor_lines("usb-storage")
 USB_DETECTED = re.compile(r"usb-storage: fault (\d+) detected: .+? at tsc (\d+); recovering by itself")
 USB_MISSED = re.compile(r"usb-storage: fault (\d+) not detected")
 USB_RECOVERED = re.compile(r"usb-storage: fault (\d+) recovered by the driver: commands pass again at tsc (\d+)")
-USB_SHADOW = re.compile(r"component usb-check port blk: BlockDevice: the peer restarted \(incarnation (\d+)\);"
-                        r".*shadow: (\d+) requests outstanding, replaying \d+ for the state, resubmitting (\d+),"
-                        r" answering (\d+)")
+USB_SHADOW = shadow_line("usb-check", "blk", "BlockDevice")
 USB_GARBAGE = "garbage from the device"
 
 
