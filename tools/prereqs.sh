@@ -75,8 +75,29 @@ if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/
         echo "prereqs: $cmd missing (needed for $why); installing Debian package(s) with apt-get"
     done
     export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get update -qq >/tmp/prereqs-apt.log 2>&1; then
+        echo "prereqs: apt-get update failed; see /tmp/prereqs-apt.log"
+        exit 1
+    fi
+    # QEMU's packages break each other across versions. A machine may come
+    # with one of them from another release (seen: qemu-utils 10.0 from
+    # backports, whose origin is not configured), which then blocks the
+    # distribution's qemu-system-x86; that one is brought to the version
+    # being installed (the project is tested on Debian 12's QEMU 7.2).
+    case " ${pkgs[*]} " in *" qemu-system-"*)
+        want=$(apt-cache policy qemu-system-common | awk '/Candidate:/ {print $2}')
+        for p in $(dpkg-query -W -f='${Package}\n' 'qemu-*' 2>/dev/null); do
+            have=$(dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null)
+            case $have in "install ok installed "*) ;; *) continue ;; esac
+            case " ${pkgs[*]} " in *" $p "*) continue ;; esac
+            if [ -n "$want" ] && [ "${have##* }" != "$want" ] && apt-cache madison "$p" | grep -qF "| $want |"; then
+                echo "prereqs: $p ${have##* } conflicts with QEMU $want; installing $p=$want beside it"
+                pkgs+=("$p=$want")
+            fi
+        done ;;
+    esac
     # --reinstall also restores a command removed from an installed package.
-    if ! { apt-get update -qq && apt-get install -y -qq --reinstall "${pkgs[@]}"; } >/tmp/prereqs-apt.log 2>&1; then
+    if ! apt-get install -y -qq --reinstall --allow-downgrades "${pkgs[@]}" >>/tmp/prereqs-apt.log 2>&1; then
         echo "prereqs: apt-get install ${pkgs[*]} failed; see /tmp/prereqs-apt.log"
         exit 1
     fi
