@@ -304,38 +304,42 @@ fn say_injected(k: u64, class: Class, rx_frames: u64, tsc: u64) {
     );
 }
 
+/// A counter of the driver's checks, what its growth means, and how the
+/// driver goes on.
+type Verdict = (fn(&Counters) -> u64, &'static str, &'static str);
+
 /// What the driver's checks made of one event read through garbage: the
 /// first reason its counters show, and how it recovered.
 fn judge(before: &Counters, after: &Counters) -> Option<(&'static str, &'static str)> {
-    let grew = |f: fn(&Counters) -> u64| f(after) > f(before);
-    if grew(|c| c.device_gone) {
-        Some((
+    const RESET: &str = "recovering by itself: receiver reset";
+    // In order of precedence: the first counter that grew names the fault.
+    let checks: [Verdict; 5] = [
+        (
+            |c| c.device_gone,
             "the interrupt status reads 0xffff (device gone)",
             "failing, so that the monitor restarts the driver",
-        ))
-    } else if grew(|c| c.isr_impossible) {
-        Some((
+        ),
+        (
+            |c| c.isr_impossible,
             "an impossible interrupt status (bits the chip never sets)",
             "recovering by itself: the status ignored, the device serviced again on its next interrupt",
-        ))
-    } else if grew(|c| c.rx_reset_bad_cbr) {
-        Some((
+        ),
+        (
+            |c| c.rx_reset_bad_cbr,
             "a receive write offset (CBR) outside the ring",
-            "recovering by itself: receiver reset",
-        ))
-    } else if grew(|c| c.rx_reset_bad_length) {
-        Some((
+            RESET,
+        ),
+        (
+            |c| c.rx_reset_bad_length,
             "a receive record longer than what the device wrote",
-            "recovering by itself: receiver reset",
-        ))
-    } else if grew(|c| c.rx_reset_other) {
-        Some((
-            "a receive record in doubt",
-            "recovering by itself: receiver reset",
-        ))
-    } else {
-        None
-    }
+            RESET,
+        ),
+        (|c| c.rx_reset_other, "a receive record in doubt", RESET),
+    ];
+    checks
+        .into_iter()
+        .find(|(count, _, _)| count(after) > count(before))
+        .map(|(_, why, then)| (why, then))
 }
 
 /// A driver without a usable device says why once and does nothing.
