@@ -153,6 +153,7 @@ impl TimeReader {
 
     /// The published conversion, waiting (spinning) while the timer PD has
     /// not published yet or is mid-update.
+    #[inline]
     pub fn wait_published(&self) -> Result<Conversion, ReadError> {
         let mut last = ReadError::NotPublished;
         for _ in 0..PUBLISH_SPINS {
@@ -170,6 +171,7 @@ impl TimeReader {
     /// never published, died mid-update, or the page is corrupt) leaves a
     /// PD without time, which it cannot run without: that panics, naming
     /// the problem, and the monitor reports the PD.
+    #[inline]
     pub fn now_ns(&self) -> u64 {
         match self.wait_published() {
             Ok(c) => c.tsc_to_ns(self.count(&c)),

@@ -287,6 +287,7 @@ impl Conversion {
 
     /// Nanoseconds at TSC value `tsc`; TSC values before `tsc_base` map to
     /// `ns_base`, and the result saturates instead of wrapping.
+    #[inline]
     pub fn tsc_to_ns(&self, tsc: u64) -> u64 {
         let delta = u128::from(tsc.saturating_sub(self.tsc_base));
         let scaled = (delta * u128::from(self.mult)) >> self.shift.min(127);

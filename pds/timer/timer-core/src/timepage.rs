@@ -199,6 +199,7 @@ impl TimePageReader {
     }
 
     /// A consistent copy of the published conversion.
+    #[inline]
     pub fn read(&self) -> Result<Conversion, ReadError> {
         let p = self.page();
         for _ in 0..MAX_READ_ATTEMPTS {
