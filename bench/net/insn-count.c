@@ -15,8 +15,13 @@
  * arrival until the system sleeps again, without the ticks of the wait.
  *
  * The counters live in a file mapped shared (plugin argument `out=PATH`:
- * little-endian u64s: total, kernel, busy, halts), so the harness reads
- * them while the guest runs, before and after a measurement.
+ * little-endian u64s: total, kernel, busy, halts, then the open period's
+ * start as total and user counts and a sequence word that is odd while a
+ * halt updates them), so the harness reads them while the guest runs,
+ * before and after a measurement. Busy counts only closed periods; a
+ * reader adds the open one if user code ran in it (busy_now in the net
+ * peer), since under load the system may not halt for a whole
+ * measurement.
  *
  * `profile=PATH` also keeps one record per translated block in a second
  * shared file (header: records in use, capacity; then per record: guest
@@ -67,7 +72,7 @@ extern void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
-enum { TOTAL, KERNEL, BUSY, HALTS };
+enum { TOTAL, KERNEL, BUSY, HALTS, PERIOD_TOTAL, PERIOD_USER, SEQ };
 static volatile uint64_t *counters;
 
 /* The profile: one record per translation (a block translated again gets
@@ -84,21 +89,22 @@ struct record {
 static volatile uint64_t *profile_header;
 static struct record *records;
 
-/* Where the current period started. */
-static uint64_t period_total, period_user;
-
 static void halted(unsigned int vcpu, void *userdata)
 {
     uint64_t total = counters[TOTAL];
     uint64_t user = total - counters[KERNEL];
     (void)vcpu;
     (void)userdata;
-    if (user != period_user) {
-        counters[BUSY] += total - period_total;
+    counters[SEQ] += 1;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (user != counters[PERIOD_USER]) {
+        counters[BUSY] += total - counters[PERIOD_TOTAL];
     }
     counters[HALTS] += 1;
-    period_total = total;
-    period_user = user;
+    counters[PERIOD_TOTAL] = total;
+    counters[PERIOD_USER] = user;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    counters[SEQ] += 1;
 }
 
 static void translated(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)

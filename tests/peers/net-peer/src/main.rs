@@ -148,18 +148,47 @@ fn restart(port: u16, count: u32, resend_ms: u64) -> bool {
 }
 
 /// The plugin's counters (bench/net/insn-count.c): guest instructions in
-/// all, in the kernel, in busy periods (those that ran any PD), and the
-/// idle thread's halts.
+/// all, in the kernel, in busy periods (those that ran any PD) up to now,
+/// and the idle thread's halts. The plugin counts a period as busy when
+/// it closes; the open one is added here if user code ran in it, so that
+/// a measurement in which the system never halts still counts.
 fn instructions(path: &str) -> Result<[u64; 4], String> {
-    let b = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    let mut words = [0; 4];
-    for (i, w) in words.iter_mut().enumerate() {
-        *w = b
-            .get(i * 8..i * 8 + 8)
-            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
-            .ok_or("short counter file")?;
+    const TOTAL: usize = 0;
+    const KERNEL: usize = 1;
+    const BUSY: usize = 2;
+    const HALTS: usize = 3;
+    const PERIOD_TOTAL: usize = 4;
+    const PERIOD_USER: usize = 5;
+    const SEQ: usize = 6;
+    let read = || -> Result<[u64; 7], String> {
+        let b = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        let mut words = [0; 7];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = b
+                .get(i * 8..i * 8 + 8)
+                .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+                .ok_or("short counter file")?;
+        }
+        Ok(words)
+    };
+    // A halt between two reads (or during one) moves the period: read
+    // again until the sequence word is even and unchanged.
+    for _ in 0..100 {
+        let w = read()?;
+        if w[SEQ] % 2 == 1 || read()?[SEQ] != w[SEQ] {
+            continue;
+        }
+        let user = w[TOTAL] - w[KERNEL];
+        let open = if user != w[PERIOD_USER] {
+            w[TOTAL] - w[PERIOD_TOTAL]
+        } else {
+            0
+        };
+        return Ok([w[TOTAL], w[KERNEL], w[BUSY] + open, w[HALTS]]);
     }
-    Ok(words)
+    Err(format!(
+        "{path}: the counters kept changing under 100 reads"
+    ))
 }
 
 /// Copies the plugin's profile file as it is now to `PROFILE.<n>`, for
