@@ -71,7 +71,7 @@ use dingo_rt::typed::{ComponentPort, Fault, PortObserver, TypedPort};
 use heapless::Deque;
 use hwio::garbage::{Pattern, Select};
 use hwio::{Bus, Corrupting, Garbage, Mmio};
-use nic_stats::Writer;
+use nic_stats::{Hot, Writer};
 use pci_client::Decode;
 use rtl8139_core::campaign::{self, Class, Effect, Garbage as CampaignGarbage};
 use rtl8139_core::nic::{Counters, Event, Mode, Nic};
@@ -127,7 +127,7 @@ const STATS: [&str; 26] = [
 
 /// The counters that change with every frame (see `Writer::publish_hot`):
 /// interrupts, rx_frames, rx_bytes, tx_frames, tx_bytes, busy_tsc.
-const HOT: [usize; 6] = [0, 2, 3, 4, 5, 25];
+const HOT: Hot = Hot::of(&[0, 2, 3, 4, 5, 25]);
 
 fn stats(c: &Counters, busy: u64) -> [u64; 26] {
     [
@@ -659,7 +659,7 @@ fn serve<B: Bus>(
             starved = s.starved;
         }
         injector.check_recovered(nic.counters().rx_frames);
-        published.publish_hot(&stats(nic.counters(), busy), &HOT);
+        published.publish_hot(&stats(nic.counters(), busy), HOT);
 
         while let Some(msg) = outbox.front() {
             match eth.try_send(msg, t) {

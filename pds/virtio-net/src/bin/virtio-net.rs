@@ -28,7 +28,7 @@ use dingo_protocols::{ethernet_driver, lifecycle};
 use dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_rt::typed::{ComponentPort, Fault, PortObserver, Supervisor, TypedPort};
 use heapless::Deque;
-use nic_stats::Writer;
+use nic_stats::{Hot, Writer};
 use pci_client::Decode;
 use timer_client::clock::{TimeReader, rdtsc};
 use virtio_kit::hal::{HalSlot, HalState, KitHal, Window};
@@ -84,7 +84,7 @@ const STATS: [&str; 19] = [
 /// The counters that change with every frame (see `Writer::publish_hot`):
 /// interrupts, rx_frames, rx_bytes, tx_frames, tx_bytes, rx_notifies,
 /// tx_notifies, busy_tsc.
-const HOT: [usize; 8] = [0, 3, 4, 5, 6, 14, 15, 18];
+const HOT: Hot = Hot::of(&[0, 3, 4, 5, 6, 14, 15, 18]);
 
 fn stats(c: &Counters, refused: u32, busy: u64) -> [u64; 19] {
     [
@@ -354,7 +354,7 @@ fn main() -> ! {
                 );
             }
         }
-        published.publish_hot(&stats(nic.counters(), refused.get(), busy), &HOT);
+        published.publish_hot(&stats(nic.counters(), refused.get(), busy), HOT);
 
         while let Some(msg) = outbox.front() {
             match eth.try_send(msg, t) {
