@@ -804,18 +804,28 @@ fn component(out: &mut String, model: &Model, c: &Component) {
         let _ = write!(
             out,
             "/// Checks a message on port `{pn}` that this component sent or received.
+            /// Inline, with the report out of line: a port that takes this
+            /// method as a function item checks each message without a call.
+            #[inline]
             pub fn observe_{pn}<'a>(&'a mut self, msg: &'a super::{pm}::Msg, flow: Flow, now_ns: u64) -> Result<(), Violation<'a>> {{
                 match self.check_{pn}(msg, flow, now_ns) {{
                     Ok(()) => Ok(()),
-                    Err(kind) => {{
-                        let dir = flow.direction({mirror});
-                        Err(self.{pn}.violation(kind, tingu_rt::offending(kind, msg, dir)).at(NAME, \"{pn}\", None))
-                    }}
+                    Err(kind) => Err(self.report_{pn}(kind, msg, flow)),
                 }}
+            }}
+
+            /// The report of a message [`check_{pn}`](Self::check_{pn})
+            /// refused, which left every state as it was.
+            #[cold]
+            #[inline(never)]
+            pub fn report_{pn}<'a>(&'a self, kind: ViolationKind, msg: &'a super::{pm}::Msg, flow: Flow) -> Violation<'a> {{
+                let dir = flow.direction({mirror});
+                self.{pn}.violation(kind, tingu_rt::offending(kind, msg, dir)).at(NAME, \"{pn}\", None)
             }}
 
             /// [`observe_{pn}`](Self::observe_{pn}) without the report: the
             /// accepting path, for ports that build reports only on a violation.
+            #[inline]
             pub fn check_{pn}(&mut self, msg: &super::{pm}::Msg, flow: Flow, now_ns: u64) -> Result<(), ViolationKind> {{
                 let dir = flow.direction({mirror});",
             mirror = port.mirror
