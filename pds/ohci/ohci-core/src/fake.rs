@@ -94,9 +94,29 @@ struct Model {
     frozen: bool,
     /// Packets the devices saw, for the tests: (address, endpoint, pid, bytes).
     pub packets: Vec<(u8, u8, u8, usize)>,
+    /// A device to plug in right after the driver's next read of its
+    /// port's status, as QMP's device_add can land between two register
+    /// accesses.
+    plug_after_read: Option<(usize, Box<dyn Device>)>,
 }
 
 impl Model {
+    fn attach(&mut self, port: usize, dev: Box<dyn Device>) {
+        let low = dev.low_speed();
+        let p = &mut self.ports[port];
+        let old = p.ctrl;
+        p.ctrl |= CCS | CSC;
+        if low {
+            p.ctrl |= LSDA;
+        } else {
+            p.ctrl &= !LSDA;
+        }
+        p.dev = Some(dev);
+        if old != p.ctrl {
+            self.set_interrupt(RHSC);
+        }
+    }
+
     fn operational(&self) -> bool {
         (self.ctl >> 6) & 3 == 2
     }
@@ -520,6 +540,7 @@ impl FakeOhci {
             ports: (0..ports).map(|_| Port { ctrl: 0, dev: None }).collect(),
             frozen: false,
             packets: Vec::new(),
+            plug_after_read: None,
         }));
         let m = &model;
         hook_read(&bus, m, HC_REVISION, |_| 0x10);
@@ -558,7 +579,14 @@ impl FakeOhci {
         for i in 0..ports {
             let mm = model.clone();
             bus.on_read(HC_RH_PORT_STATUS.at(i), move |_, _| {
-                mm.borrow().ports[i].ctrl | PPS
+                let mut m = mm.borrow_mut();
+                let value = m.ports[i].ctrl | PPS;
+                if m.plug_after_read.as_ref().is_some_and(|(p, _)| *p == i)
+                    && let Some((_, dev)) = m.plug_after_read.take()
+                {
+                    m.attach(i, dev);
+                }
+                value
             });
             let mm = model.clone();
             bus.on_write(HC_RH_PORT_COMMAND.at(i), move |_, v| {
@@ -587,20 +615,13 @@ impl FakeOhci {
 
     /// Plugs a device into a port (QMP device_add).
     pub fn attach(&self, port: usize, dev: Box<dyn Device>) {
-        let mut m = self.model.borrow_mut();
-        let low = dev.low_speed();
-        let p = &mut m.ports[port];
-        let old = p.ctrl;
-        p.ctrl |= CCS | CSC;
-        if low {
-            p.ctrl |= LSDA;
-        } else {
-            p.ctrl &= !LSDA;
-        }
-        p.dev = Some(dev);
-        if old != p.ctrl {
-            m.set_interrupt(RHSC);
-        }
+        self.model.borrow_mut().attach(port, dev);
+    }
+
+    /// Plugs a device into a port right after the driver next reads that
+    /// port's status: between its read and its clear of the change bits.
+    pub fn attach_after_status_read(&self, port: usize, dev: Box<dyn Device>) {
+        self.model.borrow_mut().plug_after_read = Some((port, dev));
     }
 
     /// Unplugs a port's device (QMP device_del); returns it.

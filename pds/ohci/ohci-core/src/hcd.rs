@@ -274,6 +274,9 @@ pub struct Stats {
     pub done_queues: u64,
     /// Scheduling overruns the controller reported.
     pub overruns: u64,
+    /// Connects and disconnects whose change bit was lost: cleared with
+    /// another between the driver's read of the port and its clear.
+    pub lost_connect_changes: u64,
 }
 
 /// Descriptors and transfers in use: what a leak shows up in.
@@ -423,6 +426,8 @@ pub struct Ohci<B: Bus> {
     ports: u8,
     /// Ports with a reset in progress (bit per port).
     resetting: u16,
+    /// Ports last reported connected (bit per port).
+    reported: u16,
     events: Deque<Event, MAX_EVENTS>,
     run: Run,
     /// Watchdog: the frame number at the last check and when it was taken.
@@ -497,6 +502,7 @@ impl<B: Bus> Ohci<B> {
             nodes: [NONE; NODES],
             ports: 0,
             resetting: 0,
+            reported: 0,
             events: Deque::new(),
             run: Run::Stopped,
             watch_frame: 0,
@@ -834,9 +840,19 @@ impl<B: Bus> Ohci<B> {
 
     fn report_port(&mut self, port: u8) {
         let s = self.bus.read(HC_RH_PORT_STATUS.at(usize::from(port)));
+        self.port_event(port, s);
+    }
+
+    fn port_event(&mut self, port: u8, s: LocalRegisterCopy<u32, PortStatus::Register>) {
+        let connected = s.is_set(PortStatus::CCS);
+        if connected {
+            self.reported |= 1 << port;
+        } else {
+            self.reported &= !(1 << port);
+        }
         self.emit(Event::PortStatus {
             port,
-            connected: s.is_set(PortStatus::CCS),
+            connected,
             enabled: s.is_set(PortStatus::PES),
             low_speed: s.is_set(PortStatus::LSDA),
         });
@@ -899,16 +915,26 @@ impl<B: Bus> Ohci<B> {
             if reset_done {
                 clear += PortCommand::CLEAR_PRSC::SET;
             }
-            if clear.value != 0 {
+            // A device plugged or unplugged between the read and the
+            // clear had its connect change cleared with this one (QEMU
+            // sets CSC again, already set, and raises RHSC again, but the
+            // next look finds no change bit): the port is read again, and
+            // what it is now reported if that is not what was read. Any
+            // other lost change shows as a connection unlike the one last
+            // reported.
+            let after = if clear.value != 0 {
                 self.bus.write(HC_RH_PORT_COMMAND.at(i), clear);
-            }
+                self.bus.read(HC_RH_PORT_STATUS.at(i))
+            } else {
+                s
+            };
             if change {
-                self.emit(Event::PortStatus {
-                    port,
-                    connected: s.is_set(PortStatus::CCS),
-                    enabled: s.is_set(PortStatus::PES),
-                    low_speed: s.is_set(PortStatus::LSDA),
-                });
+                self.port_event(port, s);
+            }
+            let reported = self.reported & 1 << port != 0;
+            if after.is_set(PortStatus::CCS) != reported {
+                self.stats.lost_connect_changes += 1;
+                self.port_event(port, after);
             }
             if reset_done && self.resetting & 1 << port != 0 {
                 self.resetting &= !(1 << port);
@@ -1863,7 +1889,7 @@ impl<B: Bus> Ohci<B> {
 }
 
 /// The names of [`Ohci::counters`], in order (the stats page's layout).
-pub const COUNTERS: [&str; 13] = [
+pub const COUNTERS: [&str; 14] = [
     "eds",
     "tds",
     "placeholders",
@@ -1877,6 +1903,7 @@ pub const COUNTERS: [&str; 13] = [
     "aborted",
     "controller_resets",
     "watchdog_resets",
+    "lost_connect_changes",
 ];
 
 impl<B: Bus> Ohci<B> {
@@ -1898,6 +1925,7 @@ impl<B: Bus> Ohci<B> {
             s.aborted_transfers,
             s.controller_resets,
             s.watchdog_resets,
+            s.lost_connect_changes,
         ]
     }
 

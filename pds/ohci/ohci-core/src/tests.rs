@@ -852,3 +852,44 @@ fn replug_cycles_leak_nothing() {
     assert_eq!(r.ohci.stats().bad_done, 0);
     assert_eq!(r.ohci.stats().out_of_order, 0);
 }
+
+/// QMP's device_add can land between the driver's read of a port and its
+/// clear of the change bits: QEMU sets the connect change again (already
+/// set) and the clear wipes it, so the next look at the port finds no
+/// change. The plug must still be reported, after the unplug it follows.
+#[test]
+fn a_plug_between_the_port_read_and_its_clear_is_reported() {
+    let mut r = rig();
+    r.hc.attach(1, TestDevice::new());
+    r.frames(1);
+    assert!(r.take().contains(&Event::PortStatus {
+        port: 1,
+        connected: true,
+        enabled: false,
+        low_speed: false
+    }));
+    r.hc.detach(1);
+    r.hc.attach_after_status_read(1, TestDevice::new());
+    r.frames(3);
+    let ports: Vec<Event> = r
+        .take()
+        .into_iter()
+        .filter(|e| matches!(e, Event::PortStatus { port: 1, .. }))
+        .collect();
+    let status = |connected| Event::PortStatus {
+        port: 1,
+        connected,
+        enabled: false,
+        low_speed: false,
+    };
+    assert_eq!(ports, [status(false), status(true)]);
+    assert_eq!(r.ohci.stats().lost_connect_changes, 1);
+    // Nothing more to say about the port: its change bits are clear.
+    r.frames(3);
+    assert!(
+        !r.take()
+            .iter()
+            .any(|e| matches!(e, Event::PortStatus { port: 1, .. }))
+    );
+    assert_eq!(r.ohci.stats().lost_connect_changes, 1);
+}
