@@ -51,10 +51,19 @@ def untangle(text):
     names = pd_names(text)
     if not names:
         return text
+    return "\n".join(line for line, _ in untangle_lines(text, names))
+
+
+def untangle_lines(text, names):
+    """The lines of `text` (without carriage returns) put back together,
+    each with the offset in `text` where its last piece ends."""
     # Longest first: at one place `usb-net: ` is preferred to `net: `.
     prefix = re.compile("|".join(re.escape(n + ": ") for n in sorted(names, key=len, reverse=True)))
     out, cut = [], []
+    offset = 0
     for line in text.split("\n"):
+        end = offset + len(line)
+        offset = end + 1
         own = prefix.match(line)
         if cut and not own:
             line = cut.pop() + line
@@ -67,13 +76,49 @@ def untangle(text):
             cut.append(line[:inner.start()])
             line = line[inner.start():]
             start = len(prefix.match(line).group(0))
-        out.append(line)
+        out.append((line, end))
     # Starts whose rest never came stay at the end, as they are.
     if cut:
         last = out.pop()
-        out.extend(reversed(cut))
+        out.extend((c, len(text)) for c in reversed(cut))
         out.append(last)
-    return "\n".join(out)
+    return out
+
+
+def search(rx, text, pos, names):
+    r"""Where the first match of `rx` at or past `pos` in `text` (without
+    carriage returns) ends: in the log as it came, or else in its lines
+    from `pos`'s on put back together, then the end of the last piece of
+    the line the match ends in. None if there is none yet. For a runner
+    that waits for a line while the log grows.
+
+    >>> names = ["monitor", "usb-check", "roothub"]
+    >>> log = ("usb-check: ready\n"
+    ...        "usroothub: port 1: connected\n"
+    ...        "b-check: keyboard connected (100)\n")
+    >>> rx = re.compile(r"usb-check: keyboard connected \(100\)")
+    >>> search(rx, log, 17, names) == len(log) - 1
+    True
+    >>> search(rx, log, len(log), names) is None
+    True
+    """
+    m = rx.search(text, pos)
+    if m:
+        return m.end()
+    if not names:
+        return None
+    start = text.rfind("\n", 0, pos) + 1
+    lines = untangle_lines(text[start:], names)
+    joined, ends, at = "\n".join(line for line, _ in lines), [], 0
+    for line, raw_end in lines:
+        at += len(line)
+        ends.append((at, start + raw_end))
+        at += 1
+    for m in rx.finditer(joined):
+        raw = next(r for j, r in ends if m.end() <= j)
+        if raw > pos:
+            return raw
+    return None
 
 
 def readings(path):

@@ -287,16 +287,19 @@ class Drive:
     def _text(self):
         try:
             with open(self.log, "rb") as f:
-                return f.read().decode("utf-8", "replace")
+                return f.read().decode("utf-8", "replace").replace("\r", "")
         except OSError:
             return ""
 
     def _wait_line(self, pattern, what):
+        # In the log as it came or with crossed lines put back together
+        # (console_log): a line another PD cut must not stall the drive.
         rx = re.compile(pattern)
         while time.monotonic() < self.deadline:
-            m = rx.search(self._text(), self.pos)
-            if m:
-                self.pos = m.end()
+            text = self._text()
+            end = console_log.search(rx, text, self.pos, console_log.pd_names(text))
+            if end is not None:
+                self.pos = end
                 return
             if re.search(r"all checks passed|FAILED|FAULT", self._text()[self.pos:]):
                 raise RuntimeError(f"the run ended before /{pattern}/ ({what})")
