@@ -10,7 +10,14 @@
 //! earliest pending deadline, disarmed when nothing is pending, so an idle
 //! system takes no timer interrupts. Timeouts expire against the TSC clock,
 //! the one clients compare with, never against the interrupt itself; the
-//! count of interrupts taken is published next to the time page.
+//! count of interrupts taken is published next to the time page. The
+//! comparator is computed from readings taken when it is set, at the
+//! HPET's rate measured against the TSC clock since the calibration
+//! (timer-core's `wait_for`): under TCG the calibrated TSC rate can be a
+//! thousand ppm off, and at the nominal rate from the calibration the HPET
+//! ran tens of milliseconds ahead of the TSC clock within a minute, which
+//! this PD met by spinning out the gap before every deadline, starving
+//! every PD below it (the usb boot test's rare hang).
 //!
 //! It is an async PD on dingo-rt's executor, the one shape of every driver:
 //! start-up runs to completion in the first poll, then one task polls the
@@ -51,7 +58,7 @@ use dingo_rt::executor::Executor;
 use dingo_rt::typed::Supervisor;
 use timer_client::clock::{TimeReader, TimeWriter, rdtsc};
 use timer_client::port::TimerPort;
-use timer_core::clock::{Calibration, Conversion, FS_PER_NS, Sample};
+use timer_core::clock::{Calibration, Conversion, FS_PER_NS, Reading, Sample, Wait, wait_for};
 use timer_core::hpet::{ArmOutcome, Config, Hpet, Route, Trigger};
 use timer_server::{CAPACITY, Server};
 
@@ -72,6 +79,10 @@ const TOLERANCE_PPM: u32 = 500;
 /// A deadline this close is waited for by spinning: arming the HPET for it
 /// would cost an interrupt and likely arrive later anyway.
 const SPIN_NS: u64 = 20_000;
+/// An interrupt this early for its deadline is spun out rather than armed
+/// again: it is early by the error of the HPET rate `wait_for` measured
+/// (a few ppm) times the time it was armed for.
+const EARLY_SPIN_NS: u64 = 1_000_000;
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
 
@@ -155,7 +166,8 @@ async fn main(ex: &Executor<'_, MicrokitPlatform, 0>) {
     let cal = calibrate(&mut hpet);
     cross_check(&cal);
     let conversion: Conversion = cal.conversion();
-    let map = cal.hpet_map();
+    let period_fs = hpet.period_fs();
+    let anchor = cal.anchor();
     // SAFETY: system-builder checked that the time page is mapped
     // read-write here, a page at least; this PD is its only writer.
     let mut time = unsafe { TimeWriter::new(cfg.regions.time_page.as_ptr()) };
@@ -188,7 +200,9 @@ async fn main(ex: &Executor<'_, MicrokitPlatform, 0>) {
         .iter()
         .fold(1 << hpet_irq.index(), |m, c| m | 1u64 << c.channel);
     let mut irqs = 0u64;
+    // The deadline the comparator is set for, and the one it last fired for.
     let mut armed: Option<u64> = None;
+    let mut fired: Option<u64> = None;
     let mut duplicates = 0;
     loop {
         // Clients are notified at once, not when this task next yields: a
@@ -205,26 +219,30 @@ async fn main(ex: &Executor<'_, MicrokitPlatform, 0>) {
                 hpet.disarm();
                 armed = None;
             }
-            Some(deadline) => {
-                let ticks = map.ticks_for_deadline(deadline);
-                if armed != Some(ticks) {
-                    let close = deadline.saturating_sub(now()) <= SPIN_NS;
-                    // The HPET already at the deadline while the TSC is
-                    // not: the two clocks differ by the calibration error.
-                    // Writing a past comparator would interrupt again, so
-                    // wait for the TSC instead.
-                    if close || hpet.now_ticks() >= ticks {
+            Some(deadline) if armed != Some(deadline) => {
+                let reading = Reading {
+                    ns: now(),
+                    ticks: hpet.now_ticks(),
+                };
+                let spin = if fired == Some(deadline) {
+                    EARLY_SPIN_NS
+                } else {
+                    SPIN_NS
+                };
+                match wait_for(deadline, reading, anchor, period_fs, spin) {
+                    Wait::Spin => {
                         while now() < deadline {
                             core::hint::spin_loop();
                         }
                         continue;
                     }
-                    match hpet.arm(ticks) {
-                        ArmOutcome::Armed => armed = Some(ticks),
+                    Wait::Arm(ticks) => match hpet.arm(ticks) {
+                        ArmOutcome::Armed => armed = Some(deadline),
                         ArmOutcome::FireNow { .. } => continue,
-                    }
+                    },
                 }
             }
+            Some(_) => {}
         }
         if server.prepare_wait() {
             continue;
@@ -234,7 +252,7 @@ async fn main(ex: &Executor<'_, MicrokitPlatform, 0>) {
             time.set_irq_count(irqs);
             hpet.ack();
             // The comparator fired: the next deadline needs a fresh arm.
-            armed = None;
+            fired = armed.take();
             // At once rather than queued on the executor: the next arm may
             // be for a deadline only microseconds away.
             if let Err(e) = hpet_irq.irq_ack() {

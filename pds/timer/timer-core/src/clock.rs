@@ -176,13 +176,12 @@ impl Calibration {
         self.conversion
     }
 
-    /// The map from deadlines to HPET counter values, anchored at the
-    /// calibration's second sample.
-    pub fn hpet_map(&self) -> HpetMap {
-        HpetMap {
-            ns_anchor: self.conversion.tsc_to_ns(self.last.tsc),
-            ticks_anchor: self.last.hpet_ticks,
-            period_fs: self.hpet_period_fs,
+    /// The calibration's second sample, as a [`Reading`]: where
+    /// [`wait_for`] measures the HPET's rate against the TSC clock from.
+    pub fn anchor(&self) -> Reading {
+        Reading {
+            ns: self.conversion.tsc_to_ns(self.last.tsc),
+            ticks: self.last.hpet_ticks,
         }
     }
 }
@@ -308,15 +307,9 @@ impl Conversion {
     }
 }
 
-/// Deadlines in TSC nanoseconds to HPET counter values, for arming.
-///
-/// The TSC rate was measured on this HPET, so the two agree to the
-/// calibration's precision (1 ppm over a 10 ms calibration). The HPET may
-/// therefore interrupt up to that fraction of the remaining time before the
-/// deadline in TSC time; the timer PD expires timeouts against the TSC
-/// clock, never against the interrupt, so such an interrupt fires nothing
-/// early: the PD re-arms for the same deadline. Building a fresh map from a
-/// new back-to-back sample (`HpetMap::new`) shrinks that gap again.
+/// Deadlines in TSC nanoseconds to HPET counter values at the HPET's
+/// nominal period, from one anchor (a TSC clock reading and an HPET
+/// counter reading taken together).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HpetMap {
     ns_anchor: u64,
@@ -345,6 +338,65 @@ impl HpetMap {
         self.ticks_anchor
             .saturating_add(u64::try_from(ticks).unwrap_or(u64::MAX))
     }
+}
+
+/// The TSC clock (nanoseconds) and the HPET counter, read back to back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reading {
+    pub ns: u64,
+    pub ticks: u64,
+}
+
+/// How the timer PD waits for its earliest deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// On the TSC clock, spinning: the deadline is that close (or past).
+    Spin,
+    /// For an interrupt at this HPET counter value.
+    Arm(u64),
+}
+
+/// The shortest stretch of TSC clock over which [`wait_for`] trusts the
+/// HPET's rate it measures (the calibration's own span); below it the
+/// nominal period is used.
+pub const RATE_BASELINE_NS: u64 = 10_000_000;
+
+/// How to wait for `deadline_ns` (TSC clock nanoseconds) at reading `now`:
+/// spinning if it is at most `spin_ns` away, else an interrupt at the HPET
+/// counter value that the time left takes from `now`, at the rate the
+/// HPET counted against the TSC clock since `anchor` (the calibration's
+/// reading).
+///
+/// The TSC's rate is known to its 10 ms calibration, which under TCG on a
+/// loaded host is a thousand ppm off: at the nominal period, from the
+/// calibration's anchor, the HPET reached a deadline's value tens of
+/// milliseconds before the TSC clock after a minute, and the timer PD,
+/// above all of its clients, spun out the gap before every deadline and
+/// starved them. From `now`, at the rate measured over the whole uptime,
+/// the interrupt comes within the readings' skew of the deadline, which
+/// the PD spins out.
+pub fn wait_for(
+    deadline_ns: u64,
+    now: Reading,
+    anchor: Reading,
+    period_fs: u32,
+    spin_ns: u64,
+) -> Wait {
+    let left = deadline_ns.saturating_sub(now.ns);
+    if left <= spin_ns {
+        return Wait::Spin;
+    }
+    let span_ns = now.ns.saturating_sub(anchor.ns);
+    let ticks = match now.ticks.checked_sub(anchor.ticks) {
+        Some(span_ticks) if span_ns >= RATE_BASELINE_NS && span_ticks > 0 => {
+            (u128::from(left) * u128::from(span_ticks)).div_ceil(u128::from(span_ns))
+        }
+        _ => (u128::from(left) * u128::from(FS_PER_NS)).div_ceil(u128::from(period_fs.max(1))),
+    };
+    Wait::Arm(
+        now.ticks
+            .saturating_add(u64::try_from(ticks).unwrap_or(u64::MAX)),
+    )
 }
 
 #[cfg(test)]
@@ -517,8 +569,8 @@ mod tests {
     fn hpet_deadlines_round_up_and_never_fall_before_the_anchor() {
         let (a, b) = samples(2_500_000_000, 10);
         let cal = Calibration::from_samples(a, b, QEMU_PERIOD_FS).unwrap();
-        let map = cal.hpet_map();
         let anchor_ns = cal.conversion().tsc_to_ns(b.tsc);
+        let map = HpetMap::new(anchor_ns, b.hpet_ticks, QEMU_PERIOD_FS);
         assert_eq!(map.ticks_for_deadline(anchor_ns), b.hpet_ticks);
         assert_eq!(map.ticks_for_deadline(anchor_ns + 1), b.hpet_ticks + 1);
         assert_eq!(map.ticks_for_deadline(anchor_ns + 10), b.hpet_ticks + 1);
@@ -531,6 +583,54 @@ mod tests {
         assert_eq!(
             HpetMap::new(0, 5, QEMU_PERIOD_FS).ticks_for_deadline(u64::MAX),
             5 + u64::MAX.div_ceil(10)
+        );
+    }
+
+    /// A TSC clock 1600 ppm slow against the HPET (a calibration on a loaded
+    /// TCG host), a minute after the calibration: a deadline 5 ms away is
+    /// already behind the HPET at the nominal period from the calibration's
+    /// anchor, and 5 ms of TSC clock ahead of it at the measured rate.
+    #[test]
+    fn the_comparator_follows_the_hpet_rate_measured_since_the_calibration() {
+        const SPIN_NS: u64 = 20_000;
+        let anchor = Reading {
+            ns: 0,
+            ticks: 1_000,
+        };
+        // 60 s of HPET (100 MHz) are 59.904 s of the slow TSC clock.
+        let now = Reading {
+            ns: 59_904_000_000,
+            ticks: 1_000 + 6_000_000_000,
+        };
+        let deadline = now.ns + 5_000_000;
+        let nominal = HpetMap::new(anchor.ns, anchor.ticks, QEMU_PERIOD_FS);
+        assert!(nominal.ticks_for_deadline(deadline) < now.ticks);
+        // 5 ms of the slow clock are 5.008 ms of HPET, rounded up.
+        assert_eq!(
+            wait_for(deadline, now, anchor, QEMU_PERIOD_FS, SPIN_NS),
+            Wait::Arm(now.ticks + 500_802)
+        );
+        // Close or past deadlines are spun for, whatever the HPET reads.
+        let spin = |d| wait_for(d, now, anchor, QEMU_PERIOD_FS, SPIN_NS);
+        assert_eq!(spin(now.ns + SPIN_NS), Wait::Spin);
+        assert_eq!(spin(now.ns - 1), Wait::Spin);
+        // Too soon after the calibration to measure: the nominal period.
+        let early = Reading {
+            ns: 5_000_000,
+            ticks: 1_000 + 600_000,
+        };
+        assert_eq!(
+            wait_for(early.ns + 1_000_000, early, anchor, QEMU_PERIOD_FS, SPIN_NS),
+            Wait::Arm(early.ticks + 100_000)
+        );
+        // An HPET that went backwards is not measured from.
+        let back = Reading {
+            ns: 59_904_000_000,
+            ticks: 10,
+        };
+        assert_eq!(
+            wait_for(back.ns + 1_000_000, back, anchor, QEMU_PERIOD_FS, SPIN_NS),
+            Wait::Arm(10 + 100_000)
         );
     }
 }
