@@ -387,16 +387,16 @@ pub fn wait_for(
         return Wait::Spin;
     }
     let span_ns = now.ns.saturating_sub(anchor.ns);
-    let ticks = match now.ticks.checked_sub(anchor.ticks) {
+    match now.ticks.checked_sub(anchor.ticks) {
         Some(span_ticks) if span_ns >= RATE_BASELINE_NS && span_ticks > 0 => {
-            (u128::from(left) * u128::from(span_ticks)).div_ceil(u128::from(span_ns))
+            let ticks = (u128::from(left) * u128::from(span_ticks)).div_ceil(u128::from(span_ns));
+            Wait::Arm(
+                now.ticks
+                    .saturating_add(u64::try_from(ticks).unwrap_or(u64::MAX)),
+            )
         }
-        _ => (u128::from(left) * u128::from(FS_PER_NS)).div_ceil(u128::from(period_fs.max(1))),
-    };
-    Wait::Arm(
-        now.ticks
-            .saturating_add(u64::try_from(ticks).unwrap_or(u64::MAX)),
-    )
+        _ => Wait::Arm(HpetMap::new(now.ns, now.ticks, period_fs).ticks_for_deadline(deadline_ns)),
+    }
 }
 
 #[cfg(test)]
