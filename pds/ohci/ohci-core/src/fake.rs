@@ -581,9 +581,7 @@ impl FakeOhci {
             bus.on_read(HC_RH_PORT_STATUS.at(i), move |_, _| {
                 let mut m = mm.borrow_mut();
                 let value = m.ports[i].ctrl | PPS;
-                if m.plug_after_read.as_ref().is_some_and(|(p, _)| *p == i)
-                    && let Some((_, dev)) = m.plug_after_read.take()
-                {
+                if let Some((_, dev)) = m.plug_after_read.take_if(|(p, _)| *p == i) {
                     m.attach(i, dev);
                 }
                 value
