@@ -33,7 +33,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "qemu"))
 import qemu  # noqa: E402
 
-MARK = re.compile(r"usb-check: bench: (read|write) (\d+) KiB (begins|ends)(?:, (\d+) bytes, (\d+\.\d+) MB/s)?")
+# Whole lines only: an `ends` line caught before its figures were written
+# would otherwise match without them, and be sampled as a load that never
+# ended.
+MARK = re.compile(r"usb-check: bench: (read|write) (\d+) KiB (begins|ends)(?:, (\d+) bytes, (\d+\.\d+) MB/s)?\r?\n")
 DONE = re.compile(r"usb-check: all checks passed")
 # What bounds the keyboard's latency (usb-kbd's choice of polling period).
 KBD_POLL = "is polled every 1 ms frame (usb_kbd_core::POLL_MS; its bInterval, 10, is only the longest period allowed)"
