@@ -37,7 +37,6 @@
 
 use core::fmt;
 use core::ops::Range;
-use core::ptr;
 
 use crate::ring::{self, Consumer, Producer, RingError};
 
@@ -241,21 +240,18 @@ impl DataArea {
     /// Copies the bulk bytes at `offset` into `dst` (all of it).
     pub fn read(&self, offset: u64, dst: &mut [u8]) -> Result<(), DataError> {
         let range = self.check(offset, dst.len() as u64)?;
-        for (i, byte) in dst.iter_mut().enumerate() {
-            // SAFETY: offset + i < range end <= self.len; volatile because
-            // the peer maps the same bytes.
-            *byte = unsafe { ptr::read_volatile(self.base.add(range.offset() + i)) };
-        }
+        // SAFETY: the range is inside the area (checked), which no Rust
+        // reference covers, so it cannot overlap `dst`; shared_copy because
+        // the peer maps the same bytes.
+        unsafe { shared_copy::copy(dst.as_mut_ptr(), self.base.add(range.offset()), dst.len()) };
         Ok(())
     }
 
     /// Copies `src` into the data area at `offset`.
     pub fn write(&self, offset: u64, src: &[u8]) -> Result<(), DataError> {
         let range = self.check(offset, src.len() as u64)?;
-        for (i, byte) in src.iter().enumerate() {
-            // SAFETY: as in read.
-            unsafe { ptr::write_volatile(self.base.add(range.offset() + i), *byte) };
-        }
+        // SAFETY: as in read.
+        unsafe { shared_copy::copy(self.base.add(range.offset()), src.as_ptr(), src.len()) };
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use crate::DmaError;
 
 /// Memory handed out by [`DmaRegion::alloc`](crate::DmaRegion::alloc):
 /// its virtual address for the CPU, its physical address for the device.
-/// All access is volatile (or, for byte copies, opaque string moves) and
+/// All access is volatile (byte copies: `shared_copy`, as opaque) and
 /// bounds-checked; an access outside the buffer
 /// or misaligned for its type is a driver bug and panics, naming the
 /// buffer, the offset and the size. Descriptors are any [`Pod`] type, so a
@@ -135,68 +135,18 @@ impl DmaBuf {
     #[track_caller]
     pub fn copy_in(&mut self, offset: usize, src: &[u8]) {
         let dst = self.range("copy_in", offset, src.len());
-        #[cfg(target_arch = "x86_64")]
         // SAFETY: dst..dst + src.len() is inside the buffer (checked), which
         // no Rust reference covers, so it cannot overlap `src`.
-        unsafe {
-            string_move(dst as *mut u8, src.as_ptr(), src.len())
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            // Volatile words where aligned, bytes at the ends: the device
-            // sees the buffer through memory the compiler must not elide.
-            let mut i = 0;
-            while i < src.len() && !(dst + i).is_multiple_of(8) {
-                // SAFETY: dst..dst + src.len() is inside the buffer (checked).
-                unsafe { ((dst + i) as *mut u8).write_volatile(src[i]) };
-                i += 1;
-            }
-            while i + 8 <= src.len() {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(&src[i..i + 8]);
-                let word = u64::from_ne_bytes(word);
-                // SAFETY: inside the buffer and 8-byte aligned (loop above).
-                unsafe { ((dst + i) as *mut u64).write_volatile(word) };
-                i += 8;
-            }
-            while i < src.len() {
-                // SAFETY: inside the buffer.
-                unsafe { ((dst + i) as *mut u8).write_volatile(src[i]) };
-                i += 1;
-            }
-        }
+        unsafe { shared_copy::copy(dst as *mut u8, src.as_ptr(), src.len()) }
     }
 
     /// Copies bytes at `offset` out into `dst` (a received frame).
     #[track_caller]
     pub fn copy_out(&self, offset: usize, dst: &mut [u8]) {
         let src = self.range("copy_out", offset, dst.len());
-        #[cfg(target_arch = "x86_64")]
         // SAFETY: src..src + dst.len() is inside the buffer (checked), which
         // no Rust reference covers, so it cannot overlap `dst`.
-        unsafe {
-            string_move(dst.as_mut_ptr(), src as *const u8, dst.len())
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let mut i = 0;
-            while i < dst.len() && !(src + i).is_multiple_of(8) {
-                // SAFETY: src..src + dst.len() is inside the buffer (checked).
-                dst[i] = unsafe { ((src + i) as *const u8).read_volatile() };
-                i += 1;
-            }
-            while i + 8 <= dst.len() {
-                // SAFETY: inside the buffer and 8-byte aligned (loop above).
-                let word = unsafe { ((src + i) as *const u64).read_volatile() };
-                dst[i..i + 8].copy_from_slice(&word.to_ne_bytes());
-                i += 8;
-            }
-            while i < dst.len() {
-                // SAFETY: inside the buffer.
-                dst[i] = unsafe { ((src + i) as *const u8).read_volatile() };
-                i += 1;
-            }
-        }
+        unsafe { shared_copy::copy(dst.as_mut_ptr(), src as *const u8, dst.len()) }
     }
 
     /// Sets every byte to zero (a ring before its first use).
@@ -217,29 +167,5 @@ impl DmaBuf {
             self.name, self.len
         );
         self.vaddr + offset
-    }
-}
-
-/// Moves `n` bytes from `src` to `dst`, one side in DMA memory, as the
-/// CPU's string moves: eight bytes a step, then the tail bytes. As an
-/// `asm!` block the copy is opaque to the compiler, so, like volatile
-/// accesses, it is never elided, split or moved across the barriers, and
-/// bytes a device writes meanwhile are just bytes. Volatile word loops
-/// cost seven instructions per eight bytes; QEMU's TCG runs `rep movsq`
-/// one step per instruction, so this costs one (a 1,514-byte frame: about
-/// 190 instructions instead of 1,330).
-///
-/// # Safety
-/// `src` is readable and `dst` writable for `n` bytes; they do not overlap.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-unsafe fn string_move(dst: *mut u8, src: *const u8, n: usize) {
-    // SAFETY: the caller guarantees both ranges; the direction flag is clear
-    // per the SysV ABI; the quadwords and then the tail cover the n bytes.
-    unsafe {
-        core::arch::asm!("rep movsq", "mov rcx, {tail}", "rep movsb",
-            tail = in(reg) n & 7,
-            inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") n >> 3 => _,
-            options(nostack, preserves_flags));
     }
 }

@@ -4,11 +4,11 @@
 //! cannot be, and the comparisons read through `read_volatile`, which it
 //! never turns into `memcmp`.
 //!
-//! Copies and fills move eight bytes per iteration (`rep movsq`, `rep
-//! stosq`) and the remaining bytes one at a time: QEMU's TCG executes a
-//! `rep` string instruction one iteration at a time, so a byte-wise
-//! `rep movsb` costs an instruction per byte (the net bench measured
-//! 1,510 instructions for zeroing one 1,518-byte frame).
+//! Copies (`shared_copy`'s) and fills move eight bytes per iteration
+//! (`rep movsq`, `rep stosq`) and the remaining bytes one at a time:
+//! QEMU's TCG executes a `rep` string instruction one iteration at a
+//! time, so a byte-wise `rep movsb` costs an instruction per byte (the net
+//! bench measured 1,510 instructions for zeroing one 1,518-byte frame).
 
 use core::arch::asm;
 
@@ -16,15 +16,9 @@ use core::arch::asm;
 /// As C's `memcpy`: `n` bytes valid at both, not overlapping.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees both ranges; the direction flag is clear
-    // per the SysV ABI. The quadwords and then the tail bytes cover exactly
-    // the n bytes.
-    unsafe {
-        asm!("rep movsq", "mov rcx, {tail}", "rep movsb",
-            tail = in(reg) n & 7,
-            inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") n >> 3 => _,
-            options(nostack, preserves_flags));
-    }
+    // SAFETY: the caller's guarantees are shared_copy's contract; its copy
+    // is string instructions, never a call back into memcpy.
+    unsafe { shared_copy::copy(dst, src, n) };
     dst
 }
 

@@ -36,58 +36,16 @@ const TIMER_SLACK_NS: u64 = 1_000_000;
 /// The stack sleeps at most this long between polls (DHCP, TCP timers).
 const MAX_SLEEP_NS: u64 = 1_000_000_000;
 
-/// The port's data area. Ranges are checked by the DataArea; the bytes
-/// move as volatile words (the driver shares them), eight at a time where
-/// aligned: a frame copy is a large share of the per-packet cost.
+/// The port's data area, whose ranges and copies (the driver shares the
+/// bytes) are the DataArea's.
 struct Frames(DataArea);
-
-const WORD: usize = 8;
 
 impl Memory for Frames {
     fn read(&self, offset: u32, dst: &mut [u8]) -> bool {
-        let Ok(bulk) = self.0.check(u64::from(offset), dst.len() as u64) else {
-            return false;
-        };
-        let src = self.0.ptr(&bulk).cast_const();
-        let mut i = 0;
-        if src.align_offset(WORD) == 0 {
-            for chunk in dst.chunks_exact_mut(WORD) {
-                // SAFETY: inside the checked range, 8-byte aligned (the
-                // start is and i steps by 8); volatile: the driver maps it.
-                let w = unsafe { src.add(i).cast::<u64>().read_volatile() };
-                chunk.copy_from_slice(&w.to_ne_bytes());
-                i += WORD;
-            }
-        }
-        for b in &mut dst[i..] {
-            // SAFETY: inside the checked range.
-            *b = unsafe { src.add(i).read_volatile() };
-            i += 1;
-        }
-        true
+        self.0.read(u64::from(offset), dst).is_ok()
     }
     fn write(&self, offset: u32, src: &[u8]) -> bool {
-        let Ok(bulk) = self.0.check(u64::from(offset), src.len() as u64) else {
-            return false;
-        };
-        let dst = self.0.ptr(&bulk);
-        let mut i = 0;
-        if dst.align_offset(WORD) == 0 {
-            for chunk in src.chunks_exact(WORD) {
-                let w = u64::from_ne_bytes([
-                    chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
-                ]);
-                // SAFETY: as in read; this PD may write its own buffers.
-                unsafe { dst.add(i).cast::<u64>().write_volatile(w) };
-                i += WORD;
-            }
-        }
-        for b in &src[i..] {
-            // SAFETY: inside the checked range.
-            unsafe { dst.add(i).write_volatile(*b) };
-            i += 1;
-        }
-        true
+        self.0.write(u64::from(offset), src).is_ok()
     }
 }
 
