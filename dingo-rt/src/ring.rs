@@ -76,49 +76,62 @@ pub const HEADER_BYTES: usize = 192;
 /// Required alignment of a ring region (one cache line).
 pub const REGION_ALIGN: usize = 64;
 
-/// Words a slot is copied in. A volatile access to a byte array is split
-/// into one access per byte; whole words make a 64-byte slot 8 loads or
-/// stores. Slots whose size is not a multiple of 8 (so not 8-aligned) go
-/// byte by byte.
-const fn slot_words<const SLOT: usize>() -> usize {
-    if SLOT.is_multiple_of(8) { SLOT / 8 } else { 0 }
+/// Words of a slot's first `len` bytes, as they are copied. A volatile
+/// access to a byte array is split into one access per byte; whole words
+/// make a 64-byte slot 8 loads or stores. Slots whose size is not a
+/// multiple of 8 (so not 8-aligned) go byte by byte (0 words).
+const fn slot_words<const SLOT: usize>(len: usize) -> usize {
+    if SLOT.is_multiple_of(8) {
+        let words = len.div_ceil(8);
+        if words < SLOT / 8 { words } else { SLOT / 8 }
+    } else {
+        0
+    }
 }
 
-/// Volatile copy of a slot out of shared memory.
+/// Volatile copy of a slot's first `len` bytes (rounded up to whole words)
+/// out of shared memory; the rest of the copy is zero.
 ///
 /// # Safety
 /// `src` points to `SLOT` readable bytes, 8-aligned when `SLOT % 8 == 0`.
-unsafe fn read_slot<const SLOT: usize>(src: *const [u8; SLOT]) -> [u8; SLOT] {
+#[inline(always)]
+unsafe fn read_slot<const SLOT: usize>(src: *const [u8; SLOT], len: usize) -> [u8; SLOT] {
     let src = src.cast::<u8>();
     let mut out = [0u8; SLOT];
-    let words = slot_words::<SLOT>();
+    let words = slot_words::<SLOT>(len);
     for w in 0..words {
         // SAFETY: in bounds and aligned per the contract.
         let v = unsafe { src.add(w * 8).cast::<u64>().read_volatile() };
         out[w * 8..w * 8 + 8].copy_from_slice(&v.to_ne_bytes());
     }
-    for (b, byte) in out.iter_mut().enumerate().skip(words * 8) {
-        // SAFETY: b < SLOT.
-        *byte = unsafe { src.add(b).read_volatile() };
+    if words == 0 {
+        for (b, byte) in out.iter_mut().enumerate().take(len) {
+            // SAFETY: b < SLOT.
+            *byte = unsafe { src.add(b).read_volatile() };
+        }
     }
     out
 }
 
-/// Volatile copy of `msg` into a slot of shared memory.
+/// Volatile copy of `msg`'s first `len` bytes (rounded up to whole words)
+/// into a slot of shared memory.
 ///
 /// # Safety
 /// `dst` points to `SLOT` writable bytes, 8-aligned when `SLOT % 8 == 0`.
-unsafe fn write_slot<const SLOT: usize>(dst: *mut [u8; SLOT], msg: &[u8; SLOT]) {
+#[inline(always)]
+unsafe fn write_slot<const SLOT: usize>(dst: *mut [u8; SLOT], msg: &[u8; SLOT], len: usize) {
     let dst = dst.cast::<u8>();
-    let words = slot_words::<SLOT>();
+    let words = slot_words::<SLOT>(len);
     for w in 0..words {
         let v = u64::from_ne_bytes(msg[w * 8..w * 8 + 8].try_into().unwrap());
         // SAFETY: in bounds and aligned per the contract.
         unsafe { dst.add(w * 8).cast::<u64>().write_volatile(v) };
     }
-    for (b, &byte) in msg.iter().enumerate().skip(words * 8) {
-        // SAFETY: b < SLOT.
-        unsafe { dst.add(b).write_volatile(byte) };
+    if words == 0 {
+        for (b, &byte) in msg.iter().enumerate().take(len) {
+            // SAFETY: b < SLOT.
+            unsafe { dst.add(b).write_volatile(byte) };
+        }
     }
 }
 /// Largest capacity: the free-running u32 indices must tell `cap` in flight
@@ -567,10 +580,19 @@ impl<const SLOT: usize> Reserved<'_, SLOT> {
     /// consumer asked to be notified.
     #[inline]
     pub fn push(self, msg: &[u8; SLOT]) -> NotifyPeer {
+        self.push_prefix(msg, SLOT)
+    }
+
+    /// [`push`](Self::push) of a message whose bytes past `len` carry
+    /// nothing (a typed message's encoding is at most its protocol's
+    /// longest): only the first `len` bytes, rounded up to whole words, are
+    /// copied; what the slot held beyond them stays.
+    #[inline]
+    pub fn push_prefix(self, msg: &[u8; SLOT], len: usize) -> NotifyPeer {
         let p = self.producer;
         // SAFETY: slot() is in bounds; volatile because the peer maps the
         // same bytes and the compiler must not elide or merge the store.
-        unsafe { write_slot(p.ring.slot(p.producer), msg) };
+        unsafe { write_slot(p.ring.slot(p.producer), msg, len) };
         p.producer = p.producer.wrapping_add(1);
         p.ring
             .word(PRODUCER_INDEX)
@@ -754,12 +776,24 @@ impl<const SLOT: usize> Consumer<SLOT> {
         &mut self,
         read: impl FnOnce(&[u8; SLOT]) -> R,
     ) -> Result<Option<(R, NotifyPeer)>, RingError> {
+        self.pop_prefix_with(SLOT, read)
+    }
+
+    /// [`pop_with`](Self::pop_with) of a slot whose bytes past `len` carry
+    /// nothing the reader looks at: only the first `len` bytes, rounded up
+    /// to whole words, are copied, and the rest of the private copy is zero.
+    #[inline]
+    pub fn pop_prefix_with<R>(
+        &mut self,
+        len: usize,
+        read: impl FnOnce(&[u8; SLOT]) -> R,
+    ) -> Result<Option<(R, NotifyPeer)>, RingError> {
         self.refresh()?;
         if self.producer == self.consumer {
             return Ok(None);
         }
         // SAFETY: as in pop.
-        let msg = unsafe { read_slot(self.ring.slot(self.consumer)) };
+        let msg = unsafe { read_slot(self.ring.slot(self.consumer), len) };
         self.consumer = self.consumer.wrapping_add(1);
         self.ring
             .word(CONSUMER_INDEX)

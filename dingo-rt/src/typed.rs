@@ -872,7 +872,7 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         )?;
         let mut bytes = [0; SLOT];
         msg.encode(&mut bytes);
-        self.owed_notify |= slot.push(&bytes) == NotifyPeer::Yes;
+        self.owed_notify |= slot.push_prefix(&bytes, O::Msg::WIRE_BYTES) == NotifyPeer::Yes;
         self.counters.sent += 1;
         Ok(())
     }
@@ -891,7 +891,10 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         // only for the report of a malformed slot (carried in the result,
         // they were copied on every message).
         let bad_slot = &mut self.bad_slot;
-        let popped = self.port.rx.pop_with(|slot| decode_keeping(slot, bad_slot));
+        let popped = self
+            .port
+            .rx
+            .pop_prefix_with(O::Msg::WIRE_BYTES, |slot| decode_keeping(slot, bad_slot));
         // The message is checked by reference and returned as it came:
         // through `accept`'s `Option` it was copied several times over.
         match popped {
@@ -947,7 +950,10 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         }
         loop {
             let bad_slot = &mut self.bad_slot;
-            let popped = self.port.rx.pop_with(|slot| decode_keeping(slot, bad_slot));
+            let popped = self
+                .port
+                .rx
+                .pop_prefix_with(O::Msg::WIRE_BYTES, |slot| decode_keeping(slot, bad_slot));
             let (decoded, notify) = match popped {
                 Ok(Some(popped)) => popped,
                 // The old instance's last messages are all in (or it

@@ -656,3 +656,34 @@ fn sleep_protocol_under_real_threads() {
         });
     });
 }
+
+#[test]
+fn prefix_copies_move_only_the_words_asked_for() {
+    let region = ring_region(1);
+    let (mut p, mut c) = pair(&region);
+    // A full slot first, then a 3-byte prefix of another over it: the
+    // prefix's word is new, the second word keeps the first message's.
+    p.push(&msg(7)).unwrap();
+    assert_eq!(c.pop().unwrap().map(|(m, _)| m), Some(msg(7)));
+    assert_eq!(p.reserve().unwrap().push_prefix(&msg(9), 3), NotifyPeer::No);
+    let mut raw = [0u8; SLOT];
+    // SAFETY: the one slot lies right after the header, inside the region.
+    unsafe {
+        std::ptr::copy_nonoverlapping(region.base().add(HEADER_BYTES), raw.as_mut_ptr(), SLOT)
+    };
+    assert_eq!(raw[..8], msg(9)[..8]);
+    assert_eq!(raw[8..], msg(7)[8..]);
+    // A prefix read sees the first word and zeros after it; a longer
+    // length than the slot is the whole slot.
+    let seen = c.pop_prefix_with(5, |slot| *slot).unwrap().map(|(m, _)| m);
+    let mut expected = [0u8; SLOT];
+    expected[..8].copy_from_slice(&msg(9)[..8]);
+    assert_eq!(seen, Some(expected));
+    p.reserve().unwrap().push_prefix(&msg(11), 1000);
+    assert_eq!(
+        c.pop_prefix_with(1000, |slot| *slot)
+            .unwrap()
+            .map(|(m, _)| m),
+        Some(msg(11))
+    );
+}

@@ -22,6 +22,9 @@ fn round_trips<M: Message + PartialEq + std::fmt::Debug>(
 ) -> usize {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut checked = 0;
+    // Ports copy only WIRE_BYTES of a slot: every message must decode from
+    // them, with zeros after, and the longest must need all of them.
+    let mut longest_needs_all = false;
     for id in 1..=count {
         for _ in 0..200 {
             let m = sample(id, rng.next()).expect("every id up to COUNT has a message");
@@ -30,10 +33,22 @@ fn round_trips<M: Message + PartialEq + std::fmt::Debug>(
             assert_eq!(u16::from_le_bytes([slot[0], slot[1]]), id);
             assert_eq!(m.id(), id);
             assert_eq!(M::decode(&slot), Ok(m));
+            assert_eq!(M::decode(&slot[..M::WIRE_BYTES]), Ok(m));
+            assert!(
+                slot[M::WIRE_BYTES..].iter().all(|&b| b == 0),
+                "{m}: bytes past WIRE_BYTES"
+            );
+            longest_needs_all |= M::decode(&slot[..M::WIRE_BYTES - 1]).is_err();
             assert!(m.to_string().starts_with(m.name()));
             checked += 1;
         }
     }
+    assert!(
+        longest_needs_all,
+        "{}: WIRE_BYTES {} is more than any message needs",
+        M::PROTOCOL,
+        M::WIRE_BYTES
+    );
     assert!(sample(count + 1, 0).is_none());
     assert_eq!(M::decode(&[0; SLOT]), Err(WireError::UnknownId(0)));
     let mut slot = [0; SLOT];

@@ -206,6 +206,9 @@ pub trait Message: Copy + fmt::Display {
     /// layout aside). Ports publish it so that peers built from different
     /// versions refuse to talk. Never 0 (0 means "none published").
     const HASH: u64;
+    /// Bytes of the longest encoding (the id and the fields): every byte of
+    /// a slot past it is zero, so ports copy only this much of each slot.
+    const WIRE_BYTES: usize;
     /// Wire id (1-based, so an all-zero slot never decodes).
     fn id(&self) -> u16;
     /// The message name as written in the protocol.

@@ -88,6 +88,13 @@ pub struct MessageDecl {
     pub args: Vec<Arg>,
 }
 
+impl MessageDecl {
+    /// Bytes of its encoding: the 16-bit id, then the fields.
+    pub fn wire_bytes(&self) -> usize {
+        2 + self.args.iter().map(|a| a.ty.size()).sum::<usize>()
+    }
+}
+
 /// `var name: ty = init;`
 #[derive(Clone, Debug)]
 pub struct VarDecl {

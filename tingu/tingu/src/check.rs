@@ -471,7 +471,7 @@ fn check_protocol(p: &Protocol, index: &Index, places: &Places, errs: &mut Vec<E
     }
     for m in &p.messages {
         dup_check(m.args.iter().map(|a| &a.name), "argument", places, errs);
-        let size = 2 + m.args.iter().map(|a| a.ty.size()).sum::<usize>();
+        let size = m.wire_bytes();
         if size > tingu_rt::SLOT {
             errs.push(Error::new(
                 m.name.pos,

@@ -32,7 +32,16 @@ pub const VARIABLE_RESERVED: [&str; 3] = ["state", "entered_ns", "history"];
 
 /// Items every generated protocol module defines, which a constant must
 /// not shadow.
-pub const MODULE_ITEMS: [&str; 7] = ["NAME", "HASH", "COUNT", "Msg", "State", "Vars", "Observer"];
+pub const MODULE_ITEMS: [&str; 8] = [
+    "NAME",
+    "HASH",
+    "WIRE_BYTES",
+    "COUNT",
+    "Msg",
+    "State",
+    "Vars",
+    "Observer",
+];
 
 /// Methods every generated component observer has besides the per-port
 /// and per-subport ones.

@@ -283,9 +283,13 @@ fn protocol(out: &mut String, p: &Protocol) {
 
         /// Hash of the protocol's normalised definition (`tingu_rt::Message::HASH`).
         pub const HASH: u64 = {hash:#018x};
+
+        /// Bytes of the longest message's encoding (`tingu_rt::Message::WIRE_BYTES`).
+        pub const WIRE_BYTES: usize = {wire};
         ",
         module = snake(name),
         hash = protocol_hash(p),
+        wire = p.messages.iter().map(|m| m.wire_bytes()).max().unwrap_or(2),
     );
 
     // Constants.
@@ -368,6 +372,7 @@ fn protocol(out: &mut String, p: &Protocol) {
         "impl tingu_rt::Message for Msg {
         const PROTOCOL: &'static str = NAME;
         const HASH: u64 = HASH;
+        const WIRE_BYTES: usize = WIRE_BYTES;
 
         #[inline]
         fn id(&self) -> u16 { match self {",

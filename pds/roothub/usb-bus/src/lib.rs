@@ -60,6 +60,20 @@ impl Message for Wire {
     // Both protocols' hashes: a peer built from another version of either
     // is refused.
     const HASH: u64 = usb_bus::HASH ^ usb_pipe::HASH.rotate_left(17) | 1;
+    // The header, then the longer of the two protocols' messages (cut at
+    // the slot, as encode cuts it).
+    const WIRE_BYTES: usize = {
+        let inner = if usb_bus::WIRE_BYTES > usb_pipe::WIRE_BYTES {
+            usb_bus::WIRE_BYTES
+        } else {
+            usb_pipe::WIRE_BYTES
+        };
+        if HEADER + inner < SLOT {
+            HEADER + inner
+        } else {
+            SLOT
+        }
+    };
 
     fn id(&self) -> u16 {
         match self {
