@@ -10,6 +10,9 @@ pub const ECHO_ETHERTYPE: u16 = 0x88b5;
 const ETH_HEADER: usize = 14;
 const ARP_LEN: usize = 28;
 const IPV4_MIN_HEADER: usize = 20;
+const UDP_HEADER: usize = 8;
+const IPV4: u16 = 0x0800;
+const UDP: u8 = 17;
 
 /// What to do with a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,11 +51,15 @@ pub struct Counters {
     pub ip_bad_checksum: u64,
     /// Fragments (this stack does not reassemble).
     pub ip_fragment: u64,
+    /// A UDP header that does not fit the packet, or a UDP length below
+    /// the header's or past the packet.
+    pub udp_bad_length: u64,
+    pub udp_bad_checksum: u64,
 }
 
 impl Counters {
     /// Every drop reason with its count, for the status page.
-    pub fn drops(&self) -> [(&'static str, u64); 10] {
+    pub fn drops(&self) -> [(&'static str, u64); 12] {
         [
             ("rx_bad_buffer", self.rx_bad_buffer),
             ("tx_bad_completion", self.tx_bad_completion),
@@ -64,24 +71,48 @@ impl Counters {
             ("ip_bad_header", self.ip_bad_header),
             ("ip_bad_checksum", self.ip_bad_checksum),
             ("ip_fragment", self.ip_fragment),
+            ("udp_bad_length", self.udp_bad_length),
+            ("udp_bad_checksum", self.udp_bad_checksum),
         ]
     }
 }
 
-/// The ones' complement sum over `bytes` (RFC 1071), folded.
+/// The ones' complement sum over `bytes` (RFC 1071), folded, as the
+/// header's 16-bit words read it.
 pub fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    let mut chunks = bytes.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    checksum_of(&[bytes])
+}
+
+/// [`checksum`] over `parts` one after the other; every part but the
+/// last has an even length (a pseudo-header, then the segment).
+pub fn checksum_of(parts: &[&[u8]]) -> u16 {
+    // The sum is taken in the machine's byte order, eight bytes at a time
+    // (RFC 1071 2.B-C: byte order and word size do not change a ones'
+    // complement sum); the 128-bit accumulator keeps every carry, so the
+    // loop is an add and an add-with-carry per word (smoltcp's sum takes
+    // 16-bit words: twice the instructions per byte).
+    let mut sum = 0u128;
+    for part in parts {
+        let (words, tail) = part.as_chunks::<8>();
+        for w in words {
+            sum += u128::from(u64::from_ne_bytes(*w));
+        }
+        let (pairs, odd) = tail.as_chunks::<2>();
+        for p in pairs {
+            sum += u128::from(u16::from_ne_bytes(*p));
+        }
+        if let [last] = odd {
+            sum += u128::from(u16::from_ne_bytes([*last, 0]));
+        }
     }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
+    let mut x = (sum as u64 as u128) + (sum >> 64);
+    x = (x as u64 as u128) + (x >> 64);
+    let mut x = x as u64;
+    x = (x & 0xffff_ffff) + (x >> 32);
+    x = (x & 0xffff_ffff) + (x >> 32);
+    x = (x & 0xffff) + (x >> 16);
+    x = (x & 0xffff) + (x >> 16);
+    u16::from_be(x as u16)
 }
 
 /// Classifies `frame`, counting the reason of a drop.
@@ -99,7 +130,7 @@ pub fn check(frame: &[u8], c: &mut Counters) -> Verdict {
             Verdict::Drop
         }
         0x0806 => Verdict::Stack,
-        0x0800 => check_ipv4(payload, c),
+        IPV4 => check_ipv4(payload, c),
         _ => {
             c.unknown_ethertype += 1;
             Verdict::Drop
@@ -136,7 +167,74 @@ fn check_ipv4(ip: &[u8], c: &mut Counters) -> Verdict {
         c.ip_fragment += 1;
         return Verdict::Drop;
     }
+    if ip[9] == UDP {
+        return check_udp(&ip[..total], header, c);
+    }
     Verdict::Stack
+}
+
+/// The UDP datagram after the IPv4 header of `ip` (its total length):
+/// checked here, so that smoltcp (told not to) need not, and a bad one is
+/// counted by reason where smoltcp would drop it silently.
+fn check_udp(ip: &[u8], header: usize, c: &mut Counters) -> Verdict {
+    let udp = &ip[header..];
+    if udp.len() < UDP_HEADER {
+        c.udp_bad_length += 1;
+        return Verdict::Drop;
+    }
+    let len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    if len < UDP_HEADER || len > udp.len() {
+        c.udp_bad_length += 1;
+        return Verdict::Drop;
+    }
+    // A zero checksum field: the sender computed none (RFC 768).
+    if udp[6..8] != [0, 0] && checksum_of(&[&udp_pseudo_header(ip, len), &udp[..len]]) != 0xffff {
+        c.udp_bad_checksum += 1;
+        return Verdict::Drop;
+    }
+    Verdict::Stack
+}
+
+/// RFC 768's pseudo-header of the datagram of `len` bytes in IPv4 packet
+/// `ip`: source and destination address, protocol, length.
+fn udp_pseudo_header(ip: &[u8], len: usize) -> [u8; 12] {
+    let mut p = [0u8; 12];
+    p[..8].copy_from_slice(&ip[12..20]);
+    p[9] = UDP;
+    p[10..].copy_from_slice(&(len as u16).to_be_bytes());
+    p
+}
+
+/// Fills in the UDP checksum of `frame` if it is an unfragmented IPv4 UDP
+/// datagram: smoltcp, told the device computes it, leaves it zero. Frames
+/// the stack built are well formed; anything else is left as it is.
+pub fn fill_udp_checksum(frame: &mut [u8]) {
+    if frame.len() < ETH_HEADER + IPV4_MIN_HEADER || frame[12..14] != IPV4.to_be_bytes() {
+        return;
+    }
+    let ip = &mut frame[ETH_HEADER..];
+    if ip[9] != UDP {
+        return;
+    }
+    let header = usize::from(ip[0] & 0xf) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+    if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 || header + UDP_HEADER > total {
+        return;
+    }
+    let ip = &mut ip[..total];
+    let len = usize::from(u16::from_be_bytes([ip[header + 4], ip[header + 5]]));
+    if len < UDP_HEADER || header + len > total {
+        return;
+    }
+    let pseudo = udp_pseudo_header(ip, len);
+    let udp = &mut ip[header..header + len];
+    udp[6..8].copy_from_slice(&[0, 0]);
+    // All ones stands for a computed zero: zero means none (RFC 768).
+    let sum = match !checksum_of(&[&pseudo, udp]) {
+        0 => 0xffff,
+        s => s,
+    };
+    udp[6..8].copy_from_slice(&sum.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -150,9 +248,91 @@ mod tests {
         f[16..18].copy_from_slice(&total.to_be_bytes());
         f[22] = 64;
         f[23] = 17;
-        let sum = !checksum(&f[14..14 + 4 * usize::from(ihl).max(5)]);
+        let header = 4 * usize::from(ihl).max(5);
+        if usize::from(total) >= header + 8 && 14 + header + 8 <= f.len() {
+            let udp = 14 + header;
+            f[udp + 4..udp + 6].copy_from_slice(&(total - header as u16).to_be_bytes());
+        }
+        let sum = !checksum(&f[14..14 + header]);
         f[24..26].copy_from_slice(&sum.to_be_bytes());
         f
+    }
+
+    /// RFC 1071's sum the slow way: 16-bit big-endian words.
+    fn reference(parts: &[&[u8]]) -> u16 {
+        let bytes: Vec<u8> = parts.concat();
+        let mut sum: u64 = bytes
+            .chunks(2)
+            .map(|c| u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    #[test]
+    fn the_wide_sum_is_rfc_1071s() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..300 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Mostly ones, so that the carries pile up.
+                    if x % 4 == 0 { x as u8 } else { 0xff }
+                })
+                .collect();
+            assert_eq!(checksum(&bytes), reference(&[&bytes]), "{len} bytes");
+            let split = (len / 3) & !1;
+            let parts = [&bytes[..split], &bytes[split..]];
+            assert_eq!(checksum_of(&parts), reference(&parts), "{len} bytes split at {split}");
+        }
+    }
+
+    /// A UDP datagram of `payload` bytes in a 60-byte frame, with its
+    /// checksum filled in as the transmit path fills it.
+    fn udp_frame(payload: usize) -> [u8; 60] {
+        let total = 20 + 8 + payload as u16;
+        let mut f = ipv4(total, 5);
+        f[26..34].copy_from_slice(&[10, 0, 2, 2, 10, 0, 2, 15]);
+        for (i, b) in f[42..42 + payload].iter_mut().enumerate() {
+            *b = i as u8 ^ 0x5c;
+        }
+        f[24..26].copy_from_slice(&[0, 0]);
+        let sum = !checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&sum.to_be_bytes());
+        fill_udp_checksum(&mut f);
+        f
+    }
+
+    #[test]
+    fn udp_checksums_are_filled_in_and_verified() {
+        let mut c = Counters::default();
+        for payload in [0, 1, 7, 18] {
+            let f = udp_frame(payload);
+            assert_ne!(f[40..42], [0, 0], "{payload}: filled in");
+            let sum = checksum_of(&[&udp_pseudo_header(&f[14..], 8 + payload), &f[34..42 + payload]]);
+            assert_eq!(sum, 0xffff, "{payload}: verifies");
+            assert_eq!(check(&f, &mut c), Verdict::Stack, "{payload}");
+            let mut bad = f;
+            // The source port, or a payload byte.
+            bad[if payload == 0 { 35 } else { 42 + payload / 2 }] ^= 0x10;
+            assert_eq!(check(&bad, &mut c), Verdict::Drop, "{payload}: corrupted");
+        }
+        assert_eq!(c.udp_bad_checksum, 4);
+        // No checksum at all is allowed over IPv4.
+        let mut none = udp_frame(4);
+        none[40..42].copy_from_slice(&[0, 0]);
+        assert_eq!(check(&none, &mut c), Verdict::Stack);
+        // A UDP length past the packet, or below the header.
+        for len in [13u16, 7] {
+            let mut f = udp_frame(4);
+            f[38..40].copy_from_slice(&len.to_be_bytes());
+            assert_eq!(check(&f, &mut c), Verdict::Drop, "length {len}");
+        }
+        assert_eq!((c.udp_bad_length, c.udp_bad_checksum), (2, 4));
     }
 
     #[test]

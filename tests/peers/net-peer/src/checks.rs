@@ -407,6 +407,15 @@ pub fn malformed(st: &mut Station, cplus: bool) -> Check {
         send(st, "bad_checksum", f);
     }
     for i in 0..5 {
+        // A UDP checksum that is not the datagram's (never 0: that is none).
+        let mut f = ipv4_udp(100, i);
+        let pseudo = [&f[26..34], &[0, 17], &f[38..40], &f[34..]].concat();
+        let right = !ones(&pseudo);
+        let wrong = right.wrapping_add(1) | 1;
+        f[40..42].copy_from_slice(&wrong.to_be_bytes());
+        send(st, "udp_bad_checksum", f);
+    }
+    for i in 0..5 {
         // The IPv4 header says 1000 bytes; the frame holds 46.
         let mut f = ipv4_udp(60, i);
         f[16..18].copy_from_slice(&1000u16.to_be_bytes());
@@ -444,6 +453,7 @@ pub fn malformed(st: &mut Station, cplus: bool) -> Check {
     for (k, want) in [
         (oversized, 4),
         ("ip_bad_checksum", 5),
+        ("udp_bad_checksum", 5),
         ("ip_truncated", 5),
         ("ip_bad_header", 5),
         ("unknown_ethertype", 5),
@@ -468,6 +478,8 @@ pub fn malformed(st: &mut Station, cplus: bool) -> Check {
         "ip_bad_header",
         "ip_bad_checksum",
         "ip_fragment",
+        "udp_bad_length",
+        "udp_bad_checksum",
     ]
     .iter()
     .map(|k| delta(k))
@@ -479,10 +491,11 @@ pub fn malformed(st: &mut Station, cplus: bool) -> Check {
     let mut kinds: Vec<_> = sent.iter().map(|(k, v)| format!("{v} {k}")).collect();
     kinds.sort();
     Ok(format!(
-        "sent {}; counted: {oversized} +{} ip_bad_checksum +{} ip_truncated +{} unknown_ethertype +{} ip_bad_version +{} ip_bad_header +{} ({counted} in all); 20 pings answered after",
+        "sent {}; counted: {oversized} +{} ip_bad_checksum +{} udp_bad_checksum +{} ip_truncated +{} unknown_ethertype +{} ip_bad_version +{} ip_bad_header +{} ({counted} in all); 20 pings answered after",
         kinds.join(", "),
         delta(oversized),
         delta("ip_bad_checksum"),
+        delta("udp_bad_checksum"),
         delta("ip_truncated"),
         delta("unknown_ethertype"),
         delta("ip_bad_version"),
