@@ -281,13 +281,17 @@ mod tests {
                     x ^= x >> 7;
                     x ^= x << 17;
                     // Mostly ones, so that the carries pile up.
-                    if x % 4 == 0 { x as u8 } else { 0xff }
+                    if x.is_multiple_of(4) { x as u8 } else { 0xff }
                 })
                 .collect();
             assert_eq!(checksum(&bytes), reference(&[&bytes]), "{len} bytes");
             let split = (len / 3) & !1;
             let parts = [&bytes[..split], &bytes[split..]];
-            assert_eq!(checksum_of(&parts), reference(&parts), "{len} bytes split at {split}");
+            assert_eq!(
+                checksum_of(&parts),
+                reference(&parts),
+                "{len} bytes split at {split}"
+            );
         }
     }
 
@@ -313,7 +317,10 @@ mod tests {
         for payload in [0, 1, 7, 18] {
             let f = udp_frame(payload);
             assert_ne!(f[40..42], [0, 0], "{payload}: filled in");
-            let sum = checksum_of(&[&udp_pseudo_header(&f[14..], 8 + payload), &f[34..42 + payload]]);
+            let sum = checksum_of(&[
+                &udp_pseudo_header(&f[14..], 8 + payload),
+                &f[34..42 + payload],
+            ]);
             assert_eq!(sum, 0xffff, "{payload}: verifies");
             assert_eq!(check(&f, &mut c), Verdict::Stack, "{payload}");
             let mut bad = f;
