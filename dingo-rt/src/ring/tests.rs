@@ -663,7 +663,7 @@ fn prefix_copies_move_only_the_words_asked_for() {
     let (mut p, mut c) = pair(&region);
     // A full slot first, then a 3-byte prefix of another over it: the
     // prefix's word is new, the second word keeps the first message's.
-    p.push(&msg(7)).unwrap();
+    assert_eq!(p.push(&msg(7)).unwrap(), NotifyPeer::No);
     assert_eq!(c.pop().unwrap().map(|(m, _)| m), Some(msg(7)));
     assert_eq!(p.reserve().unwrap().push_prefix(&msg(9), 3), NotifyPeer::No);
     let mut raw = [0u8; SLOT];
@@ -679,7 +679,10 @@ fn prefix_copies_move_only_the_words_asked_for() {
     let mut expected = [0u8; SLOT];
     expected[..8].copy_from_slice(&msg(9)[..8]);
     assert_eq!(seen, Some(expected));
-    p.reserve().unwrap().push_prefix(&msg(11), 1000);
+    assert_eq!(
+        p.reserve().unwrap().push_prefix(&msg(11), 1000),
+        NotifyPeer::No
+    );
     assert_eq!(
         c.pop_prefix_with(1000, |slot| *slot)
             .unwrap()
