@@ -149,6 +149,19 @@ impl DmaBuf {
         unsafe { shared_copy::copy(dst.as_mut_ptr(), src as *const u8, dst.len()) }
     }
 
+    /// Copies `len` bytes at `offset` into `dst` at `dst_offset`: from one
+    /// DMA buffer straight into another (a received frame into the buffer
+    /// a client lent), with no copy in between.
+    #[track_caller]
+    pub fn copy_to(&self, offset: usize, dst: &mut DmaBuf, dst_offset: usize, len: usize) {
+        let src = self.range("copy_to", offset, len);
+        let to = dst.range("copy_to", dst_offset, len);
+        // SAFETY: both ranges are inside their buffers (checked), and two
+        // DmaBufs never share memory (new's contract; `dst` is borrowed
+        // mutably, so it is not `self`).
+        unsafe { shared_copy::copy(to as *mut u8, src as *const u8, len) }
+    }
+
     /// Sets every byte to zero (a ring before its first use).
     pub fn zero(&mut self) {
         let base = self.vaddr;

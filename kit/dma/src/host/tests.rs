@@ -238,6 +238,30 @@ fn byte_copies_at_any_offset_and_length() {
     }
 }
 
+#[test]
+fn copies_between_buffers_go_straight_across() {
+    let (host, mut r) = region32(0x1000, 0x50_0000);
+    let mut ring = r.alloc("ring", 64, 8).unwrap();
+    let mut lent = r.alloc("lent", 64, 8).unwrap();
+    let data: Vec<u8> = (0..40u8).map(|b| b ^ 0x3c).collect();
+    ring.copy_in(3, &data);
+    ring.copy_to(3, &mut lent, 17, data.len());
+    let mut seen = vec![0; data.len()];
+    host.device_read(lent.paddr_at(17), &mut seen).unwrap();
+    assert_eq!(seen, data);
+}
+
+#[test]
+#[should_panic(
+    expected = "dma: copy_to of 0x11 bytes at offset 0x0 is outside buffer 'ed' of 0x10 bytes"
+)]
+fn a_copy_past_the_destination_panics_naming_it() {
+    let (_, mut r) = region32(0x1000, 0x70_0000);
+    let src = r.alloc("src", 64, 16).unwrap();
+    let mut dst = r.alloc("ed", 16, 16).unwrap();
+    src.copy_to(0, &mut dst, 0, 17);
+}
+
 fn small() -> DmaBuf {
     let (_, mut r) = region32(0x1000, 0x60_0000);
     r.alloc("ed", 16, 16).unwrap()

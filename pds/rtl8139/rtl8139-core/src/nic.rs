@@ -266,7 +266,6 @@ pub struct Nic<B: Bus> {
     lent: Deque<Lent, MAX_LENT>,
     queue: Deque<TxJob, TX_QUEUE>,
     counters: Counters,
-    staging: [u8; MAX_FRAME],
 }
 
 impl<B: Bus> Nic<B> {
@@ -338,7 +337,6 @@ impl<B: Bus> Nic<B> {
             lent: Deque::new(),
             queue: Deque::new(),
             counters: Counters::default(),
-            staging: [0; MAX_FRAME],
         })
     }
 
@@ -690,9 +688,7 @@ impl<B: Bus> Nic<B> {
                     // aligned buffers: copy into this descriptor's bounce
                     // buffer.
                     let bounce = &mut bounce[slots.next_index()];
-                    let frame = &mut self.staging[..len];
-                    self.frames.copy_out(at, frame);
-                    bounce.copy_in(0, frame);
+                    self.frames.copy_to(at, bounce, 0, len);
                     if len < MIN_FRAME {
                         bounce.copy_in(len, &[0; MIN_FRAME][..MIN_FRAME - len]);
                     }
@@ -830,9 +826,7 @@ impl<B: Bus> Nic<B> {
                         self.counters.rx_buffer_too_small += 1;
                     } else {
                         self.lent.pop_front();
-                        let staged = &mut self.staging[..frame.len];
-                        ring.copy_frame(&frame, staged);
-                        self.frames.copy_in(lent.buf as usize, staged);
+                        ring.copy_frame(&frame, &mut self.frames, lent.buf as usize);
                         self.counters.rx_frames += 1;
                         self.counters.rx_bytes += frame.len as u64;
                         emit(Event::Rx {

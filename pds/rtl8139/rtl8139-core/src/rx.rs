@@ -248,18 +248,17 @@ impl RxRing {
         }
     }
 
-    /// Copies a frame [`next`](Self::next) returned into `dst` (exactly
-    /// `frame.len` bytes), in two pieces if it wraps.
-    pub fn copy_frame(&self, frame: &Frame, dst: &mut [u8]) {
+    /// Copies a frame [`next`](Self::next) returned into `dst` at `at`
+    /// (exactly `frame.len` bytes), in two pieces if it wraps.
+    pub fn copy_frame(&self, frame: &Frame, dst: &mut DmaBuf, at: usize) {
         assert!(
-            frame.start < self.len && frame.len <= self.len && dst.len() == frame.len,
-            "rtl8139: frame {frame:?} does not fit ring of {:#x} bytes / buffer of {:#x}",
+            frame.start < self.len && frame.len <= self.len,
+            "rtl8139: frame {frame:?} does not fit ring of {:#x} bytes",
             self.len,
-            dst.len()
         );
         let first = frame.len.min(self.len - frame.start);
-        self.read(frame.start, &mut dst[..first]);
-        self.read(0, &mut dst[first..]);
+        self.read(frame.start, dst, at, first);
+        self.read(0, dst, at + first, frame.len - first);
     }
 
     /// Moves the read offset past a record of `record` bytes. Its header
@@ -271,16 +270,15 @@ impl RxRing {
         self.offset = (self.offset + record) % self.len;
     }
 
-    /// Every read of the ring goes through here: inside `[0, len)`, never
-    /// into the slack.
-    fn read(&self, at: usize, dst: &mut [u8]) {
+    /// Every copy out of the ring goes through here: inside `[0, len)`,
+    /// never into the slack.
+    fn read(&self, at: usize, dst: &mut DmaBuf, dst_at: usize, n: usize) {
         assert!(
-            at.checked_add(dst.len()).is_some_and(|end| end <= self.len),
-            "rtl8139: ring read of {:#x} bytes at {at:#x} outside ring of {:#x}",
-            dst.len(),
+            at.checked_add(n).is_some_and(|end| end <= self.len),
+            "rtl8139: ring read of {n:#x} bytes at {at:#x} outside ring of {:#x}",
             self.len
         );
-        self.buf.copy_out(at, dst);
+        self.buf.copy_to(at, dst, dst_at, n);
     }
 
     fn read_u32(&self, at: usize) -> u32 {
