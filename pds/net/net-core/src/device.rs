@@ -157,6 +157,11 @@ pub struct EthDevice<M: Memory> {
     ready: Deque<(u32, u16), MAX_BUFS>,
     lent: [bool; MAX_BUFS],
     rx_scratch: [u8; MAX_FRAME],
+    /// The length of a checked frame in `rx_scratch` that [`stage`]
+    /// took and smoltcp has not yet.
+    ///
+    /// [`stage`]: Self::stage
+    staged: Option<usize>,
     state: Enable,
     /// The link as last reported; `None` until the first linkChange.
     link: Option<bool>,
@@ -187,6 +192,7 @@ impl<M: Memory> EthDevice<M> {
             ready: Deque::new(),
             lent: [false; MAX_BUFS],
             rx_scratch: [0; MAX_FRAME],
+            staged: None,
             state: Enable::Disabled,
             link: None,
             mac_known: false,
@@ -230,7 +236,22 @@ impl<M: Memory> EthDevice<M> {
     pub fn wants_poll(&self) -> bool {
         let tx = &self.tx;
         !self.ready.is_empty()
+            || self.staged.is_some()
             || (tx.blocked && !tx.stopped && !tx.free.is_empty() && tx.out.len() < OUTBOX)
+    }
+
+    /// Takes the next frame smoltcp would receive, if it can receive one
+    /// now, and says where it goes: `Some(port)` for a UDP datagram to
+    /// `port`, `None` for anything else. The next receive hands it over.
+    pub fn stage(&mut self) -> Option<Option<u16>> {
+        if !self.tx.can_send() {
+            return None;
+        }
+        if self.staged.is_none() {
+            self.staged = self.next_frame();
+        }
+        self.staged
+            .map(|len| inspect::udp_destination(&self.rx_scratch[..len]))
     }
 
     /// The stack is about to be polled: whatever blocked it is seen anew.
@@ -418,7 +439,10 @@ impl<M: Memory> phy::Device for EthDevice<M> {
             // (the frames stay queued, the driver keeps its buffers).
             return None;
         }
-        let len = self.next_frame()?;
+        let len = match self.staged.take() {
+            Some(len) => len,
+            None => self.next_frame()?,
+        };
         Some((
             RxToken {
                 frame: &self.rx_scratch[..len],

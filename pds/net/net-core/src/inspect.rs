@@ -221,6 +221,17 @@ fn check_udp(ip: &[u8], header: usize, c: &mut Counters) -> Verdict {
     Verdict::Stack
 }
 
+/// The destination port of `frame` if it is a UDP datagram over IPv4 that
+/// [`check`] passed (so its headers are all there).
+pub fn udp_destination(frame: &[u8]) -> Option<u16> {
+    let ip = frame.get(ETH_HEADER..)?;
+    if frame[12..14] != IPV4.to_be_bytes() || ip.len() < IPV4_MIN_HEADER || ip[9] != UDP {
+        return None;
+    }
+    let udp = ip.get(usize::from(ip[0] & 0xf) * 4..)?;
+    Some(u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]))
+}
+
 /// RFC 768's pseudo-header of the datagram of `len` bytes in IPv4 packet
 /// `ip`: source and destination address, protocol, length.
 fn udp_pseudo_header(ip: &[u8], len: usize) -> [u8; 12] {

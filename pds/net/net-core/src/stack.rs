@@ -25,7 +25,9 @@ const TCP_BYTES: usize = 16 * 1024;
 const HTTP_BYTES: usize = 8 * 1024;
 const ECHO_SOCKETS: usize = 2;
 const HTTP_SOCKETS: usize = 2;
-const SOCKETS: usize = 1 + ECHO_SOCKETS + HTTP_SOCKETS + 1;
+/// The TCP services' sockets and DHCP's; the UDP echo socket has a set
+/// of its own (see [`Net::poll`]).
+const SOCKETS: usize = ECHO_SOCKETS + HTTP_SOCKETS + 1;
 /// Rounds of serve-and-send per call: each round moves a batch through.
 const ROUNDS: usize = 16;
 
@@ -33,6 +35,7 @@ const ROUNDS: usize = 16;
 /// (large) stack, alive as long as the stack is.
 pub struct Storage<'s> {
     sockets: [SocketStorage<'s>; SOCKETS],
+    udp_socket: [SocketStorage<'s>; 1],
     udp_rx_meta: [udp::PacketMetadata; UDP_PACKETS],
     udp_tx_meta: [udp::PacketMetadata; UDP_PACKETS],
     udp_rx: [u8; UDP_BYTES],
@@ -51,6 +54,7 @@ impl Storage<'_> {
     pub const fn new() -> Self {
         Storage {
             sockets: [SocketStorage::EMPTY; SOCKETS],
+            udp_socket: [SocketStorage::EMPTY; 1],
             udp_rx_meta: [udp::PacketMetadata::EMPTY; UDP_PACKETS],
             udp_tx_meta: [udp::PacketMetadata::EMPTY; UDP_PACKETS],
             udp_rx: [0; UDP_BYTES],
@@ -102,7 +106,12 @@ enum Page {
 /// The interface, its sockets and the services' state.
 pub struct Net<'s> {
     iface: Interface,
+    /// The TCP services' sockets and DHCP's.
     sockets: SocketSet<'s>,
+    /// The UDP echo socket alone: smoltcp's egress visits every socket of
+    /// a set for each datagram it sends, so with the others in the set the
+    /// echo paid for their visits on every packet.
+    udp_set: SocketSet<'s>,
     udp: SocketHandle,
     echo: [SocketHandle; ECHO_SOCKETS],
     echo_open: [bool; ECHO_SOCKETS],
@@ -135,6 +144,7 @@ impl<'s> Net<'s> {
         let mut iface = Interface::new(config, device, instant(now_ns));
         let Storage {
             sockets,
+            udp_socket,
             udp_rx_meta,
             udp_tx_meta,
             udp_rx,
@@ -143,13 +153,14 @@ impl<'s> Net<'s> {
             http,
         } = storage;
         let mut set = SocketSet::new(&mut sockets[..]);
+        let mut udp_set = SocketSet::new(&mut udp_socket[..]);
         let mut udp = udp::Socket::new(
             udp::PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
             udp::PacketBuffer::new(&mut udp_tx_meta[..], &mut udp_tx[..]),
         );
         // A fresh socket binds to a non-zero port.
         let _ = udp.bind(ECHO_PORT);
-        let udp = set.add(udp);
+        let udp = udp_set.add(udp);
         let [t0, t1, t2, t3] = tcp;
         let echo = [
             set.add(tcp::Socket::new(
@@ -182,6 +193,7 @@ impl<'s> Net<'s> {
         Net {
             iface,
             sockets: set,
+            udp_set,
             udp,
             echo,
             echo_open: [false; ECHO_SOCKETS],
@@ -217,7 +229,10 @@ impl<'s> Net<'s> {
     /// full way out is retried when the device says it is free again (see
     /// `EthDevice::wants_poll`). This is smoltcp's own `poll` split so that
     /// the egress pass before the services, which finds nothing the
-    /// services did not queue yet, is left out.
+    /// services did not queue yet, is left out. Each frame goes in with
+    /// the set that holds its socket: a UDP datagram to the echo port with
+    /// the echo socket's, everything else (TCP, DHCP, other ports, which
+    /// smoltcp answers as unreachable) with the other sockets'.
     pub fn poll<M: Memory>(
         &mut self,
         now_ns: u64,
@@ -231,11 +246,16 @@ impl<'s> Net<'s> {
         };
         device.poll_started();
         self.iface.poll_maintenance(now);
-        while self
-            .iface
-            .poll_ingress_single(now, device, &mut self.sockets)
-            != PollIngressSingleResult::None
-        {}
+        while let Some(udp_port) = device.stage() {
+            let set = if udp_port == Some(ECHO_PORT) {
+                &mut self.udp_set
+            } else {
+                &mut self.sockets
+            };
+            if self.iface.poll_ingress_single(now, device, set) == PollIngressSingleResult::None {
+                break;
+            }
+        }
         for round in 0..ROUNDS {
             self.dhcp(&mut changes);
             let served = self.serve_udp() | self.serve_echo() | self.serve_pages(device, &mut page);
@@ -243,6 +263,7 @@ impl<'s> Net<'s> {
             if !served && round > 0 {
                 break;
             }
+            while self.iface.poll_egress(now, device, &mut self.udp_set) != PollResult::None {}
             while self.iface.poll_egress(now, device, &mut self.sockets) != PollResult::None {}
             if !served {
                 break;
@@ -255,8 +276,12 @@ impl<'s> Net<'s> {
     /// How long the stack may sleep before it must be polled again
     /// (retransmissions, DHCP renewal); `None`: until a frame arrives.
     pub fn poll_delay_ns(&mut self, now_ns: u64) -> Option<u64> {
-        self.iface
-            .poll_delay(instant(now_ns), &self.sockets)
+        let now = instant(now_ns);
+        let tcp = self.iface.poll_delay(now, &self.sockets);
+        let udp = self.iface.poll_delay(now, &self.udp_set);
+        tcp.into_iter()
+            .chain(udp)
+            .min()
             .map(|d| d.total_micros() * 1000)
     }
 
@@ -280,7 +305,7 @@ impl<'s> Net<'s> {
     }
 
     fn serve_udp(&mut self) -> bool {
-        let s = self.sockets.get_mut::<udp::Socket>(self.udp);
+        let s = self.udp_set.get_mut::<udp::Socket>(self.udp);
         let mut served = false;
         while s.can_recv() {
             if !s.can_send() {
