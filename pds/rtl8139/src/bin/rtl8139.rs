@@ -27,18 +27,19 @@
 //!
 //! | load                 | normal         | C+             | C+ vs normal |
 //! |----------------------|----------------|----------------|--------------|
-//! | 64 B, 32 in flight   | 5,182 (1,856)  | 5,035 (1,590)  | -3%          |
-//! | 1,472 B, 32 in flight| 11,432 (4,370) | 8,698 (1,606)  | -24%         |
-//! | 64 B, ping-pong      | 11,742 (4,374) | 11,367 (4,007) | -3%          |
+//! | 64 B, 32 in flight   | 4,280 (1,369)  | 4,449 (1,432)  | +4%          |
+//! | 1,472 B, 32 in flight| 6,553 (1,615)  | 6,350 (1,462)  | -3%          |
+//! | 64 B, ping-pong      | 10,230 (3,420) | 10,203 (3,423) | -0%          |
 //!
-//! C+ costs fewer instructions in every load: the driver's share falls by
-//! about 270 at 64 bytes and 2,760 at 1,472 bytes (its receive copy, about
-//! 1.8 instructions a byte, is gone, and one TxPoll starts a whole batch of
-//! transmits). Echoes per second (host time) are noisy between runs: an
-//! earlier run had C+ ahead (23,300 against 17,800 at 64 bytes, 23,100
-//! against 12,000 at 1,472), this one behind (28,700 against 29,700 and
-//! 15,200 against 18,000). Normal mode stays
-//! the default: QEMU's C+ model has no flow control, so a frame arriving
+//! The modes are within a few percent of each other. Normal mode's receive
+//! copy goes from the ring straight into the lent buffer as string moves
+//! (shared-copy: about an eighth of an instruction a byte; the volatile
+//! word loop an earlier run measured cost 1.8, which put C+ 24% ahead at
+//! 1,472 bytes), so C+ saves the driver only about 150 instructions at
+//! 1,472 bytes and costs it about 60 more at 64. Echoes per second (host
+//! time) are noisy between runs; this one had 57,000 in normal mode
+//! against 68,500 in C+ at 64 bytes, and 34,200 against 31,800 at 1,472.
+//! Normal mode stays the default: QEMU's C+ model has no flow control, so a frame arriving
 //! while no descriptor holds a lent buffer is dropped. The net-wire-cplus
 //! boot test's 256-frame burst into an idle guest loses about half of it
 //! (123 of 256 in one run, with the network PD's 64 receive buffers), where
