@@ -777,7 +777,7 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         self.send_unsteady(msg, now_ns)
     }
 
-    /// Whether the port is in its common state ([`steady`](Self::steady)):
+    /// Whether the port is in its common state (`steady`, below):
     /// then an armed [`prepare_recv_sleep`](Self::prepare_recv_sleep)'s
     /// flag stays set until the peer notifies, and a PD may leave a port
     /// whose channel did not wake it alone.

@@ -1,6 +1,7 @@
-//! smoltcp's [`Device`] over an EthernetController port: frames live in
-//! the port's data area, split into receive buffers (all lent to the driver
-//! while it is enabled) and transmit buffers (a free list).
+//! smoltcp's [`Device`](smoltcp::phy::Device) over an EthernetController
+//! port: frames live in the port's data area, split into receive buffers
+//! (all lent to the driver while it is enabled) and transmit buffers (a
+//! free list).
 //!
 //! The device never blocks the driver: every `rxPacket` is taken off the
 //! port at once into [`EthDevice::handle`]'s queue, whose capacity is the
