@@ -221,15 +221,22 @@ fn check_udp(ip: &[u8], header: usize, c: &mut Counters) -> Verdict {
     Verdict::Stack
 }
 
-/// The destination port of `frame` if it is a UDP datagram over IPv4 that
-/// [`check`] passed (so its headers are all there).
-pub fn udp_destination(frame: &[u8]) -> Option<u16> {
-    let ip = frame.get(ETH_HEADER..)?;
-    if frame[12..14] != IPV4.to_be_bytes() || ip.len() < IPV4_MIN_HEADER || ip[9] != UDP {
+/// Where the UDP header of `frame` starts, if the frame carries an IPv4
+/// packet of protocol UDP with room for both headers.
+fn udp_at(frame: &[u8]) -> Option<usize> {
+    let ip = frame.get(ETH_HEADER..ETH_HEADER + IPV4_MIN_HEADER)?;
+    if frame[12..14] != IPV4.to_be_bytes() || ip[9] != UDP {
         return None;
     }
-    let udp = ip.get(usize::from(ip[0] & 0xf) * 4..)?;
-    Some(u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]))
+    let at = ETH_HEADER + usize::from(ip[0] & 0xf) * 4;
+    (at + UDP_HEADER <= frame.len()).then_some(at)
+}
+
+/// The destination port of `frame` if it is a UDP datagram over IPv4 that
+/// [`check`] passed.
+pub fn udp_destination(frame: &[u8]) -> Option<u16> {
+    let at = udp_at(frame)?;
+    Some(u16::from_be_bytes([frame[at + 2], frame[at + 3]]))
 }
 
 /// RFC 768's pseudo-header of the datagram of `len` bytes in IPv4 packet
@@ -246,14 +253,11 @@ fn udp_pseudo_header(ip: &[u8], len: usize) -> [u8; 12] {
 /// datagram: smoltcp, told the device computes it, leaves it zero. Frames
 /// the stack built are well formed; anything else is left as it is.
 pub fn fill_udp_checksum(frame: &mut [u8]) {
-    if frame.len() < ETH_HEADER + IPV4_MIN_HEADER || frame[12..14] != IPV4.to_be_bytes() {
+    let Some(at) = udp_at(frame) else {
         return;
-    }
+    };
     let ip = &mut frame[ETH_HEADER..];
-    if ip[9] != UDP {
-        return;
-    }
-    let header = usize::from(ip[0] & 0xf) * 4;
+    let header = at - ETH_HEADER;
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
     if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 || header + UDP_HEADER > total {
         return;
@@ -396,6 +400,24 @@ mod tests {
             assert_eq!(check(&f, &mut c), Verdict::Drop, "length {len}");
         }
         assert_eq!((c.udp_bad_length, c.udp_bad_checksum), (2, 4));
+    }
+
+    #[test]
+    fn datagrams_are_routed_by_destination_port() {
+        let mut f = udp_frame(4);
+        f[36..38].copy_from_slice(&7u16.to_be_bytes());
+        assert_eq!(udp_destination(&f), Some(7));
+        let mut tcp = f;
+        tcp[23] = 6;
+        assert_eq!(udp_destination(&tcp), None);
+        let mut arp = f;
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(udp_destination(&arp), None);
+        assert_eq!(
+            udp_destination(&f[..40]),
+            None,
+            "no room for the UDP header"
+        );
     }
 
     #[test]
