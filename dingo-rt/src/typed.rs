@@ -48,9 +48,9 @@
 //! - [`ComponentPort`] reaches one port of a component observer
 //!   (`ethernet_driver::Observer`, ...) shared by all the PD's ports through
 //!   a `RefCell`, so that dependencies between its protocols are enforced
-//!   (`eth.txPacket` only while `lc` is running). The PD hands it the
-//!   generated `observe_<port>` method and the way to that port's protocol
-//!   observer inside the component (for its timeout check).
+//!   (`eth.txPacket` only while `lc` is running). The PD names the port by
+//!   its generated type (`ethernet_driver::ports::Eth`), which also says
+//!   which side of the protocol the component is on.
 //!
 //! # Versions
 //!
@@ -108,7 +108,7 @@
 //! use dingo_rt::executor::{Executor, Platform};
 //! use dingo_rt::typed::{ComponentPort, Fault, TypedPort};
 //!
-//! type EthPort<'r, 'c> = TypedPort<'r, ComponentPort<'c, ethernet_driver::Observer, eth::Observer>>;
+//! type EthPort<'r, 'c> = TypedPort<'r, ComponentPort<'c, ethernet_driver::ports::Eth>>;
 //!
 //! async fn serve<P: Platform>(exec: &Executor<'_, P>, port: &mut EthPort<'_, '_>) -> Result<(), Fault> {
 //!     loop {
@@ -249,98 +249,57 @@ where
     }
 }
 
-/// A generated component observer's `observe_<port>` method, as a
-/// pointer: the type to name a [`ComponentPort`] by.
-pub type ObserveFn<C, M> = for<'a> fn(&'a mut C, &'a M, Flow, u64) -> Result<(), Violation<'a>>;
-
-/// The way from a component observer to one of its protocol observers, as
-/// a pointer: the type to name a [`ComponentPort`] by.
-pub type PortFn<C, O> = fn(&mut C) -> &mut O;
-
-/// One port of a component observer `C` that all the PD's ports share;
-/// `O` is the protocol observer of that port inside `C`.
+/// One port `P` of a component observer that all the PD's ports share:
+/// `P` is the port's type in the generated component module
+/// (`<component>::ports::<Port>`), which says how the component judges its
+/// messages and, from the spec, which side of the protocol the component
+/// is on.
 ///
 /// The component observer lives in a `RefCell` owned by the PD; each port
 /// borrows it only for the duration of one check, and the PD has one
 /// thread, so the borrows never overlap unless the PD holds one across a
 /// port operation (a bug, which panics).
-///
-/// `F` and `P` are the generated `observe_<port>` method and the way to
-/// the port's protocol observer. A port whose type is inferred takes them
-/// as they are (function items), so that every message's check is inlined
-/// into the port's send and receive paths; a PD that names the type gets
-/// the pointer types [`ObserveFn`] and [`PortFn`], one indirect call per
-/// message and a report-sized result in memory (in the rtl8139 driver,
-/// about 35 instructions per message more).
-pub struct ComponentPort<'c, C, O, F = ObserveFn<C, <O as Observer>::Msg>, P = PortFn<C, O>>
-where
-    O: Observer,
-{
-    component: &'c RefCell<C>,
-    observe: F,
-    port: P,
-    mirror: bool,
-    _port: core::marker::PhantomData<fn(&mut C) -> &mut O>,
+pub struct ComponentPort<'c, P: tingu_rt::Port> {
+    component: &'c RefCell<P::Component>,
+    _port: core::marker::PhantomData<P>,
 }
 
-impl<'c, C, O: Observer, F, P> ComponentPort<'c, C, O, F, P>
-where
-    F: for<'a> Fn(&'a mut C, &'a O::Msg, Flow, u64) -> Result<(), Violation<'a>>,
-    P: Fn(&mut C) -> &mut O,
-{
+impl<'c, P: tingu_rt::Port> ComponentPort<'c, P> {
     /// For port `eth` of `ethernet_driver`:
-    /// `ComponentPort::new(&obs, ethernet_driver::Observer::observe_eth, |c| &mut c.eth)`.
-    /// Messages go through `observe`, which enforces the component's
-    /// dependencies; timeouts are checked on `port(component)` only, so an
+    /// `ComponentPort::new(&obs, ethernet_driver::ports::Eth)`. Messages
+    /// are judged by the whole component, which enforces its dependencies;
+    /// timeouts are checked on the port's own protocol observer, so an
     /// overrun is counted against the port it happened on.
-    pub const fn new(component: &'c RefCell<C>, observe: F, port: P) -> Self {
+    pub const fn new(component: &'c RefCell<P::Component>, _port: P) -> Self {
         ComponentPort {
             component,
-            observe,
-            port,
-            mirror: false,
-            _port: core::marker::PhantomData,
-        }
-    }
-
-    /// As [`new`](Self::new), for a `mirror` port of the component (its
-    /// client side, which keeps the protocol's shadow).
-    pub const fn client(component: &'c RefCell<C>, observe: F, port: P) -> Self {
-        ComponentPort {
-            component,
-            observe,
-            port,
-            mirror: true,
             _port: core::marker::PhantomData,
         }
     }
 
     /// The shared component observer.
-    pub fn component(&self) -> &'c RefCell<C> {
+    pub fn component(&self) -> &'c RefCell<P::Component> {
         self.component
     }
 }
 
-impl<C, O: Observer, F, P> PortObserver for ComponentPort<'_, C, O, F, P>
+impl<P: tingu_rt::Port> PortObserver for ComponentPort<'_, P>
 where
-    O::Msg: Shadowed,
-    F: for<'a> Fn(&'a mut C, &'a O::Msg, Flow, u64) -> Result<(), Violation<'a>>,
-    P: Fn(&mut C) -> &mut O,
+    <P::Observer as Observer>::Msg: Shadowed,
 {
-    type Msg = O::Msg;
+    type Msg = <P::Observer as Observer>::Msg;
 
     #[inline(always)]
     fn observe(
         &mut self,
-        msg: &O::Msg,
+        msg: &Self::Msg,
         flow: Flow,
         now_ns: u64,
         show: impl FnOnce(&Violation<'_>),
     ) -> Result<(), ViolationKind> {
         let mut component = self.component.borrow_mut();
-        (self.observe)(&mut component, msg, flow, now_ns).map_err(|v| {
-            show(&v);
-            v.kind
+        P::check(&mut component, msg, flow, now_ns).inspect_err(|&kind| {
+            show(&P::report(&component, kind, msg, flow));
         })
     }
 
@@ -350,7 +309,7 @@ where
         show: impl FnOnce(&Violation<'_>),
     ) -> Result<(), ViolationKind> {
         let mut component = self.component.borrow_mut();
-        (self.port)(&mut component)
+        P::observer(&mut component)
             .check_timeouts(now_ns)
             .map_err(|v| {
                 show(&v);
@@ -359,15 +318,15 @@ where
     }
 
     fn deadline_ns(&self) -> Option<u64> {
-        (self.port)(&mut self.component.borrow_mut()).deadline_ns()
+        P::observer(&mut self.component.borrow_mut()).deadline_ns()
     }
 
     fn restart(&mut self, now_ns: u64) {
-        (self.port)(&mut self.component.borrow_mut()).restart(now_ns);
+        P::observer(&mut self.component.borrow_mut()).restart(now_ns);
     }
 
     fn is_client(&self) -> bool {
-        self.mirror
+        P::MIRROR
     }
 }
 

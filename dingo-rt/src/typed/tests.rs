@@ -264,9 +264,7 @@ fn component_port_enforces_dependencies_between_protocols() {
     let r = region(4);
     let log = Recorder::default();
     let component = RefCell::new(ethernet_driver::Observer::new(0));
-    let eth_port = ComponentPort::new(&component, ethernet_driver::Observer::observe_eth, |c| {
-        &mut c.eth
-    });
+    let eth_port = ComponentPort::new(&component, ethernet_driver::ports::Eth);
     let mut b = TypedPort::new(
         untyped(&r, 4, Side::B),
         eth_port,

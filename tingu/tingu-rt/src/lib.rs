@@ -652,3 +652,39 @@ pub trait Observer {
         }
     }
 }
+
+/// One fixed port of a generated component observer, as a zero-sized type
+/// (`<component>::ports::<Port>`): how a message on it is judged against
+/// the whole component (its dependencies and subports too), how a refusal
+/// is reported, and where the port's own protocol observer is.
+///
+/// A port reached through this type is checked with every call resolved
+/// at compile time, so the check inlines into the caller's send and receive
+/// paths and only a refusal builds a report, out of line. (Reached through
+/// function values instead, each message cost the rtl8139 driver a call and
+/// a report-sized result in memory.)
+pub trait Port: Copy {
+    /// The generated component observer.
+    type Component;
+    /// The protocol observer of this port inside the component.
+    type Observer: Observer;
+    /// Whether the component is the port's client (`mirror`) side.
+    const MIRROR: bool;
+    /// The component's judgement of a message on this port; on `Err`
+    /// nothing changed.
+    fn check(
+        component: &mut Self::Component,
+        msg: &<Self::Observer as Observer>::Msg,
+        flow: Flow,
+        now_ns: u64,
+    ) -> Result<(), ViolationKind>;
+    /// The report of a message [`check`](Self::check) refused.
+    fn report<'a>(
+        component: &'a Self::Component,
+        kind: ViolationKind,
+        msg: &'a <Self::Observer as Observer>::Msg,
+        flow: Flow,
+    ) -> Violation<'a>;
+    /// The port's protocol observer.
+    fn observer(component: &mut Self::Component) -> &mut Self::Observer;
+}

@@ -843,6 +843,8 @@ fn check_component(
         errs,
     );
     component_methods(c, places, errs);
+    // Each fixed port is also a type of the component's `ports` module.
+    variant_names(c.ports.iter().map(|p| &p.name), "port", places, errs);
     let mut port_proto: HashMap<&str, Option<&(&Protocol, Index)>> = HashMap::new();
     let mut fixed = HashSet::new();
     for p in &c.ports {

@@ -830,7 +830,7 @@ fn component(out: &mut String, model: &Model, c: &Component) {
 
             /// [`observe_{pn}`](Self::observe_{pn}) without the report: the
             /// accepting path, for ports that build reports only on a violation.
-            #[inline]
+            #[inline(always)]
             pub fn check_{pn}(&mut self, msg: &super::{pm}::Msg, flow: Flow, now_ns: u64) -> Result<(), ViolationKind> {{
                 let dir = flow.direction({mirror});",
             mirror = port.mirror
@@ -1051,7 +1051,9 @@ fn component(out: &mut String, model: &Model, c: &Component) {
         .collect();
     out.push_str(&ports.join(", "));
     if c.subports.is_empty() {
-        out.push_str("]; deadlines.into_iter().flatten().min() } } }");
+        out.push_str("]; deadlines.into_iter().flatten().min() } }");
+        port_types(out, model, c);
+        out.push('}');
         return;
     }
     out.push_str("]; let mut earliest = deadlines.into_iter().flatten().min();");
@@ -1064,5 +1066,57 @@ fn component(out: &mut String, model: &Model, c: &Component) {
             s.name.name
         );
     }
-    out.push_str("earliest } } }");
+    out.push_str("earliest } }");
+    port_types(out, model, c);
+    out.push('}');
+}
+
+/// The `ports` module of a component: one zero-sized type per fixed port,
+/// the [`tingu_rt::Port`] a dingo-rt `ComponentPort` is named by.
+fn port_types(out: &mut String, model: &Model, c: &Component) {
+    let _ = write!(
+        out,
+        "/// The fixed ports of `{}`, as types: what a dingo-rt `ComponentPort`
+        /// takes to check each message inline.
+        pub mod ports {{",
+        c.name.name
+    );
+    for port in &c.ports {
+        let proto = model
+            .protocol(&port.protocol.name)
+            .expect("checked: protocol exists");
+        let pm = snake(&proto.name.name);
+        let pn = &port.name.name;
+        let mirror = if port.mirror { "mirror " } else { "" };
+        let _ = write!(
+            out,
+            "/// Port `{pn}: {mirror}{proto}`.
+            #[derive(Clone, Copy, Debug, Default)]
+            pub struct {ty};
+
+            impl tingu_rt::Port for {ty} {{
+                type Component = super::Observer;
+                type Observer = super::super::{pm}::Observer;
+                const MIRROR: bool = {is_mirror};
+
+                #[inline(always)]
+                fn check(c: &mut super::Observer, msg: &super::super::{pm}::Msg, flow: tingu_rt::Flow, now_ns: u64) -> Result<(), tingu_rt::ViolationKind> {{
+                    c.check_{pn}(msg, flow, now_ns)
+                }}
+
+                fn report<'a>(c: &'a super::Observer, kind: tingu_rt::ViolationKind, msg: &'a super::super::{pm}::Msg, flow: tingu_rt::Flow) -> tingu_rt::Violation<'a> {{
+                    c.report_{pn}(kind, msg, flow)
+                }}
+
+                #[inline(always)]
+                fn observer(c: &mut super::Observer) -> &mut Self::Observer {{
+                    &mut c.{pn}
+                }}
+            }}",
+            proto = proto.name.name,
+            ty = pascal(pn),
+            is_mirror = port.mirror,
+        );
+    }
+    out.push('}');
 }

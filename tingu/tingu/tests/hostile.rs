@@ -397,4 +397,9 @@ fn component_methods_do_not_collide() {
         )),
         "t.tingu:7:11: error: `observe_x` would give the observer of `C` a method `observe_x`, which it already has for `x` at 6:8; rename it"
     );
+    // Fixed ports are types of the component's `ports` module as well.
+    assert_eq!(
+        first_error(&src("  port a_1: P;\n  port a1: P;")),
+        "t.tingu:7:8: error: port `a1` and port `a_1` at 6:8 both become the Rust name `A1`; rename one"
+    );
 }

@@ -204,19 +204,19 @@ fn main() -> ! {
     let mut eth = dingo_pd::observed_port(
         cfg.name,
         &cfg.ports.eth,
-        ComponentPort::new(&component, Component::observe_eth, |c| &mut c.eth),
+        ComponentPort::new(&component, ethernet_driver::ports::Eth),
         supervisor,
     );
     let mut lc = dingo_pd::observed_port(
         cfg.name,
         &cfg.ports.lc,
-        ComponentPort::new(&component, Component::observe_lc, |c| &mut c.lc),
+        ComponentPort::new(&component, ethernet_driver::ports::Lc),
         supervisor,
     );
     let mut tm = dingo_pd::observed_port(
         cfg.name,
         &cfg.ports.timer,
-        ComponentPort::new(&component, Component::observe_timer, |c| &mut c.timer),
+        ComponentPort::new(&component, ethernet_driver::ports::Timer),
         supervisor,
     );
     // SAFETY: system-builder checked that the stats region is mapped

@@ -13,8 +13,8 @@
 
 use core::fmt::Write;
 
-use dingo_pd::ConsoleReporter;
 use dingo_pd::microkit::{self, Channel, debug_println};
+use dingo_pd::{ConsoleReporter, Watch};
 use dingo_protocols::ethernet_controller as eth;
 use dingo_protocols::{lifecycle, timer};
 use dingo_rt::port::DataArea;
@@ -228,9 +228,13 @@ fn main() -> ! {
     let mut busy = 0u64;
     let mut woke = busy_ticks(&time);
     let mut driver_woke = 0;
+    // The ports to read: 0 eth, 1 lc, 2 timer.
+    let mut watch = Watch::new([ethp.channel(), lc.channel(), tm.channel()]);
     loop {
         let t = now();
-        while let Ok(Some(msg)) = lc.try_recv(t) {
+        while watch.looks_at(1)
+            && let Ok(Some(msg)) = lc.try_recv(t)
+        {
             match msg {
                 lifecycle::Msg::StartComplete => {
                     started = true;
@@ -242,7 +246,7 @@ fn main() -> ! {
                 _ => {}
             }
         }
-        loop {
+        while watch.looks_at(0) {
             match ethp.try_recv(t) {
                 Ok(Some(msg)) => device.handle(msg),
                 Ok(None) => break,
@@ -250,7 +254,9 @@ fn main() -> ! {
                 Err(_) => break,
             }
         }
-        while let Ok(Some(msg)) = tm.try_recv(t) {
+        while watch.looks_at(2)
+            && let Ok(Some(msg)) = tm.try_recv(t)
+        {
             if let timer::Msg::Fired { .. } | timer::Msg::Rejected { .. } = msg {
                 timer_at = None;
             }
@@ -357,16 +363,10 @@ fn main() -> ! {
         flush(&mut ethp);
         flush(&mut lc);
         flush(&mut tm);
-        let mut retry = false;
-        for arm in [
-            ethp.prepare_recv_sleep(),
-            lc.prepare_recv_sleep(),
-            tm.prepare_recv_sleep(),
-        ] {
-            retry |= matches!(arm, Ok(Arm::Retry));
-        }
-        if device.has_out() {
-            retry |= matches!(ethp.prepare_send_sleep(), Ok(Arm::Retry));
+        let mut retry = watch.arm(0, &mut ethp) | watch.arm(1, &mut lc) | watch.arm(2, &mut tm);
+        if device.has_out() && matches!(ethp.prepare_send_sleep(), Ok(Arm::Retry)) {
+            retry = true;
+            watch.again(0);
         }
         if !retry {
             if driver_busy.is_none() {
@@ -374,7 +374,7 @@ fn main() -> ! {
             }
             let preempted = driver_busy.map_or(0, |i| driver.value(i).wrapping_sub(driver_woke));
             busy += (busy_ticks(&time) - woke).saturating_sub(preempted);
-            microkit::wait();
+            watch.woken(microkit::wait());
             woke = busy_ticks(&time);
             driver_woke = driver_busy.map_or(0, |i| driver.value(i));
         }

@@ -26,8 +26,8 @@ use dingo_pd::microkit::{Channel, debug_println};
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::ohci::Observer as OhciObserver;
 use dingo_protocols::timer::Observer as TimerObserver;
-use dingo_protocols::usb_host_controller::{Msg, Observer as HcObserver};
-use dingo_protocols::usb_root_ports::{Msg as PortsMsg, Observer as PortsObserver};
+use dingo_protocols::usb_host_controller::Msg;
+use dingo_protocols::usb_root_ports::Msg as PortsMsg;
 use ohci_core::regs::MMIO_SIZE;
 use ohci_core::{COUNTERS, EndpointSpec, Event, Ohci, Window};
 use pci_client::Decode;
@@ -49,8 +49,8 @@ const TICK_NS: u64 = ohci_core::WATCHDOG_NS / 2;
 const SETTLE_NS: u64 = 500_000_000;
 
 type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
-type HcPort<'c> = TypedPort<'static, ComponentPort<'c, OhciObserver, HcObserver>>;
-type PortsPort<'c> = TypedPort<'static, ComponentPort<'c, OhciObserver, PortsObserver>>;
+type HcPort<'c> = TypedPort<'static, ComponentPort<'c, dingo_protocols::ohci::ports::Hc>>;
+type PortsPort<'c> = TypedPort<'static, ComponentPort<'c, dingo_protocols::ohci::ports::Ports>>;
 
 /// A message of the driver's, for one port or the other.
 enum Out {
@@ -279,14 +279,14 @@ async fn main(ex: &Ex<'_>) {
     let observer = RefCell::new(OhciObserver::new(ex.now_ns()));
     let mut port: HcPort<'_> = TypedPort::new(
         dingo_pd::port(cfg.name, &cfg.ports.hc),
-        ComponentPort::new(&observer, OhciObserver::observe_hc, |c| &mut c.hc),
+        ComponentPort::new(&observer, dingo_protocols::ohci::ports::Hc),
         Supervisor::log(&REPORTER),
         cfg.name,
         "hc",
     );
     let mut ports: PortsPort<'_> = TypedPort::new(
         dingo_pd::port(cfg.name, &cfg.ports.ports),
-        ComponentPort::new(&observer, OhciObserver::observe_ports, |c| &mut c.ports),
+        ComponentPort::new(&observer, dingo_protocols::ohci::ports::Ports),
         Supervisor::log(&REPORTER),
         cfg.name,
         "ports",

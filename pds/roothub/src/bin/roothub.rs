@@ -24,8 +24,6 @@ use dingo_pd::microkit::{Channel, debug_println};
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::root_hub::Observer as HubObserver;
 use dingo_protocols::timer::Observer as TimerObserver;
-use dingo_protocols::usb_host_controller::Observer as HcObserver;
-use dingo_protocols::usb_root_ports::Observer as PortsObserver;
 use pd_config::{PortConfig, SharedRegion};
 use roothub_core::{
     BusConfig, COUNTERS, Hub, HubConfig, HubMemory, MAX_BUSES, MAX_PORTS, Note, Rule,
@@ -44,8 +42,8 @@ static REPORTER: ConsoleReporter = ConsoleReporter;
 static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
 type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
-type HcPort<'c> = TypedPort<'static, ComponentPort<'c, HubObserver, HcObserver>>;
-type PortsPort<'c> = TypedPort<'static, ComponentPort<'c, HubObserver, PortsObserver>>;
+type HcPort<'c> = TypedPort<'static, ComponentPort<'c, dingo_protocols::root_hub::ports::Hc>>;
+type PortsPort<'c> = TypedPort<'static, ComponentPort<'c, dingo_protocols::root_hub::ports::Ports>>;
 
 fn clock() -> u64 {
     let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
@@ -92,7 +90,7 @@ fn restart_fn(i: usize) -> RestartFn<HubObserver> {
 /// Where bus port `i` sits in the RootHub component.
 fn parts(i: usize) -> BusParts<HubObserver> {
     let (bus, pipes): (
-        dingo_pd::dingo_rt::typed::ObserveFn<HubObserver, usb_bus::BusMsg>,
+        usb_bus::ObserveFn<HubObserver, usb_bus::BusMsg>,
         usb_bus::ObserveSubportFn<HubObserver, usb_bus::PipeMsg>,
     ) = match i {
         0 => (HubObserver::observe_bus0, HubObserver::observe_pipes0),
@@ -214,14 +212,14 @@ async fn main(ex: &Ex<'_>) {
     let observer = RefCell::new(HubObserver::new(ex.now_ns()));
     let mut hc: HcPort<'_> = TypedPort::new(
         dingo_pd::port(cfg.name, &cfg.ports.hc),
-        ComponentPort::new(&observer, HubObserver::observe_hc, |c| &mut c.hc),
+        ComponentPort::new(&observer, dingo_protocols::root_hub::ports::Hc),
         Supervisor::log(&REPORTER),
         cfg.name,
         "hc",
     );
     let mut rp: PortsPort<'_> = TypedPort::new(
         dingo_pd::port(cfg.name, &cfg.ports.ports),
-        ComponentPort::new(&observer, HubObserver::observe_ports, |c| &mut c.ports),
+        ComponentPort::new(&observer, dingo_protocols::root_hub::ports::Ports),
         Supervisor::log(&REPORTER),
         cfg.name,
         "ports",

@@ -21,7 +21,7 @@ use core::cell::RefCell;
 use core::fmt;
 
 use dingo_protocols::{usb_bus, usb_pipe};
-use dingo_rt::typed::{ObserveFn, PortObserver, TypedPort};
+use dingo_rt::typed::{PortObserver, TypedPort};
 use tingu_rt::shadow::{NoShadow, Shadowed};
 use tingu_rt::{Direction, Flow, Message, SLOT, Violation, ViolationKind, WireError};
 
@@ -132,6 +132,9 @@ impl Message for Wire {
         }
     }
 }
+
+/// A generated component observer's `observe_<port>` method.
+pub type ObserveFn<C, M> = for<'a> fn(&'a mut C, &'a M, Flow, u64) -> Result<(), Violation<'a>>;
 
 /// A generated component observer's `observe_<subport>` method.
 pub type ObserveSubportFn<C, M> =

@@ -63,8 +63,8 @@
 
 use core::cell::RefCell;
 
-use dingo_pd::ConsoleReporter;
 use dingo_pd::microkit::{self, Channel, debug_println};
+use dingo_pd::{ConsoleReporter, Watch};
 use dingo_protocols::ethernet_controller::Msg;
 use dingo_protocols::{ethernet_driver, lifecycle, timer};
 use dingo_rt::ring::{Arm, NotifyPeer};
@@ -474,19 +474,19 @@ fn serve<B: Bus>(
     let mut eth = dingo_pd::observed_port(
         cfg.name,
         &cfg.ports.eth,
-        ComponentPort::new(&component, Component::observe_eth, |c| &mut c.eth),
+        ComponentPort::new(&component, ethernet_driver::ports::Eth),
         supervisor,
     );
     let mut lc = dingo_pd::observed_port(
         cfg.name,
         &cfg.ports.lc,
-        ComponentPort::new(&component, Component::observe_lc, |c| &mut c.lc),
+        ComponentPort::new(&component, ethernet_driver::ports::Lc),
         supervisor,
     );
     let mut tm = dingo_pd::observed_port(
         cfg.name,
         &cfg.ports.timer,
-        ComponentPort::new(&component, Component::observe_timer, |c| &mut c.timer),
+        ComponentPort::new(&component, ethernet_driver::ports::Timer),
         supervisor,
     );
     // SAFETY: system-builder checked that the stats region is mapped
@@ -510,17 +510,12 @@ fn serve<B: Bus>(
     let mut bad_lend_said = false;
     let mut busy = 0u64;
     let mut woke = rdtsc();
-    // The ports to look at (eth, lc, timer): those whose channel woke this
-    // PD and those not armed for sleep. An armed port that was not
-    // notified has nothing new: its peer notifies after any message it
-    // pushes once the flag is set (dingo-rt's signal suppression), so it
-    // is neither read nor armed again.
-    let channels = [eth.channel(), lc.channel(), tm.channel()].map(Channel::new);
-    let mut look = [true; 3];
+    // The ports to read: 0 eth, 1 lc, 2 timer.
+    let mut watch = Watch::new([eth.channel(), lc.channel(), tm.channel()]);
     loop {
         let t = now();
 
-        while look[1] && lc_reply.is_none() {
+        while watch.looks_at(1) && lc_reply.is_none() {
             match lc.try_recv(t) {
                 Ok(Some(lifecycle::Msg::Start)) => lc_reply = Some(lifecycle::Msg::StartComplete),
                 Ok(Some(lifecycle::Msg::Stop)) => {
@@ -543,7 +538,7 @@ fn serve<B: Bus>(
         }
 
         let mut lent_more = false;
-        while look[0] && running && outbox.len() + 2 * BUDGET + 8 < OUTBOX {
+        while watch.looks_at(0) && running && outbox.len() + 2 * BUDGET + 8 < OUTBOX {
             match eth.try_recv(t) {
                 Ok(Some(Msg::Enable)) => {
                     nic.enable();
@@ -580,7 +575,7 @@ fn serve<B: Bus>(
         // Everything the batch handed over goes out together.
         nic.flush_tx(t, &mut sink(&mut outbox));
 
-        while look[2]
+        while watch.looks_at(2)
             && let Ok(Some(msg)) = tm.try_recv(t)
         {
             if let timer::Msg::Fired { id } = msg
@@ -689,25 +684,10 @@ fn serve<B: Bus>(
         if more {
             continue;
         }
-        let mut retry = false;
-        for (i, looked) in look.iter_mut().enumerate() {
-            if !*looked {
-                continue;
-            }
-            let (arm, steady) = match i {
-                0 => (eth.prepare_recv_sleep(), eth.is_steady()),
-                1 => (lc.prepare_recv_sleep(), lc.is_steady()),
-                _ => (tm.prepare_recv_sleep(), tm.is_steady()),
-            };
-            // Only a steady port armed for sleep is left alone until
-            // notified (a session starting or a peer restarting is
-            // looked at on every wake-up).
-            *looked = !(steady && matches!(arm, Ok(Arm::Sleep)));
-            retry |= matches!(arm, Ok(Arm::Retry));
-        }
+        let mut retry = watch.arm(0, &mut eth) | watch.arm(1, &mut lc) | watch.arm(2, &mut tm);
         if !outbox.is_empty() && matches!(eth.prepare_send_sleep(), Ok(Arm::Retry)) {
             retry = true;
-            look[0] = true;
+            watch.again(0);
         }
         if retry {
             continue;
@@ -716,9 +696,7 @@ fn serve<B: Bus>(
         published.set(STATS.len() - 1, busy);
         let woken = microkit::wait();
         interrupted = woken.contains(irq);
-        for (looked, ch) in look.iter_mut().zip(channels) {
-            *looked |= woken.contains(ch);
-        }
+        watch.woken(woken);
         woke = rdtsc();
     }
 }

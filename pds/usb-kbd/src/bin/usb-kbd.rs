@@ -13,7 +13,7 @@ use dingo_pd::dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
 use dingo_pd::microkit::{Channel, debug_println};
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
-use dingo_protocols::keyboard::{Msg as KbdMsg, Observer as KbdObserver};
+use dingo_protocols::keyboard::Msg as KbdMsg;
 use dingo_protocols::timer::Observer as TimerObserver;
 use dingo_protocols::usb_keyboard::Observer as Component;
 use pd_config::SharedRegion;
@@ -139,9 +139,7 @@ async fn main(ex: &Ex<'_>) {
     let mut kbd = cfg.ports.kbd.map(|p| {
         TypedPort::new(
             dingo_pd::port(cfg.name, &p),
-            ComponentPort::<_, KbdObserver>::new(&component, Component::observe_kbd, |c| {
-                &mut c.kbd
-            }),
+            ComponentPort::new(&component, dingo_protocols::usb_keyboard::ports::Kbd),
             Supervisor::log(&REPORTER),
             cfg.name,
             "kbd",

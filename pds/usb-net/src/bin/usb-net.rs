@@ -209,7 +209,7 @@ async fn main(ex: &Ex<'_>) {
     );
     let mut eth = TypedPort::new(
         dingo_pd::port(cfg.name, &cfg.ports.eth),
-        ComponentPort::new(&component, Component::observe_eth, |c| &mut c.eth),
+        ComponentPort::new(&component, dingo_protocols::usb_ethernet::ports::Eth),
         Supervisor::log(&REPORTER),
         cfg.name,
         "eth",

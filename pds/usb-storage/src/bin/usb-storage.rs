@@ -22,7 +22,7 @@ use dingo_pd::dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
 use dingo_pd::microkit::{Channel, debug_println};
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
-use dingo_protocols::block_device::{self, Msg as BlkMsg, Observer as BlkObserver};
+use dingo_protocols::block_device::{self, Msg as BlkMsg};
 use dingo_protocols::timer::Observer as TimerObserver;
 use dingo_protocols::usb_storage::Observer as Component;
 use fault_campaign::{Class, Garbage};
@@ -309,9 +309,7 @@ async fn main(ex: &Ex<'_>) {
     let mut blk = cfg.ports.blk.map(|p| {
         TypedPort::new(
             dingo_pd::port(cfg.name, &p),
-            ComponentPort::<_, BlkObserver>::new(&component, Component::observe_blk, |c| {
-                &mut c.blk
-            }),
+            ComponentPort::new(&component, dingo_protocols::usb_storage::ports::Blk),
             dingo_pd::supervisor(&REPORTER),
             cfg.name,
             "blk",

@@ -21,8 +21,8 @@
 
 use core::cell::{Cell, RefCell};
 
-use dingo_pd::ConsoleReporter;
 use dingo_pd::microkit::{self, Channel, debug_println};
+use dingo_pd::{ConsoleReporter, Watch};
 use dingo_protocols::ethernet_controller::Msg;
 use dingo_protocols::{ethernet_driver, lifecycle};
 use dingo_rt::ring::{Arm, NotifyPeer};
@@ -241,13 +241,13 @@ fn main() -> ! {
     let mut eth = dingo_pd::observed_port(
         cfg.name,
         &cfg.ports.eth,
-        ComponentPort::new(&component, Component::observe_eth, |c| &mut c.eth),
+        ComponentPort::new(&component, ethernet_driver::ports::Eth),
         supervisor,
     );
     let mut lc = dingo_pd::observed_port(
         cfg.name,
         &cfg.ports.lc,
-        ComponentPort::new(&component, Component::observe_lc, |c| &mut c.lc),
+        ComponentPort::new(&component, ethernet_driver::ports::Lc),
         supervisor,
     );
     // SAFETY: system-builder checked that the stats region is mapped
@@ -263,17 +263,12 @@ fn main() -> ! {
     let mut bad_lend_said = false;
     let mut busy = 0u64;
     let mut woke = rdtsc();
-    // The ports to look at (eth, lc): those whose channel woke this
-    // PD and those not armed for sleep. An armed port that was not
-    // notified has nothing new: its peer notifies after any message it
-    // pushes once the flag is set (dingo-rt's signal suppression), so it
-    // is neither read nor armed again.
-    let channels = [eth.channel(), lc.channel()].map(Channel::new);
-    let mut look = [true; 2];
+    // The ports to read: 0 eth, 1 lc.
+    let mut watch = Watch::new([eth.channel(), lc.channel()]);
     loop {
         let t = now();
 
-        while look[1] && lc_reply.is_none() {
+        while watch.looks_at(1) && lc_reply.is_none() {
             match lc.try_recv(t) {
                 Ok(Some(lifecycle::Msg::Start)) => lc_reply = Some(lifecycle::Msg::StartComplete),
                 Ok(Some(lifecycle::Msg::Stop | lifecycle::Msg::Unplugged)) => {
@@ -291,7 +286,7 @@ fn main() -> ! {
         }
 
         let mut work = false;
-        while look[0] && outbox.len() + 2 * BUDGET + 8 < OUTBOX {
+        while watch.looks_at(0) && outbox.len() + 2 * BUDGET + 8 < OUTBOX {
             match eth.try_recv(t) {
                 Ok(Some(Msg::Enable)) => match nic.enable() {
                     Ok(()) => {
@@ -371,25 +366,10 @@ fn main() -> ! {
         if more {
             continue;
         }
-        let mut retry = false;
-        for (i, looked) in look.iter_mut().enumerate() {
-            if !*looked {
-                continue;
-            }
-            let (arm, steady) = if i == 0 {
-                (eth.prepare_recv_sleep(), eth.is_steady())
-            } else {
-                (lc.prepare_recv_sleep(), lc.is_steady())
-            };
-            // Only a steady port armed for sleep is left alone until
-            // notified (a session starting or a peer restarting is
-            // looked at on every wake-up).
-            *looked = !(steady && matches!(arm, Ok(Arm::Sleep)));
-            retry |= matches!(arm, Ok(Arm::Retry));
-        }
+        let mut retry = watch.arm(0, &mut eth) | watch.arm(1, &mut lc);
         if !outbox.is_empty() && matches!(eth.prepare_send_sleep(), Ok(Arm::Retry)) {
             retry = true;
-            look[0] = true;
+            watch.again(0);
         }
         if retry {
             continue;
@@ -398,9 +378,7 @@ fn main() -> ! {
         published.set(STATS.len() - 1, busy);
         let woken = microkit::wait();
         interrupted = woken.contains(irq);
-        for (looked, ch) in look.iter_mut().zip(channels) {
-            *looked |= woken.contains(ch);
-        }
+        watch.woken(woken);
         woke = rdtsc();
     }
 }
