@@ -71,10 +71,8 @@ pub fn observed_port<'r, O: PortObserver>(
 /// whose channel woke it and those not armed for sleep. A steady port armed
 /// for sleep that was not notified has nothing new (its peer notifies after
 /// any message it pushes once the flag is set, dingo-rt's signal
-/// suppression), so it is neither read nor armed again: each idle port cost
-/// a network PD about 80 instructions per wake-up, a receive attempt and a
-/// re-arm. Ports are numbered in the order of the channels given to
-/// [`new`](Self::new).
+/// suppression), so it is neither read nor armed again. Ports are numbered
+/// in the order of the channels given to [`new`](Self::new).
 pub struct Watch<const N: usize> {
     channels: [Channel; N],
     look: [bool; N],
