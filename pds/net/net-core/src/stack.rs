@@ -103,6 +103,17 @@ enum Page {
     Sent,
 }
 
+/// What one pass of the UDP echo did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Udp {
+    /// Nothing was waiting.
+    Idle,
+    /// Every waiting datagram went back.
+    Served,
+    /// Datagrams are left because the send buffer is full.
+    Blocked,
+}
+
 /// The interface, its sockets and the services' state.
 pub struct Net<'s> {
     iface: Interface,
@@ -221,10 +232,10 @@ impl<'s> Net<'s> {
     ///
     /// Every received frame goes in first (smoltcp's ingress), then each
     /// round is one pass over the services and smoltcp's egress (everything
-    /// the sockets have to send out, the services' answers included). A
-    /// round whose services produced nothing ends it (after its egress,
-    /// in the first round): the last egress sent what was pending, so
-    /// another would find nothing. Frames cannot arrive
+    /// the sockets have to send out, the services' answers included). The
+    /// first round's egress always runs (ingress may have left work for
+    /// it); another round follows only when the UDP echo stopped on a full
+    /// send buffer, the one thing an egress can unblock. Frames cannot arrive
     /// meanwhile (they come through the PD's loop), so ingress runs once; a
     /// full way out is retried when the device says it is free again (see
     /// `EthDevice::wants_poll`). This is smoltcp's own `poll` split so that
@@ -258,14 +269,20 @@ impl<'s> Net<'s> {
         }
         for round in 0..ROUNDS {
             self.dhcp(&mut changes);
-            let served = self.serve_udp() | self.serve_echo() | self.serve_pages(device, &mut page);
+            let udp = self.serve_udp();
+            let served =
+                (udp != Udp::Idle) | self.serve_echo() | self.serve_pages(device, &mut page);
             // After the first round, the last egress left nothing behind.
             if !served && round > 0 {
                 break;
             }
             while self.iface.poll_egress(now, device, &mut self.udp_set) != PollResult::None {}
             while self.iface.poll_egress(now, device, &mut self.sockets) != PollResult::None {}
-            if !served {
+            // Only the UDP echo can serve more now: the egress emptied its
+            // send buffer. A TCP socket's send room comes back with the
+            // peer's acknowledgements, and new requests with new frames,
+            // both through ingress at the next poll.
+            if udp != Udp::Blocked {
                 break;
             }
         }
@@ -304,13 +321,13 @@ impl<'s> Net<'s> {
         }
     }
 
-    fn serve_udp(&mut self) -> bool {
+    fn serve_udp(&mut self) -> Udp {
         let s = self.udp_set.get_mut::<udp::Socket>(self.udp);
-        let mut served = false;
+        let mut served = Udp::Idle;
         while s.can_recv() {
             if !s.can_send() {
                 // Leave the rest queued until the replies went out.
-                break;
+                return Udp::Blocked;
             }
             let Ok((n, meta)) = s.recv_slice(&mut self.scratch) else {
                 break;
@@ -319,7 +336,7 @@ impl<'s> Net<'s> {
                 Ok(()) => self.stats.udp_echoed += 1,
                 Err(_) => self.stats.udp_not_echoed += 1,
             }
-            served = true;
+            served = Udp::Served;
         }
         served
     }
