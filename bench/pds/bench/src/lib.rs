@@ -67,13 +67,14 @@ pub fn port(pd: &'static str, cfg: &pd_config::PortConfig) -> Port<64> {
 /// typed ends encode, decode and (when observed) check every message. The
 /// exchange loops below are the same for all three, so every figure pays
 /// for the same notifications and system calls and their ratios are the
-/// cost of the typed layer alone.
+/// cost of the typed layer alone. `now` is read once per notification, as
+/// the PDs' event loops do, and is the time the observers judge by.
 pub trait End {
     type Msg: Copy;
     /// Sends `msg`, notifying the peer if it asked for it.
-    fn send(&mut self, msg: &Self::Msg, channel: Channel);
+    fn send(&mut self, msg: &Self::Msg, channel: Channel, now: u64);
     /// The next message, if one is waiting.
-    fn recv(&mut self) -> Option<Self::Msg>;
+    fn recv(&mut self, now: u64) -> Option<Self::Msg>;
     /// Arms the receive ring's wake-up flag: `true` to sleep, `false` when a
     /// message slipped in meanwhile.
     fn arm(&mut self) -> bool;
@@ -82,7 +83,7 @@ pub trait End {
 impl End for Port<64> {
     type Msg = [u8; 64];
 
-    fn send(&mut self, slot: &[u8; 64], channel: Channel) {
+    fn send(&mut self, slot: &[u8; 64], channel: Channel, _: u64) {
         match self.tx.push(slot) {
             Ok(NotifyPeer::Yes) => channel.notify(),
             Ok(NotifyPeer::No) => {}
@@ -90,7 +91,7 @@ impl End for Port<64> {
         }
     }
 
-    fn recv(&mut self) -> Option<[u8; 64]> {
+    fn recv(&mut self, _: u64) -> Option<[u8; 64]> {
         match self.rx.pop() {
             Ok(Some((slot, NotifyPeer::No))) => Some(slot),
             Ok(Some((_, NotifyPeer::Yes))) => panic!("the bench never fills a ring"),
@@ -107,8 +108,8 @@ impl End for Port<64> {
 impl<O: PortObserver> End for TypedPort<'_, O> {
     type Msg = O::Msg;
 
-    fn send(&mut self, msg: &O::Msg, channel: Channel) {
-        if let Err(f) = self.try_send(msg, rdtsc()) {
+    fn send(&mut self, msg: &O::Msg, channel: Channel, now: u64) {
+        if let Err(f) = self.try_send(msg, now) {
             panic!("typed send of {msg} failed: {f:?}");
         }
         if self.take_notify() == NotifyPeer::Yes {
@@ -116,8 +117,8 @@ impl<O: PortObserver> End for TypedPort<'_, O> {
         }
     }
 
-    fn recv(&mut self) -> Option<O::Msg> {
-        match self.try_recv(rdtsc()) {
+    fn recv(&mut self, now: u64) -> Option<O::Msg> {
+        match self.try_recv(now) {
             Ok(msg) => msg,
             Err(f) => panic!("typed receive failed: {f:?}"),
         }
@@ -155,15 +156,16 @@ impl<E: End> Client<E> {
 
     /// Sends the first message.
     pub fn open(&mut self, first: E::Msg) {
-        self.end.send(&first, self.channel);
+        self.end.send(&first, self.channel, rdtsc());
     }
 
     /// Handles a notification on this port: takes every answer, sending the
     /// next request right after each one, then arms the wake-up flag.
     /// `is_answer` tells an answer from the opening reply.
     pub fn notified(&mut self, is_answer: impl Fn(&E::Msg) -> bool) {
+        let now = rdtsc();
         loop {
-            while let Some(msg) = self.end.recv() {
+            while let Some(msg) = self.end.recv(now) {
                 if is_answer(&msg) {
                     self.round += 1;
                     if self.round == WARMUP {
@@ -175,7 +177,7 @@ impl<E: End> Client<E> {
                     }
                 }
                 let request = self.request;
-                self.end.send(&request, self.channel);
+                self.end.send(&request, self.channel, now);
             }
             if self.end.arm() {
                 return;
@@ -186,9 +188,10 @@ impl<E: End> Client<E> {
 
 /// The server's side: every message gets `answer(msg)` back at once.
 pub fn serve<E: End>(end: &mut E, channel: Channel, answer: impl Fn(&E::Msg) -> E::Msg) {
+    let now = rdtsc();
     loop {
-        while let Some(msg) = end.recv() {
-            end.send(&answer(&msg), channel);
+        while let Some(msg) = end.recv(now) {
+            end.send(&answer(&msg), channel, now);
         }
         if end.arm() {
             return;
