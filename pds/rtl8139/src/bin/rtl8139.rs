@@ -27,18 +27,19 @@
 //!
 //! | load                 | normal         | C+             | C+ vs normal |
 //! |----------------------|----------------|----------------|--------------|
-//! | 64 B, 32 in flight   | 4,280 (1,369)  | 4,449 (1,432)  | +4%          |
-//! | 1,472 B, 32 in flight| 6,553 (1,615)  | 6,350 (1,462)  | -3%          |
-//! | 64 B, ping-pong      | 10,230 (3,420) | 10,203 (3,423) | -0%          |
+//! | 64 B, 32 in flight   | 3,879 (1,380)  | 3,938 (1,416)  | +2%          |
+//! | 1,472 B, 32 in flight| 5,935 (1,587)  | 5,739 (1,411)  | -3%          |
+//! | 64 B, ping-pong      | 8,813 (3,102)  | 8,755 (3,087)  | -1%          |
 //!
 //! The modes are within a few percent of each other. Normal mode's receive
 //! copy goes from the ring straight into the lent buffer as string moves
 //! (shared-copy: about an eighth of an instruction a byte; the volatile
 //! word loop an earlier run measured cost 1.8, which put C+ 24% ahead at
-//! 1,472 bytes), so C+ saves the driver only about 150 instructions at
-//! 1,472 bytes and costs it about 60 more at 64. Echoes per second (host
-//! time) are noisy between runs; this one had 57,000 in normal mode
-//! against 68,500 in C+ at 64 bytes, and 34,200 against 31,800 at 1,472.
+//! 1,472 bytes), so C+ saves the driver only about 180 instructions at
+//! 1,472 bytes and costs it about 40 more at 64. Echoes per second (host
+//! time) are noisy between runs: this one had 5,960 in normal mode against
+//! 35,200 in C+ at 64 bytes, an earlier one 57,000 against 68,500 with
+//! instruction counts that differed by 4%.
 //! Normal mode stays the default: QEMU's C+ model has no flow control, so a frame arriving
 //! while no descriptor holds a lent buffer is dropped. The net-wire-cplus
 //! boot test's 256-frame burst into an idle guest loses about half of it
