@@ -828,6 +828,16 @@ impl<const SLOT: usize> Consumer<SLOT> {
             Ok(Arm::Retry)
         }
     }
+
+    /// Withdraws "consumer wants a notify" while awake: a producer that
+    /// runs meanwhile (one of higher priority, woken by this side) then
+    /// pushes without notifying, and its messages are found when
+    /// [`prepare_sleep`](Self::prepare_sleep) looks again before sleeping.
+    pub fn withdraw_sleep(&mut self) {
+        self.ring
+            .word(CONSUMER_WANTS_NOTIFY)
+            .store(0, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

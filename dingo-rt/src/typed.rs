@@ -901,6 +901,12 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
         if !self.session.ready {
             return Ok(None);
         }
+        if self.peer == PeerVersion::Unknown {
+            // A peer that has published its tag but sent nothing yet (a
+            // server not asked anything) would otherwise keep this end off
+            // the short paths until its first message.
+            self.check_peer(false)?;
+        }
         if self.shadow.is_some() {
             if let Some(msg) = shadow_local(&mut self.shadow) {
                 return Ok(Some(msg));
@@ -1064,6 +1070,15 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
             return armed.map_err(|e| ring_failed(self.ring_report(), e));
         }
         self.prepare_recv_sleep_unsteady()
+    }
+
+    /// Withdraws the receive ring's "wake me" flag while the PD is awake:
+    /// messages a higher-priority peer pushes before this PD arms again
+    /// cost it no notification. The PD must then call
+    /// [`prepare_recv_sleep`](Self::prepare_recv_sleep) before it blocks.
+    #[inline]
+    pub fn withdraw_recv_sleep(&mut self) {
+        self.port.rx.withdraw_sleep();
     }
 
     #[inline(never)]

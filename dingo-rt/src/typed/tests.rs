@@ -79,6 +79,22 @@ fn slot_of(msg: &eth::Msg) -> [u8; SLOT] {
 }
 
 #[test]
+fn a_silent_peer_that_published_its_tag_leaves_the_port_steady() {
+    let r = region(4);
+    let log = Recorder::default();
+    let mut b = driver(&r, 4, Supervisor::log(&log));
+    // No peer yet: nothing to check its version against.
+    assert_eq!(b.try_recv(MS), Ok(None));
+    assert!(!b.is_steady());
+    // The client attaches and publishes its tag, but sends nothing (a
+    // server's client that asks nothing, a timer's that sets no timer).
+    let _a = os(&r, 4, Supervisor::log(&log));
+    assert_eq!(b.try_recv(2 * MS), Ok(None));
+    assert!(b.is_steady(), "the port stays on the general paths");
+    assert!(log.reports().is_empty());
+}
+
+#[test]
 fn legal_exchange_passes_both_observers() {
     let r = region(4);
     let (a_log, b_log) = (Recorder::default(), Recorder::default());

@@ -105,6 +105,17 @@ impl<const N: usize> Watch<N> {
         matches!(arm, Ok(Arm::Retry))
     }
 
+    /// Keeps port `i` awake until the PD next sleeps: its "wake me" flag
+    /// is withdrawn and the port is looked at again before sleeping. For a
+    /// PD about to wake a peer of higher priority that answers at once (a
+    /// driver handing frames to its client): the peer runs before this PD
+    /// sleeps, and its answers then cost neither a notification nor a
+    /// wake-up of their own.
+    pub fn stay_awake<O: PortObserver>(&mut self, i: usize, port: &mut TypedPort<'_, O>) {
+        port.withdraw_recv_sleep();
+        self.look[i] = true;
+    }
+
     /// Looks at port `i` on the next round whatever woke the PD (its send
     /// side found room, say).
     pub fn again(&mut self, i: usize) {

@@ -124,6 +124,12 @@ pub struct Net<'s> {
     /// echo paid for their visits on every packet.
     udp_set: SocketSet<'s>,
     udp: SocketHandle,
+    /// When `sockets` next wants a poll (smoltcp's `poll_at` over the set),
+    /// as of the last time it was worked out; `None`: at the next frame.
+    sockets_at: Option<Instant>,
+    /// Whether `sockets_at` may be out of date: a frame went into the set,
+    /// or a service gave one of its sockets something to do.
+    sockets_stale: bool,
     echo: [SocketHandle; ECHO_SOCKETS],
     echo_open: [bool; ECHO_SOCKETS],
     http: [SocketHandle; HTTP_SOCKETS],
@@ -206,6 +212,8 @@ impl<'s> Net<'s> {
             sockets: set,
             udp_set,
             udp,
+            sockets_at: None,
+            sockets_stale: true,
             echo,
             echo_open: [false; ECHO_SOCKETS],
             http,
@@ -261,6 +269,7 @@ impl<'s> Net<'s> {
             let set = if udp_port == Some(ECHO_PORT) {
                 &mut self.udp_set
             } else {
+                self.sockets_stale = true;
                 &mut self.sockets
             };
             if self.iface.poll_ingress_single(now, device, set) == PollIngressSingleResult::None {
@@ -270,8 +279,9 @@ impl<'s> Net<'s> {
         for round in 0..ROUNDS {
             self.dhcp(&mut changes);
             let udp = self.serve_udp();
-            let served =
-                (udp != Udp::Idle) | self.serve_echo() | self.serve_pages(device, &mut page);
+            let tcp = self.serve_echo() | self.serve_pages(device, &mut page);
+            self.sockets_stale |= tcp;
+            let served = (udp != Udp::Idle) | tcp;
             // After the first round, the last egress left nothing behind.
             if !served && round > 0 {
                 break;
@@ -292,14 +302,28 @@ impl<'s> Net<'s> {
 
     /// How long the stack may sleep before it must be polled again
     /// (retransmissions, DHCP renewal); `None`: until a frame arrives.
+    ///
+    /// The TCP services' and DHCP's sockets are asked only when their
+    /// answer may have changed: a frame went into their set, a service
+    /// gave one of them something to send, or their earliest time came
+    /// (only then may an egress have moved a socket's timers: it visits a
+    /// socket when the socket's time has come, or when a service gave it
+    /// data). Asking all five sockets on every poll cost the UDP echo
+    /// about 100 instructions per datagram.
     pub fn poll_delay_ns(&mut self, now_ns: u64) -> Option<u64> {
         let now = instant(now_ns);
-        let tcp = self.iface.poll_delay(now, &self.sockets);
-        let udp = self.iface.poll_delay(now, &self.udp_set);
-        tcp.into_iter()
-            .chain(udp)
-            .min()
-            .map(|d| d.total_micros() * 1000)
+        if self.sockets_stale || self.sockets_at.is_some_and(|at| at <= now) {
+            self.sockets_at = self.iface.poll_at(now, &self.sockets);
+            self.sockets_stale = false;
+        }
+        let udp = self.iface.poll_at(now, &self.udp_set);
+        self.sockets_at.into_iter().chain(udp).min().map(|at| {
+            if at > now {
+                (at - now).total_micros() * 1000
+            } else {
+                0
+            }
+        })
     }
 
     fn dhcp(&mut self, changes: &mut Changes) {

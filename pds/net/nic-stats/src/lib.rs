@@ -107,9 +107,9 @@ impl Writer {
     }
 
     /// Writes value `i` alone (one aligned word, never torn), outside the
-    /// seqlock: for a counter a reader samples often ([`Reader::value`]).
+    /// seqlock.
     #[inline]
-    pub fn set(&mut self, i: usize, v: u64) {
+    fn set(&mut self, i: usize, v: u64) {
         if i < self.count {
             self.put(entry(i) + NAME_BYTES / 8, v);
         }
@@ -178,27 +178,6 @@ impl Reader {
         Reader { base: base.cast() }
     }
 
-    /// The position of the counter named `name`, if the page has one.
-    pub fn position(&self, name: &str) -> Option<usize> {
-        let (mut at, mut i) = (None, 0);
-        self.read(|n, _| {
-            if n == name && at.is_none() {
-                at = Some(i);
-            }
-            i += 1;
-        });
-        at
-    }
-
-    /// Value `i` alone: one word, cheap enough to sample on every wake-up.
-    pub fn value(&self, i: usize) -> u64 {
-        if i < MAX_ENTRIES {
-            word(self.base, entry(i) + NAME_BYTES / 8)
-        } else {
-            0
-        }
-    }
-
     /// Calls `f` with each name and value of one consistent copy; false if
     /// no consistent copy could be read (the writer kept writing, or never
     /// published).
@@ -246,10 +225,6 @@ mod tests {
         // SAFETY: as above.
         let r = unsafe { Reader::new(base) };
         w.publish(&[7, 9]);
-        w.set(1, 11);
-        assert_eq!(r.position("a_name_longer_than_24_by"), Some(1));
-        assert_eq!(r.value(1), 11);
-        w.set(1, 9);
         let mut got = Vec::new();
         assert!(r.read(|n, v| got.push((n.to_string(), v))));
         assert_eq!(

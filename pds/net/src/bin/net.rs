@@ -68,7 +68,6 @@ fn page(
     port: &TypedPort<'_, dingo_rt::typed::Protocol<eth::Observer>>,
     driver: &Reader,
     peer: &str,
-    busy: u64,
 ) -> core::fmt::Result {
     match address {
         Some(a) => writeln!(w, "address    {a}")?,
@@ -111,7 +110,6 @@ fn page(
     }
     r?;
     writeln!(w)?;
-    writeln!(w, "net PD     net_busy_tsc={busy}")?;
     let pc = port.counters();
     writeln!(
         w,
@@ -122,19 +120,6 @@ fn page(
         pc.malformed,
         pc.violations
     )
-}
-
-/// The counter this PD's busy time is kept in: the TSC itself on x86_64
-/// (the time page's base, which `TimeReader::ticks` reads first, only
-/// matters for the i.MX6's 32-bit counter), the board's ticks elsewhere.
-#[cfg(target_arch = "x86_64")]
-fn busy_ticks(_: &TimeReader) -> u64 {
-    timer_client::clock::rdtsc()
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn busy_ticks(time: &TimeReader) -> u64 {
-    time.ticks()
 }
 
 /// COM1, for the console role: the console on release kernels.
@@ -222,12 +207,6 @@ fn main() -> ! {
     let mut poll_due: Option<u64> = Some(0);
     let mut next_id = 1u32;
     let mut said_link: Option<bool> = None;
-    // This PD's busy time leaves out the driver's, which preempts it (the
-    // driver publishes its own as `busy_tsc`, when it has one).
-    let mut driver_busy = None;
-    let mut busy = 0u64;
-    let mut woke = busy_ticks(&time);
-    let mut driver_woke = 0;
     // The ports to read: 0 eth, 1 lc, 2 timer.
     let mut watch = Watch::new([ethp.channel(), lc.channel(), tm.channel()]);
     loop {
@@ -308,7 +287,7 @@ fn main() -> ! {
         {
             let peer = cfg.ports.eth.peer;
             let changes = stack.poll(t, &mut device, |w, stats, address, dev| {
-                page(w, stats, address, dev, &ethp, &driver, peer, busy)
+                page(w, stats, address, dev, &ethp, &driver, peer)
             });
             if let Some(a) = changes.configured {
                 let how = if cfg.params.dhcp { "by DHCP" } else { "static" };
@@ -369,14 +348,7 @@ fn main() -> ! {
             watch.again(0);
         }
         if !retry {
-            if driver_busy.is_none() {
-                driver_busy = driver.position("busy_tsc");
-            }
-            let preempted = driver_busy.map_or(0, |i| driver.value(i).wrapping_sub(driver_woke));
-            busy += (busy_ticks(&time) - woke).saturating_sub(preempted);
             watch.woken(microkit::wait());
-            woke = busy_ticks(&time);
-            driver_woke = driver_busy.map_or(0, |i| driver.value(i));
         }
     }
 }

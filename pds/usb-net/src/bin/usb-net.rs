@@ -21,7 +21,7 @@ use dingo_protocols::timer::Observer as TimerObserver;
 use dingo_protocols::usb_ethernet::Observer as Component;
 use nic_stats::Writer;
 use pd_config::SharedRegion;
-use timer_client::clock::{TimeReader, rdtsc};
+use timer_client::clock::TimeReader;
 use timer_client::platform::TimerPlatform;
 use usb_bus::{BusObserver, BusParts, BusPort};
 use usb_net_core::{Driver, Memory, Note, Stats};
@@ -31,7 +31,7 @@ pd_config::program!("usb-net");
 static REPORTER: ConsoleReporter = ConsoleReporter;
 static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
-const STATS: [&str; 23] = [
+const STATS: [&str; 22] = [
     "attached",
     "detached",
     "pipes",
@@ -50,9 +50,6 @@ const STATS: [&str; 23] = [
     "tx_aborted",
     "transfer_errors",
     "stalls",
-    // TSC ticks between waking up and going to sleep (under -icount, the
-    // instructions this PD ran), as the other NIC drivers publish it.
-    "busy_tsc",
     // CDC notifications (usb_net_core::notify).
     "link_reports",
     "speed_reports",
@@ -60,7 +57,7 @@ const STATS: [&str; 23] = [
     "bad_notifications",
 ];
 
-fn stats(d: &Driver, busy: u64) -> [u64; 23] {
+fn stats(d: &Driver) -> [u64; 22] {
     let Stats {
         rx_frames,
         rx_bytes,
@@ -102,7 +99,6 @@ fn stats(d: &Driver, busy: u64) -> [u64; 23] {
         tx_aborted,
         transfer_errors,
         stalls,
-        busy,
         link_reports,
         speed_reports,
         other_notifications,
@@ -230,9 +226,7 @@ async fn main(ex: &Ex<'_>) {
     );
     let mut d = Driver::new();
     let mask = 1u64 << usb.channel() | 1u64 << eth.channel() | 1u64 << lc.channel();
-    let mut busy = 0u64;
     loop {
-        let woke = rdtsc();
         let now = ex.now_ns();
         d.tick(now);
         let mut blocked = false;
@@ -318,8 +312,7 @@ async fn main(ex: &Ex<'_>) {
             retry |= matches!(eth.prepare_send_sleep(), Ok(Arm::Retry));
             retry |= matches!(lc.prepare_send_sleep(), Ok(Arm::Retry));
         }
-        busy += rdtsc() - woke;
-        published.publish(&stats(&d, busy));
+        published.publish(&stats(&d));
         if retry {
             continue;
         }

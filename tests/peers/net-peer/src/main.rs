@@ -218,20 +218,11 @@ fn bench(
         return report("warm-up", Err(e));
     }
     let mut run = || -> Result<String, String> {
-        let (before, _) = checks::status(&mut st, 42080)?;
         snapshot(profile, 0)?;
         let c0 = instructions(counters)?;
         let (secs, mut rtts, resent) = checks::udp_load(&mut st, count, inflight, size)?;
         let c1 = instructions(counters)?;
         snapshot(profile, 1)?;
-        let (after, _) = checks::status(&mut st, 42081)?;
-        let delta = |k: &str| {
-            after
-                .get(k)
-                .copied()
-                .unwrap_or(0)
-                .saturating_sub(before.get(k).copied().unwrap_or(0))
-        };
         rtts.sort_by(f64::total_cmp);
         let pct = |p: f64| {
             rtts.get(((rtts.len() as f64 - 1.0) * p) as usize)
@@ -239,13 +230,11 @@ fn bench(
                 .unwrap_or(0.0)
         };
         Ok(format!(
-            "bench: size={size} inflight={inflight} echoed={count} resent={resent} seconds={secs:.3} insns={} kernel={} busy={} halts={} driver={} net={} rtt_median_us={:.1} rtt_p99_us={:.1}",
+            "bench: size={size} inflight={inflight} echoed={count} resent={resent} seconds={secs:.3} insns={} kernel={} busy={} halts={} rtt_median_us={:.1} rtt_p99_us={:.1}",
             c1[0] - c0[0],
             c1[1] - c0[1],
             c1[2] - c0[2],
             c1[3] - c0[3],
-            delta("busy_tsc"),
-            delta("net_busy_tsc"),
             pct(0.5),
             pct(0.99)
         ))
