@@ -303,15 +303,7 @@ fn a_tcp_stream_is_echoed_and_the_status_page_is_served() {
             back.extend_from_slice(&buf[..n]);
         }
         let p = sockets.get_mut::<tcp::Socket>(page);
-        if p.may_send() && !asked {
-            p.send_slice(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-            asked = true;
-        }
-        if p.can_recv() {
-            let mut buf = [0u8; 4096];
-            let n = p.recv_slice(&mut buf).unwrap();
-            text.extend_from_slice(&buf[..n]);
-        }
+        ask_for_page(p, &mut asked, &mut text);
         if back.len() == data.len() && !p.may_recv() && asked {
             break;
         }
@@ -323,6 +315,20 @@ fn a_tcp_stream_is_echoed_and_the_status_page_is_served() {
     assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
     assert!(text.contains("address 10.0.2.15/24"), "{text}");
     assert_eq!(w.net.stats().status_pages, 1);
+}
+
+/// The host's side of a status page request on `s`: asks once the
+/// connection is up, then collects the page into `text`.
+fn ask_for_page(s: &mut tcp::Socket<'_>, asked: &mut bool, text: &mut Vec<u8>) {
+    if s.may_send() && !*asked {
+        s.send_slice(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        *asked = true;
+    }
+    if s.can_recv() {
+        let mut buf = [0u8; 4096];
+        let n = s.recv_slice(&mut buf).unwrap();
+        text.extend_from_slice(&buf[..n]);
+    }
 }
 
 /// Fetches the status page from the host's local `port`: the text, or
@@ -343,15 +349,7 @@ fn fetch_page(w: &mut World<'_>, port: u16) -> Option<String> {
     let (mut text, mut asked) = (Vec::new(), false);
     for _ in 0..2000 {
         let s = sockets.get_mut::<tcp::Socket>(h);
-        if s.may_send() && !asked {
-            s.send_slice(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-            asked = true;
-        }
-        if s.can_recv() {
-            let mut buf = [0u8; 4096];
-            let n = s.recv_slice(&mut buf).unwrap();
-            text.extend_from_slice(&buf[..n]);
-        }
+        ask_for_page(s, &mut asked, &mut text);
         if asked && !s.may_recv() {
             // The page is whole: the guest closed its side; so does the host.
             s.close();
