@@ -23,23 +23,23 @@
 //!
 //! One run of the net bench (bench/net/run.py: net-echo and
 //! net-echo-cplus, the same system; guest instructions per echo in busy
-//! periods, the driver's share in brackets):
+//! periods, the driver's own code in brackets):
 //!
 //! | load                 | normal         | C+             | C+ vs normal |
 //! |----------------------|----------------|----------------|--------------|
-//! | 64 B, 32 in flight   | 3,879 (1,380)  | 3,938 (1,416)  | +2%          |
-//! | 1,472 B, 32 in flight| 5,935 (1,587)  | 5,739 (1,411)  | -3%          |
-//! | 64 B, ping-pong      | 8,813 (3,102)  | 8,755 (3,087)  | -1%          |
+//! | 64 B, 32 in flight   | 3,846 (1,352)  | 3,876 (1,335)  | +1%          |
+//! | 1,472 B, 32 in flight| 5,960 (1,552)  | 5,764 (1,351)  | -3%          |
+//! | 64 B, ping-pong      | 7,331 (2,159)  | 7,275 (2,099)  | -1%          |
 //!
 //! The modes are within a few percent of each other. Normal mode's receive
 //! copy goes from the ring straight into the lent buffer as string moves
 //! (shared-copy: about an eighth of an instruction a byte; the volatile
 //! word loop an earlier run measured cost 1.8, which put C+ 24% ahead at
-//! 1,472 bytes), so C+ saves the driver only about 180 instructions at
-//! 1,472 bytes and costs it about 40 more at 64. Echoes per second (host
-//! time) are noisy between runs: this one had 5,960 in normal mode against
-//! 35,200 in C+ at 64 bytes, an earlier one 57,000 against 68,500 with
-//! instruction counts that differed by 4%.
+//! 1,472 bytes), so C+ saves the driver about 200 instructions at 1,472
+//! bytes and about 20 at 64. Echoes per second (host time) are noisy
+//! between runs: this one had 34,600 in normal mode against 31,900 in C+
+//! at 64 bytes, an earlier one 5,960 against 35,200 with instruction
+//! counts within 2%.
 //! Normal mode stays the default: QEMU's C+ model has no flow control, so a frame arriving
 //! while no descriptor holds a lent buffer is dropped. The net-wire-cplus
 //! boot test's 256-frame burst into an idle guest loses about half of it
@@ -67,8 +67,8 @@
 //! the driver keeps its EthernetController port awake meanwhile
 //! (`Watch::stay_awake`): the echoes the network PD sends come in before
 //! the driver sleeps, with no notification and no wake-up of their own.
-//! In ping-pong that saves two system calls and a PD switch per echo
-//! (8,808 to 7,941 instructions, `make bench`).
+//! In ping-pong that saved two system calls and a PD switch per echo
+//! (8,808 to 7,941 instructions when it came).
 #![no_std]
 #![no_main]
 
