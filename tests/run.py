@@ -229,12 +229,15 @@ def peer_test(t, build, log, qmp_path):
 class UartCheck:
     """Types `text` into the Sabre Lite's UART1 (a Unix socket QEMU
     serves) once the serial log matches `ready`, then stops the boot once
-    the log matches `stop_at`; keeps what the UART sent for the report."""
+    the log matches `stop_at` and what the UART sent has every line of
+    `output` (or `drain` seconds after `stop_at`, as the UART's last bytes
+    may still be on their way when the log line is there); keeps what the
+    UART sent for the report."""
 
-    def __init__(self, log, socket_path, ready, text, stop_at):
+    def __init__(self, log, socket_path, ready, text, stop_at, output, drain=3.0):
         self.log, self.path, self.ready, self.text = log, socket_path, re.compile(ready), text
-        self.stop_at = re.compile(stop_at)
-        self.sock, self.typed, self.output = None, False, b""
+        self.stop_at, self.want, self.drain = re.compile(stop_at), output, drain
+        self.sock, self.typed, self.output, self.stopped_at = None, False, b"", None
 
     def __call__(self, _qmp):
         if self.sock is None:
@@ -256,7 +259,12 @@ class UartCheck:
         if not self.typed and log_matches(self.ready, self.log):
             self.sock.sendall(self.text.encode())
             self.typed = True
-        return self.typed and log_matches(self.stop_at, self.log)
+        if self.stopped_at is None:
+            if not (self.typed and log_matches(self.stop_at, self.log)):
+                return False
+            self.stopped_at = time.monotonic()
+        return (expected_lines(self.text_sent(), {"expect": self.want}) is None
+                or time.monotonic() - self.stopped_at > self.drain)
 
     def text_sent(self):
         return self.output.decode("utf-8", "replace").replace("\r", "")
@@ -394,7 +402,8 @@ def boot_one(build, t, logdir, name=None):
     log = os.path.join(logdir, name + ".log")
     screen = ScreenCheck(t["screen"], t.get("screen_size")) if "screen" in t else None
     uart_socket = os.path.join(logdir, name + ".uart1") if "uart_input" in t else None
-    uart = (UartCheck(log, uart_socket, t["uart_ready"], t["uart_input"], t["stop_at"])
+    uart = (UartCheck(log, uart_socket, t["uart_ready"], t["uart_input"], t["stop_at"],
+                      t.get("uart_output", []))
             if uart_socket else None)
     until = screen or uart or (LogWatch(log, t["stop_at"]) if "stop_at" in t else None)
     qmp_path = os.path.join(logdir, name + ".qmp")
