@@ -55,10 +55,14 @@ impl Window {
 
     /// The device address of `len` bytes at `vaddr`, if all of them lie in
     /// this window.
+    #[inline]
     pub fn paddr_of(&self, vaddr: usize, len: usize) -> Option<u64> {
-        let off = vaddr.checked_sub(self.vaddr)?;
-        let end = off.checked_add(len)?;
-        (end <= self.len).then(|| self.paddr + off as u64)
+        // One compare for "starts inside" and one for "fits": below the
+        // window, the wrapped offset is huge; `len <= self.len - off`
+        // cannot overflow once `off` is inside. Every buffer the crate
+        // shares comes through here (four per echoed frame).
+        let off = vaddr.wrapping_sub(self.vaddr);
+        (off <= self.len && len <= self.len - off).then(|| self.paddr + off as u64)
     }
 
     /// The virtual address of `len` bytes at device address `paddr`, if all
@@ -179,11 +183,10 @@ impl HalState {
     }
 
     /// The device address of `len` bytes at `vaddr` in a DMA window.
+    #[inline]
     pub fn paddr_of(&self, vaddr: usize, len: usize) -> Option<u64> {
-        self.get()
-            .windows
-            .iter()
-            .find_map(|w| w.paddr_of(vaddr, len))
+        let windows = &self.get().windows;
+        windows.iter().find_map(|w| w.paddr_of(vaddr, len))
     }
 
     fn alloc(&self, pages: usize) -> Option<(u64, usize)> {

@@ -216,6 +216,11 @@ fn windows_translate_both_ways_and_refuse_what_straddles() {
     assert_eq!(w.paddr_of(0x420_1000, 0x800), Some(0x7_0000_1000));
     assert_eq!(w.paddr_of(0x423_f800, 0x801), None);
     assert_eq!(w.paddr_of(0x41f_ffff, 2), None);
+    // The last bytes exactly; past the end; lengths that would wrap.
+    assert_eq!(w.paddr_of(0x423_f800, 0x800), Some(0x7_0003_f800));
+    assert_eq!(w.paddr_of(0x424_0000, 1), None);
+    assert_eq!(w.paddr_of(usize::MAX, 1), None);
+    assert_eq!(w.paddr_of(0x420_1000, usize::MAX), None);
     assert_eq!(w.vaddr_of(0x7_0003_f000, 0x1000), Some(0x423_f000));
     assert_eq!(w.vaddr_of(u64::MAX, 2), None);
 }
