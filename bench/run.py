@@ -17,6 +17,9 @@ sys.path.insert(0, os.path.join(ROOT, "qemu"))
 import qemu  # noqa: E402
 
 LINE = re.compile(r"bench: (\S+) (\S+) (\d+) cycles")
+# Sizes a benchmark reports beside its figures (the port bench: RAM per
+# port end), printed under its table as they came.
+SIZES = re.compile(r"^\S+: bytes per .*$", re.M)
 
 
 def main():
@@ -49,6 +52,8 @@ def main():
             ratio = f"{n / base:.3f}x" if base else "-"
             print(f"   {who + ' ' + what:<30} {n:>12} {base or '-':>9} {ratio:>7}")
         print("   (instructions per round trip under -icount, both PDs and the kernel)")
+        for line in SIZES.findall(text.replace("\r", "")):
+            print(f"   {line}")
     sys.exit(1 if failed else 0)
 
 
