@@ -120,8 +120,9 @@ impl Tick {
             handler,
             config,
         };
-        tick.arm();
+        // Unmasked before the first tick is armed, as in `ticked`.
         tick.handler.ack().ctx("unmask the tick's IRQ")?;
+        tick.arm();
         Ok(tick)
     }
 
@@ -149,9 +150,16 @@ impl Tick {
         self.bus.set(TIMER_CONFIG.at(TIMER), on.get());
     }
 
-    /// After a tick: arms the next and acknowledges the interrupt.
+    /// After a tick: acknowledges the interrupt, then arms the next. In
+    /// this order because the kernel keeps the IOAPIC pin masked until the
+    /// acknowledgement, and an edge on a masked pin is lost: armed first,
+    /// a tick that came due before the acknowledgement (the host can hold
+    /// QEMU's CPU longer than a period; a guest's clock runs on meanwhile)
+    /// was never delivered, no tick was armed again, and the monitor saw
+    /// no more overruns and did no more restarts.
     pub fn ticked(&mut self) -> Setup<()> {
+        let acked = self.handler.ack().ctx("acknowledge the tick");
         self.arm();
-        self.handler.ack().ctx("acknowledge the tick")
+        acked
     }
 }
