@@ -2,13 +2,16 @@
 //! [`Platform`] on the Microkit runtime (wait on the PD's notification,
 //! notify and acknowledge IRQs through its channels), a [`Reporter`] that
 //! prints protocol violations on the debug console and hands a PD with a
-//! fatal one to the monitor, and the entry macro of an `async` PD.
+//! fatal one to the monitor, and the entry macro of an `async` PD. For
+//! PDs that run their own synchronous loop: [`Watch`] (which ports to
+//! read after a wake-up), [`flush`] (one notification per batch) and
+//! [`idle`] (a driver without its device).
 #![no_std]
 
 use core::fmt::Write;
 use dingo_rt::executor::Platform;
 use dingo_rt::port::{Port, Side};
-use dingo_rt::ring::Arm;
+use dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_rt::typed::{PortObserver, Protocol, Report, Reporter, Supervisor, TypedPort};
 use microkit::sel4::DebugWriter;
 use microkit::{Channel, ChannelSet};
@@ -65,6 +68,26 @@ pub fn observed_port<'r, O: PortObserver>(
     supervisor: Supervisor<'r>,
 ) -> TypedPort<'r, O> {
     TypedPort::new(port(pd, cfg), observer, supervisor, pd, cfg.role).shadowed(cfg.peer_restarts)
+}
+
+/// Notifies the peer of `port` if what this PD sent since the last flush
+/// asks for it (the peer armed its flag; dingo-rt's signal suppression).
+/// A synchronous PD's loop flushes each port once per round, so that a
+/// batch costs one notification.
+#[inline]
+pub fn flush<O: PortObserver>(port: &mut TypedPort<'_, O>) {
+    if port.take_notify() == NotifyPeer::Yes {
+        Channel::new(port.channel()).notify();
+    }
+}
+
+/// For a driver without a usable device: says why once, naming the PD,
+/// and waits forever, so that the rest of the system runs without it.
+pub fn idle(pd: &str, why: core::fmt::Arguments<'_>) -> ! {
+    microkit::debug_println!("{pd}: {why}; staying idle");
+    loop {
+        microkit::wait();
+    }
 }
 
 /// The ports a synchronous PD's event loop must read after a wake-up: those

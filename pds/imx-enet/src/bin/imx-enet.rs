@@ -28,10 +28,10 @@ use core::cell::RefCell;
 use dingo_pd::ConsoleReporter;
 use dingo_pd::microkit::{self, Channel, debug_println};
 use dingo_protocols::ethernet_controller::Msg;
-use dingo_protocols::{ethernet_driver, lifecycle, timer};
-use dingo_rt::ring::{Arm, NotifyPeer};
-use dingo_rt::typed::{ComponentPort, Fault, PortObserver, Supervisor, TypedPort};
-use heapless::Deque;
+use dingo_protocols::{ethernet_driver, timer};
+use dingo_rt::ring::Arm;
+use dingo_rt::typed::{ComponentPort, Supervisor};
+use eth_driver::{Lifecycle, Outbox, Request};
 use imx_enet_core::nic::{Counters, Event, Nic};
 use nic_stats::Writer;
 use pd_config::IrqSource;
@@ -116,25 +116,12 @@ fn message(e: Event) -> Msg {
 }
 
 /// Where the core's events go: the outbox towards the client.
-fn sink<const N: usize>(outbox: &mut Deque<Msg, N>) -> impl FnMut(Event) + '_ {
-    |e| {
-        // Room is kept: the loop stops taking work before the outbox fills.
-        let _ = outbox.push_back(message(e));
-    }
+fn sink<const N: usize>(outbox: &mut Outbox<N>) -> impl FnMut(Event) + '_ {
+    |e| outbox.push(message(e))
 }
 
-/// A driver without a usable device says why once and does nothing.
 fn idle(why: core::fmt::Arguments<'_>) -> ! {
-    debug_println!("imx-enet: {why}; staying idle");
-    loop {
-        microkit::wait();
-    }
-}
-
-fn flush<O: PortObserver>(port: &mut TypedPort<'_, O>) {
-    if port.take_notify() == NotifyPeer::Yes {
-        Channel::new(port.channel()).notify();
-    }
+    dingo_pd::idle("imx-enet", why)
 }
 
 fn main() -> ! {
@@ -224,8 +211,8 @@ fn main() -> ! {
     let mut published = unsafe { Writer::new(cfg.regions.stats.as_ptr(), &STATS) };
     let irq = Channel::from(cfg.irqs.enet);
 
-    let mut outbox: Deque<Msg, OUTBOX> = Deque::new();
-    let mut lc_reply: Option<lifecycle::Msg> = None;
+    let mut outbox: Outbox<OUTBOX> = Outbox::new();
+    let mut life = Lifecycle::new();
     let mut tick: Option<u32> = None;
     let mut next_id = 1u32;
     let mut interrupted = false;
@@ -234,42 +221,23 @@ fn main() -> ! {
     loop {
         let t = now();
 
-        while lc_reply.is_none() {
-            match lc.try_recv(t) {
-                Ok(Some(lifecycle::Msg::Start)) => lc_reply = Some(lifecycle::Msg::StartComplete),
-                Ok(Some(lifecycle::Msg::Stop | lifecycle::Msg::Unplugged)) => {
-                    nic.disable(&mut sink(&mut outbox));
-                    lc_reply = Some(lifecycle::Msg::StopComplete);
-                }
-                Ok(Some(_)) | Err(Fault::Violation(_) | Fault::Malformed(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if let Some(reply) = lc_reply
-            && lc.try_send(&reply, t).is_ok()
-        {
-            lc_reply = None;
-        }
+        life.serve(&mut lc, true, t, || nic.disable(&mut sink(&mut outbox)));
 
         let mut lent_more = false;
-        while outbox.len() + 2 * BUDGET + 8 < OUTBOX {
-            match eth.try_recv(t) {
-                Ok(Some(Msg::Enable)) => {
+        while outbox.has_room(BUDGET) {
+            let Some(r) = eth_driver::request(&mut eth, t) else {
+                break;
+            };
+            match r {
+                Request::Enable => {
                     nic.enable();
-                    let mut mac = [0u8; 8];
-                    mac[2..].copy_from_slice(&nic.mac());
-                    let _ = outbox.push_back(Msg::MacAddress {
-                        mac: u64::from_be_bytes(mac),
-                    });
-                    let _ = outbox.push_back(Msg::EnableComplete);
-                    // The link state the client starts from.
-                    let _ = outbox.push_back(Msg::LinkChange { up: nic.link_up() });
+                    outbox.enabled(nic.mac(), nic.link_up());
                 }
-                Ok(Some(Msg::Disable)) => {
+                Request::Disable => {
                     nic.disable(&mut sink(&mut outbox));
-                    let _ = outbox.push_back(Msg::DisableComplete);
+                    outbox.push(Msg::DisableComplete);
                 }
-                Ok(Some(Msg::RxBuffer { buf, len })) => {
+                Request::Lend { buf, len } => {
                     if let Err(e) = nic.lend(buf, len)
                         && !core::mem::replace(&mut bad_lend_said, true)
                     {
@@ -279,11 +247,7 @@ fn main() -> ! {
                     }
                     lent_more = true;
                 }
-                Ok(Some(Msg::TxPacket { buf, len })) => {
-                    nic.transmit(buf, len, t, &mut sink(&mut outbox))
-                }
-                Ok(Some(_)) | Err(Fault::Violation(_) | Fault::Malformed(_)) => {}
-                Ok(None) | Err(_) => break,
+                Request::Transmit { buf, len } => nic.transmit(buf, len, t, &mut sink(&mut outbox)),
             }
         }
 
@@ -316,15 +280,7 @@ fn main() -> ! {
         }
         published.publish(&stats(nic.counters()));
 
-        while let Some(msg) = outbox.front() {
-            match eth.try_send(msg, t) {
-                Ok(()) => {}
-                Err(Fault::Full) => break,
-                // Refused by the observer (reported): a bug here, dropped.
-                Err(_) => {}
-            }
-            outbox.pop_front();
-        }
+        outbox.send(&mut eth, t);
         if tick.is_none() && (nic.is_enabled() || nic.tx_outstanding() > 0) {
             let id = next_id;
             next_id = next_id.wrapping_add(1).max(1);
@@ -336,9 +292,9 @@ fn main() -> ! {
                 tick = Some(id);
             }
         }
-        flush(&mut eth);
-        flush(&mut lc);
-        flush(&mut tm);
+        dingo_pd::flush(&mut eth);
+        dingo_pd::flush(&mut lc);
+        dingo_pd::flush(&mut tm);
 
         if more {
             continue;

@@ -13,13 +13,13 @@
 
 use core::fmt::Write;
 
-use dingo_pd::microkit::{self, Channel, debug_println};
+use dingo_pd::microkit::{self, debug_println};
 use dingo_pd::{ConsoleReporter, Watch};
 use dingo_protocols::ethernet_controller as eth;
 use dingo_protocols::{lifecycle, timer};
 use dingo_rt::port::DataArea;
-use dingo_rt::ring::{Arm, NotifyPeer};
-use dingo_rt::typed::{Fault, PortObserver, Supervisor, TypedPort};
+use dingo_rt::ring::Arm;
+use dingo_rt::typed::{Fault, Supervisor, TypedPort};
 use net_core::device::{Enable, EthDevice, Memory};
 use net_core::stack::{Addressing, Net, Stats, Storage};
 use nic_stats::Reader;
@@ -46,12 +46,6 @@ impl Memory for Frames {
     }
     fn write(&self, offset: u32, src: &[u8]) -> bool {
         self.0.write(u64::from(offset), src).is_ok()
-    }
-}
-
-fn flush<O: PortObserver>(port: &mut TypedPort<'_, O>) {
-    if port.take_notify() == NotifyPeer::Yes {
-        Channel::new(port.channel()).notify();
     }
 }
 
@@ -196,7 +190,7 @@ fn main() -> ! {
     if lc.try_send(&lifecycle::Msg::Start, t).is_err() {
         panic!("net: cannot send start to the driver");
     }
-    flush(&mut lc);
+    dingo_pd::flush(&mut lc);
     let mut storage = Storage::new();
     let mut storage = Some(&mut storage);
     let mut net: Option<Net<'_>> = None;
@@ -339,9 +333,9 @@ fn main() -> ! {
                 }
             }
         }
-        flush(&mut ethp);
-        flush(&mut lc);
-        flush(&mut tm);
+        dingo_pd::flush(&mut ethp);
+        dingo_pd::flush(&mut lc);
+        dingo_pd::flush(&mut tm);
         let mut retry = watch.arm(0, &mut ethp) | watch.arm(1, &mut lc) | watch.arm(2, &mut tm);
         if device.has_out() && matches!(ethp.prepare_send_sleep(), Ok(Arm::Retry)) {
             retry = true;

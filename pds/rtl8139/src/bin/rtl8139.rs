@@ -77,10 +77,10 @@ use core::cell::RefCell;
 use dingo_pd::microkit::{self, Channel, debug_println};
 use dingo_pd::{ConsoleReporter, Watch};
 use dingo_protocols::ethernet_controller::Msg;
-use dingo_protocols::{ethernet_driver, lifecycle, timer};
-use dingo_rt::ring::{Arm, NotifyPeer};
-use dingo_rt::typed::{ComponentPort, Fault, PortObserver, TypedPort};
-use heapless::Deque;
+use dingo_protocols::{ethernet_driver, timer};
+use dingo_rt::ring::Arm;
+use dingo_rt::typed::ComponentPort;
+use eth_driver::{Lifecycle, Outbox, Request};
 use hwio::garbage::{Pattern, Select};
 use hwio::{Bus, Corrupting, Garbage, Mmio};
 use nic_stats::{Hot, Writer};
@@ -180,13 +180,12 @@ fn message(e: Event) -> Msg {
 }
 
 /// Where the core's events go: the outbox towards the client.
-fn sink<const N: usize>(outbox: &mut Deque<Msg, N>) -> impl FnMut(Event) + '_ {
+fn sink<const N: usize>(outbox: &mut Outbox<N>) -> impl FnMut(Event) + '_ {
     |e| {
         if let Event::Link { up } = e {
             debug_println!("rtl8139: link {}", if up { "up" } else { "down" });
         }
-        // Room is kept: the loop stops taking work before the outbox fills.
-        let _ = outbox.push_back(message(e));
+        outbox.push(message(e));
     }
 }
 
@@ -349,18 +348,8 @@ fn judge(before: &Counters, after: &Counters) -> Option<(&'static str, &'static 
         .map(|(_, why, then)| (why, then))
 }
 
-/// A driver without a usable device says why once and does nothing.
 fn idle(why: core::fmt::Arguments<'_>) -> ! {
-    debug_println!("rtl8139: {why}; staying idle");
-    loop {
-        microkit::wait();
-    }
-}
-
-fn flush<O: PortObserver>(port: &mut TypedPort<'_, O>) {
-    if port.take_notify() == NotifyPeer::Yes {
-        Channel::new(port.channel()).notify();
-    }
+    dingo_pd::idle("rtl8139", why)
 }
 
 fn main() -> ! {
@@ -500,8 +489,8 @@ fn serve<B: Bus>(
     let mut published = unsafe { Writer::new(cfg.regions.stats.as_ptr(), &STATS) };
     let irq = Channel::from(cfg.irqs.nic);
 
-    let mut outbox: Deque<Msg, OUTBOX> = Deque::new();
-    let mut lc_reply: Option<lifecycle::Msg> = None;
+    let mut outbox: Outbox<OUTBOX> = Outbox::new();
+    let mut life = Lifecycle::new();
     // Whether Lifecycle is running (startComplete sent): EthernetController
     // is served only then. A restarted instance can find the client's
     // replayed `enable` before its replayed `start`; taken first, its
@@ -520,47 +509,27 @@ fn serve<B: Bus>(
     // rounds a retry adds follow at once.
     let mut t = now();
     loop {
-        while watch.looks_at(1) && lc_reply.is_none() {
-            match lc.try_recv(t) {
-                Ok(Some(lifecycle::Msg::Start)) => lc_reply = Some(lifecycle::Msg::StartComplete),
-                Ok(Some(lifecycle::Msg::Stop)) => {
-                    nic.disable(&mut sink(&mut outbox));
-                    lc_reply = Some(lifecycle::Msg::StopComplete);
-                }
-                Ok(Some(lifecycle::Msg::Unplugged)) => {
-                    nic.disable(&mut sink(&mut outbox));
-                    lc_reply = Some(lifecycle::Msg::StopComplete);
-                }
-                Ok(Some(_)) | Err(Fault::Violation(_) | Fault::Malformed(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if let Some(reply) = lc_reply
-            && lc.try_send(&reply, t).is_ok()
-        {
-            running = reply == lifecycle::Msg::StartComplete;
-            lc_reply = None;
+        if let Some(started) = life.serve(&mut lc, watch.looks_at(1), t, || {
+            nic.disable(&mut sink(&mut outbox))
+        }) {
+            running = started;
         }
 
         let mut lent_more = false;
-        while watch.looks_at(0) && running && outbox.len() + 2 * BUDGET + 8 < OUTBOX {
-            match eth.try_recv(t) {
-                Ok(Some(Msg::Enable)) => {
+        while watch.looks_at(0) && running && outbox.has_room(BUDGET) {
+            let Some(r) = eth_driver::request(&mut eth, t) else {
+                break;
+            };
+            match r {
+                Request::Enable => {
                     nic.enable();
-                    let mut mac = [0u8; 8];
-                    mac[2..].copy_from_slice(&nic.mac());
-                    let _ = outbox.push_back(Msg::MacAddress {
-                        mac: u64::from_be_bytes(mac),
-                    });
-                    let _ = outbox.push_back(Msg::EnableComplete);
-                    // The link state the client starts from.
-                    let _ = outbox.push_back(Msg::LinkChange { up: nic.link_up() });
+                    outbox.enabled(nic.mac(), nic.link_up());
                 }
-                Ok(Some(Msg::Disable)) => {
+                Request::Disable => {
                     nic.disable(&mut sink(&mut outbox));
-                    let _ = outbox.push_back(Msg::DisableComplete);
+                    outbox.push(Msg::DisableComplete);
                 }
-                Ok(Some(Msg::RxBuffer { buf, len })) => {
+                Request::Lend { buf, len } => {
                     if let Err(e) = nic.lend(buf, len)
                         && !core::mem::replace(&mut bad_lend_said, true)
                     {
@@ -570,11 +539,7 @@ fn serve<B: Bus>(
                     }
                     lent_more = true;
                 }
-                Ok(Some(Msg::TxPacket { buf, len })) => {
-                    nic.transmit(buf, len, t, &mut sink(&mut outbox))
-                }
-                Ok(Some(_)) | Err(Fault::Violation(_) | Fault::Malformed(_)) => {}
-                Ok(None) | Err(_) => break,
+                Request::Transmit { buf, len } => nic.transmit(buf, len, t, &mut sink(&mut outbox)),
             }
         }
         // Everything the batch handed over goes out together.
@@ -652,7 +617,7 @@ fn serve<B: Bus>(
             injector.check_recovered(rx_frames);
             // Only a violation comes back, to be sent first.
             if let Some((_, Class::Violation)) = injector.due(rx_frames) {
-                let _ = outbox.push_front(Msg::EnableComplete);
+                outbox.push_front(Msg::EnableComplete);
             }
         } else if more || (starved && lent_more) {
             let s = nic.poll_rx(BUDGET, &mut sink(&mut outbox));
@@ -661,15 +626,7 @@ fn serve<B: Bus>(
         }
         injector.check_recovered(nic.counters().rx_frames);
 
-        while let Some(msg) = outbox.front() {
-            match eth.try_send(msg, t) {
-                Ok(()) => {}
-                Err(Fault::Full) => break,
-                // Refused by the observer (reported): a bug here, dropped.
-                Err(_) => {}
-            }
-            outbox.pop_front();
-        }
+        outbox.send(&mut eth, t);
         if watchdog.is_none() && nic.tx_outstanding() > 0 {
             let id = next_id;
             next_id = next_id.wrapping_add(1).max(1);
@@ -681,9 +638,9 @@ fn serve<B: Bus>(
                 watchdog = Some(id);
             }
         }
-        flush(&mut eth);
-        flush(&mut lc);
-        flush(&mut tm);
+        dingo_pd::flush(&mut eth);
+        dingo_pd::flush(&mut lc);
+        dingo_pd::flush(&mut tm);
 
         if more {
             published.publish_hot(&stats(nic.counters()), HOT);

@@ -48,10 +48,7 @@ fn message(e: Event) -> Msg {
 }
 
 fn idle(why: core::fmt::Arguments<'_>) -> ! {
-    debug_println!("virtio-blk: {why}; staying idle");
-    loop {
-        microkit::wait();
-    }
+    dingo_pd::idle("virtio-blk", why)
 }
 
 fn main() -> ! {

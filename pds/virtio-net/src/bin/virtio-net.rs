@@ -24,10 +24,10 @@ use core::cell::{Cell, RefCell};
 use dingo_pd::microkit::{self, Channel, debug_println};
 use dingo_pd::{ConsoleReporter, Watch};
 use dingo_protocols::ethernet_controller::Msg;
-use dingo_protocols::{ethernet_driver, lifecycle};
-use dingo_rt::ring::{Arm, NotifyPeer};
-use dingo_rt::typed::{ComponentPort, Fault, PortObserver, Supervisor, TypedPort};
-use heapless::Deque;
+use dingo_protocols::ethernet_driver;
+use dingo_rt::ring::Arm;
+use dingo_rt::typed::{ComponentPort, Supervisor};
+use eth_driver::{Lifecycle, Outbox, Request};
 use nic_stats::{Hot, Writer};
 use pci_client::Decode;
 use timer_client::clock::TimeReader;
@@ -118,28 +118,17 @@ fn message(e: Event) -> Msg {
 }
 
 /// Where the core's events go: the outbox towards the client.
-fn sink<const N: usize>(outbox: &mut Deque<Msg, N>) -> impl FnMut(Event) + '_ {
+fn sink<const N: usize>(outbox: &mut Outbox<N>) -> impl FnMut(Event) + '_ {
     |e| {
         if let Event::Link { up } = e {
             debug_println!("virtio-net: link {}", if up { "up" } else { "down" });
         }
-        // Room is kept: the loop stops taking work before the outbox fills.
-        let _ = outbox.push_back(message(e));
+        outbox.push(message(e));
     }
 }
 
-/// A driver without a usable device says why once and does nothing.
 fn idle(why: core::fmt::Arguments<'_>) -> ! {
-    debug_println!("virtio-net: {why}; staying idle");
-    loop {
-        microkit::wait();
-    }
-}
-
-fn flush<O: PortObserver>(port: &mut TypedPort<'_, O>) {
-    if port.take_notify() == NotifyPeer::Yes {
-        Channel::new(port.channel()).notify();
-    }
+    dingo_pd::idle("virtio-net", why)
 }
 
 fn main() -> ! {
@@ -250,8 +239,8 @@ fn main() -> ! {
     let mut published = unsafe { Writer::new(cfg.regions.stats.as_ptr(), &STATS) };
     let irq = Channel::from(cfg.irqs.nic);
 
-    let mut outbox: Deque<Msg, OUTBOX> = Deque::new();
-    let mut lc_reply: Option<lifecycle::Msg> = None;
+    let mut outbox: Outbox<OUTBOX> = Outbox::new();
+    let mut life = Lifecycle::new();
     let mut interrupted = false;
     let mut more = false;
     let mut fault_said = false;
@@ -262,47 +251,28 @@ fn main() -> ! {
     // rounds a retry adds follow at once.
     let mut t = now();
     loop {
-        while watch.looks_at(1) && lc_reply.is_none() {
-            match lc.try_recv(t) {
-                Ok(Some(lifecycle::Msg::Start)) => lc_reply = Some(lifecycle::Msg::StartComplete),
-                Ok(Some(lifecycle::Msg::Stop | lifecycle::Msg::Unplugged)) => {
-                    nic.disable(&mut sink(&mut outbox));
-                    lc_reply = Some(lifecycle::Msg::StopComplete);
-                }
-                Ok(Some(_)) | Err(Fault::Violation(_) | Fault::Malformed(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if let Some(reply) = lc_reply
-            && lc.try_send(&reply, t).is_ok()
-        {
-            lc_reply = None;
-        }
+        life.serve(&mut lc, watch.looks_at(1), t, || {
+            nic.disable(&mut sink(&mut outbox))
+        });
 
         let mut work = false;
-        while watch.looks_at(0) && outbox.len() + 2 * BUDGET + 8 < OUTBOX {
-            match eth.try_recv(t) {
-                Ok(Some(Msg::Enable)) => match nic.enable() {
-                    Ok(()) => {
-                        let mut mac = [0u8; 8];
-                        mac[2..].copy_from_slice(&nic.mac());
-                        let _ = outbox.push_back(Msg::MacAddress {
-                            mac: u64::from_be_bytes(mac),
-                        });
-                        let _ = outbox.push_back(Msg::EnableComplete);
-                        // The link state the client starts from.
-                        let _ = outbox.push_back(Msg::LinkChange { up: nic.link_up() });
-                    }
+        while watch.looks_at(0) && outbox.has_room(BUDGET) {
+            let Some(r) = eth_driver::request(&mut eth, t) else {
+                break;
+            };
+            match r {
+                Request::Enable => match nic.enable() {
+                    Ok(()) => outbox.enabled(nic.mac(), nic.link_up()),
                     Err(e) => {
                         debug_println!("virtio-net: setting the device up again: {e}");
-                        let _ = outbox.push_back(Msg::EnableFailed { error: 1 });
+                        outbox.push(Msg::EnableFailed { error: 1 });
                     }
                 },
-                Ok(Some(Msg::Disable)) => {
+                Request::Disable => {
                     nic.disable(&mut sink(&mut outbox));
-                    let _ = outbox.push_back(Msg::DisableComplete);
+                    outbox.push(Msg::DisableComplete);
                 }
-                Ok(Some(Msg::RxBuffer { buf, len })) => {
+                Request::Lend { buf, len } => {
                     if let Err(e) = nic.lend(buf, len)
                         && !core::mem::replace(&mut bad_lend_said, true)
                     {
@@ -312,12 +282,10 @@ fn main() -> ! {
                     }
                     work = true;
                 }
-                Ok(Some(Msg::TxPacket { buf, len })) => {
+                Request::Transmit { buf, len } => {
                     nic.transmit(buf, len, &mut sink(&mut outbox));
                     work = true;
                 }
-                Ok(Some(_)) | Err(Fault::Violation(_) | Fault::Malformed(_)) => {}
-                Ok(None) | Err(_) => break,
             }
         }
 
@@ -344,17 +312,9 @@ fn main() -> ! {
             }
         }
 
-        while let Some(msg) = outbox.front() {
-            match eth.try_send(msg, t) {
-                Ok(()) => {}
-                Err(Fault::Full) => break,
-                // Refused by the observer (reported): a bug here, dropped.
-                Err(_) => {}
-            }
-            outbox.pop_front();
-        }
-        flush(&mut eth);
-        flush(&mut lc);
+        outbox.send(&mut eth, t);
+        dingo_pd::flush(&mut eth);
+        dingo_pd::flush(&mut lc);
 
         if more {
             published.publish_hot(&stats(nic.counters(), refused.get()), HOT);
