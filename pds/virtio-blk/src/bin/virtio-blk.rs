@@ -17,10 +17,10 @@ use dingo_protocols::block_device::{Msg, Observer};
 use dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_rt::typed::{Fault, Supervisor};
 use heapless::Deque;
-use pci_client::Decode;
 use timer_client::clock::TimeReader;
 use virtio_blk_core::{Disk, Event, HDRS_LEN};
-use virtio_kit::hal::{HalSlot, HalState, KitHal, Window};
+use virtio_kit::hal::{HalSlot, HalState, KitHal};
+use virtio_kit::pci::Parts;
 
 pd_config::program!("virtio-blk");
 
@@ -73,53 +73,25 @@ fn main() -> ! {
     let line = dev.interrupt().line;
     let dev = RefCell::new(dev);
 
-    let mut dma = match cfg.regions.dma.dma("virtio-blk dma") {
+    let dma = match cfg.regions.dma.dma("virtio-blk dma") {
         Ok(d) => d,
         Err(e) => idle(format_args!("{e}")),
     };
-    let (pool, hdrs) = match dma
-        .alloc("rings", POOL, dma::PAGE_SIZE)
-        .and_then(|p| Ok((p, dma.alloc("headers", HDRS_LEN, 16)?)))
-    {
-        Ok(b) => b,
-        Err(e) => idle(format_args!("{e}")),
-    };
-    let data = match cfg
-        .regions
-        .data
-        .dma("blk data")
-        .and_then(|mut r| r.alloc("data", cfg.regions.data.size, dma::PAGE_SIZE))
-    {
-        Ok(f) => f,
+    let data = match cfg.regions.data.dma("blk data") {
+        Ok(d) => d,
         Err(e) => idle(format_args!("{e}")),
     };
     let regs = cfg.regions.regs;
-    let mmio = Window {
-        name: "regs",
-        vaddr: regs.vaddr,
-        paddr: regs.paddr,
-        len: regs.size,
-    };
-    if let Err(e) = BlkHal::state().install(
-        Window::of(&pool),
-        &[Window::of(&hdrs), Window::of(&data)],
-        mmio,
-    ) {
-        idle(format_args!("{e}"));
-    }
     let refused = Cell::new(0);
-    let transport = match virtio_kit::pci::transport::<BlkHal, _>(&dev, &regs, &refused) {
-        Ok(t) => t,
+    let Parts {
+        transport,
+        hdrs,
+        data,
+    } = match virtio_kit::pci::set_up::<BlkHal, _>(&dev, dma, POOL, HDRS_LEN, data, &regs, &refused)
+    {
+        Ok(p) => p,
         Err(e) => idle(format_args!("{bdf}: {e}")),
     };
-    let decode = Decode {
-        io: false,
-        memory: true,
-        bus_master: true,
-    };
-    if let Err(e) = dev.borrow_mut().enable(decode) {
-        idle(format_args!("enabling decoding and bus mastering: {e}"));
-    }
     let mut disk = match Disk::<KitHal<BlkHal>, _>::new(transport, BlkHal::state(), hdrs, data) {
         Ok(d) => d,
         Err(e) => idle(format_args!("{bdf}: {e}")),

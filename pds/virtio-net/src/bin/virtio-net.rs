@@ -29,9 +29,9 @@ use dingo_rt::ring::Arm;
 use dingo_rt::typed::{ComponentPort, Supervisor};
 use eth_driver::{Lifecycle, Outbox, Request};
 use nic_stats::{Hot, Writer};
-use pci_client::Decode;
 use timer_client::clock::TimeReader;
-use virtio_kit::hal::{HalSlot, HalState, KitHal, Window};
+use virtio_kit::hal::{HalSlot, HalState, KitHal};
+use virtio_kit::pci::Parts;
 use virtio_net_core::{Counters, Event, HDRS_LEN, Nic};
 
 pd_config::program!("virtio-net");
@@ -155,54 +155,27 @@ fn main() -> ! {
 
     // The HAL's memory: rings from the pool, headers beside it, and the
     // data area, all with the physical addresses the monitor gave them.
-    let mut dma = match cfg.regions.dma.dma("virtio-net dma") {
+    let dma = match cfg.regions.dma.dma("virtio-net dma") {
         Ok(d) => d,
         Err(e) => idle(format_args!("{e}")),
     };
-    let (pool, hdrs) = match dma
-        .alloc("rings", POOL, dma::PAGE_SIZE)
-        .and_then(|p| Ok((p, dma.alloc("headers", HDRS_LEN, 16)?)))
-    {
-        Ok(b) => b,
-        Err(e) => idle(format_args!("{e}")),
-    };
-    let frames = match cfg
-        .regions
-        .frames
-        .dma("eth frames")
-        .and_then(|mut r| r.alloc("frames", cfg.regions.frames.size, dma::PAGE_SIZE))
-    {
+    let frames = match cfg.regions.frames.dma("eth frames") {
         Ok(f) => f,
         Err(e) => idle(format_args!("{e}")),
     };
     let regs = cfg.regions.regs;
-    let mmio = Window {
-        name: "regs",
-        vaddr: regs.vaddr,
-        paddr: regs.paddr,
-        len: regs.size,
-    };
-    if let Err(e) = NetHal::state().install(
-        Window::of(&pool),
-        &[Window::of(&hdrs), Window::of(&frames)],
-        mmio,
-    ) {
-        idle(format_args!("{e}"));
-    }
-
     let refused = Cell::new(0);
-    let transport = match virtio_kit::pci::transport::<NetHal, _>(&dev, &regs, &refused) {
-        Ok(t) => t,
+    let parts = match virtio_kit::pci::set_up::<NetHal, _>(
+        &dev, dma, POOL, HDRS_LEN, frames, &regs, &refused,
+    ) {
+        Ok(p) => p,
         Err(e) => idle(format_args!("{bdf}: {e}")),
     };
-    let decode = Decode {
-        io: false,
-        memory: true,
-        bus_master: true,
-    };
-    if let Err(e) = dev.borrow_mut().enable(decode) {
-        idle(format_args!("enabling decoding and bus mastering: {e}"));
-    }
+    let Parts {
+        transport,
+        hdrs,
+        data: frames,
+    } = parts;
     let mut nic = match Nic::<KitHal<NetHal>, _>::new(transport, NetHal::state(), hdrs, frames) {
         Ok(n) => n,
         Err(e) => idle(format_args!("{bdf}: {e}")),

@@ -1,7 +1,8 @@
 //! The virtio-drivers crate on this project's driver kit, for the virtio
 //! driver PDs (virtio-net, virtio-blk): the crate's HAL over kit/dma
 //! memory with real physical addresses ([`hal`]), its PCI transport
-//! through the pci PD's pci-client ([`pci`]), and what the crate leaves
+//! through the pci PD's pci-client and the bring-up both PDs share
+//! ([`pci`], [`pci::set_up`]), and what the crate leaves
 //! unchecked about a device: the used ring's indices, ids and lengths,
 //! notification suppression, feature negotiation and bounded waits
 //! ([`used`]). Host tests run it against pci-core's fake configuration

@@ -24,12 +24,12 @@
 use core::cell::{Cell, RefCell};
 use core::fmt;
 
-use pci_client::{Bar, Device, Transport as PciCall};
+use pci_client::{Bar, Decode, Device, Transport as PciCall};
 use pd_config::{Bdf, DeviceRegion};
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
 
-use crate::hal::HalSlot;
+use crate::hal::{HalSlot, Window};
 
 /// The vendor-specific capability virtio uses for its structures.
 pub const CAP_VENDOR: u8 = 0x09;
@@ -350,4 +350,85 @@ pub fn transport<S: HalSlot, T: PciCall>(
         },
     )
     .map_err(OpenError::Crate)
+}
+
+/// What [`set_up`] hands a virtio driver core: the crate's transport, the
+/// header slots (for the core's per-request headers) and the port's data
+/// area, all inside the HAL's windows.
+pub struct Parts {
+    pub transport: PciTransport,
+    pub hdrs: dma::DmaBuf,
+    pub data: dma::DmaBuf,
+}
+
+/// Why [`set_up`] failed.
+#[derive(Debug)]
+pub enum SetUpError {
+    Dma(dma::DmaError),
+    Install(crate::hal::InstallError),
+    Open(OpenError),
+    Enable(pci_client::PciError),
+}
+
+impl fmt::Display for SetUpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetUpError::Dma(e) => write!(f, "{e}"),
+            SetUpError::Install(e) => write!(f, "{e}"),
+            SetUpError::Open(e) => write!(f, "{e}"),
+            SetUpError::Enable(e) => write!(f, "enabling decoding and bus mastering: {e}"),
+        }
+    }
+}
+
+/// What every virtio PD does before its core runs: takes `pool` bytes of
+/// ring memory (page-aligned) and `hdrs` bytes of header slots from `dma`,
+/// the whole of `data` for the port's data area, installs them and the
+/// device's `regs` as the HAL `S`'s windows, opens the crate's transport
+/// (see [`transport`]) and turns on memory decoding and bus mastering, in
+/// that order: the device may reach memory only once the HAL knows it.
+pub fn set_up<S: HalSlot, T: PciCall>(
+    dev: &RefCell<Device<T>>,
+    mut dma: dma::DmaRegion,
+    pool: usize,
+    hdrs: usize,
+    mut data: dma::DmaRegion,
+    regs: &DeviceRegion,
+    refused: &Cell<u32>,
+) -> Result<Parts, SetUpError> {
+    let rings = dma
+        .alloc("rings", pool, dma::PAGE_SIZE)
+        .map_err(SetUpError::Dma)?;
+    let hdrs = dma.alloc("headers", hdrs, 16).map_err(SetUpError::Dma)?;
+    let size = data.size();
+    let data = data
+        .alloc("data", size, dma::PAGE_SIZE)
+        .map_err(SetUpError::Dma)?;
+    let mmio = Window {
+        name: "regs",
+        vaddr: regs.vaddr,
+        paddr: regs.paddr,
+        len: regs.size,
+    };
+    S::state()
+        .install(
+            Window::of(&rings),
+            &[Window::of(&hdrs), Window::of(&data)],
+            mmio,
+        )
+        .map_err(SetUpError::Install)?;
+    let transport = transport::<S, T>(dev, regs, refused).map_err(SetUpError::Open)?;
+    let decode = Decode {
+        io: false,
+        memory: true,
+        bus_master: true,
+    };
+    dev.borrow_mut()
+        .enable(decode)
+        .map_err(SetUpError::Enable)?;
+    Ok(Parts {
+        transport,
+        hdrs,
+        data,
+    })
 }

@@ -405,3 +405,65 @@ impl Transport for Nothing {
         Err(virtio_drivers::Error::ConfigSpaceMissing)
     }
 }
+
+struct Slot5;
+impl HalSlot for Slot5 {
+    fn state() -> &'static HalState {
+        static S: HalState = HalState::new();
+        &S
+    }
+}
+
+#[test]
+fn set_up_installs_the_windows_opens_the_transport_and_then_enables_the_device() {
+    let bar = fake_bar();
+    let host = HostDma::new(0x8000, 0x2000_0000);
+    let frames = HostDma::new(0x4000, 0x3000_0000);
+    let dma = host.region("dma", AddressWidth::BITS64).unwrap();
+    let data = frames.region("frames", AddressWidth::BITS64).unwrap();
+    let regs = DeviceRegion {
+        vaddr: bar,
+        paddr: BAR4,
+        size: 0x4000,
+    };
+    let mut s = server(virtio_net());
+    {
+        let dev = RefCell::new(Device::with(Local { server: &mut s }, NET).unwrap());
+        let refused = Cell::new(0);
+        let parts =
+            pci::set_up::<Slot5, _>(&dev, dma, 0x4000, 0x100, data, &regs, &refused).unwrap();
+        assert_eq!(parts.transport.device_type(), DeviceType::Network);
+        // The headers follow the rings; the data area is all of its region.
+        assert_eq!(parts.hdrs.paddr(), 0x2000_4000);
+        assert_eq!(
+            (parts.data.paddr(), parts.data.len()),
+            (0x3000_0000, 0x4000)
+        );
+        let hal = Slot5::state();
+        assert_eq!(
+            hal.paddr_of(parts.data.vaddr() + 0x3ff8, 8),
+            Some(0x3000_3ff8)
+        );
+        assert_eq!(hal.paddr_of(parts.hdrs.vaddr(), 0x100), Some(0x2000_4000));
+        // Memory decoding and bus mastering are on (bits 1 and 2).
+        let command = dev.borrow_mut().enable(Default::default()).unwrap();
+        assert_eq!(command & 0b110, 0b110);
+        assert_eq!(refused.get(), 0);
+    }
+
+    // A pool the DMA region cannot hold is refused before the device is
+    // touched.
+    let small = HostDma::new(0x2000, 0x2000_0000);
+    let dma = small.region("dma", AddressWidth::BITS64).unwrap();
+    let frames = HostDma::new(0x1000, 0x3000_0000);
+    let data = frames.region("frames", AddressWidth::BITS64).unwrap();
+    let mut s = server(virtio_net());
+    let dev = RefCell::new(Device::with(Local { server: &mut s }, NET).unwrap());
+    let refused = Cell::new(0);
+    let e = pci::set_up::<Slot5, _>(&dev, dma, 0x4000, 0x100, data, &regs, &refused)
+        .err()
+        .unwrap();
+    assert!(matches!(e, pci::SetUpError::Dma(_)), "{e}");
+    let command = dev.borrow_mut().enable(Default::default()).unwrap();
+    assert_eq!(command & 0b110, 0, "the device was enabled");
+}
