@@ -49,8 +49,9 @@ pub fn request<O: PortObserver<Msg = Msg>>(
             Ok(Some(Msg::Disable)) => return Some(Request::Disable),
             Ok(Some(Msg::RxBuffer { buf, len })) => return Some(Request::Lend { buf, len }),
             Ok(Some(Msg::TxPacket { buf, len })) => return Some(Request::Transmit { buf, len }),
-            // A driver's message from the client passed no observer; a
-            // refused or undecodable slot was reported by the port.
+            // The rest are the driver's own messages, which its observer
+            // refuses from the client; refused and undecodable slots were
+            // reported by the port. Skipped, so the next request is seen.
             Ok(Some(_)) | Err(Fault::Violation(_) | Fault::Malformed(_)) => {}
             Ok(None) | Err(_) => return None,
         }
