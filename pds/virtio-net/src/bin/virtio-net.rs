@@ -166,17 +166,16 @@ fn main() -> ! {
     };
     let regs = cfg.regions.regs;
     let refused = Cell::new(0);
-    let parts = match virtio_kit::pci::set_up::<NetHal, _>(
+    let Parts {
+        transport,
+        hdrs,
+        data: frames,
+    } = match virtio_kit::pci::set_up::<NetHal, _>(
         &dev, dma, POOL, HDRS_LEN, frames, &regs, &refused,
     ) {
         Ok(p) => p,
         Err(e) => idle(format_args!("{bdf}: {e}")),
     };
-    let Parts {
-        transport,
-        hdrs,
-        data: frames,
-    } = parts;
     let nic = match Nic::<KitHal<NetHal>, _>::new(transport, NetHal::state(), hdrs, frames) {
         Ok(n) => n,
         Err(e) => idle(format_args!("{bdf}: {e}")),
