@@ -19,7 +19,7 @@
 use core::cell::RefCell;
 
 use dingo_pd::dingo_rt::executor::{Either, Executor, select};
-use dingo_pd::dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
 use dingo_pd::microkit::hwio::Mmio;
 use dingo_pd::microkit::{Channel, debug_println};
@@ -371,12 +371,8 @@ async fn serve(
                 break;
             }
         }
-        if port.take_notify() == NotifyPeer::Yes {
-            Channel::new(port.channel()).notify();
-        }
-        if ports.take_notify() == NotifyPeer::Yes {
-            Channel::new(ports.channel()).notify();
-        }
+        dingo_pd::flush(port);
+        dingo_pd::flush(ports);
         if let Some(r) = hcd.take_refusal() {
             debug_println!("ohci: refused: {r}");
         }

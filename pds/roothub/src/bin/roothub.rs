@@ -18,9 +18,9 @@ use core::cell::RefCell;
 
 use dingo_pd::dingo_rt::executor::{Either, Executor, select};
 use dingo_pd::dingo_rt::port::DataArea;
-use dingo_pd::dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
-use dingo_pd::microkit::{Channel, debug_println};
+use dingo_pd::microkit::debug_println;
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::root_hub::Observer as HubObserver;
 use dingo_protocols::timer::Observer as TimerObserver;
@@ -377,18 +377,14 @@ async fn main(ex: &Ex<'_>) {
         // starve the lower-priority class drivers whose reading makes room.
         let room = hub.has_room();
         let mut retry = false;
-        if hc.take_notify() == NotifyPeer::Yes {
-            Channel::new(hc.channel()).notify();
-        }
+        dingo_pd::flush(&mut hc);
         if room {
             retry |= matches!(hc.prepare_recv_sleep(), Ok(Arm::Retry));
         }
         if blocked_hc {
             retry |= matches!(hc.prepare_send_sleep(), Ok(Arm::Retry));
         }
-        if rp.take_notify() == NotifyPeer::Yes {
-            Channel::new(rp.channel()).notify();
-        }
+        dingo_pd::flush(&mut rp);
         if room {
             retry |= matches!(rp.prepare_recv_sleep(), Ok(Arm::Retry));
         }
@@ -397,9 +393,7 @@ async fn main(ex: &Ex<'_>) {
         }
         for (i, p) in ports.iter_mut().enumerate() {
             let Some(p) = p else { continue };
-            if p.take_notify() == NotifyPeer::Yes {
-                Channel::new(p.channel()).notify();
-            }
+            dingo_pd::flush(p);
             if room {
                 retry |= matches!(p.prepare_recv_sleep(), Ok(Arm::Retry));
             }

@@ -9,9 +9,9 @@ use core::cell::RefCell;
 
 use dingo_pd::dingo_rt::executor::{Executor, select};
 use dingo_pd::dingo_rt::port::DataArea;
-use dingo_pd::dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
-use dingo_pd::microkit::{Channel, debug_println};
+use dingo_pd::microkit::debug_println;
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::keyboard::Msg as KbdMsg;
 use dingo_protocols::timer::Observer as TimerObserver;
@@ -248,14 +248,10 @@ async fn main(ex: &Ex<'_>) {
         }
         let _ = usb.check_timeouts(now);
         let mut retry = false;
-        if usb.take_notify() == NotifyPeer::Yes {
-            Channel::new(usb.channel()).notify();
-        }
+        dingo_pd::flush(&mut usb);
         retry |= matches!(usb.prepare_recv_sleep(), Ok(Arm::Retry));
         if let Some(k) = kbd.as_mut() {
-            if k.take_notify() == NotifyPeer::Yes {
-                Channel::new(k.channel()).notify();
-            }
+            dingo_pd::flush(k);
             if blocked {
                 retry |= matches!(k.prepare_send_sleep(), Ok(Arm::Retry));
             }

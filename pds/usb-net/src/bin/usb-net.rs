@@ -12,9 +12,9 @@ use core::cell::RefCell;
 
 use dingo_pd::dingo_rt::executor::{Executor, select};
 use dingo_pd::dingo_rt::port::DataArea;
-use dingo_pd::dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
-use dingo_pd::microkit::{Channel, debug_println};
+use dingo_pd::microkit::debug_println;
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::lifecycle::Observer as LcObserver;
 use dingo_protocols::timer::Observer as TimerObserver;
@@ -293,14 +293,9 @@ async fn main(ex: &Ex<'_>) {
         let _ = eth.check_timeouts(now);
         let _ = lc.check_timeouts(now);
         let mut retry = false;
-        for n in [usb.take_notify(), eth.take_notify(), lc.take_notify()]
-            .into_iter()
-            .zip([usb.channel(), eth.channel(), lc.channel()])
-        {
-            if n.0 == NotifyPeer::Yes {
-                Channel::new(n.1).notify();
-            }
-        }
+        dingo_pd::flush(&mut usb);
+        dingo_pd::flush(&mut eth);
+        dingo_pd::flush(&mut lc);
         retry |= matches!(usb.prepare_recv_sleep(), Ok(Arm::Retry));
         retry |= matches!(lc.prepare_recv_sleep(), Ok(Arm::Retry));
         // Client requests are armed only while the driver can take them.

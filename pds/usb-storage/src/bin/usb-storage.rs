@@ -18,9 +18,9 @@ use core::cell::RefCell;
 
 use dingo_pd::dingo_rt::executor::{Executor, select};
 use dingo_pd::dingo_rt::port::DataArea;
-use dingo_pd::dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
-use dingo_pd::microkit::{Channel, debug_println};
+use dingo_pd::microkit::debug_println;
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
 use dingo_protocols::block_device::{self, Msg as BlkMsg};
 use dingo_protocols::timer::Observer as TimerObserver;
@@ -469,18 +469,14 @@ async fn main(ex: &Ex<'_>) {
         }
         let _ = usb.check_timeouts(now);
         let mut retry = false;
-        if usb.take_notify() == NotifyPeer::Yes {
-            Channel::new(usb.channel()).notify();
-        }
+        dingo_pd::flush(&mut usb);
         retry |= matches!(usb.prepare_recv_sleep(), Ok(Arm::Retry));
         if blocked_usb {
             retry |= matches!(usb.prepare_send_sleep(), Ok(Arm::Retry));
         }
         if let Some(blk) = blk.as_mut() {
             let _ = blk.check_timeouts(now);
-            if blk.take_notify() == NotifyPeer::Yes {
-                Channel::new(blk.channel()).notify();
-            }
+            dingo_pd::flush(blk);
             retry |= matches!(blk.prepare_recv_sleep(), Ok(Arm::Retry));
             if blocked_blk {
                 retry |= matches!(blk.prepare_send_sleep(), Ok(Arm::Retry));

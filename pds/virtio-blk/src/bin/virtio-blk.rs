@@ -14,7 +14,7 @@ use core::cell::{Cell, RefCell};
 use dingo_pd::ConsoleReporter;
 use dingo_pd::microkit::{self, Channel, debug_println};
 use dingo_protocols::block_device::{Msg, Observer};
-use dingo_rt::ring::{Arm, NotifyPeer};
+use dingo_rt::ring::Arm;
 use dingo_rt::typed::{Fault, Supervisor};
 use heapless::Deque;
 use timer_client::clock::TimeReader;
@@ -166,9 +166,7 @@ fn main() -> ! {
             }
             outbox.pop_front();
         }
-        if blk.take_notify() == NotifyPeer::Yes {
-            Channel::new(blk.channel()).notify();
-        }
+        dingo_pd::flush(&mut blk);
         let mut retry = matches!(blk.prepare_recv_sleep(), Ok(Arm::Retry));
         if !outbox.is_empty() {
             retry |= matches!(blk.prepare_send_sleep(), Ok(Arm::Retry));
