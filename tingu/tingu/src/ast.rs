@@ -106,13 +106,27 @@ pub struct VarDecl {
     pub init: Expr,
 }
 
-/// `const NAME = value;`
+/// `const NAME = value;` or `const NAME: type = value;`
 #[derive(Clone, Debug)]
 pub struct ConstDecl {
     /// Name.
     pub name: Ident,
+    /// The type written out, if any (otherwise it is inferred from the
+    /// constant's uses).
+    pub ty: Option<Ty>,
     /// Value.
     pub value: i128,
+    /// Where the value is written.
+    pub value_pos: Pos,
+}
+
+impl ConstDecl {
+    /// `: type` when the type is written out, as the spec writes it.
+    pub fn type_text(&self) -> String {
+        self.ty
+            .map(|t| format!(": {}", t.rust()))
+            .unwrap_or_default()
+    }
 }
 
 /// A state or superstate.

@@ -530,6 +530,29 @@ fn check_protocol(p: &Protocol, index: &Index, places: &Places, errs: &mut Vec<E
         };
         errs.push(Error::new(c.name.pos, problem));
     }
+    for c in &p.consts {
+        let Some(ty) = c.ty else { continue };
+        if ty == Ty::Bool {
+            errs.push(Error::new(
+                c.value_pos,
+                format!(
+                    "constant `{}` cannot be a bool: constants are integers",
+                    c.name.name
+                ),
+            ));
+        } else if !fits(c.value, ty) {
+            errs.push(Error::new(
+                c.value_pos,
+                format!(
+                    "constant `{}` = {} does not fit its type {}, which holds values {}",
+                    c.name.name,
+                    c.value,
+                    ty.rust(),
+                    range_text(ty)
+                ),
+            ));
+        }
+    }
 
     let initials: Vec<&State> = p.states.iter().filter(|s| s.initial).collect();
     match initials.as_slice() {

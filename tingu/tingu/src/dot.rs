@@ -56,7 +56,7 @@ pub fn protocol(p: &Protocol) -> String {
         decls.extend(
             p.consts
                 .iter()
-                .map(|c| format!("const {} = {}", c.name.name, c.value)),
+                .map(|c| format!("const {}{} = {}", c.name.name, c.type_text(), c.value)),
         );
         let text: String = decls.iter().map(|d| format!("{d}\\l")).collect();
         let _ = writeln!(

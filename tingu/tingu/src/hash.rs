@@ -37,7 +37,7 @@ pub fn normalised(p: &Protocol) -> String {
         );
     }
     for c in &p.consts {
-        let _ = writeln!(out, "const {} = {}", c.name.name, c.value);
+        let _ = writeln!(out, "const {}{} = {}", c.name.name, c.type_text(), c.value);
     }
     for s in &p.states {
         let kind = if s.is_super { "superstate" } else { "state" };

@@ -194,12 +194,24 @@ impl Parser {
                 p.vars.push(VarDecl { name, ty, init });
             } else if self.eat_kw("const") {
                 let name = self.ident("a constant name")?;
+                let ty = if self.eat_punct(":") {
+                    Some(self.ty()?)
+                } else {
+                    None
+                };
                 self.punct("=")?;
+                let neg_pos = self.peek().pos;
                 let neg = self.eat_punct("-");
-                let (v, _) = self.int("an integer")?;
+                let (v, pos) = self.int("an integer")?;
                 self.punct(";")?;
                 let value = if neg { -i128::from(v) } else { i128::from(v) };
-                p.consts.push(ConstDecl { name, value });
+                let value_pos = if neg { neg_pos } else { pos };
+                p.consts.push(ConstDecl {
+                    name,
+                    ty,
+                    value,
+                    value_pos,
+                });
             } else {
                 self.state(&mut p.states, None, 0)?;
             }

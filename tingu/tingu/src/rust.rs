@@ -136,9 +136,9 @@ fn fits(v: i128, ty: Ty) -> bool {
     }
 }
 
-/// The Rust type of each constant: the type of the message fields and
-/// variables it is compared with, combined with or assigned to, when they
-/// agree and the value fits (`reason == REJECT_FULL` with `reason: u8`
+/// The Rust type of each constant: the type written out, or else the type
+/// of the message fields and variables it is compared with, combined with
+/// or assigned to, when they agree and the value fits (`reason == REJECT_FULL` with `reason: u8`
 /// makes `REJECT_FULL` a `u8`). A constant that meets none takes the type
 /// the protocol's other constants agree on; otherwise `u64`, or `i64` for
 /// a negative value.
@@ -197,7 +197,7 @@ fn const_types(p: &Protocol) -> Vec<String> {
         .consts
         .iter()
         .zip(&seen)
-        .map(|(c, tys)| agreed(tys, c.value))
+        .map(|(c, tys)| c.ty.or_else(|| agreed(tys, c.value)))
         .collect();
     let shared: Vec<Ty> = inferred.iter().flatten().copied().collect();
     p.consts

@@ -37,6 +37,26 @@ fn valid_protocol_passes() {
 }
 
 #[test]
+fn a_constant_must_fit_its_written_type() {
+    assert_eq!(
+        first_error("protocol P {\n  out x();\n  const BIG: u8 = 256;\n  initial state a;\n}"),
+        "t.tingu:3:19: error: constant `BIG` = 256 does not fit its type u8, which holds values from 0 to 255"
+    );
+    assert_eq!(
+        first_error("protocol P {\n  out x();\n  const DOWN: u32 = -1;\n  initial state a;\n}"),
+        "t.tingu:3:21: error: constant `DOWN` = -1 does not fit its type u32, which holds values from 0 to 4294967295"
+    );
+    assert_eq!(
+        first_error("protocol P {\n  out x();\n  const ON: bool = 1;\n  initial state a;\n}"),
+        "t.tingu:3:20: error: constant `ON` cannot be a bool: constants are integers"
+    );
+    assert_eq!(
+        first_error("protocol P {\n  out x();\n  const X: u7 = 1;\n  initial state a;\n}"),
+        "t.tingu:3:12: error: unknown type `u7`; expected u8..u64, i8..i64 or bool"
+    );
+}
+
+#[test]
 fn syntax_errors() {
     assert_eq!(
         first_error("protocol P {\n  in go()\n}"),
