@@ -1,9 +1,9 @@
 //! What every NIC driver PD (rtl8139, virtio-net, imx-enet) does the same
 //! way on its EthernetController and Lifecycle ports, so that a driver's
-//! event loop holds only what its device needs: [`request`] takes the
-//! client's next request, [`Outbox`] queues what the driver has to say
-//! until the port has room, and [`Lifecycle`] answers start, stop and
-//! unplug. Messages the port's observer refused or that did not decode are
+//! event loop holds only what its device needs: its core speaks in
+//! [`Event`]s, [`request`] takes the client's next request, [`Outbox`]
+//! queues what the driver has to say until the port has room, and
+//! [`Lifecycle`] answers start, stop and unplug. Messages the port's observer refused or that did not decode are
 //! skipped here: the port has counted and reported them already.
 #![cfg_attr(not(test), no_std)]
 
@@ -30,6 +30,37 @@ pub enum Request {
         buf: u32,
         len: u16,
     },
+}
+
+/// What a NIC driver's core has to tell its client: the driver's own
+/// EthernetController messages, and only those, so that a core cannot
+/// emit a request by mistake; [`From`] gives the message. The abort
+/// reasons are the protocol's constants (`ethernet_controller::RESET` and
+/// the rest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Rx { buf: u32, len: u16 },
+    TxDone { buf: u32 },
+    TxAbort { buf: u32, error: u32 },
+    RxReturn { buf: u32 },
+    Link { up: bool },
+    StopQueue,
+    StartQueue,
+}
+
+impl From<Event> for Msg {
+    #[inline]
+    fn from(e: Event) -> Msg {
+        match e {
+            Event::Rx { buf, len } => Msg::RxPacket { buf, len },
+            Event::TxDone { buf } => Msg::TxPacketDone { buf },
+            Event::TxAbort { buf, error } => Msg::TxPacketAbort { buf, error },
+            Event::RxReturn { buf } => Msg::RxBufferReturn { buf },
+            Event::Link { up } => Msg::LinkChange { up },
+            Event::StopQueue => Msg::TxStopQueue,
+            Event::StartQueue => Msg::TxStartQueue,
+        }
+    }
 }
 
 /// The client's next request on `eth`, or `None` when none waits or the

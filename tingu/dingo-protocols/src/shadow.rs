@@ -48,11 +48,6 @@ impl Shadowed for crate::usb_root_ports::Msg {
 /// are answered.
 pub const CAPACITY: usize = 256;
 
-/// The `txPacketAbort` error of a transmit the shadow answers itself: the
-/// driver restarted while it was outstanding and its new instance cannot
-/// take it (the client was disabling, or the re-enable failed).
-pub const ABORT_RESTARTED: u32 = 0x100;
-
 /// A buffer the client handed the driver, and whether the fresh driver
 /// still has to be given it.
 #[derive(Clone, Copy, Debug)]
@@ -98,7 +93,7 @@ struct Owed {
 /// held back (its sends see a full ring) until the replay is done.
 ///
 /// If the client was disabling, the shadow answers for the dead driver:
-/// every transmit aborted ([`ABORT_RESTARTED`]), every buffer returned,
+/// every transmit aborted ([`eth::RESTARTED`]), every buffer returned,
 /// then `disableComplete`. If the fresh driver fails to enable, the client
 /// (which believes the driver enabled) gets its transmits aborted and the
 /// link down, and later transmits are aborted at once, until another
@@ -415,7 +410,9 @@ impl Shadow<eth::Msg> for Ethernet {
                 Some(b) => {
                     return Some(eth::Msg::TxPacketAbort {
                         buf: b.buf,
-                        error: ABORT_RESTARTED,
+                        // The driver restarted while the packet was
+                        // outstanding, and its new instance cannot take it.
+                        error: eth::RESTARTED,
                     });
                 }
                 None => o.abort_tx = false,

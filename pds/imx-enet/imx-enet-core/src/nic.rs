@@ -36,7 +36,9 @@
 //! in flight, takes the armed buffers back (still lent) and brings the
 //! controller up again.
 
+use dingo_protocols::ethernet_controller as eth;
 use dma::{DmaBuf, DmaError, DmaRegion};
+use eth_driver::Event;
 use heapless::{Deque, Vec};
 use hwio::{Bus, FieldValue, Registers};
 
@@ -76,29 +78,6 @@ const MAX_FL: u32 = (MAX_FRAME + CRC_BYTES) as u32;
 /// 66 MHz / ((12 + 1) * 2) = 2.54 MHz is just above the limit, 13 is
 /// below (Linux computes the same).
 const MII_SPEED: u32 = 13;
-
-/// `txPacketAbort` error codes (the same numbers rtl8139-core uses).
-pub mod tx_error {
-    /// The request names bytes outside the data area, or a bad length.
-    pub const BAD_REQUEST: u32 = 1;
-    /// The controller was restarted (watchdog, bus error, new link mode)
-    /// or disabled.
-    pub const RESET: u32 = 3;
-    /// More requests than the queue holds (the client ignored txStopQueue).
-    pub const QUEUE_FULL: u32 = 4;
-}
-
-/// What the driver tells its client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    Rx { buf: u32, len: u16 },
-    TxDone { buf: u32 },
-    TxAbort { buf: u32, error: u32 },
-    RxReturn { buf: u32 },
-    Link { up: bool },
-    StopQueue,
-    StartQueue,
-}
 
 /// Per-reason counters, for the status page and the tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -465,7 +444,7 @@ impl<B: Bus> Nic<B> {
     /// flight and queued are aborted, every lent buffer returned.
     pub fn disable(&mut self, emit: &mut impl FnMut(Event)) {
         self.stop_controller();
-        self.abort_all(tx_error::RESET, emit);
+        self.abort_all(eth::RESET, emit);
         let lent = &mut self.lent;
         self.rx.reset(|l| {
             let _ = lent.push_back(l);
@@ -543,7 +522,7 @@ impl<B: Bus> Nic<B> {
         if !self.enabled {
             emit(Event::TxAbort {
                 buf,
-                error: tx_error::RESET,
+                error: eth::RESET,
             });
             return;
         }
@@ -554,7 +533,7 @@ impl<B: Bus> Nic<B> {
             self.counters.tx_bad_request += 1;
             emit(Event::TxAbort {
                 buf,
-                error: tx_error::BAD_REQUEST,
+                error: eth::BAD_REQUEST,
             });
             return;
         }
@@ -562,7 +541,7 @@ impl<B: Bus> Nic<B> {
             self.counters.tx_queue_full += 1;
             emit(Event::TxAbort {
                 buf,
-                error: tx_error::QUEUE_FULL,
+                error: eth::QUEUE_FULL,
             });
             return;
         }
@@ -807,7 +786,7 @@ impl<B: Bus> Nic<B> {
             counters.tx_failed += 1;
             emit(Event::TxAbort {
                 buf: job.buf,
-                error: tx_error::RESET,
+                error: eth::RESET,
             })
         });
         let mut back: Vec<Lent, RX_SLOTS> = Vec::new();

@@ -31,8 +31,8 @@ use dingo_protocols::ethernet_controller::Msg;
 use dingo_protocols::{ethernet_driver, timer};
 use dingo_rt::ring::Arm;
 use dingo_rt::typed::{ComponentPort, Supervisor};
-use eth_driver::{Lifecycle, Outbox, Request};
-use imx_enet_core::nic::{Counters, Event, Nic};
+use eth_driver::{Event, Lifecycle, Outbox, Request};
+use imx_enet_core::nic::{Counters, Nic};
 use nic_stats::Writer;
 use pd_config::IrqSource;
 use timer_client::clock::TimeReader;
@@ -103,21 +103,9 @@ fn stats(c: &Counters) -> [u64; 22] {
     ]
 }
 
-fn message(e: Event) -> Msg {
-    match e {
-        Event::Rx { buf, len } => Msg::RxPacket { buf, len },
-        Event::TxDone { buf } => Msg::TxPacketDone { buf },
-        Event::TxAbort { buf, error } => Msg::TxPacketAbort { buf, error },
-        Event::RxReturn { buf } => Msg::RxBufferReturn { buf },
-        Event::Link { up } => Msg::LinkChange { up },
-        Event::StopQueue => Msg::TxStopQueue,
-        Event::StartQueue => Msg::TxStartQueue,
-    }
-}
-
 /// Where the core's events go: the outbox towards the client.
 fn sink<const N: usize>(outbox: &mut Outbox<N>) -> impl FnMut(Event) + '_ {
-    |e| outbox.push(message(e))
+    |e| outbox.push(e.into())
 }
 
 fn idle(why: core::fmt::Arguments<'_>) -> ! {

@@ -40,7 +40,9 @@
 //! [`Nic::check_watchdog`], which the PD calls from a Timer timeout armed
 //! while transmits are outstanding.
 
+use dingo_protocols::ethernet_controller as eth;
 use dma::{DmaBuf, DmaError, DmaRegion};
+use eth_driver::Event;
 use heapless::Deque;
 use hwio::{Bus, Registers};
 
@@ -70,32 +72,6 @@ pub const TX_TIMEOUT_NS: u64 = 2_000_000_000;
 const RESET_POLLS: u32 = 100_000;
 /// An interrupt status of all ones: the device no longer answers.
 const GONE: u16 = 0xffff;
-
-/// `txPacketAbort` error codes.
-pub mod tx_error {
-    /// The request names bytes outside the data area, or a bad length.
-    pub const BAD_REQUEST: u32 = 1;
-    /// The device reported a failed transmit.
-    pub const DEVICE: u32 = 2;
-    /// The chip was re-initialised (watchdog, device error) or disabled.
-    pub const RESET: u32 = 3;
-    /// More requests than the queue holds (the client ignored txStopQueue).
-    pub const QUEUE_FULL: u32 = 4;
-    /// The device is gone.
-    pub const GONE: u32 = 5;
-}
-
-/// What the driver tells its client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    Rx { buf: u32, len: u16 },
-    TxDone { buf: u32 },
-    TxAbort { buf: u32, error: u32 },
-    RxReturn { buf: u32 },
-    Link { up: bool },
-    StopQueue,
-    StartQueue,
-}
 
 /// Per-reason counters, for the status page and the tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -505,7 +481,7 @@ impl<B: Bus> Nic<B> {
             self.bus.set(CR, 0);
             self.bus.set(ISR, KNOWN);
         }
-        self.abort_all(tx_error::RESET, emit);
+        self.abort_all(eth::RESET, emit);
         self.unarm();
         while let Some(l) = self.lent.pop_front() {
             emit(Event::RxReturn { buf: l.buf });
@@ -550,11 +526,7 @@ impl<B: Bus> Nic<B> {
     /// the frame goes out at the next [`flush_tx`](Self::flush_tx).
     pub fn transmit(&mut self, buf: u32, len: u16, now_ns: u64, emit: &mut impl FnMut(Event)) {
         if self.gone || !self.enabled {
-            let error = if self.gone {
-                tx_error::GONE
-            } else {
-                tx_error::RESET
-            };
+            let error = if self.gone { eth::GONE } else { eth::RESET };
             emit(Event::TxAbort { buf, error });
             return;
         }
@@ -565,7 +537,7 @@ impl<B: Bus> Nic<B> {
             self.counters.tx_bad_request += 1;
             emit(Event::TxAbort {
                 buf,
-                error: tx_error::BAD_REQUEST,
+                error: eth::BAD_REQUEST,
             });
             return;
         }
@@ -573,7 +545,7 @@ impl<B: Bus> Nic<B> {
             self.counters.tx_queue_full += 1;
             emit(Event::TxAbort {
                 buf,
-                error: tx_error::QUEUE_FULL,
+                error: eth::QUEUE_FULL,
             });
             return;
         }
@@ -664,7 +636,7 @@ impl<B: Bus> Nic<B> {
                 counters.tx_failed += 1;
                 emit(Event::TxAbort {
                     buf: job.buf,
-                    error: tx_error::DEVICE,
+                    error: eth::DEVICE,
                 });
             }
         };
@@ -960,7 +932,7 @@ impl<B: Bus> Nic<B> {
             failed += 1;
             emit(Event::TxAbort {
                 buf: job.buf,
-                error: tx_error::RESET,
+                error: eth::RESET,
             })
         });
         self.counters.tx_failed += failed;
@@ -983,7 +955,7 @@ impl<B: Bus> Nic<B> {
 
     fn device_gone(&mut self, emit: &mut impl FnMut(Event)) {
         self.gone = true;
-        self.abort_all(tx_error::GONE, emit);
+        self.abort_all(eth::GONE, emit);
         if self.link_up {
             self.link_up = false;
             emit(Event::Link { up: false });

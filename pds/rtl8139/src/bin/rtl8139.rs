@@ -80,13 +80,13 @@ use dingo_protocols::ethernet_controller::Msg;
 use dingo_protocols::{ethernet_driver, timer};
 use dingo_rt::ring::Arm;
 use dingo_rt::typed::ComponentPort;
-use eth_driver::{Lifecycle, Outbox, Request};
+use eth_driver::{Event, Lifecycle, Outbox, Request};
 use hwio::garbage::{Pattern, Select};
 use hwio::{Bus, Corrupting, Garbage, Mmio};
 use nic_stats::{Hot, Writer};
 use pci_client::Decode;
 use rtl8139_core::campaign::{self, Class, Effect, Garbage as CampaignGarbage};
-use rtl8139_core::nic::{Counters, Event, Mode, Nic};
+use rtl8139_core::nic::{Counters, Mode, Nic};
 use rtl8139_core::regs::REGISTER_BYTES;
 use timer_client::clock::{TimeReader, rdtsc};
 
@@ -167,25 +167,13 @@ fn stats(c: &Counters) -> [u64; 25] {
     ]
 }
 
-fn message(e: Event) -> Msg {
-    match e {
-        Event::Rx { buf, len } => Msg::RxPacket { buf, len },
-        Event::TxDone { buf } => Msg::TxPacketDone { buf },
-        Event::TxAbort { buf, error } => Msg::TxPacketAbort { buf, error },
-        Event::RxReturn { buf } => Msg::RxBufferReturn { buf },
-        Event::Link { up } => Msg::LinkChange { up },
-        Event::StopQueue => Msg::TxStopQueue,
-        Event::StartQueue => Msg::TxStartQueue,
-    }
-}
-
 /// Where the core's events go: the outbox towards the client.
 fn sink<const N: usize>(outbox: &mut Outbox<N>) -> impl FnMut(Event) + '_ {
     |e| {
         if let Event::Link { up } = e {
             debug_println!("rtl8139: link {}", if up { "up" } else { "down" });
         }
-        outbox.push(message(e));
+        outbox.push(e.into());
     }
 }
 

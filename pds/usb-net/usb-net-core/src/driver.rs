@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use dingo_protocols::ethernet_controller::Msg as EthMsg;
+use dingo_protocols::ethernet_controller::{self as eth, Msg as EthMsg};
 use dingo_protocols::lifecycle::Msg as LcMsg;
 use heapless::Deque;
 use usb_bus::Wire;
@@ -37,16 +37,6 @@ pub const ENABLE_WAIT_NS: u64 = 900_000_000;
 /// How long a Lifecycle `start` waits for a device (the protocol gives
 /// five seconds); then the driver runs without one.
 pub const START_WAIT_NS: u64 = 4_000_000_000;
-
-/// Errors in `enableFailed` and `txPacketAbort`.
-pub mod error {
-    /// No device, or it was unplugged.
-    pub const NO_DEVICE: u32 = 1;
-    /// Shorter than a header, longer than a frame, or outside the data area.
-    pub const BAD_FRAME: u32 = 2;
-    /// More transmits waiting than the driver keeps.
-    pub const QUEUE_FULL: u32 = 3;
-}
 
 const EP0: u32 = 0;
 const BULK_IN: u32 = 1;
@@ -380,9 +370,7 @@ impl Driver {
         }
         if self.enable_until.is_some_and(|d| now >= d) {
             self.enable_until = None;
-            self.emit(EthMsg::EnableFailed {
-                error: error::NO_DEVICE,
-            });
+            self.emit(EthMsg::EnableFailed { error: eth::GONE });
         }
         if self.start_until.is_some_and(|d| now >= d) {
             // The driver runs without a device; `enable` fails until one
@@ -470,7 +458,7 @@ impl Driver {
             self.stats.tx_aborted += 1;
             self.emit(EthMsg::TxPacketAbort {
                 buf,
-                error: error::NO_DEVICE,
+                error: eth::GONE,
             });
         }
         if core::mem::take(&mut self.stopped) && self.enabled {
@@ -488,14 +476,14 @@ impl Driver {
             self.stats.tx_bad_request += 1;
             return self.emit(EthMsg::TxPacketAbort {
                 buf,
-                error: error::BAD_FRAME,
+                error: eth::BAD_REQUEST,
             });
         }
         if !self.running() {
             self.stats.tx_aborted += 1;
             return self.emit(EthMsg::TxPacketAbort {
                 buf,
-                error: error::NO_DEVICE,
+                error: eth::GONE,
             });
         }
         match self.tx_parts.iter().position(|&p| p == 0) {
@@ -505,7 +493,7 @@ impl Driver {
                     self.stats.tx_aborted += 1;
                     return self.emit(EthMsg::TxPacketAbort {
                         buf,
-                        error: error::QUEUE_FULL,
+                        error: eth::QUEUE_FULL,
                     });
                 }
                 self.stats.tx_waited += 1;

@@ -23,17 +23,17 @@ use core::cell::{Cell, RefCell};
 
 use dingo_pd::microkit::{self, Channel, debug_println};
 use dingo_pd::{ConsoleReporter, Watch};
-use dingo_protocols::ethernet_controller::Msg;
+use dingo_protocols::ethernet_controller::{self as eth, Msg};
 use dingo_protocols::ethernet_driver;
 use dingo_rt::ring::Arm;
 use dingo_rt::typed::{ComponentPort, Supervisor, TypedPort};
-use eth_driver::{Lifecycle, Outbox, Request};
+use eth_driver::{Event, Lifecycle, Outbox, Request};
 use nic_stats::{Hot, Writer};
 use timer_client::clock::TimeReader;
 use virtio_kit::hal::{HalSlot, HalState, KitHal};
 use virtio_kit::pci::Parts;
 use virtio_kit::virtio_drivers::transport::pci::PciTransport;
-use virtio_net_core::{Counters, Event, HDRS_LEN, Nic};
+use virtio_net_core::{Counters, HDRS_LEN, Nic};
 
 pd_config::program!("virtio-net");
 
@@ -106,25 +106,13 @@ fn stats(c: &Counters, refused: u32) -> [u64; 18] {
     ]
 }
 
-fn message(e: Event) -> Msg {
-    match e {
-        Event::Rx { buf, len } => Msg::RxPacket { buf, len },
-        Event::TxDone { buf } => Msg::TxPacketDone { buf },
-        Event::TxAbort { buf, error } => Msg::TxPacketAbort { buf, error },
-        Event::RxReturn { buf } => Msg::RxBufferReturn { buf },
-        Event::Link { up } => Msg::LinkChange { up },
-        Event::StopQueue => Msg::TxStopQueue,
-        Event::StartQueue => Msg::TxStartQueue,
-    }
-}
-
 /// Where the core's events go: the outbox towards the client.
 fn sink<const N: usize>(outbox: &mut Outbox<N>) -> impl FnMut(Event) + '_ {
     |e| {
         if let Event::Link { up } = e {
             debug_println!("virtio-net: link {}", if up { "up" } else { "down" });
         }
-        outbox.push(message(e));
+        outbox.push(e.into());
     }
 }
 
@@ -259,7 +247,7 @@ fn serve(
                     Ok(()) => outbox.enabled(nic.mac(), nic.link_up()),
                     Err(e) => {
                         debug_println!("virtio-net: setting the device up again: {e}");
-                        outbox.push(Msg::EnableFailed { error: 1 });
+                        outbox.push(Msg::EnableFailed { error: eth::DEVICE });
                     }
                 },
                 Request::Disable => {

@@ -62,7 +62,9 @@
 
 use core::fmt;
 
+use dingo_protocols::ethernet_controller as eth;
 use dma::DmaBuf;
+use eth_driver::Event;
 use heapless::Deque;
 use virtio_drivers::Hal;
 use virtio_drivers::queue::VirtQueue;
@@ -116,26 +118,6 @@ pub mod feature {
 const CONFIG_MAC: usize = 0;
 const CONFIG_STATUS: usize = 6;
 const LINK_UP: u16 = 1;
-
-/// `txPacketAbort` error codes, as the RTL8139 driver's.
-pub mod tx_error {
-    pub const BAD_REQUEST: u32 = 1;
-    pub const RESET: u32 = 3;
-    pub const QUEUE_FULL: u32 = 4;
-    pub const GONE: u32 = 5;
-}
-
-/// What the driver tells its client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    Rx { buf: u32, len: u16 },
-    TxDone { buf: u32 },
-    TxAbort { buf: u32, error: u32 },
-    RxReturn { buf: u32 },
-    Link { up: bool },
-    StopQueue,
-    StartQueue,
-}
 
 /// Counters for the status page and the tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -430,7 +412,7 @@ impl<H: Hal, T: Transport> Nic<H, T> {
             self.was_reset = true;
             self.release_chains(emit);
         }
-        self.abort_all(tx_error::RESET, emit);
+        self.abort_all(eth::RESET, emit);
         while let Some(l) = self.lent.pop_front() {
             emit(Event::RxReturn { buf: l.buf });
         }
@@ -536,11 +518,7 @@ impl<H: Hal, T: Transport> Nic<H, T> {
     /// when many wait.
     pub fn transmit(&mut self, buf: u32, len: u16, emit: &mut impl FnMut(Event)) {
         if self.broken() || !self.enabled {
-            let error = if self.broken() {
-                tx_error::GONE
-            } else {
-                tx_error::RESET
-            };
+            let error = if self.broken() { eth::GONE } else { eth::RESET };
             emit(Event::TxAbort { buf, error });
             return;
         }
@@ -551,7 +529,7 @@ impl<H: Hal, T: Transport> Nic<H, T> {
             self.counters.tx_bad_request += 1;
             emit(Event::TxAbort {
                 buf,
-                error: tx_error::BAD_REQUEST,
+                error: eth::BAD_REQUEST,
             });
             return;
         }
@@ -559,7 +537,7 @@ impl<H: Hal, T: Transport> Nic<H, T> {
             self.counters.tx_queue_full += 1;
             emit(Event::TxAbort {
                 buf,
-                error: tx_error::QUEUE_FULL,
+                error: eth::QUEUE_FULL,
             });
             return;
         }
@@ -815,7 +793,7 @@ impl<H: Hal, T: Transport> Nic<H, T> {
         let _ = used::reset(&mut self.t);
         self.was_reset = true;
         self.release_chains(emit);
-        self.abort_all(tx_error::GONE, emit);
+        self.abort_all(eth::GONE, emit);
         if self.link_up {
             self.link_up = false;
             emit(Event::Link { up: false });
@@ -829,7 +807,7 @@ impl<H: Hal, T: Transport> Nic<H, T> {
             if let Some(job) = c.take() {
                 emit(Event::TxAbort {
                     buf: job.buf,
-                    error: tx_error::RESET,
+                    error: eth::RESET,
                 });
             }
         }

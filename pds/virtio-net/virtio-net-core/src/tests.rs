@@ -264,7 +264,7 @@ fn survives<S: HalSlot>(garbage: impl FnOnce(&Fake), fault: fn(Fault) -> bool) {
     assert!(
         ev.contains(&Event::TxAbort {
             buf: 0x20000,
-            error: tx_error::RESET
+            error: eth::RESET
         }),
         "{ev:?}"
     );
@@ -279,7 +279,7 @@ fn survives<S: HalSlot>(garbage: impl FnOnce(&Fake), fault: fn(Fault) -> bool) {
         r.take(),
         [Event::TxAbort {
             buf: 0x20800,
-            error: tx_error::GONE
+            error: eth::GONE
         }]
     );
 

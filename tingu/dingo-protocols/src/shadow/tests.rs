@@ -287,7 +287,7 @@ fn ethernet_a_restart_while_disabling_is_answered_by_the_shadow() {
         vec![
             eth::Msg::TxPacketAbort {
                 buf: 0x10_0000,
-                error: ABORT_RESTARTED
+                error: eth::RESTARTED
             },
             eth::Msg::RxBufferReturn { buf: 0 },
             eth::Msg::RxBufferReturn { buf: 0x800 },
@@ -310,11 +310,11 @@ fn ethernet_a_fresh_driver_that_cannot_enable_gets_transmits_aborted_and_the_lin
             eth::Msg::LinkChange { up: false },
             eth::Msg::TxPacketAbort {
                 buf: 0x10_0000,
-                error: ABORT_RESTARTED
+                error: eth::RESTARTED
             },
             eth::Msg::TxPacketAbort {
                 buf: 0x10_0800,
-                error: ABORT_RESTARTED
+                error: eth::RESTARTED
             },
         ]
     );
@@ -332,7 +332,7 @@ fn ethernet_a_fresh_driver_that_cannot_enable_gets_transmits_aborted_and_the_lin
         c.delivered,
         vec![eth::Msg::TxPacketAbort {
             buf: 0x30_0000,
-            error: ABORT_RESTARTED
+            error: eth::RESTARTED
         }]
     );
     // The next instance is tried again, with the buffer still lent.

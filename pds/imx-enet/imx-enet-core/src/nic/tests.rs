@@ -507,15 +507,15 @@ fn bad_transmit_requests_are_aborted() {
         vec![
             Event::TxAbort {
                 buf: FRAMES as u32 - 10,
-                error: tx_error::BAD_REQUEST
+                error: eth::BAD_REQUEST
             },
             Event::TxAbort {
                 buf: 0,
-                error: tx_error::BAD_REQUEST
+                error: eth::BAD_REQUEST
             },
             Event::TxAbort {
                 buf: 0,
-                error: tx_error::BAD_REQUEST
+                error: eth::BAD_REQUEST
             },
         ]
     );
@@ -545,7 +545,7 @@ fn a_stuck_transmitter_unmasks_txf_then_the_watchdog_restarts_it() {
             matches!(
                 e,
                 Event::TxAbort {
-                    error: tx_error::RESET,
+                    error: eth::RESET,
                     ..
                 }
             )
@@ -576,7 +576,7 @@ fn a_transmit_queue_overflow_is_aborted_not_lost() {
             matches!(
                 e,
                 Event::TxAbort {
-                    error: tx_error::QUEUE_FULL,
+                    error: eth::QUEUE_FULL,
                     ..
                 }
             )
@@ -686,7 +686,7 @@ fn disable_hands_back_every_buffer_and_aborts_every_transmit() {
             matches!(
                 e,
                 Event::TxAbort {
-                    error: tx_error::RESET,
+                    error: eth::RESET,
                     ..
                 }
             )
@@ -702,7 +702,7 @@ fn disable_hands_back_every_buffer_and_aborts_every_transmit() {
         r.take(),
         vec![Event::TxAbort {
             buf: 0,
-            error: tx_error::RESET
+            error: eth::RESET
         }]
     );
 }

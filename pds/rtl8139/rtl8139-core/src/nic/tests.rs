@@ -366,7 +366,7 @@ fn bad_transmit_requests_are_aborted_never_given_to_the_device_in(mode: Mode) {
     assert!(r.events.iter().all(|e| matches!(
         e,
         Event::TxAbort {
-            error: tx_error::BAD_REQUEST,
+            error: eth::BAD_REQUEST,
             ..
         }
     )));
@@ -434,7 +434,7 @@ fn stuck_transmitter(mode: Mode, in_flight: usize) {
             matches!(
                 e,
                 Event::TxAbort {
-                    error: tx_error::RESET,
+                    error: eth::RESET,
                     ..
                 }
             )
@@ -477,7 +477,7 @@ fn an_all_ones_status_means_the_device_is_gone_in(mode: Mode) {
     assert_eq!(r.nic.counters().device_gone, 1);
     assert!(events.contains(&Event::TxAbort {
         buf: 0,
-        error: tx_error::GONE
+        error: eth::GONE
     }));
     assert!(events.contains(&Event::Link { up: false }));
 }
@@ -502,7 +502,7 @@ fn disable_returns_lent_buffers_and_aborts_transmits_in(mode: Mode) {
         [
             Event::TxAbort {
                 buf: 3 * BUF,
-                error: tx_error::RESET
+                error: eth::RESET
             },
             Event::RxReturn { buf: 0 },
             Event::RxReturn { buf: BUF },

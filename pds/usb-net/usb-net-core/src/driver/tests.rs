@@ -467,12 +467,7 @@ fn an_enable_before_the_device_waits_for_it_or_fails() {
     h.tick(&mut d, START_WAIT_NS);
     h.eth_in(&mut d, EthMsg::Enable);
     h.tick(&mut d, START_WAIT_NS + ENABLE_WAIT_NS);
-    assert_eq!(
-        h.eth(),
-        [EthMsg::EnableFailed {
-            error: error::NO_DEVICE
-        }]
-    );
+    assert_eq!(h.eth(), [EthMsg::EnableFailed { error: eth::GONE }]);
 }
 
 #[test]
@@ -505,11 +500,11 @@ fn frames_are_sent_as_full_packets_then_a_short_one() {
         [
             EthMsg::TxPacketAbort {
                 buf: 0,
-                error: error::BAD_FRAME
+                error: eth::BAD_REQUEST
             },
             EthMsg::TxPacketAbort {
                 buf: 0xfff0,
-                error: error::BAD_FRAME
+                error: eth::BAD_REQUEST
             }
         ]
     );
@@ -658,7 +653,7 @@ fn unplug_takes_the_link_down_and_a_replug_brings_it_back() {
         h.eth(),
         [EthMsg::TxPacketAbort {
             buf: 0,
-            error: error::NO_DEVICE
+            error: eth::GONE
         }]
     );
     h.attach(&mut d);

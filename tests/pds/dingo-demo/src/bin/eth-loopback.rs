@@ -11,7 +11,7 @@ use dingo_pd::dingo_rt::executor::Executor;
 use dingo_pd::dingo_rt::typed::Supervisor;
 use dingo_pd::microkit::debug_println;
 use dingo_pd::{ConsoleReporter, MicrokitPlatform};
-use dingo_protocols::ethernet_controller::{Msg, Observer};
+use dingo_protocols::ethernet_controller::{self as eth, Msg, Observer};
 
 pd_config::program!("eth-loopback");
 
@@ -51,12 +51,18 @@ async fn main(ex: &Executor<'_, MicrokitPlatform>) {
                             );
                             &[Msg::RxPacket { buf: rx, len }, Msg::TxPacketDone { buf }]
                         } else {
-                            &[Msg::TxPacketAbort { buf, error: 1 }]
+                            &[Msg::TxPacketAbort {
+                                buf,
+                                error: eth::BAD_REQUEST,
+                            }]
                         }
                     }
                     other => {
                         lent = other;
-                        &[Msg::TxPacketAbort { buf, error: 2 }]
+                        &[Msg::TxPacketAbort {
+                            buf,
+                            error: eth::DEVICE,
+                        }]
                     }
                 }
             }
