@@ -479,6 +479,9 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--boot-only", nargs="*", help="run only these boot tests, no host tests")
     a = ap.parse_args()
+    unknown = sorted(set(a.boot_only or ()) - set(load_tests()))
+    if unknown:
+        ap.error(f"no boot test named {', '.join(unknown)} in tests/boot.toml")
     hp, hf = (0, 0) if a.boot_only is not None else host_tests()
     vp, vf = (0, 0) if a.boot_only is not None else verify_protocols()
     # The host peers of the network tests.
