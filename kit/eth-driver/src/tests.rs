@@ -256,3 +256,28 @@ fn lifecycle_answers_start_and_stop_and_quiesces_on_stop_and_unplug() {
     assert_eq!(stops, 2);
     assert!(rec.0.borrow().is_empty(), "{:?}", rec.0.borrow());
 }
+
+#[test]
+fn every_event_is_a_message_of_the_driver_with_its_fields() {
+    use tingu_rt::{Direction, Message};
+    let events = [
+        (Event::Rx { buf: 7, len: 60 }, "rxPacket(buf=7, len=60)"),
+        (Event::TxDone { buf: 8 }, "txPacketDone(buf=8)"),
+        (
+            Event::TxAbort {
+                buf: 9,
+                error: eth::RESET,
+            },
+            "txPacketAbort(buf=9, error=3)",
+        ),
+        (Event::RxReturn { buf: 10 }, "rxBufferReturn(buf=10)"),
+        (Event::Link { up: true }, "linkChange(up=true)"),
+        (Event::StopQueue, "txStopQueue()"),
+        (Event::StartQueue, "txStartQueue()"),
+    ];
+    for (event, shown) in events {
+        let msg = eth::Msg::from(event);
+        assert_eq!(msg.to_string(), shown);
+        assert_eq!(msg.direction(), Direction::Out, "{msg} goes to the client");
+    }
+}
