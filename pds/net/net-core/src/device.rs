@@ -12,7 +12,7 @@
 //! the way out. Messages for the driver wait in an outbox
 //! ([`EthDevice::next_out`]) until the port has a free slot.
 
-use dingo_protocols::ethernet_controller::Msg;
+use dingo_protocols::ethernet_controller::{self as eth, Msg};
 use heapless::{Deque, Vec};
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -67,6 +67,21 @@ impl Plan {
 
     fn tx_buf(&self, index: usize) -> u32 {
         ((self.rx + index) * BUF_SIZE) as u32
+    }
+}
+
+/// What an `enableFailed` or `txPacketAbort` code means, for a person
+/// reading the console; a code the protocol does not define is said to be
+/// one (the driver is wrong, or newer).
+pub fn failure(code: u32) -> &'static str {
+    match code {
+        eth::BAD_REQUEST => "bad request",
+        eth::DEVICE => "the device failed",
+        eth::RESET => "the device was reset",
+        eth::QUEUE_FULL => "the driver's queue was full",
+        eth::GONE => "no device",
+        eth::RESTARTED => "the driver restarted",
+        _ => "a code EthernetController does not define",
     }
 }
 

@@ -454,3 +454,22 @@ fn completions_for_buffers_never_sent_are_counted_not_trusted() {
     assert_eq!((c.tx_bad_completion, c.rx_bad_buffer), (2, 2));
     assert_eq!(dev.tx_in_flight(), 0);
 }
+
+#[test]
+fn every_failure_code_of_the_protocol_has_its_own_words() {
+    use dingo_protocols::ethernet_controller as eth;
+    let codes = [
+        eth::BAD_REQUEST,
+        eth::DEVICE,
+        eth::RESET,
+        eth::QUEUE_FULL,
+        eth::GONE,
+        eth::RESTARTED,
+    ];
+    let unknown = crate::device::failure(0);
+    let words: std::collections::BTreeSet<_> =
+        codes.iter().map(|&c| crate::device::failure(c)).collect();
+    assert_eq!(words.len(), codes.len());
+    assert!(!words.contains(unknown));
+    assert_eq!(crate::device::failure(u32::MAX), unknown);
+}

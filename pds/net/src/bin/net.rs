@@ -20,7 +20,7 @@ use dingo_protocols::{lifecycle, timer};
 use dingo_rt::port::DataArea;
 use dingo_rt::ring::Arm;
 use dingo_rt::typed::{Fault, Supervisor, TypedPort};
-use net_core::device::{Enable, EthDevice, Memory};
+use net_core::device::{Enable, EthDevice, Memory, failure};
 use net_core::stack::{Addressing, Net, Stats, Storage};
 use nic_stats::Reader;
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
@@ -237,7 +237,10 @@ fn main() -> ! {
         if let Enable::Failed(error) = device.state()
             && started
         {
-            debug_println!("net: the driver could not enable the NIC (error {error})");
+            debug_println!(
+                "net: the driver could not enable the NIC: {} (error {error})",
+                failure(error)
+            );
             started = false;
         }
         if device.state() == Enable::Enabled
