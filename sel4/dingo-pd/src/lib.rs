@@ -2,19 +2,27 @@
 //! [`Platform`] on the Microkit runtime (wait on the PD's notification,
 //! notify and acknowledge IRQs through its channels), a [`Reporter`] that
 //! prints protocol violations on the debug console and hands a PD with a
-//! fatal one to the monitor, and the entry macro of an `async` PD. For
+//! fatal one to the monitor, and the entry macro of an `async` PD (with
+//! [`timer_platform`], whose sleeps the timer PD serves). For
 //! PDs that run their own synchronous loop: [`Watch`] (which ports to
 //! read after a wake-up), [`flush`] (one notification per batch) and
 //! [`idle`] (a driver without its device).
 #![no_std]
 
 use core::fmt::Write;
-use dingo_rt::executor::Platform;
+#[cfg(target_arch = "x86_64")]
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use dingo_protocols::timer;
+use dingo_rt::executor::{Executor, Platform};
 use dingo_rt::port::{Port, Side};
 use dingo_rt::ring::{Arm, NotifyPeer};
 use dingo_rt::typed::{PortObserver, Protocol, Report, Reporter, Supervisor, TypedPort};
 use microkit::sel4::DebugWriter;
 use microkit::{Channel, ChannelSet};
+#[cfg(target_arch = "x86_64")]
+use timer_client::clock::TimeReader;
+use timer_client::platform::TimerPlatform;
 use tingu_rt::Observer;
 use tingu_rt::shadow::Shadowed;
 
@@ -210,6 +218,67 @@ impl Platform for MicrokitPlatform {
     }
 }
 
+/// The executor of an async PD whose sleeps the timer PD serves
+/// ([`async_protection_domain!`]`(main, timer)`), with `N` task slots.
+pub type TimedExecutor<'a, const N: usize = 8> =
+    Executor<'a, TimerPlatform<'static, MicrokitPlatform>, N>;
+
+/// An async PD's platform whose deadlines go to the timer PD as Timer
+/// requests on the port `cfg` configures (observed; a violation is fatal
+/// and reported on the console), and whose time is `clock`.
+pub fn timer_platform(
+    pd: &'static str,
+    cfg: &pd_config::PortConfig,
+    clock: Clock,
+) -> TimerPlatform<'static, MicrokitPlatform> {
+    static REPORTER: ConsoleReporter = ConsoleReporter;
+    let port = typed_port(
+        pd,
+        cfg,
+        timer::Observer::new(clock()),
+        Supervisor::fatal(&REPORTER),
+    );
+    TimerPlatform::new(MicrokitPlatform::new(clock), port)
+}
+
+/// The timer PD's time page as the plain function a [`Clock`] is: where
+/// the page is mapped is looked up on the first reading only (the PD's
+/// configuration is decoded then).
+#[cfg(target_arch = "x86_64")]
+pub struct TimePage(AtomicPtr<u8>);
+
+#[cfg(target_arch = "x86_64")]
+impl TimePage {
+    pub const fn new() -> Self {
+        TimePage(AtomicPtr::new(core::ptr::null_mut()))
+    }
+
+    /// The time now, in nanoseconds.
+    ///
+    /// # Safety
+    ///
+    /// `find` returns where the time page is mapped readable, a page at
+    /// least, for the rest of the PD's life (system-builder checks a PD's
+    /// `time_page` region so).
+    #[inline]
+    pub unsafe fn now_ns(&self, find: impl FnOnce() -> *const u8) -> u64 {
+        let mut page = self.0.load(Ordering::Relaxed);
+        if page.is_null() {
+            page = find().cast_mut();
+            self.0.store(page, Ordering::Relaxed);
+        }
+        // SAFETY: the caller's promise.
+        unsafe { TimeReader::new(page) }.now_ns()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Default for TimePage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Prints each report as one line on the debug console; a fatal one then
 /// faults the PD (a panic ends in an invalid instruction), which hands it to
 /// the monitor: the monitor's fault report names the PD.
@@ -227,16 +296,36 @@ impl Reporter for ConsoleReporter {
     }
 }
 
-/// Declares an async PD: `async_protection_domain!(main)` with
-/// `async fn main(ex: &Executor<'_, MicrokitPlatform>)`; `clock` is the PD's
+/// Declares an async PD: `async_protection_domain!(main, clock = f)` with
+/// `async fn main(ex: &Executor<'_, MicrokitPlatform>)`; `f` is the PD's
 /// time source. With `platform = expr` instead, the executor runs on that
 /// platform (built once at start-up), e.g. one whose deadlines go to the
 /// timer PD so that sleeps wake up; `main` then takes an
-/// `&Executor<'_, ThatPlatform>`. The executor's task slots are those of
+/// `&Executor<'_, ThatPlatform>`. `async_protection_domain!(main, timer)`
+/// is the common case of that (x86_64): the time from the PD's `time_page`
+/// region, sleeps through its `timer` port ([`timer_platform`]), and
+/// `main` takes a [`TimedExecutor`]. The executor's task slots are those of
 /// `main`'s parameter type (`Executor<'_, P>` has 8; `Executor<'_, P, 0>`
 /// suits a PD that spawns nothing).
 #[macro_export]
 macro_rules! async_protection_domain {
+    ($main:path, timer) => {
+        #[doc(hidden)]
+        static __DINGO_PD_TIME_PAGE: $crate::TimePage = $crate::TimePage::new();
+        #[doc(hidden)]
+        fn __dingo_pd_clock() -> u64 {
+            // SAFETY: system-builder checked that the PD's time page is
+            // mapped readable at its region's address, a page at least.
+            unsafe { __DINGO_PD_TIME_PAGE.now_ns(|| config::load().regions.time_page.as_ptr()) }
+        }
+        $crate::async_protection_domain!(
+            $main,
+            platform = {
+                let cfg = config::load();
+                $crate::timer_platform(cfg.name, &cfg.ports.timer, __dingo_pd_clock)
+            }
+        );
+    };
     ($main:path, clock = $clock:expr) => {
         $crate::async_protection_domain!($main, platform = $crate::MicrokitPlatform::new($clock));
     };

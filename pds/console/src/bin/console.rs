@@ -23,46 +23,18 @@
 use console_core::screen::{COLS, ROWS, Screen, StatusText};
 use console_core::vga::{self, TEXT_BUFFER};
 use core::fmt::Write;
-use dingo_pd::dingo_rt::executor::{Executor, Millis};
-use dingo_pd::dingo_rt::typed::Supervisor;
+use dingo_pd::TimedExecutor;
+use dingo_pd::dingo_rt::executor::Millis;
 use dingo_pd::microkit::hwio::{Bus, Mmio};
 use dingo_pd::microkit::{IoPort, debug_println};
-use dingo_pd::{ConsoleReporter, MicrokitPlatform};
-use dingo_protocols::timer::Observer;
 use log_ring::Region;
-use pd_config::SharedRegion;
-use timer_client::clock::TimeReader;
-use timer_client::platform::TimerPlatform;
 
 pd_config::program!("console");
 
 /// How often the ring is read: new lines show within this time.
 const POLL_MS: u64 = 20;
 
-static REPORTER: ConsoleReporter = ConsoleReporter;
-/// The time page, found in the config once: the executor's clock is a
-/// plain `fn() -> u64`, called for every time reading.
-static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
-
-type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>>;
-
-fn clock() -> u64 {
-    let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
-    // SAFETY: system-builder checked that the time page is mapped readable
-    // here, a page at least.
-    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
-}
-
-fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
-    let cfg = config::load();
-    let port = dingo_pd::typed_port(
-        cfg.name,
-        &cfg.ports.timer,
-        Observer::new(clock()),
-        Supervisor::fatal(&REPORTER),
-    );
-    TimerPlatform::new(MicrokitPlatform::new(clock), port)
-}
+type Ex<'a> = TimedExecutor<'a>;
 
 /// Draws a row of cells into the text buffer.
 fn draw(vga: &mut Mmio, row: usize, cells: &[u16; COLS]) {
@@ -119,4 +91,4 @@ async fn main(ex: &Ex<'_>) {
     }
 }
 
-dingo_pd::async_protection_domain!(main, platform = platform());
+dingo_pd::async_protection_domain!(main, timer);

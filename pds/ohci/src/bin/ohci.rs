@@ -18,28 +18,23 @@
 
 use core::cell::RefCell;
 
-use dingo_pd::dingo_rt::executor::{Either, Executor, select};
+use dingo_pd::dingo_rt::executor::{Either, select};
 use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
 use dingo_pd::microkit::hwio::Mmio;
 use dingo_pd::microkit::{Channel, debug_println};
-use dingo_pd::{ConsoleReporter, MicrokitPlatform};
+use dingo_pd::{ConsoleReporter, TimedExecutor};
 use dingo_protocols::ohci::Observer as OhciObserver;
-use dingo_protocols::timer::Observer as TimerObserver;
 use dingo_protocols::usb_host_controller::Msg;
 use dingo_protocols::usb_root_ports::Msg as PortsMsg;
 use ohci_core::regs::MMIO_SIZE;
 use ohci_core::{COUNTERS, EndpointSpec, Event, Ohci, Window};
 use pci_client::Decode;
-use pd_config::SharedRegion;
-use timer_client::clock::TimeReader;
-use timer_client::platform::TimerPlatform;
 use usb_core::stats;
 
 pd_config::program!("ohci");
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
 /// Watchdog ticks: twice per watchdog period.
 const TICK_NS: u64 = ohci_core::WATCHDOG_NS / 2;
@@ -48,7 +43,7 @@ const TICK_NS: u64 = ohci_core::WATCHDOG_NS / 2;
 /// hot-plug cycles with what it was at boot).
 const SETTLE_NS: u64 = 500_000_000;
 
-type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
+type Ex<'a> = TimedExecutor<'a, 0>;
 type HcPort<'c> = TypedPort<'static, ComponentPort<'c, dingo_protocols::ohci::ports::Hc>>;
 type PortsPort<'c> = TypedPort<'static, ComponentPort<'c, dingo_protocols::ohci::ports::Ports>>;
 
@@ -56,24 +51,6 @@ type PortsPort<'c> = TypedPort<'static, ComponentPort<'c, dingo_protocols::ohci:
 enum Out {
     Hc(Msg),
     Ports(PortsMsg),
-}
-
-fn clock() -> u64 {
-    let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
-    // SAFETY: system-builder checked that the time page is mapped readable
-    // here, a page at least.
-    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
-}
-
-fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
-    let cfg = config::load();
-    let port = dingo_pd::typed_port(
-        cfg.name,
-        &cfg.ports.timer,
-        TimerObserver::new(clock()),
-        Supervisor::fatal(&REPORTER),
-    );
-    TimerPlatform::new(MicrokitPlatform::new(clock), port)
 }
 
 fn message(e: Event) -> Out {
@@ -431,4 +408,4 @@ async fn serve(
     }
 }
 
-dingo_pd::async_protection_domain!(main, platform = platform());
+dingo_pd::async_protection_domain!(main, timer);

@@ -16,20 +16,17 @@
 
 use core::cell::RefCell;
 
-use dingo_pd::dingo_rt::executor::{Either, Executor, select};
+use dingo_pd::dingo_rt::executor::{Either, select};
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
 use dingo_pd::microkit::debug_println;
-use dingo_pd::{ConsoleReporter, MicrokitPlatform};
+use dingo_pd::{ConsoleReporter, TimedExecutor};
 use dingo_protocols::root_hub::Observer as HubObserver;
-use dingo_protocols::timer::Observer as TimerObserver;
-use pd_config::{PortConfig, SharedRegion};
+use pd_config::PortConfig;
 use roothub_core::{
     BusConfig, COUNTERS, Hub, HubConfig, HubMemory, MAX_BUSES, MAX_PORTS, Note, Rule,
 };
-use timer_client::clock::TimeReader;
-use timer_client::platform::TimerPlatform;
 use usb_bus::{BusObserver, BusParts, BusPort, RestartFn};
 use usb_core::{speed, stats};
 
@@ -39,29 +36,10 @@ pd_config::program!("roothub");
 const SETTLE_NS: u64 = 500_000_000;
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
-type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
+type Ex<'a> = TimedExecutor<'a, 0>;
 type HcPort<'c> = TypedPort<'static, ComponentPort<'c, dingo_protocols::root_hub::ports::Hc>>;
 type PortsPort<'c> = TypedPort<'static, ComponentPort<'c, dingo_protocols::root_hub::ports::Ports>>;
-
-fn clock() -> u64 {
-    let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
-    // SAFETY: system-builder checked that the time page is mapped readable
-    // here, a page at least.
-    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
-}
-
-fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
-    let cfg = config::load();
-    let port = dingo_pd::typed_port(
-        cfg.name,
-        &cfg.ports.timer,
-        TimerObserver::new(clock()),
-        Supervisor::fatal(&REPORTER),
-    );
-    TimerPlatform::new(MicrokitPlatform::new(clock), port)
-}
 
 /// The hub's buffer, through which its control transfers read descriptors.
 struct Buffer(DataArea);
@@ -426,4 +404,4 @@ async fn main(ex: &Ex<'_>) {
     }
 }
 
-dingo_pd::async_protection_domain!(main, platform = platform());
+dingo_pd::async_protection_domain!(main, timer);

@@ -7,18 +7,14 @@
 
 use core::cell::RefCell;
 
-use dingo_pd::dingo_rt::executor::{Executor, select};
+use dingo_pd::dingo_rt::executor::select;
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
 use dingo_pd::microkit::debug_println;
-use dingo_pd::{ConsoleReporter, MicrokitPlatform};
+use dingo_pd::{ConsoleReporter, TimedExecutor};
 use dingo_protocols::keyboard::Msg as KbdMsg;
-use dingo_protocols::timer::Observer as TimerObserver;
 use dingo_protocols::usb_keyboard::Observer as Component;
-use pd_config::SharedRegion;
-use timer_client::clock::TimeReader;
-use timer_client::platform::TimerPlatform;
 use usb_bus::{BusObserver, BusParts, BusPort};
 use usb_core::stats;
 use usb_kbd_core::{Driver, Note, Out, Window, ascii};
@@ -26,7 +22,6 @@ use usb_kbd_core::{Driver, Note, Out, Window, ascii};
 pd_config::program!("usb-kbd");
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
 /// The stats page's layout.
 const COUNTERS: [&str; 7] = [
@@ -39,25 +34,7 @@ const COUNTERS: [&str; 7] = [
     "rollovers",
 ];
 
-type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
-
-fn clock() -> u64 {
-    let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
-    // SAFETY: system-builder checked that the time page is mapped readable
-    // here, a page at least.
-    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
-}
-
-fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
-    let cfg = config::load();
-    let port = dingo_pd::typed_port(
-        cfg.name,
-        &cfg.ports.timer,
-        TimerObserver::new(clock()),
-        Supervisor::fatal(&REPORTER),
-    );
-    TimerPlatform::new(MicrokitPlatform::new(clock), port)
-}
+type Ex<'a> = TimedExecutor<'a, 0>;
 
 struct Buffers(DataArea);
 
@@ -277,4 +254,4 @@ async fn main(ex: &Ex<'_>) {
     }
 }
 
-dingo_pd::async_protection_domain!(main, platform = platform());
+dingo_pd::async_protection_domain!(main, timer);

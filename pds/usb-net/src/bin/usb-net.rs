@@ -10,26 +10,21 @@
 
 use core::cell::RefCell;
 
-use dingo_pd::dingo_rt::executor::{Executor, select};
+use dingo_pd::dingo_rt::executor::select;
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
 use dingo_pd::microkit::debug_println;
-use dingo_pd::{ConsoleReporter, MicrokitPlatform};
+use dingo_pd::{ConsoleReporter, TimedExecutor};
 use dingo_protocols::lifecycle::Observer as LcObserver;
-use dingo_protocols::timer::Observer as TimerObserver;
 use dingo_protocols::usb_ethernet::Observer as Component;
 use nic_stats::Writer;
-use pd_config::SharedRegion;
-use timer_client::clock::TimeReader;
-use timer_client::platform::TimerPlatform;
 use usb_bus::{BusObserver, BusParts, BusPort};
 use usb_net_core::{Driver, Memory, Note, Stats};
 
 pd_config::program!("usb-net");
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
 const STATS: [&str; 22] = [
     "attached",
@@ -106,25 +101,7 @@ fn stats(d: &Driver) -> [u64; 22] {
     ]
 }
 
-type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
-
-fn clock() -> u64 {
-    let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
-    // SAFETY: system-builder checked that the time page is mapped readable
-    // here, a page at least.
-    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
-}
-
-fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
-    let cfg = config::load();
-    let port = dingo_pd::typed_port(
-        cfg.name,
-        &cfg.ports.timer,
-        TimerObserver::new(clock()),
-        Supervisor::fatal(&REPORTER),
-    );
-    TimerPlatform::new(MicrokitPlatform::new(clock), port)
-}
+type Ex<'a> = TimedExecutor<'a, 0>;
 
 struct Area(DataArea);
 
@@ -331,4 +308,4 @@ async fn main(ex: &Ex<'_>) {
     }
 }
 
-dingo_pd::async_protection_domain!(main, platform = platform());
+dingo_pd::async_protection_domain!(main, timer);

@@ -16,19 +16,16 @@
 
 use core::cell::RefCell;
 
-use dingo_pd::dingo_rt::executor::{Executor, select};
+use dingo_pd::dingo_rt::executor::select;
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
 use dingo_pd::microkit::debug_println;
-use dingo_pd::{ConsoleReporter, MicrokitPlatform};
+use dingo_pd::{ConsoleReporter, TimedExecutor};
 use dingo_protocols::block_device::{self, Msg as BlkMsg};
-use dingo_protocols::timer::Observer as TimerObserver;
 use dingo_protocols::usb_storage::Observer as Component;
 use fault_campaign::{Class, Garbage};
-use pd_config::SharedRegion;
-use timer_client::clock::{TimeReader, rdtsc};
-use timer_client::platform::TimerPlatform;
+use timer_client::clock::rdtsc;
 use usb_bus::{BusObserver, BusParts, BusPort};
 use usb_core::stats;
 use usb_storage_core::{DATA_BASE, Note, Out, Request, Storage, Window};
@@ -36,7 +33,6 @@ use usb_storage_core::{DATA_BASE, Note, Out, Request, Storage, Window};
 pd_config::program!("usb-storage");
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
 /// The stats page's layout.
 const COUNTERS: [&str; 10] = [
@@ -52,25 +48,7 @@ const COUNTERS: [&str; 10] = [
     "failures",
 ];
 
-type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>, 0>;
-
-fn clock() -> u64 {
-    let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
-    // SAFETY: system-builder checked that the time page is mapped readable
-    // here, a page at least.
-    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
-}
-
-fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
-    let cfg = config::load();
-    let port = dingo_pd::typed_port(
-        cfg.name,
-        &cfg.ports.timer,
-        TimerObserver::new(clock()),
-        Supervisor::fatal(&REPORTER),
-    );
-    TimerPlatform::new(MicrokitPlatform::new(clock), port)
-}
+type Ex<'a> = TimedExecutor<'a, 0>;
 
 struct Buffers(DataArea);
 
@@ -501,4 +479,4 @@ async fn main(ex: &Ex<'_>) {
     }
 }
 
-dingo_pd::async_protection_domain!(main, platform = platform());
+dingo_pd::async_protection_domain!(main, timer);

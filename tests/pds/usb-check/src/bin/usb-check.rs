@@ -27,17 +27,13 @@
 #![no_std]
 #![no_main]
 
-use dingo_pd::dingo_rt::executor::{Either, Executor, Millis, join, select};
+use dingo_pd::dingo_rt::executor::{Either, Millis, join, select};
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::typed::{Protocol, Supervisor, TypedPort};
 use dingo_pd::microkit::debug_println;
-use dingo_pd::{ConsoleReporter, MicrokitPlatform};
+use dingo_pd::{ConsoleReporter, TimedExecutor};
 use dingo_protocols::block_device::{self as blk, Msg as BlkMsg};
 use dingo_protocols::keyboard::{self as kbd, Msg as KbdMsg};
-use dingo_protocols::timer::Observer as TimerObserver;
-use pd_config::SharedRegion;
-use timer_client::clock::TimeReader;
-use timer_client::platform::TimerPlatform;
 use usb_check::{CHORD, KEYS, LABEL, check_block, usage};
 use usb_core::stats;
 use usb_storage_core::DATA_BASE;
@@ -45,34 +41,15 @@ use usb_storage_core::DATA_BASE;
 pd_config::program!("usb-check");
 
 static REPORTER: ConsoleReporter = ConsoleReporter;
-static TIME_PAGE: spin::Once<SharedRegion> = spin::Once::new();
 
 const MS: u64 = 1_000_000;
 const SECOND: u64 = 1_000 * MS;
 /// Blocks per request: 1 MiB.
 const CHUNK: u32 = 2048;
 
-type Ex<'a> = Executor<'a, TimerPlatform<'static, MicrokitPlatform>>;
+type Ex<'a> = TimedExecutor<'a>;
 type KbdPort = TypedPort<'static, Protocol<kbd::Observer>>;
 type BlkPort = TypedPort<'static, Protocol<blk::Observer>>;
-
-fn clock() -> u64 {
-    let page = TIME_PAGE.call_once(|| config::load().regions.time_page);
-    // SAFETY: system-builder checked that the time page is mapped readable
-    // here, a page at least.
-    unsafe { TimeReader::new(page.as_ptr()) }.now_ns()
-}
-
-fn platform() -> TimerPlatform<'static, MicrokitPlatform> {
-    let cfg = config::load();
-    let port = dingo_pd::typed_port(
-        cfg.name,
-        &cfg.ports.timer,
-        TimerObserver::new(clock()),
-        Supervisor::fatal(&REPORTER),
-    );
-    TimerPlatform::new(MicrokitPlatform::new(clock), port)
-}
 
 struct Failed;
 
@@ -866,4 +843,4 @@ async fn main(ex: &Ex<'_>) {
     }
 }
 
-dingo_pd::async_protection_domain!(main, platform = platform());
+dingo_pd::async_protection_domain!(main, timer);
