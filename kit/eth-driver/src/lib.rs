@@ -3,8 +3,9 @@
 //! event loop holds only what its device needs: its core speaks in
 //! [`Event`]s, [`request`] takes the client's next request, [`Outbox`]
 //! queues what the driver has to say until the port has room, and
-//! [`Lifecycle`] answers start, stop and unplug. Messages the port's observer refused or that did not decode are
-//! skipped here: the port has counted and reported them already.
+//! [`Lifecycle`] answers start, stop and unplug. Messages the port's
+//! observer refused or that did not decode are skipped here: the port has
+//! counted and reported them already.
 #![cfg_attr(not(test), no_std)]
 
 use dingo_protocols::ethernet_controller::Msg;
