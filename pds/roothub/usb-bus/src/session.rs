@@ -13,6 +13,10 @@ use crate::{BusMsg, PipeMsg, Wire};
 
 /// Pipes a session holds (the class components' subport limit).
 pub const MAX_PIPES: usize = 4;
+/// How long a class driver's control transfer ([`Session::control`]) may
+/// take before [`Session::tick`] aborts it: a device that NAKs its
+/// default pipe forever must not stall the driver.
+pub const CONTROL_TIMEOUT_NS: u64 = 1_000_000_000;
 const OUT: usize = 64;
 
 /// What the class driver learns.
@@ -87,6 +91,9 @@ pub struct Session {
     state: State,
     pipes: [Option<Pipe>; MAX_PIPES],
     out: Deque<Wire, OUT>,
+    /// The control transfer in flight: its pipe, its id and when it is
+    /// given up.
+    control: Option<(u32, u32, u64)>,
     /// Unplugs seen (for the counters the tests read).
     pub detaches: u64,
     pub attaches: u64,
@@ -104,6 +111,7 @@ impl Session {
             state: State::Empty,
             pipes: [None; MAX_PIPES],
             out: Deque::new(),
+            control: None,
             detaches: 0,
             attaches: 0,
         }
@@ -212,6 +220,42 @@ impl Session {
         true
     }
 
+    /// [`submit`](Self::submit) of a control transfer, one at a time: it is
+    /// aborted (and so completes ABORTED) if it has not completed
+    /// [`CONTROL_TIMEOUT_NS`] after `now`; its completion (on `pipe`, with
+    /// this `xfer`), a detach or a release forgets the deadline. Other
+    /// transfers on the pipe are timed by whoever submitted them.
+    pub fn control(
+        &mut self,
+        pipe: u32,
+        xfer: u32,
+        setup: u64,
+        buf: u32,
+        len: u32,
+        now: u64,
+    ) -> bool {
+        let sent = self.submit(pipe, xfer, setup, buf, len);
+        if sent {
+            self.control = Some((pipe, xfer, now + CONTROL_TIMEOUT_NS));
+        }
+        sent
+    }
+
+    /// When the control transfer in flight is given up, if one is.
+    pub fn deadline(&self) -> Option<u64> {
+        self.control.map(|(_, _, at)| at)
+    }
+
+    /// Aborts the control transfer in flight once its deadline passed.
+    pub fn tick(&mut self, now: u64) {
+        if let Some((pipe, _, at)) = self.control
+            && now >= at
+        {
+            self.control = None;
+            self.abort(pipe);
+        }
+    }
+
     /// Ends every pending transfer of the pipe; `AbortComplete` follows.
     pub fn abort(&mut self, pipe: u32) -> bool {
         match self.pipe_mut(pipe) {
@@ -232,6 +276,7 @@ impl Session {
             return;
         }
         self.state = State::Releasing;
+        self.control = None;
         self.close_all();
         self.maybe_done();
     }
@@ -308,6 +353,7 @@ impl Session {
             Wire::Bus(BusMsg::ConfigFailed { config, .. }) => Some(Event::ConfigFailed(config)),
             Wire::Bus(BusMsg::Detached) => {
                 self.detaches += 1;
+                self.control = None;
                 let released = self.state == State::Released;
                 self.state = State::Gone;
                 if released {
@@ -354,6 +400,9 @@ impl Session {
                 actual,
             } => {
                 p.pending = p.pending.saturating_sub(1);
+                if self.control.is_some_and(|(p, x, _)| (p, x) == (pipe, xfer)) {
+                    self.control = None;
+                }
                 Some(Event::Complete {
                     pipe,
                     xfer,
@@ -408,6 +457,92 @@ mod tests {
 
     fn drain(s: &mut Session) -> std::vec::Vec<Wire> {
         std::iter::from_fn(|| s.take()).collect()
+    }
+
+    fn with_ep0(s: &mut Session) {
+        attach(s);
+        s.open(0, 0, 0, 8, 0);
+        s.input(Wire::Pipe {
+            pipe: 0,
+            msg: PipeMsg::Opened,
+        });
+        drain(s);
+    }
+
+    fn complete(s: &mut Session, pipe: u32, xfer: u32) -> Option<Event> {
+        s.input(Wire::Pipe {
+            pipe,
+            msg: PipeMsg::Complete {
+                xfer,
+                status: 0,
+                actual: 0,
+            },
+        })
+    }
+
+    #[test]
+    fn a_control_transfer_unanswered_is_aborted_at_its_deadline() {
+        let mut s = Session::new();
+        with_ep0(&mut s);
+        assert!(s.control(0, 7, 0x0100, 0, 18, 1_000));
+        assert_eq!(s.deadline(), Some(1_000 + CONTROL_TIMEOUT_NS));
+        drain(&mut s);
+        s.tick(CONTROL_TIMEOUT_NS + 999);
+        assert_eq!(drain(&mut s), [], "not yet");
+        s.tick(CONTROL_TIMEOUT_NS + 1_000);
+        assert_eq!(
+            drain(&mut s),
+            [Wire::Pipe {
+                pipe: 0,
+                msg: PipeMsg::Abort
+            }]
+        );
+        assert_eq!(s.deadline(), None);
+        s.tick(u64::MAX);
+        assert_eq!(drain(&mut s), [], "aborted once");
+    }
+
+    #[test]
+    fn a_completion_detach_or_release_forgets_the_deadline() {
+        let mut s = Session::new();
+        with_ep0(&mut s);
+        s.control(0, 7, 0, 0, 0, 0);
+        // Another pipe's completion is not the control transfer's.
+        s.open(1, 0x81, 3, 8, 10);
+        s.input(Wire::Pipe {
+            pipe: 1,
+            msg: PipeMsg::Opened,
+        });
+        s.submit(1, 7, 0, 0, 8);
+        complete(&mut s, 1, 7);
+        assert!(s.deadline().is_some());
+        // Nor is another transfer's on the same pipe.
+        s.submit(0, 8, 0, 0, 0);
+        complete(&mut s, 0, 8);
+        assert!(s.deadline().is_some());
+        complete(&mut s, 0, 7);
+        assert_eq!(s.deadline(), None);
+
+        s.control(0, 7, 0, 0, 0, 0);
+        s.input(Wire::Bus(BusMsg::Detached));
+        assert_eq!(s.deadline(), None);
+
+        let mut s = Session::new();
+        with_ep0(&mut s);
+        s.control(0, 7, 0, 0, 0, 0);
+        s.release();
+        assert_eq!(s.deadline(), None);
+        drain(&mut s);
+        s.tick(u64::MAX);
+        assert_eq!(drain(&mut s), []);
+    }
+
+    #[test]
+    fn a_control_transfer_on_a_pipe_not_open_sets_no_deadline() {
+        let mut s = Session::new();
+        attach(&mut s);
+        assert!(!s.control(0, 7, 0, 0, 0, 0));
+        assert_eq!(s.deadline(), None);
     }
 
     #[test]

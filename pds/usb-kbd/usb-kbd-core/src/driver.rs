@@ -17,8 +17,6 @@ pub const CONTROL_LEN: u16 = 512;
 pub const REPORT_BUFS: [u32; 2] = [512, 512 + REPORT as u32];
 /// Bytes of window the driver uses.
 pub const WINDOW_BYTES: u32 = 512 + 2 * REPORT as u32;
-/// The driver's control transfers end after this.
-pub const CONTROL_TIMEOUT_NS: u64 = 1_000_000_000;
 /// How often the report endpoint is polled, in ms: every frame. A boot
 /// keyboard's bInterval (QEMU's: 10) is the longest period it allows, and
 /// the controller's tree would round 10 down to 8 ms, which is then most of
@@ -137,7 +135,6 @@ pub struct Driver {
     keys: Keys,
     out: Deque<Out, 64>,
     notes: Deque<Note, 8>,
-    deadline: Option<u64>,
     connected: bool,
     pub stats: Stats,
 }
@@ -158,7 +155,6 @@ impl Driver {
             keys: Keys::new(),
             out: Deque::new(),
             notes: Deque::new(),
-            deadline: None,
             connected: false,
             stats: Stats {
                 reports: 0,
@@ -191,7 +187,7 @@ impl Driver {
     }
 
     pub fn next_deadline(&self) -> Option<u64> {
-        self.deadline
+        self.session.deadline()
     }
 
     fn note(&mut self, n: Note) {
@@ -203,27 +199,28 @@ impl Driver {
 
     fn control(&mut self, step: Step, s: Setup, now: u64) {
         self.step = step;
-        self.deadline = Some(now + CONTROL_TIMEOUT_NS);
         let buf = if s.length == 0 { 0 } else { CONTROL_BUF };
-        self.session
-            .submit(EP0, step_id(step), s.to_u64(), buf, u32::from(s.length));
+        self.session.control(
+            EP0,
+            step_id(step),
+            s.to_u64(),
+            buf,
+            u32::from(s.length),
+            now,
+        );
     }
 
     fn fail(&mut self, why: Failure) {
         self.stats.failed += 1;
         self.note(Note::Failed(why));
         self.step = Step::Failed;
-        self.deadline = None;
         self.session.release();
     }
 
-    /// Timeouts of the driver's control transfers.
+    /// Timeouts of the driver's control transfers: an aborted one
+    /// completes ABORTED, which fails its step.
     pub fn tick(&mut self, now: u64) {
-        if self.deadline.is_some_and(|d| now >= d) {
-            self.deadline = None;
-            // The completion (ABORTED) fails the step.
-            self.session.abort(EP0);
-        }
+        self.session.tick(now);
     }
 
     /// A message from the hub.
@@ -297,7 +294,7 @@ impl Driver {
                 xfer,
                 status: st,
                 actual,
-            } => self.report_done(xfer, st, actual, mem),
+            } => self.report_done(xfer, st, actual, now, mem),
             Event::Detached => self.detached(),
             Event::Idle => {
                 // Detached with nothing open: the keys go now.
@@ -309,7 +306,6 @@ impl Driver {
     }
 
     fn detached(&mut self) {
-        self.deadline = None;
         for k in self.keys.release_all() {
             let _ = self.out.push_back(Out::Key(k));
         }
@@ -325,7 +321,6 @@ impl Driver {
     }
 
     fn control_done(&mut self, st: u8, actual: u32, now: u64, mem: &impl Window) {
-        self.deadline = None;
         let step = self.step;
         if st != status::OK {
             if matches!(step, Step::Idle | Step::Failed) || !self.session.present() {
@@ -399,7 +394,7 @@ impl Driver {
         }
     }
 
-    fn report_done(&mut self, xfer: u32, st: u8, actual: u32, mem: &impl Window) {
+    fn report_done(&mut self, xfer: u32, st: u8, actual: u32, now: u64, mem: &impl Window) {
         let i = (xfer.wrapping_sub(100) as usize).min(1);
         match st {
             status::OK => {
@@ -426,14 +421,7 @@ impl Driver {
             }
             status::STALL if self.step == Step::Running => {
                 if let Some(b) = self.boot {
-                    self.step = Step::ClearHalt;
-                    self.session.submit(
-                        EP0,
-                        step_id(Step::ClearHalt),
-                        Setup::clear_halt(b.endpoint).to_u64(),
-                        0,
-                        0,
-                    );
+                    self.control(Step::ClearHalt, Setup::clear_halt(b.endpoint), now);
                 }
             }
             // Unplugged or aborted: nothing more on this pipe.

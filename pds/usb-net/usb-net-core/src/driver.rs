@@ -29,8 +29,6 @@ pub const WINDOW_BYTES: u32 = NOTIFY_BUF + 64;
 /// An Ethernet frame without its CRC, as CDC-ECM carries it.
 pub const MAX_FRAME: u16 = 1514;
 pub const MIN_FRAME: u16 = 14;
-/// The driver's control transfers end after this.
-pub const CONTROL_TIMEOUT_NS: u64 = 1_000_000_000;
 /// How long an `enable` waits for a device being set up (the protocol
 /// gives the driver a second).
 pub const ENABLE_WAIT_NS: u64 = 900_000_000;
@@ -195,7 +193,6 @@ pub struct Driver {
     configs: u8,
     ecm: Option<Ecm>,
     mac: Option<[u8; 6]>,
-    deadline: Option<u64>,
     /// Receive slots queued on the bulk IN pipe.
     rx_queued: [bool; RX_SLOTS],
     /// Filled receive slots waiting for a lent buffer: (slot, length).
@@ -238,7 +235,6 @@ impl Driver {
             configs: 0,
             ecm: None,
             mac: None,
-            deadline: None,
             rx_queued: [false; RX_SLOTS],
             filled: Deque::new(),
             tx_parts: [0; TX_SLOTS],
@@ -327,7 +323,7 @@ impl Driver {
     }
 
     pub fn next_deadline(&self) -> Option<u64> {
-        [self.deadline, self.enable_until, self.start_until]
+        [self.session.deadline(), self.enable_until, self.start_until]
             .into_iter()
             .flatten()
             .min()
@@ -347,27 +343,29 @@ impl Driver {
 
     fn control(&mut self, step: Step, s: Setup, now: u64) {
         self.step = step;
-        self.deadline = Some(now + CONTROL_TIMEOUT_NS);
         let buf = if s.length == 0 { 0 } else { CONTROL_BUF };
-        self.session
-            .submit(EP0, step_id(step), s.to_u64(), buf, u32::from(s.length));
+        self.session.control(
+            EP0,
+            step_id(step),
+            s.to_u64(),
+            buf,
+            u32::from(s.length),
+            now,
+        );
     }
 
     fn fail(&mut self, why: Failure) {
         self.stats.failed += 1;
         self.note(Note::Failed(why));
         self.step = Step::Failed;
-        self.deadline = None;
         self.session.release();
     }
 
     /// Timeouts: control transfers, a waiting enable or start.
     pub fn tick(&mut self, now: u64) {
-        if self.deadline.is_some_and(|d| now >= d) {
-            self.deadline = None;
-            // The completion (ABORTED) fails the step.
-            self.session.abort(EP0);
-        }
+        // An aborted control transfer completes ABORTED, which fails its
+        // step.
+        self.session.tick(now);
         if self.enable_until.is_some_and(|d| now >= d) {
             self.enable_until = None;
             self.emit(EthMsg::EnableFailed { error: eth::GONE });
@@ -852,7 +850,6 @@ impl Driver {
     }
 
     fn detached(&mut self) {
-        self.deadline = None;
         let was_running = self.running();
         if !matches!(self.step, Step::Idle) {
             self.step = Step::Idle;
@@ -873,7 +870,6 @@ impl Driver {
     }
 
     fn control_done(&mut self, st: u8, actual: u32, now: u64, win: &impl Memory) {
-        self.deadline = None;
         let step = self.step;
         if st != status::OK {
             if matches!(step, Step::Idle | Step::Failed) || !self.session.present() {

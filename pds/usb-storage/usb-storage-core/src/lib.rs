@@ -78,8 +78,6 @@ pub const MAX_COMMAND: u32 = 1 << 20;
 pub const MAX_REQUESTS: usize = 32;
 /// A command's stages must all complete within this.
 pub const COMMAND_TIMEOUT_NS: u64 = 5_000_000_000;
-/// Control transfers of the driver's own.
-pub const CONTROL_TIMEOUT_NS: u64 = 1_000_000_000;
 /// TEST UNIT READY attempts while the disk is becoming ready.
 const READY_ATTEMPTS: u8 = 10;
 
@@ -312,7 +310,6 @@ pub struct Storage {
     disk: Option<(u64, u32)>,
     announced: bool,
     inquiry: ([u8; 8], [u8; 16], [u8; 4]),
-    control_deadline: Option<u64>,
     last_sense: (u8, u8),
     /// The command to run again after reset recovery.
     retry: Option<Cmd>,
@@ -350,7 +347,6 @@ impl Storage {
             disk: None,
             announced: false,
             inquiry: ([0; 8], [0; 16], [0; 4]),
-            control_deadline: None,
             last_sense: (0, 0),
             retry: None,
             bulk_open: 0,
@@ -391,7 +387,7 @@ impl Storage {
     }
 
     pub fn next_deadline(&self) -> Option<u64> {
-        [self.running.map(|r| r.deadline), self.control_deadline]
+        [self.running.map(|r| r.deadline), self.session.deadline()]
             .into_iter()
             .flatten()
             .min()
@@ -837,15 +833,13 @@ impl Storage {
             u16::from(iface),
             0,
         );
-        self.control_deadline = Some(now + CONTROL_TIMEOUT_NS);
-        self.session.submit(EP0, 0x300, s.to_u64(), 0, 0);
+        self.session.control(EP0, 0x300, s.to_u64(), 0, 0, now);
     }
 
     fn reset_step(&mut self, st: u8, now: u64, mem: &impl Window) {
         let Phase::Reset { step } = self.phase else {
             return;
         };
-        self.control_deadline = None;
         if st != status::OK {
             return self.give_up(Trouble::Control {
                 step: "reset recovery",
@@ -857,13 +851,13 @@ impl Storage {
             0 | 1 => {
                 let ep = if step == 0 { b.bulk_in.0 } else { b.bulk_out.0 };
                 self.phase = Phase::Reset { step: step + 1 };
-                self.control_deadline = Some(now + CONTROL_TIMEOUT_NS);
-                self.session.submit(
+                self.session.control(
                     EP0,
                     0x300 + u32::from(step) + 1,
                     Setup::clear_halt(ep).to_u64(),
                     0,
                     0,
+                    now,
                 );
             }
             _ => {
@@ -887,7 +881,6 @@ impl Storage {
         });
         self.phase = Phase::Failed;
         self.running = None;
-        self.control_deadline = None;
         self.fail_all(IO_ERROR);
         self.session.release();
     }
@@ -926,20 +919,16 @@ impl Storage {
             self.session.abort(BULK_IN);
             self.session.abort(BULK_OUT);
         }
-        if self.control_deadline.is_some_and(|d| now >= d) {
-            self.control_deadline = None;
-            self.session.abort(EP0);
-        }
+        self.session.tick(now);
     }
 
     // ---- the hub's messages ----
 
     fn control(&mut self, phase: Phase, s: Setup, now: u64) {
         self.phase = phase;
-        self.control_deadline = Some(now + CONTROL_TIMEOUT_NS);
         let buf = if s.length == 0 { 0 } else { CONTROL_BUF };
         self.session
-            .submit(EP0, 0x10, s.to_u64(), buf, u32::from(s.length));
+            .control(EP0, 0x10, s.to_u64(), buf, u32::from(s.length), now);
     }
 
     /// A message from the hub.
@@ -1010,7 +999,6 @@ impl Storage {
             Event::AbortComplete(_) => {}
             Event::Detached | Event::Idle => {
                 self.running = None;
-                self.control_deadline = None;
                 self.phase = Phase::Idle;
                 self.fail_all(GONE);
                 if let Some(d) = self.device.take() {
@@ -1027,7 +1015,6 @@ impl Storage {
     }
 
     fn setup_step(&mut self, st: u8, actual: u32, now: u64, mem: &impl Window) {
-        self.control_deadline = None;
         if st != status::OK {
             if self.session.present() {
                 self.give_up(Trouble::Control {

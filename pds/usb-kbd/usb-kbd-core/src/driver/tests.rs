@@ -322,7 +322,7 @@ fn a_keyboard_that_never_answers_is_given_up_on() {
     h.naks = true;
     h.attach(&mut d);
     assert!(d.next_deadline().is_some());
-    h.now = CONTROL_TIMEOUT_NS + 1;
+    h.now = usb_bus::session::CONTROL_TIMEOUT_NS + 1;
     d.tick(h.now);
     h.pump(&mut d);
     assert!(matches!(
