@@ -1,5 +1,6 @@
 //! A class driver's side of its UsbBus port, minus the class: which
-//! device is there, its configuration, its pipes and their transfers, and
+//! device is there, its configuration, its pipes and their transfers (a
+//! control transfer aborted when it takes too long), and
 //! the unplug path (detached, each pipe unplugged, its transfers completed
 //! UNPLUGGED, closed, then `release` back to the hub, which the session
 //! sends by itself once the last pipe closed). The class driver turns the
