@@ -221,7 +221,8 @@ impl Session {
         true
     }
 
-    /// [`submit`](Self::submit) of a control transfer, one at a time: it is
+    /// [`submit`](Self::submit) of a control transfer whose data stage is
+    /// `len` bytes at `buf` (no buffer when `len` is 0), one at a time: it is
     /// aborted (and so completes ABORTED) if it has not completed
     /// [`CONTROL_TIMEOUT_NS`] after `now`; its completion (on `pipe`, with
     /// this `xfer`), a detach or a release forgets the deadline. Other
@@ -235,6 +236,8 @@ impl Session {
         len: u32,
         now: u64,
     ) -> bool {
+        // Without a data stage the buffer is not the device's to touch.
+        let buf = if len == 0 { 0 } else { buf };
         let sent = self.submit(pipe, xfer, setup, buf, len);
         if sent {
             self.control = Some((pipe, xfer, now + CONTROL_TIMEOUT_NS));

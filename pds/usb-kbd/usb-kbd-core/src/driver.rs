@@ -199,12 +199,11 @@ impl Driver {
 
     fn control(&mut self, step: Step, s: Setup, now: u64) {
         self.step = step;
-        let buf = if s.length == 0 { 0 } else { CONTROL_BUF };
         self.session.control(
             EP0,
             step_id(step),
             s.to_u64(),
-            buf,
+            CONTROL_BUF,
             u32::from(s.length),
             now,
         );

@@ -926,9 +926,8 @@ impl Storage {
 
     fn control(&mut self, phase: Phase, s: Setup, now: u64) {
         self.phase = phase;
-        let buf = if s.length == 0 { 0 } else { CONTROL_BUF };
         self.session
-            .control(EP0, 0x10, s.to_u64(), buf, u32::from(s.length), now);
+            .control(EP0, 0x10, s.to_u64(), CONTROL_BUF, u32::from(s.length), now);
     }
 
     /// A message from the hub.
