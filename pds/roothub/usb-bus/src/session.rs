@@ -276,11 +276,12 @@ impl Session {
     /// Lets the device go (an unsupported one, or a driver giving up):
     /// every pipe is closed, then the device released.
     pub fn release(&mut self) {
+        // Whatever the state: a driver giving up waits for no transfer.
+        self.control = None;
         if self.state != State::Present {
             return;
         }
         self.state = State::Releasing;
-        self.control = None;
         self.close_all();
         self.maybe_done();
     }
