@@ -149,6 +149,21 @@ pub struct BusParts<C> {
     pub deadline: fn(&C) -> Option<u64>,
 }
 
+/// The [`BusParts`] of a class driver's component observer `$c`: its
+/// UsbBus port is `usb` and the pipes it opens the subport `pipes`, as
+/// every class driver's component in components.tingu names them.
+#[macro_export]
+macro_rules! class_driver_parts {
+    ($c:ty) => {
+        $crate::BusParts::<$c> {
+            bus: <$c>::observe_usb,
+            pipes: <$c>::observe_pipes,
+            timeouts: <$c>::check_timeouts,
+            deadline: <$c>::deadline_ns,
+        }
+    };
+}
+
 impl<C> Clone for BusParts<C> {
     fn clone(&self) -> Self {
         *self

@@ -10,12 +10,12 @@ use core::cell::RefCell;
 use dingo_pd::dingo_rt::executor::select;
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::ring::Arm;
-use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
+use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor};
 use dingo_pd::microkit::debug_println;
 use dingo_pd::{ConsoleReporter, TimedExecutor};
 use dingo_protocols::keyboard::Msg as KbdMsg;
 use dingo_protocols::usb_keyboard::Observer as Component;
-use usb_bus::{BusObserver, BusParts, BusPort};
+use usb_bus::{BusObserver, BusPort};
 use usb_core::stats;
 use usb_kbd_core::{Driver, Note, Out, Window, ascii};
 
@@ -98,28 +98,18 @@ async fn main(ex: &Ex<'_>) {
     let mem =
         Buffers(unsafe { DataArea::new(cfg.regions.buffers.as_ptr(), cfg.regions.buffers.size) });
     let component = RefCell::new(Component::new(ex.now_ns()));
-    let mut usb: BusPort<'static, '_, Component> = TypedPort::new(
-        dingo_pd::port(cfg.name, &cfg.ports.usb),
-        BusObserver::new(
-            &component,
-            BusParts {
-                bus: Component::observe_usb,
-                pipes: Component::observe_pipes,
-                timeouts: Component::check_timeouts,
-                deadline: Component::deadline_ns,
-            },
-        ),
-        Supervisor::log(&REPORTER),
+    let mut usb: BusPort<'static, '_, Component> = dingo_pd::observed_port(
         cfg.name,
-        "usb",
+        &cfg.ports.usb,
+        BusObserver::new(&component, usb_bus::class_driver_parts!(Component)),
+        Supervisor::log(&REPORTER),
     );
     let mut kbd = cfg.ports.kbd.map(|p| {
-        TypedPort::new(
-            dingo_pd::port(cfg.name, &p),
+        dingo_pd::observed_port(
+            cfg.name,
+            &p,
             ComponentPort::new(&component, dingo_protocols::usb_keyboard::ports::Kbd),
             Supervisor::log(&REPORTER),
-            cfg.name,
-            "kbd",
         )
     });
     // SAFETY: system-builder checked that the stats region is mapped

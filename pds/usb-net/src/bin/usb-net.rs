@@ -13,13 +13,13 @@ use core::cell::RefCell;
 use dingo_pd::dingo_rt::executor::select;
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::ring::Arm;
-use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
+use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor};
 use dingo_pd::microkit::debug_println;
 use dingo_pd::{ConsoleReporter, TimedExecutor};
 use dingo_protocols::lifecycle::Observer as LcObserver;
 use dingo_protocols::usb_ethernet::Observer as Component;
 use nic_stats::Writer;
-use usb_bus::{BusObserver, BusParts, BusPort};
+use usb_bus::{BusObserver, BusPort};
 use usb_net_core::{Driver, Memory, Note, Stats};
 
 pd_config::program!("usb-net");
@@ -165,27 +165,17 @@ async fn main(ex: &Ex<'_>) {
     let frames =
         Area(unsafe { DataArea::new(cfg.regions.frames.as_ptr(), cfg.regions.frames.size) });
     let component = RefCell::new(Component::new(ex.now_ns()));
-    let mut usb: BusPort<'static, '_, Component> = TypedPort::new(
-        dingo_pd::port(cfg.name, &cfg.ports.usb),
-        BusObserver::new(
-            &component,
-            BusParts {
-                bus: Component::observe_usb,
-                pipes: Component::observe_pipes,
-                timeouts: Component::check_timeouts,
-                deadline: Component::deadline_ns,
-            },
-        ),
-        Supervisor::log(&REPORTER),
+    let mut usb: BusPort<'static, '_, Component> = dingo_pd::observed_port(
         cfg.name,
-        "usb",
+        &cfg.ports.usb,
+        BusObserver::new(&component, usb_bus::class_driver_parts!(Component)),
+        Supervisor::log(&REPORTER),
     );
-    let mut eth = TypedPort::new(
-        dingo_pd::port(cfg.name, &cfg.ports.eth),
+    let mut eth = dingo_pd::observed_port(
+        cfg.name,
+        &cfg.ports.eth,
         ComponentPort::new(&component, dingo_protocols::usb_ethernet::ports::Eth),
         Supervisor::log(&REPORTER),
-        cfg.name,
-        "eth",
     );
     let mut lc = dingo_pd::typed_port(
         cfg.name,

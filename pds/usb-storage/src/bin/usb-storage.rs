@@ -19,14 +19,14 @@ use core::cell::RefCell;
 use dingo_pd::dingo_rt::executor::select;
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::ring::Arm;
-use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
+use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor};
 use dingo_pd::microkit::debug_println;
 use dingo_pd::{ConsoleReporter, TimedExecutor};
 use dingo_protocols::block_device::{self, Msg as BlkMsg};
 use dingo_protocols::usb_storage::Observer as Component;
 use fault_campaign::{Class, Garbage};
 use timer_client::clock::rdtsc;
-use usb_bus::{BusObserver, BusParts, BusPort};
+use usb_bus::{BusObserver, BusPort};
 use usb_core::stats;
 use usb_storage_core::{DATA_BASE, Note, Out, Request, Storage, Window};
 
@@ -269,28 +269,18 @@ async fn main(ex: &Ex<'_>) {
     let mem =
         Buffers(unsafe { DataArea::new(cfg.regions.buffers.as_ptr(), cfg.regions.buffers.size) });
     let component = RefCell::new(Component::new(ex.now_ns()));
-    let mut usb: BusPort<'static, '_, Component> = TypedPort::new(
-        dingo_pd::port(cfg.name, &cfg.ports.usb),
-        BusObserver::new(
-            &component,
-            BusParts {
-                bus: Component::observe_usb,
-                pipes: Component::observe_pipes,
-                timeouts: Component::check_timeouts,
-                deadline: Component::deadline_ns,
-            },
-        ),
-        Supervisor::log(&REPORTER),
+    let mut usb: BusPort<'static, '_, Component> = dingo_pd::observed_port(
         cfg.name,
-        "usb",
+        &cfg.ports.usb,
+        BusObserver::new(&component, usb_bus::class_driver_parts!(Component)),
+        Supervisor::log(&REPORTER),
     );
     let mut blk = cfg.ports.blk.map(|p| {
-        TypedPort::new(
-            dingo_pd::port(cfg.name, &p),
+        dingo_pd::observed_port(
+            cfg.name,
+            &p,
             ComponentPort::new(&component, dingo_protocols::usb_storage::ports::Blk),
             dingo_pd::supervisor(&REPORTER),
-            cfg.name,
-            "blk",
         )
     });
     // SAFETY: system-builder checked that the stats region is mapped
