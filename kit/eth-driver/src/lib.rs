@@ -1,14 +1,16 @@
 //! What every NIC driver PD (rtl8139, virtio-net, imx-enet) does the same
 //! way on its EthernetController and Lifecycle ports, so that a driver's
 //! event loop holds only what its device needs: its core speaks in
-//! [`Event`]s, [`request`] takes the client's next request, [`Outbox`]
-//! queues what the driver has to say until the port has room, and
-//! [`Lifecycle`] answers start, stop and unplug. Messages the port's
+//! [`Event`]s, [`request`] takes the client's next request, [`TxBacklog`]
+//! keeps the frames to send that its device has no room for yet (and the
+//! client's transmit flow control), [`Outbox`] queues what the driver has
+//! to say until the port has room, and [`Lifecycle`] answers start, stop
+//! and unplug. Messages the port's
 //! observer refused or that did not decode are skipped here: the port has
 //! counted and reported them already.
 #![cfg_attr(not(test), no_std)]
 
-use dingo_protocols::ethernet_controller::Msg;
+use dingo_protocols::ethernet_controller::{self as eth, Msg};
 use dingo_protocols::lifecycle;
 use dingo_rt::typed::{Fault, PortObserver, TypedPort};
 use heapless::Deque;
@@ -60,6 +62,138 @@ impl From<Event> for Msg {
             Event::Link { up } => Msg::LinkChange { up },
             Event::StopQueue => Msg::TxStopQueue,
             Event::StartQueue => Msg::TxStartQueue,
+        }
+    }
+}
+
+/// A frame the client asked the driver to send: `len` bytes at offset
+/// `buf` of the data area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxJob {
+    pub buf: u32,
+    pub len: u16,
+}
+
+/// Transmit requests a [`TxBacklog`] holds at most.
+pub const TX_BACKLOG: usize = 64;
+/// Requests waiting at which the client is told txStopQueue: a client
+/// that sends a few more after it (messages cross) still finds room.
+pub const TX_STOP_AT: usize = TX_BACKLOG - 16;
+/// Requests waiting at which a stopped client is told txStartQueue.
+pub const TX_START_AT: usize = TX_BACKLOG / 4;
+
+/// Why [`TxBacklog::admit`] refused a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Empty, longer than the driver's longest frame, or not inside the
+    /// data area.
+    BadRequest,
+    /// The backlog is full: the client sent on after txStopQueue.
+    Full,
+}
+
+impl Refusal {
+    /// The txPacketAbort reason.
+    pub fn error(self) -> u32 {
+        match self {
+            Refusal::BadRequest => eth::BAD_REQUEST,
+            Refusal::Full => eth::QUEUE_FULL,
+        }
+    }
+}
+
+/// The frames a driver took from its client and has not yet given its
+/// device, in order, and the client's transmit flow control: txStopQueue
+/// while the backlog is nearly full, txStartQueue once it has drained to
+/// a quarter ([`notices`](Self::notices)). A frame's bounds are checked
+/// once, here, before the driver's core gives the device its address.
+pub struct TxBacklog {
+    queue: Deque<TxJob, TX_BACKLOG>,
+    stopped: bool,
+}
+
+impl Default for TxBacklog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TxBacklog {
+    pub const fn new() -> Self {
+        TxBacklog {
+            queue: Deque::new(),
+            stopped: false,
+        }
+    }
+
+    /// Queues `len` bytes at `buf`, unless the frame is empty, longer than
+    /// `max_frame` or reaches past the `area` bytes of the data area, or
+    /// the backlog is full.
+    #[inline]
+    pub fn admit(
+        &mut self,
+        buf: u32,
+        len: u16,
+        area: usize,
+        max_frame: usize,
+    ) -> Result<(), Refusal> {
+        let fits = (buf as usize)
+            .checked_add(usize::from(len))
+            .is_some_and(|end| end <= area);
+        if len == 0 || usize::from(len) > max_frame || !fits {
+            return Err(Refusal::BadRequest);
+        }
+        self.queue
+            .push_back(TxJob { buf, len })
+            .map_err(|_| Refusal::Full)
+    }
+
+    /// The oldest frame, to give the device.
+    #[inline]
+    pub fn pop(&mut self) -> Option<TxJob> {
+        self.queue.pop_front()
+    }
+
+    /// Puts back the frame [`pop`](Self::pop) gave, which the device had
+    /// no room for after all.
+    pub fn unpop(&mut self, job: TxJob) {
+        // Room: it was just taken out.
+        let _ = self.queue.push_front(job);
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Tells the client to stop or start sending, when the backlog's
+    /// length has crossed a mark since it was last told.
+    #[inline]
+    pub fn notices(&mut self, emit: &mut impl FnMut(Event)) {
+        if !self.stopped && self.queue.len() >= TX_STOP_AT {
+            self.stopped = true;
+            emit(Event::StopQueue);
+        } else if self.stopped && self.queue.len() <= TX_START_AT {
+            self.stopped = false;
+            emit(Event::StartQueue);
+        }
+    }
+
+    /// Aborts every frame waiting with `error` (after the driver aborted
+    /// those its device held: the client hears of them in order), and
+    /// lets a stopped client send again.
+    pub fn abort_all(&mut self, error: u32, emit: &mut impl FnMut(Event)) {
+        while let Some(job) = self.queue.pop_front() {
+            emit(Event::TxAbort {
+                buf: job.buf,
+                error,
+            });
+        }
+        if core::mem::take(&mut self.stopped) {
+            emit(Event::StartQueue);
         }
     }
 }

@@ -281,3 +281,117 @@ fn every_event_is_a_message_of_the_driver_with_its_fields() {
         assert_eq!(msg.direction(), Direction::Out, "{msg} goes to the client");
     }
 }
+
+#[test]
+fn the_backlog_refuses_frames_outside_the_area_and_beyond_its_room() {
+    let mut b = TxBacklog::new();
+    let area = 0x1000;
+    assert_eq!(b.admit(0, 0, area, 1514), Err(Refusal::BadRequest), "empty");
+    assert_eq!(
+        b.admit(0, 1515, area, 1514),
+        Err(Refusal::BadRequest),
+        "too long"
+    );
+    assert_eq!(
+        b.admit(0xf00, 0x101, area, 1514),
+        Err(Refusal::BadRequest),
+        "past the end"
+    );
+    assert_eq!(
+        b.admit(u32::MAX, 64, area, 1514),
+        Err(Refusal::BadRequest),
+        "far past the end"
+    );
+    assert_eq!(b.admit(0xf00, 0x100, area, 1514), Ok(()), "up to the end");
+    for i in 1..TX_BACKLOG {
+        assert_eq!(b.admit(i as u32, 60, area, 1514), Ok(()));
+    }
+    assert_eq!(b.admit(0, 60, area, 1514), Err(Refusal::Full));
+    assert_eq!(b.len(), TX_BACKLOG);
+    assert_eq!(Refusal::BadRequest.error(), eth::BAD_REQUEST);
+    assert_eq!(Refusal::Full.error(), eth::QUEUE_FULL);
+    assert_eq!(
+        b.pop(),
+        Some(TxJob {
+            buf: 0xf00,
+            len: 0x100
+        })
+    );
+    b.unpop(TxJob {
+        buf: 0xf00,
+        len: 0x100,
+    });
+    assert_eq!(
+        b.pop(),
+        Some(TxJob {
+            buf: 0xf00,
+            len: 0x100
+        }),
+        "put back first"
+    );
+    assert_eq!(b.pop(), Some(TxJob { buf: 1, len: 60 }), "then in order");
+}
+
+#[test]
+fn the_backlog_stops_the_client_once_and_starts_it_once_drained() {
+    let mut b = TxBacklog::new();
+    let mut said = Vec::new();
+    for i in 0..TX_STOP_AT {
+        b.notices(&mut |e| said.push(e));
+        assert!(said.is_empty(), "nothing said below the mark ({i} waiting)");
+        b.admit(0, 60, 0x1000, 1514).unwrap();
+    }
+    b.notices(&mut |e| said.push(e));
+    b.admit(0, 60, 0x1000, 1514).unwrap();
+    b.notices(&mut |e| said.push(e));
+    assert_eq!(said, [Event::StopQueue], "told once");
+    while b.len() > TX_START_AT + 1 {
+        b.pop();
+        b.notices(&mut |e| said.push(e));
+    }
+    assert_eq!(
+        said,
+        [Event::StopQueue],
+        "still stopped above the start mark"
+    );
+    b.pop();
+    b.notices(&mut |e| said.push(e));
+    b.notices(&mut |e| said.push(e));
+    assert_eq!(said, [Event::StopQueue, Event::StartQueue]);
+}
+
+#[test]
+fn aborting_the_backlog_aborts_in_order_and_starts_a_stopped_client() {
+    let mut b = TxBacklog::new();
+    let mut said = Vec::new();
+    b.admit(0, 60, 0x1000, 1514).unwrap();
+    b.admit(64, 60, 0x1000, 1514).unwrap();
+    b.abort_all(eth::RESET, &mut |e| said.push(e));
+    assert_eq!(
+        said,
+        [
+            Event::TxAbort {
+                buf: 0,
+                error: eth::RESET
+            },
+            Event::TxAbort {
+                buf: 64,
+                error: eth::RESET
+            },
+        ],
+        "a client that was never stopped is not told to start"
+    );
+    assert!(b.is_empty());
+    said.clear();
+    for _ in 0..TX_STOP_AT {
+        b.admit(0, 60, 0x1000, 1514).unwrap();
+    }
+    b.notices(&mut |e| said.push(e));
+    b.abort_all(eth::GONE, &mut |e| said.push(e));
+    assert_eq!(said.len(), 1 + TX_STOP_AT + 1);
+    assert_eq!(said.first(), Some(&Event::StopQueue));
+    assert_eq!(said.last(), Some(&Event::StartQueue));
+    said.clear();
+    b.notices(&mut |e| said.push(e));
+    assert!(said.is_empty(), "started once");
+}

@@ -38,7 +38,7 @@
 
 use dingo_protocols::ethernet_controller as eth;
 use dma::{DmaBuf, DmaError, DmaRegion};
-use eth_driver::Event;
+use eth_driver::{Event, Refusal, TxBacklog, TxJob};
 use heapless::{Deque, Vec};
 use hwio::{Bus, FieldValue, Registers};
 
@@ -56,12 +56,6 @@ use crate::regs::{
 /// Receive buffers the client may have lent at once (armed, waiting for a
 /// descriptor, or refused and kept to hand back).
 pub const MAX_LENT: usize = 256;
-/// Transmit requests waiting for a descriptor.
-pub const TX_QUEUE: usize = 64;
-/// Ask the client to stop sending at this many waiting requests...
-const TX_STOP_AT: usize = TX_QUEUE - 16;
-/// ...and to resume at this many.
-const TX_START_AT: usize = TX_QUEUE / 4;
 /// A transmit the device has not released after this long gets the
 /// controller restarted.
 pub const TX_TIMEOUT_NS: u64 = 2_000_000_000;
@@ -197,12 +191,6 @@ pub struct Serviced {
     pub starved: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct TxJob {
-    buf: u32,
-    len: u16,
-}
-
 /// Every event the driver acknowledges; MII belongs to the MDIO code.
 fn handled() -> FieldValue<u32, Interrupt::Register> {
     Interrupt::UN::SET
@@ -237,14 +225,13 @@ pub struct Nic<B: Bus> {
     mode: LinkMode,
     link_up: bool,
     enabled: bool,
-    stopped: bool,
     /// TXF is unmasked (transmits in flight).
     txf: bool,
     /// Buffers waiting for a descriptor.
     lent: Deque<Lent, MAX_LENT>,
     /// Buffers refused, handed back when the client disables the NIC.
     refused: Deque<u32, MAX_LENT>,
-    queue: Deque<TxJob, TX_QUEUE>,
+    backlog: TxBacklog,
     counters: Counters,
     /// IEEE_R_MACERR when last read.
     macerr: u32,
@@ -301,11 +288,10 @@ impl<B: Bus> Nic<B> {
             mode: LinkMode::DEFAULT,
             link_up: false,
             enabled: false,
-            stopped: false,
             txf: false,
             lent: Deque::new(),
             refused: Deque::new(),
-            queue: Deque::new(),
+            backlog: TxBacklog::new(),
             counters: Counters::default(),
             macerr: 0,
         };
@@ -346,7 +332,7 @@ impl<B: Bus> Nic<B> {
 
     /// Transmits in flight or queued.
     pub fn tx_outstanding(&self) -> usize {
-        self.tx.busy() + self.queue.len()
+        self.tx.busy() + self.backlog.len()
     }
 
     /// Buffers the client has lent and the driver still holds.
@@ -526,22 +512,14 @@ impl<B: Bus> Nic<B> {
             });
             return;
         }
-        let fits = (buf as usize)
-            .checked_add(usize::from(len))
-            .is_some_and(|end| end <= self.frames.len());
-        if len == 0 || usize::from(len) > MAX_FRAME || !fits {
-            self.counters.tx_bad_request += 1;
+        if let Err(r) = self.backlog.admit(buf, len, self.frames.len(), MAX_FRAME) {
+            match r {
+                Refusal::BadRequest => self.counters.tx_bad_request += 1,
+                Refusal::Full => self.counters.tx_queue_full += 1,
+            }
             emit(Event::TxAbort {
                 buf,
-                error: eth::BAD_REQUEST,
-            });
-            return;
-        }
-        if self.queue.push_back(TxJob { buf, len }).is_err() {
-            self.counters.tx_queue_full += 1;
-            emit(Event::TxAbort {
-                buf,
-                error: eth::QUEUE_FULL,
+                error: r.error(),
             });
             return;
         }
@@ -555,7 +533,7 @@ impl<B: Bus> Nic<B> {
             self.reap(emit);
             let mut started = false;
             while !self.tx.is_full() {
-                let Some(job) = self.queue.pop_front() else {
+                let Some(job) = self.backlog.pop() else {
                     break;
                 };
                 self.start_tx(job, now_ns);
@@ -582,13 +560,7 @@ impl<B: Bus> Nic<B> {
             }
             self.bus.write(EIMR, mask);
         }
-        if !self.stopped && self.queue.len() >= TX_STOP_AT {
-            self.stopped = true;
-            emit(Event::StopQueue);
-        } else if self.stopped && self.queue.len() <= TX_START_AT {
-            self.stopped = false;
-            emit(Event::StartQueue);
-        }
+        self.backlog.notices(emit);
     }
 
     fn reap(&mut self, emit: &mut impl FnMut(Event)) {
@@ -807,16 +779,7 @@ impl<B: Bus> Nic<B> {
                 error,
             })
         });
-        while let Some(job) = self.queue.pop_front() {
-            emit(Event::TxAbort {
-                buf: job.buf,
-                error,
-            });
-        }
-        if self.stopped {
-            self.stopped = false;
-            emit(Event::StartQueue);
-        }
+        self.backlog.abort_all(error, emit);
     }
 }
 

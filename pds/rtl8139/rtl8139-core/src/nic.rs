@@ -42,7 +42,7 @@
 
 use dingo_protocols::ethernet_controller as eth;
 use dma::{DmaBuf, DmaError, DmaRegion};
-use eth_driver::Event;
+use eth_driver::{Event, Refusal, TxBacklog, TxJob};
 use heapless::Deque;
 use hwio::{Bus, Registers};
 
@@ -56,12 +56,6 @@ use crate::tx::{SLOTS, TxEnd, TxSlots};
 
 /// Receive buffers the client may have lent at once.
 pub const MAX_LENT: usize = RX_DESCS;
-/// Transmit requests waiting for a descriptor.
-pub const TX_QUEUE: usize = 64;
-/// Ask the client to stop sending at this many waiting requests...
-const TX_STOP_AT: usize = TX_QUEUE - 16;
-/// ...and to resume at this many.
-const TX_START_AT: usize = TX_QUEUE / 4;
 /// Transmits in flight whose completion may wait for the driver's next
 /// interrupt or transmit (see the module doc).
 pub const REAP_LATER: usize = 2;
@@ -180,12 +174,6 @@ struct Lent {
     len: u16,
 }
 
-#[derive(Clone, Copy)]
-struct TxJob {
-    buf: u32,
-    len: u16,
-}
-
 /// Interrupts the driver takes: receive, receive error, link change, FIFO
 /// overflow, PCI error. Not RxOverflow (see the module doc), not TOK
 /// (completions are reaped inline), not TER (reaped with the next frame).
@@ -236,11 +224,10 @@ pub struct Nic<B: Bus> {
     link_up: bool,
     enabled: bool,
     gone: bool,
-    stopped: bool,
     /// Lent buffers not (yet) in a C+ descriptor; every lent buffer in
     /// normal mode.
     lent: Deque<Lent, MAX_LENT>,
-    queue: Deque<TxJob, TX_QUEUE>,
+    backlog: TxBacklog,
     counters: Counters,
 }
 
@@ -309,9 +296,8 @@ impl<B: Bus> Nic<B> {
             link_up,
             enabled: false,
             gone: false,
-            stopped: false,
             lent: Deque::new(),
-            queue: Deque::new(),
+            backlog: TxBacklog::new(),
             counters: Counters::default(),
         })
     }
@@ -348,7 +334,7 @@ impl<B: Bus> Nic<B> {
             Engine::Normal { slots, .. } => slots.busy(),
             Engine::CPlus { tx, .. } => tx.busy(),
         };
-        busy + self.queue.len()
+        busy + self.backlog.len()
     }
 
     /// Buffers the client has lent and the driver still holds.
@@ -530,22 +516,14 @@ impl<B: Bus> Nic<B> {
             emit(Event::TxAbort { buf, error });
             return;
         }
-        let fits = (buf as usize)
-            .checked_add(usize::from(len))
-            .is_some_and(|end| end <= self.frames.len());
-        if len == 0 || usize::from(len) > MAX_FRAME || !fits {
-            self.counters.tx_bad_request += 1;
+        if let Err(r) = self.backlog.admit(buf, len, self.frames.len(), MAX_FRAME) {
+            match r {
+                Refusal::BadRequest => self.counters.tx_bad_request += 1,
+                Refusal::Full => self.counters.tx_queue_full += 1,
+            }
             emit(Event::TxAbort {
                 buf,
-                error: eth::BAD_REQUEST,
-            });
-            return;
-        }
-        if self.queue.push_back(TxJob { buf, len }).is_err() {
-            self.counters.tx_queue_full += 1;
-            emit(Event::TxAbort {
-                buf,
-                error: eth::QUEUE_FULL,
+                error: r.error(),
             });
             return;
         }
@@ -569,11 +547,11 @@ impl<B: Bus> Nic<B> {
                 break;
             }
             self.bus.write(TPPOLL, TxPoll::NPQ::SET);
-            if !self.queue.is_empty() || self.tx_in_flight() > REAP_LATER {
+            if !self.backlog.is_empty() || self.tx_in_flight() > REAP_LATER {
                 self.pump_tx(now_ns, emit);
             }
         }
-        self.queue_notices(emit);
+        self.backlog.notices(emit);
     }
 
     fn tx_in_flight(&self) -> usize {
@@ -595,14 +573,14 @@ impl<B: Bus> Nic<B> {
     /// is reaped only beyond [`REAP_LATER`] in flight.
     fn pump_tx(&mut self, now_ns: u64, emit: &mut impl FnMut(Event)) {
         self.reap(emit);
-        while !self.queue.is_empty() {
+        while !self.backlog.is_empty() {
             if self.tx_full() {
                 self.reap(emit);
                 if self.tx_full() {
                     break;
                 }
             }
-            let Some(job) = self.queue.pop_front() else {
+            let Some(job) = self.backlog.pop() else {
                 break;
             };
             self.start_tx(job, now_ns);
@@ -610,19 +588,7 @@ impl<B: Bus> Nic<B> {
         if self.tx_in_flight() > REAP_LATER {
             self.reap(emit);
         }
-        self.queue_notices(emit);
-    }
-
-    /// txStopQueue while the queue is nearly full, txStartQueue once it
-    /// drained.
-    fn queue_notices(&mut self, emit: &mut impl FnMut(Event)) {
-        if !self.stopped && self.queue.len() >= TX_STOP_AT {
-            self.stopped = true;
-            emit(Event::StopQueue);
-        } else if self.stopped && self.queue.len() <= TX_START_AT {
-            self.stopped = false;
-            emit(Event::StartQueue);
-        }
+        self.backlog.notices(emit);
     }
 
     fn reap(&mut self, emit: &mut impl FnMut(Event)) {
@@ -969,16 +935,7 @@ impl<B: Bus> Nic<B> {
                 error,
             })
         });
-        while let Some(job) = self.queue.pop_front() {
-            emit(Event::TxAbort {
-                buf: job.buf,
-                error,
-            });
-        }
-        if self.stopped {
-            self.stopped = false;
-            emit(Event::StartQueue);
-        }
+        self.backlog.abort_all(error, emit);
     }
 }
 

@@ -64,7 +64,7 @@ use core::fmt;
 
 use dingo_protocols::ethernet_controller as eth;
 use dma::DmaBuf;
-use eth_driver::Event;
+use eth_driver::{Event, Refusal, TxBacklog, TxJob};
 use heapless::Deque;
 use virtio_drivers::Hal;
 use virtio_drivers::queue::VirtQueue;
@@ -89,16 +89,12 @@ pub const MAX_FRAME: usize = 1518;
 pub const MIN_FRAME: usize = 14;
 /// Receive buffers the client may have lent at once.
 pub const MAX_LENT: usize = 256;
-/// Transmit requests waiting for descriptors.
-pub const TX_QUEUE: usize = 64;
-const TX_STOP_AT: usize = TX_QUEUE - 16;
-const TX_START_AT: usize = TX_QUEUE / 4;
 /// Transmit chains in flight whose completion may wait for the driver's
 /// next interrupt or transmit (see the module doc).
 pub const REAP_LATER: u16 = 2;
 /// Queued transmit requests at which [`Nic::transmit`] hands them to the
 /// device itself rather than leaving them to [`Nic::poll`].
-const TX_PUMP_AT: usize = TX_QUEUE / 2;
+const TX_PUMP_AT: usize = eth_driver::TX_BACKLOG / 2;
 /// Configuration reads retried while the device's generation changes.
 const CONFIG_TRIES: u32 = 8;
 
@@ -204,12 +200,6 @@ struct RxChain {
     hdr: u8,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct TxJob {
-    buf: u32,
-    len: u16,
-}
-
 /// One virtio-net device.
 pub struct Nic<H: Hal, T: Transport> {
     t: Recorder<T>,
@@ -225,13 +215,12 @@ pub struct Nic<H: Hal, T: Transport> {
     free_hdrs: heapless::Vec<u8, RX_CHAINS>,
     /// Lent, not yet posted to the device.
     lent: Deque<Lent, MAX_LENT>,
-    queue: Deque<TxJob, TX_QUEUE>,
+    backlog: TxBacklog,
     /// Buffers still to drop of a frame that spans several.
     dropping: u16,
     mac: [u8; 6],
     link_up: bool,
     enabled: bool,
-    stopped: bool,
     /// The device was reset (disable, fault): its queues must be set up
     /// again before it is used.
     was_reset: bool,
@@ -335,12 +324,11 @@ impl<H: Hal, T: Transport> Nic<H, T> {
             tx_in_flight: 0,
             free_hdrs: (0..RX_CHAINS as u8).collect(),
             lent: Deque::new(),
-            queue: Deque::new(),
+            backlog: TxBacklog::new(),
             dropping: 0,
             mac,
             link_up: true,
             enabled: false,
-            stopped: false,
             was_reset: false,
             fault: None,
             counters: Counters::default(),
@@ -364,7 +352,7 @@ impl<H: Hal, T: Transport> Nic<H, T> {
     }
     /// Transmits in flight or queued.
     pub fn tx_outstanding(&self) -> usize {
-        usize::from(self.tx_in_flight) + self.queue.len()
+        usize::from(self.tx_in_flight) + self.backlog.len()
     }
     /// Buffers the client lent that the driver holds.
     pub fn lent(&self) -> usize {
@@ -522,26 +510,18 @@ impl<H: Hal, T: Transport> Nic<H, T> {
             emit(Event::TxAbort { buf, error });
             return;
         }
-        let fits = (buf as usize)
-            .checked_add(usize::from(len))
-            .is_some_and(|end| end <= self.frames.len());
-        if len == 0 || usize::from(len) > MAX_FRAME || !fits {
-            self.counters.tx_bad_request += 1;
+        if let Err(r) = self.backlog.admit(buf, len, self.frames.len(), MAX_FRAME) {
+            match r {
+                Refusal::BadRequest => self.counters.tx_bad_request += 1,
+                Refusal::Full => self.counters.tx_queue_full += 1,
+            }
             emit(Event::TxAbort {
                 buf,
-                error: eth::BAD_REQUEST,
+                error: r.error(),
             });
             return;
         }
-        if self.queue.push_back(TxJob { buf, len }).is_err() {
-            self.counters.tx_queue_full += 1;
-            emit(Event::TxAbort {
-                buf,
-                error: eth::QUEUE_FULL,
-            });
-            return;
-        }
-        if self.queue.len() >= TX_PUMP_AT {
+        if self.backlog.len() >= TX_PUMP_AT {
             self.pump_tx(emit);
         }
     }
@@ -558,7 +538,7 @@ impl<H: Hal, T: Transport> Nic<H, T> {
     fn pump_tx(&mut self, emit: &mut impl FnMut(Event)) {
         self.reap_tx(emit);
         while !self.broken() && self.q.tx.available_desc() >= 2 {
-            let Some(job) = self.queue.pop_front() else {
+            let Some(job) = self.backlog.pop() else {
                 break;
             };
             let h = self.hdrs.vaddr() + RX_CHAINS * HDR_STRIDE;
@@ -579,7 +559,7 @@ impl<H: Hal, T: Transport> Nic<H, T> {
                     self.q.tx_added = self.q.tx_added.wrapping_add(1);
                 }
                 Err(_) => {
-                    let _ = self.queue.push_front(job);
+                    self.backlog.unpop(job);
                     break;
                 }
             }
@@ -597,13 +577,7 @@ impl<H: Hal, T: Transport> Nic<H, T> {
                 .txg
                 .set_used_event(self.q.txg.taken_count().wrapping_add(ahead));
         }
-        if !self.stopped && self.queue.len() >= TX_STOP_AT {
-            self.stopped = true;
-            emit(Event::StopQueue);
-        } else if self.stopped && self.queue.len() <= TX_START_AT {
-            self.stopped = false;
-            emit(Event::StartQueue);
-        }
+        self.backlog.notices(emit);
     }
 
     fn reap_tx(&mut self, emit: &mut impl FnMut(Event)) {
@@ -831,16 +805,7 @@ impl<H: Hal, T: Transport> Nic<H, T> {
             }
         }
         self.tx_in_flight = 0;
-        while let Some(job) = self.queue.pop_front() {
-            emit(Event::TxAbort {
-                buf: job.buf,
-                error,
-            });
-        }
-        if self.stopped {
-            self.stopped = false;
-            emit(Event::StartQueue);
-        }
+        self.backlog.abort_all(error, emit);
     }
 }
 

@@ -9,6 +9,7 @@ use virtio_kit::hal::{HalSlot, HalState, KitHal, Window};
 use crate::fake::{Fake, MAC};
 use crate::used::{Fault, NegotiateError};
 use crate::*;
+use eth_driver::TX_BACKLOG;
 
 const FRAMES_PADDR: u64 = 0x2_0000_0000;
 const BUF: u16 = 2048;
@@ -227,12 +228,12 @@ fn transmits_are_added_in_batches() {
     assert_eq!(r.nic.counters().tx_notifies, 1);
     // The device used those three; half a queue's worth of requests is
     // added without waiting for a poll, and reaps them on the way.
-    for i in 0..TX_QUEUE as u32 / 2 {
+    for i in 0..TX_BACKLOG as u32 / 2 {
         r.nic.transmit(0x20000 + i * 2048, 64, &mut |e| ev.push(e));
     }
     assert_eq!(ev.len(), 3, "{ev:?}");
     assert!(ev.iter().all(|e| matches!(e, Event::TxDone { .. })));
-    assert_eq!(r.dev.0.borrow_mut().transmit().len(), TX_QUEUE / 2);
+    assert_eq!(r.dev.0.borrow_mut().transmit().len(), TX_BACKLOG / 2);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use super::*;
 use crate::fake::{BD_CR, BD_E, BD_L, BD_OV, BD_W, FakeEnet, INT_EBERR, MAC, PHY_ADDR, PHY_ID};
 use crate::phy::Speed;
 use crate::regs::{RxStatus, TxStatus};
+use eth_driver::{TX_BACKLOG, TX_STOP_AT};
 
 const DMA_BASE: u64 = 0x1000_0000;
 const FRAMES_BASE: u64 = 0x2000_0000;
@@ -566,7 +567,7 @@ fn a_stuck_transmitter_unmasks_txf_then_the_watchdog_restarts_it() {
 fn a_transmit_queue_overflow_is_aborted_not_lost() {
     let mut r = rig();
     r.dev.model.borrow_mut().stuck_tx = true;
-    for i in 0..(TX_SLOTS + TX_QUEUE + 3) as u32 {
+    for i in 0..(TX_SLOTS + TX_BACKLOG + 3) as u32 {
         r.transmit(i * 64, 60);
     }
     let full = r

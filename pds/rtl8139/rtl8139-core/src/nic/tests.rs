@@ -9,6 +9,7 @@ use super::*;
 use crate::cplus::TX_DESCS;
 use crate::fake::{FakeNic, MAC};
 use crate::regs::{CBR, ISR};
+use eth_driver::TX_STOP_AT;
 
 const DMA_BASE: u64 = 0x1000_0000;
 const FRAMES_BASE: u64 = 0x2000_0000;
