@@ -21,6 +21,7 @@ use timer_client::clock::TimeReader;
 use virtio_blk_core::{Disk, Event, HDRS_LEN};
 use virtio_kit::hal::{HalSlot, HalState, KitHal};
 use virtio_kit::pci::Parts;
+use virtio_kit::virtio_drivers::transport::DeviceType;
 
 pd_config::program!("virtio-blk");
 
@@ -62,14 +63,11 @@ fn main() -> ! {
         Ok(d) => d,
         Err(e) => idle(format_args!("{e}")),
     };
-    let info = dev.info();
-    let bdf = dev.bdf();
-    if info.vendor != virtio_kit::pci::VENDOR || !matches!(info.device, 0x1001 | 0x1042) {
-        idle(format_args!("{bdf} is {info}, not a virtio-blk device"));
-    }
-    if let Err(e) = dev.check_irq(&cfg.irqs.disk) {
+    if let Err(e) = virtio_kit::pci::check_device(&dev, DeviceType::Block, &cfg.irqs.disk) {
         idle(format_args!("{e}"));
     }
+    let info = dev.info();
+    let bdf = dev.bdf();
     let line = dev.interrupt().line;
     let dev = RefCell::new(dev);
 

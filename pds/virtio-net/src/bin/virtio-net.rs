@@ -32,6 +32,7 @@ use nic_stats::{Hot, Writer};
 use timer_client::clock::TimeReader;
 use virtio_kit::hal::{HalSlot, HalState, KitHal};
 use virtio_kit::pci::Parts;
+use virtio_kit::virtio_drivers::transport::DeviceType;
 use virtio_kit::virtio_drivers::transport::pci::PciTransport;
 use virtio_net_core::{Counters, HDRS_LEN, Nic};
 
@@ -131,14 +132,11 @@ fn main() -> ! {
         Ok(d) => d,
         Err(e) => idle(format_args!("{e}")),
     };
-    let info = dev.info();
-    let bdf = dev.bdf();
-    if info.vendor != virtio_kit::pci::VENDOR || !matches!(info.device, 0x1000 | 0x1041) {
-        idle(format_args!("{bdf} is {info}, not a virtio-net device"));
-    }
-    if let Err(e) = dev.check_irq(&cfg.irqs.nic) {
+    if let Err(e) = virtio_kit::pci::check_device(&dev, DeviceType::Network, &cfg.irqs.nic) {
         idle(format_args!("{e}"));
     }
+    let info = dev.info();
+    let bdf = dev.bdf();
     let line = dev.interrupt().line;
     let dev = RefCell::new(dev);
 

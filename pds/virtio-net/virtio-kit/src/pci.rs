@@ -24,10 +24,13 @@
 use core::cell::{Cell, RefCell};
 use core::fmt;
 
-use pci_client::{Bar, Decode, Device, Transport as PciCall};
-use pd_config::{Bdf, DeviceRegion};
-use virtio_drivers::transport::pci::PciTransport;
-use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
+use pci_client::{Bar, Decode, Device, Info, Mismatch, Transport as PciCall};
+use pd_config::{Bdf, DeviceRegion, Irq};
+use virtio_drivers::transport::DeviceType;
+use virtio_drivers::transport::pci::bus::{
+    ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType, PciRoot,
+};
+use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 
 use crate::hal::{HalSlot, Window};
 
@@ -38,8 +41,6 @@ pub const CFG_COMMON: u8 = 1;
 pub const CFG_NOTIFY: u8 = 2;
 pub const CFG_ISR: u8 = 3;
 pub const CFG_DEVICE: u8 = 4;
-/// virtio's PCI vendor id.
-pub const VENDOR: u16 = 0x1af4;
 
 const COMMAND: u8 = 0x04;
 const STATUS_CAPS: u32 = 1 << 20;
@@ -312,6 +313,64 @@ fn check_structure<T: PciCall>(
         });
     }
     Ok(())
+}
+
+/// Why [`check_device`] refused a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceError {
+    /// The function is not a virtio device of the type the driver drives.
+    NotA {
+        bdf: Bdf,
+        info: Info,
+        want: DeviceType,
+    },
+    /// The IRQ system.xml gave the driver is not the function's.
+    Irq(Mismatch),
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceError::NotA { bdf, info, want } => {
+                let name = match want {
+                    DeviceType::Network => "virtio-net",
+                    DeviceType::Block => "virtio-blk",
+                    _ => "virtio",
+                };
+                write!(f, "{bdf} is {info}, not a {name} device")
+            }
+            DeviceError::Irq(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// What a virtio PD checks before it touches its function: that it is a
+/// virtio device of type `want` (its PCI ids, transitional or modern, as
+/// virtio-drivers reads them: virtio 1.1, 4.1.2.1) and that `irq` is the
+/// interrupt it raises.
+pub fn check_device<T: PciCall>(
+    dev: &Device<T>,
+    want: DeviceType,
+    irq: &Irq,
+) -> Result<(), DeviceError> {
+    let info = dev.info();
+    let ids = DeviceFunctionInfo {
+        vendor_id: info.vendor,
+        device_id: info.device,
+        class: info.class,
+        subclass: info.subclass,
+        prog_if: info.prog_if,
+        revision: info.revision,
+        header_type: HeaderType::from(info.layout),
+    };
+    if virtio_device_type(&ids) != Some(want) {
+        return Err(DeviceError::NotA {
+            bdf: dev.bdf(),
+            info,
+            want,
+        });
+    }
+    dev.check_irq(irq).map_err(DeviceError::Irq)
 }
 
 /// Why [`transport`] failed.

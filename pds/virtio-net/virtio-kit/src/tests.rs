@@ -9,11 +9,11 @@ use pci_client::Device;
 use pci_core::fake::{FakeConfig, FakeFn, bdf};
 use pci_core::server::Server;
 use pci_core::wire::MRS;
-use pd_config::{Bdf, DeviceRegion, PciClient};
+use pd_config::{Bdf, DeviceRegion, Irq, IrqSource, PciClient};
 use virtio_drivers::transport::{DeviceType, Transport};
 
 use crate::hal::{HalSlot, HalState, Window};
-use crate::pci::{self, CapError};
+use crate::pci::{self, CapError, DeviceError};
 use crate::used::{Fault, Guard, Recorder};
 
 const NET: Bdf = bdf(0, 4, 0);
@@ -150,6 +150,57 @@ fn a_legacy_only_device_is_named() {
     let mut dev = Device::with(Local { server: &mut s }, NET).unwrap();
     let e = pci::check_capabilities(&mut dev, &region(BAR4, 0x4000)).unwrap_err();
     assert_eq!(e, CapError::Missing { cfg_type: 1 });
+}
+
+fn ioapic(pin: u8) -> Irq {
+    Irq {
+        id: 1,
+        source: IrqSource::Ioapic {
+            ioapic: 0,
+            pin,
+            level: true,
+            active_low: true,
+            vector: 11,
+        },
+    }
+}
+
+#[test]
+fn a_function_is_taken_only_as_the_virtio_type_its_ids_say() {
+    let mut s = server(virtio_net());
+    let dev = Device::with(Local { server: &mut s }, NET).unwrap();
+    assert_eq!(
+        pci::check_device(&dev, DeviceType::Network, &ioapic(11)),
+        Ok(()),
+        "transitional virtio-net (1af4:1000)"
+    );
+    let e = pci::check_device(&dev, DeviceType::Block, &ioapic(11)).unwrap_err();
+    assert!(matches!(e, DeviceError::NotA { bdf: NET, .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("00:04.0 is ") && text.ends_with(", not a virtio-blk device"),
+        "{text}"
+    );
+    let e = pci::check_device(&dev, DeviceType::Network, &ioapic(10)).unwrap_err();
+    assert!(
+        matches!(e, DeviceError::Irq(_)),
+        "another IOAPIC pin: {e:?}"
+    );
+
+    // Modern ids are 0x1040 plus the type; another vendor's are nothing.
+    for (vendor, device, block) in [
+        (0x1af4u16, 0x1042u16, true),
+        (0x1af4, 0x1041, false),
+        (0x10ec, 0x1001, false),
+    ] {
+        let mut c = virtio_net();
+        c.poke(NET, 0, &vendor.to_le_bytes());
+        c.poke(NET, 2, &device.to_le_bytes());
+        let mut s = server(c);
+        let dev = Device::with(Local { server: &mut s }, NET).unwrap();
+        let taken = pci::check_device(&dev, DeviceType::Block, &ioapic(11)).is_ok();
+        assert_eq!(taken, block, "{vendor:04x}:{device:04x} as virtio-blk");
+    }
 }
 
 struct Slot1;
