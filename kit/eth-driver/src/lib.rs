@@ -66,6 +66,47 @@ impl From<Event> for Msg {
     }
 }
 
+/// Why a driver refused a receive buffer its client lent. The buffer is
+/// counted, and answered as the driver's core says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LendError {
+    /// Not inside the data area.
+    OutOfRange,
+    /// Too short for the longest frame the device may write into it.
+    TooShort,
+    /// Not on the boundary the device needs.
+    Misaligned,
+    /// More buffers lent than the driver holds (the protocol's bound).
+    TooMany,
+}
+
+/// Checks a receive buffer the client lent before the driver holds it:
+/// `len` bytes at `buf` inside the `area` bytes of the data area, room for
+/// `need`, and fewer than `max` held already (`held`). What the device
+/// also needs of the address (alignment) the driver checks after.
+#[inline]
+pub fn check_lend(
+    buf: u32,
+    len: u16,
+    area: usize,
+    need: usize,
+    held: usize,
+    max: usize,
+) -> Result<(), LendError> {
+    let fits = (buf as usize)
+        .checked_add(usize::from(len))
+        .is_some_and(|end| end <= area);
+    if !fits {
+        Err(LendError::OutOfRange)
+    } else if usize::from(len) < need {
+        Err(LendError::TooShort)
+    } else if held >= max {
+        Err(LendError::TooMany)
+    } else {
+        Ok(())
+    }
+}
+
 /// A frame the client asked the driver to send: `len` bytes at offset
 /// `buf` of the data area.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

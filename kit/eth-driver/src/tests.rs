@@ -395,3 +395,30 @@ fn aborting_the_backlog_aborts_in_order_and_starts_a_stopped_client() {
     b.notices(&mut |e| said.push(e));
     assert!(said.is_empty(), "started once");
 }
+
+#[test]
+fn a_lent_buffer_must_lie_in_the_area_hold_a_frame_and_stay_within_the_bound() {
+    let area = 0x1000;
+    assert_eq!(check_lend(0, 0x600, area, 0x5ee, 0, 4), Ok(()));
+    assert_eq!(
+        check_lend(0xa00, 0x600, area, 0x5ee, 3, 4),
+        Ok(()),
+        "up to the end"
+    );
+    assert_eq!(
+        check_lend(0xa01, 0x600, area, 0x5ee, 0, 4),
+        Err(LendError::OutOfRange)
+    );
+    assert_eq!(
+        check_lend(u32::MAX, 0x600, area, 0x5ee, 0, 4),
+        Err(LendError::OutOfRange)
+    );
+    assert_eq!(
+        check_lend(0, 0x5ed, area, 0x5ee, 0, 4),
+        Err(LendError::TooShort)
+    );
+    assert_eq!(
+        check_lend(0, 0x600, area, 0x5ee, 4, 4),
+        Err(LendError::TooMany)
+    );
+}

@@ -38,7 +38,7 @@
 
 use dingo_protocols::ethernet_controller as eth;
 use dma::{DmaBuf, DmaError, DmaRegion};
-use eth_driver::{Event, Refusal, TxBacklog, TxJob};
+use eth_driver::{Event, LendError, Refusal, TxBacklog, TxJob, check_lend};
 use heapless::{Deque, Vec};
 use hwio::{Bus, FieldValue, Registers};
 
@@ -165,19 +165,6 @@ impl From<DmaError> for InitError {
     fn from(e: DmaError) -> Self {
         InitError::Dma(e)
     }
-}
-
-/// A lent buffer refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LendError {
-    /// Outside the data area.
-    OutOfRange,
-    /// Shorter than the device's receive buffer size.
-    TooShort,
-    /// Not on a 16-byte boundary.
-    Misaligned,
-    /// More than [`MAX_LENT`] buffers lent.
-    TooMany,
 }
 
 /// What a service call did.
@@ -449,33 +436,27 @@ impl<B: Bus> Nic<B> {
     /// (or service or poll). A refused buffer is kept and handed back on
     /// disable, as the protocol wants every lent buffer answered.
     pub fn lend(&mut self, buf: u32, len: u16) -> Result<(), LendError> {
-        let fits = (buf as usize)
-            .checked_add(usize::from(len))
-            .is_some_and(|end| end <= self.frames.len());
-        let refused = if !fits {
-            Some(LendError::OutOfRange)
-        } else if usize::from(len) < RX_BUF_BYTES {
-            Some(LendError::TooShort)
-        } else if !self
-            .frames
-            .paddr_at(buf as usize)
-            .is_multiple_of(BUF_ALIGN as u64)
-        {
-            Some(LendError::Misaligned)
-        } else if self.held() >= MAX_LENT {
-            Some(LendError::TooMany)
-        } else {
-            None
+        let held = self.held();
+        let refused = match check_lend(buf, len, self.frames.len(), RX_BUF_BYTES, held, MAX_LENT) {
+            Ok(())
+                if !self
+                    .frames
+                    .paddr_at(buf as usize)
+                    .is_multiple_of(BUF_ALIGN as u64) =>
+            {
+                Err(LendError::Misaligned)
+            }
+            checked => checked,
         };
         match refused {
-            Some(e) => {
+            Err(e) => {
                 self.counters.rx_bad_lend += 1;
                 // Past MAX_LENT the client broke the protocol's bound; the
                 // buffer is forgotten (counted).
                 let _ = self.refused.push_back(buf);
                 Err(e)
             }
-            None => {
+            Ok(()) => {
                 let paddr = self.frames.paddr_at(buf as usize) as u32;
                 // Room was checked (held < MAX_LENT).
                 let _ = self.lent.push_back(Lent { buf, len, paddr });

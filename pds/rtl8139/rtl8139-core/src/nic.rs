@@ -42,7 +42,7 @@
 
 use dingo_protocols::ethernet_controller as eth;
 use dma::{DmaBuf, DmaError, DmaRegion};
-use eth_driver::{Event, Refusal, TxBacklog, TxJob};
+use eth_driver::{Event, LendError, Refusal, TxBacklog, TxJob, check_lend};
 use heapless::Deque;
 use hwio::{Bus, Registers};
 
@@ -141,17 +141,6 @@ impl core::fmt::Display for InitError {
             InitError::Gone => write!(f, "the device does not answer (status reads 0xffff)"),
         }
     }
-}
-
-/// A lent buffer refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LendError {
-    /// Outside the data area.
-    OutOfRange,
-    /// Shorter than the longest frame forwarded.
-    TooShort,
-    /// More than [`MAX_LENT`] buffers lent.
-    TooMany,
 }
 
 /// What a service call did.
@@ -478,24 +467,13 @@ impl<B: Bus> Nic<B> {
     /// Takes a receive buffer the client lends: `len` bytes at `buf` in
     /// the data area. In C+ mode it goes into a descriptor at once.
     pub fn lend(&mut self, buf: u32, len: u16) -> Result<(), LendError> {
-        let fits = (buf as usize)
-            .checked_add(usize::from(len))
-            .is_some_and(|end| end <= self.frames.len());
         // C+: the device writes the CRC after the frame.
         let need = match self.engine {
             Engine::Normal { .. } => MAX_FRAME,
             Engine::CPlus { .. } => MAX_FRAME + CRC_LEN,
         };
-        let refused = if !fits {
-            Some(LendError::OutOfRange)
-        } else if usize::from(len) < need {
-            Some(LendError::TooShort)
-        } else if self.lent() >= MAX_LENT {
-            Some(LendError::TooMany)
-        } else {
-            None
-        };
-        if let Some(e) = refused {
+        let held = self.lent();
+        if let Err(e) = check_lend(buf, len, self.frames.len(), need, held, MAX_LENT) {
             self.counters.rx_bad_lend += 1;
             return Err(e);
         }

@@ -64,7 +64,7 @@ use core::fmt;
 
 use dingo_protocols::ethernet_controller as eth;
 use dma::DmaBuf;
-use eth_driver::{Event, Refusal, TxBacklog, TxJob};
+use eth_driver::{Event, LendError, Refusal, TxBacklog, TxJob, check_lend};
 use heapless::Deque;
 use virtio_drivers::Hal;
 use virtio_drivers::queue::VirtQueue;
@@ -169,14 +169,6 @@ impl fmt::Display for InitError {
             InitError::Config => write!(f, "the device configuration never read consistently"),
         }
     }
-}
-
-/// A lent buffer refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LendError {
-    OutOfRange,
-    TooShort,
-    TooMany,
 }
 
 /// What a service or poll did.
@@ -409,23 +401,13 @@ impl<H: Hal, T: Transport> Nic<H, T> {
 
     /// Takes a receive buffer: `len` bytes at `buf` in the data area.
     pub fn lend(&mut self, buf: u32, len: u16) -> Result<(), LendError> {
-        let fits = (buf as usize)
-            .checked_add(usize::from(len))
-            .is_some_and(|end| end <= self.frames.len());
-        let refused = if !fits {
-            Some(LendError::OutOfRange)
-        } else if usize::from(len) < MAX_FRAME {
-            Some(LendError::TooShort)
-        } else if self.lent() >= MAX_LENT {
-            Some(LendError::TooMany)
-        } else {
-            let _ = self.lent.push_back(Lent { buf, len });
-            None
-        };
-        if let Some(e) = refused {
+        let held = self.lent();
+        if let Err(e) = check_lend(buf, len, self.frames.len(), MAX_FRAME, held, MAX_LENT) {
             self.counters.rx_bad_lend += 1;
             return Err(e);
         }
+        // Room was checked: lent() counts this queue.
+        let _ = self.lent.push_back(Lent { buf, len });
         if self.enabled {
             self.post_rx();
         }
