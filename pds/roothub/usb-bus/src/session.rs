@@ -10,6 +10,8 @@
 
 use heapless::{Deque, Vec};
 
+use usb_core::setup::Setup;
+
 use crate::{BusMsg, PipeMsg, Wire};
 
 /// Pipes a session holds (the class components' subport limit).
@@ -221,24 +223,18 @@ impl Session {
         true
     }
 
-    /// [`submit`](Self::submit) of a control transfer whose data stage is
-    /// `len` bytes at `buf` (no buffer when `len` is 0), one at a time: it is
-    /// aborted (and so completes ABORTED) if it has not completed
-    /// [`CONTROL_TIMEOUT_NS`] after `now`; its completion (on `pipe`, with
-    /// this `xfer`), a detach or a release forgets the deadline. Other
-    /// transfers on the pipe are timed by whoever submitted them.
-    pub fn control(
-        &mut self,
-        pipe: u32,
-        xfer: u32,
-        setup: u64,
-        buf: u32,
-        len: u32,
-        now: u64,
-    ) -> bool {
+    /// [`submit`](Self::submit) of the control transfer `setup`, its data
+    /// stage the setup's `length` bytes at `buf` (no buffer without one),
+    /// one at a time: it is aborted (and so completes ABORTED) if it has
+    /// not completed [`CONTROL_TIMEOUT_NS`] after `now`; its completion (on
+    /// `pipe`, with this `xfer`), a detach or a release forgets the
+    /// deadline. Other transfers on the pipe are timed by whoever submitted
+    /// them.
+    pub fn control(&mut self, pipe: u32, xfer: u32, setup: Setup, buf: u32, now: u64) -> bool {
+        let len = u32::from(setup.length);
         // Without a data stage the buffer is not the device's to touch.
         let buf = if len == 0 { 0 } else { buf };
-        let sent = self.submit(pipe, xfer, setup, buf, len);
+        let sent = self.submit(pipe, xfer, setup.to_u64(), buf, len);
         if sent {
             self.control = Some((pipe, xfer, now + CONTROL_TIMEOUT_NS));
         }
@@ -489,9 +485,22 @@ mod tests {
     fn a_control_transfer_unanswered_is_aborted_at_its_deadline() {
         let mut s = Session::new();
         with_ep0(&mut s);
-        assert!(s.control(0, 7, 0x0100, 0, 18, 1_000));
+        let setup = Setup::get_descriptor(1, 0, 18);
+        assert!(s.control(0, 7, setup, 0x40, 1_000));
         assert_eq!(s.deadline(), Some(1_000 + CONTROL_TIMEOUT_NS));
-        drain(&mut s);
+        assert_eq!(
+            drain(&mut s),
+            [Wire::Pipe {
+                pipe: 0,
+                msg: PipeMsg::Submit {
+                    xfer: 7,
+                    setup: setup.to_u64(),
+                    buf: 0x40,
+                    len: 18
+                }
+            }],
+            "the data stage is the setup's length"
+        );
         s.tick(CONTROL_TIMEOUT_NS + 999);
         assert_eq!(drain(&mut s), [], "not yet");
         s.tick(CONTROL_TIMEOUT_NS + 1_000);
@@ -511,7 +520,7 @@ mod tests {
     fn a_completion_detach_or_release_forgets_the_deadline() {
         let mut s = Session::new();
         with_ep0(&mut s);
-        s.control(0, 7, 0, 0, 0, 0);
+        s.control(0, 7, Setup::clear_halt(0x81), 0, 0);
         // Another pipe's completion is not the control transfer's.
         s.open(1, 0x81, 3, 8, 10);
         s.input(Wire::Pipe {
@@ -528,13 +537,13 @@ mod tests {
         complete(&mut s, 0, 7);
         assert_eq!(s.deadline(), None);
 
-        s.control(0, 7, 0, 0, 0, 0);
+        s.control(0, 7, Setup::clear_halt(0x81), 0, 0);
         s.input(Wire::Bus(BusMsg::Detached));
         assert_eq!(s.deadline(), None);
 
         let mut s = Session::new();
         with_ep0(&mut s);
-        s.control(0, 7, 0, 0, 0, 0);
+        s.control(0, 7, Setup::clear_halt(0x81), 0, 0);
         s.release();
         assert_eq!(s.deadline(), None);
         drain(&mut s);
@@ -543,10 +552,30 @@ mod tests {
     }
 
     #[test]
+    fn a_control_transfer_without_a_data_stage_gives_no_buffer() {
+        let mut s = Session::new();
+        with_ep0(&mut s);
+        let setup = Setup::clear_halt(0x81);
+        assert!(s.control(0, 9, setup, 0x40, 0));
+        assert_eq!(
+            drain(&mut s),
+            [Wire::Pipe {
+                pipe: 0,
+                msg: PipeMsg::Submit {
+                    xfer: 9,
+                    setup: setup.to_u64(),
+                    buf: 0,
+                    len: 0
+                }
+            }]
+        );
+    }
+
+    #[test]
     fn a_control_transfer_on_a_pipe_not_open_sets_no_deadline() {
         let mut s = Session::new();
         attach(&mut s);
-        assert!(!s.control(0, 7, 0, 0, 0, 0));
+        assert!(!s.control(0, 7, Setup::clear_halt(0x81), 0, 0));
         assert_eq!(s.deadline(), None);
     }
 

@@ -343,14 +343,8 @@ impl Driver {
 
     fn control(&mut self, step: Step, s: Setup, now: u64) {
         self.step = step;
-        self.session.control(
-            EP0,
-            step_id(step),
-            s.to_u64(),
-            CONTROL_BUF,
-            u32::from(s.length),
-            now,
-        );
+        self.session
+            .control(EP0, step_id(step), s, CONTROL_BUF, now);
     }
 
     fn fail(&mut self, why: Failure) {

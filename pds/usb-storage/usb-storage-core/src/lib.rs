@@ -833,7 +833,7 @@ impl Storage {
             u16::from(iface),
             0,
         );
-        self.session.control(EP0, 0x300, s.to_u64(), 0, 0, now);
+        self.session.control(EP0, 0x300, s, 0, now);
     }
 
     fn reset_step(&mut self, st: u8, now: u64, mem: &impl Window) {
@@ -854,8 +854,7 @@ impl Storage {
                 self.session.control(
                     EP0,
                     0x300 + u32::from(step) + 1,
-                    Setup::clear_halt(ep).to_u64(),
-                    0,
+                    Setup::clear_halt(ep),
                     0,
                     now,
                 );
@@ -926,8 +925,7 @@ impl Storage {
 
     fn control(&mut self, phase: Phase, s: Setup, now: u64) {
         self.phase = phase;
-        self.session
-            .control(EP0, 0x10, s.to_u64(), CONTROL_BUF, u32::from(s.length), now);
+        self.session.control(EP0, 0x10, s, CONTROL_BUF, now);
     }
 
     /// A message from the hub.
