@@ -539,6 +539,20 @@ impl<'a, P: Platform, const N: usize> Executor<'a, P, N> {
         }
     }
 
+    /// [`any_channel`](Self::any_channel) until `deadline`, if there is
+    /// one: the channels of `mask` that fired, or 0 when the deadline came
+    /// first. An event loop's sleep between rounds, woken by its ports or
+    /// by the earliest of its timeouts.
+    pub async fn any_channel_until(&self, mask: u64, deadline: Option<u64>) -> u64 {
+        match deadline {
+            Some(at) => match select(self.any_channel(mask), self.sleep_until(at)).await {
+                Either::First(fired) => fired,
+                Either::Second(()) => 0,
+            },
+            None => self.any_channel(mask).await,
+        }
+    }
+
     /// Completes at or after platform time `at_ns`, never before.
     pub fn sleep_until(&self, at_ns: u64) -> Sleep<'_> {
         Sleep {

@@ -520,6 +520,16 @@ impl<'r> Supervisor<'r> {
     }
 }
 
+/// What [`TypedPort::send_queued`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// How many messages went onto the ring.
+    pub sent: usize,
+    /// Whether it stopped at a full ring, with a message put back: the
+    /// loop arms the port for space before it sleeps.
+    pub full: bool,
+}
+
 /// Why a port operation did not complete. The details went to the
 /// [`Reporter`] already, except for `Full`, which is not a problem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -734,6 +744,34 @@ impl<'r, O: PortObserver> TypedPort<'r, O> {
             return self.send_wire(msg, now_ns);
         }
         self.send_unsteady(msg, now_ns)
+    }
+
+    /// Sends the messages `queue` holds, in order, until it is empty or
+    /// the ring is full: `take` gives the next one, `unget` puts back the
+    /// one that found no slot, so that it goes first on the next call. A
+    /// message refused for any other [`Fault`] is dropped (the port has
+    /// reported it); a loop that must act on one, a peer restart say,
+    /// sends with [`try_send`](Self::try_send) itself.
+    #[inline]
+    pub fn send_queued<Q>(
+        &mut self,
+        now_ns: u64,
+        queue: &mut Q,
+        mut take: impl FnMut(&mut Q) -> Option<O::Msg>,
+        unget: impl FnOnce(&mut Q, O::Msg),
+    ) -> Sent {
+        let mut sent = 0;
+        while let Some(msg) = take(queue) {
+            match self.try_send(&msg, now_ns) {
+                Ok(()) => sent += 1,
+                Err(Fault::Full) => {
+                    unget(queue, msg);
+                    return Sent { sent, full: true };
+                }
+                Err(_) => {}
+            }
+        }
+        Sent { sent, full: false }
     }
 
     /// Whether the port is in its common state (`steady`, below):

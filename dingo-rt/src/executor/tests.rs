@@ -654,3 +654,27 @@ fn any_channel_returns_every_fired_channel_of_its_mask_at_once() {
         "channel 9 alone did not end the wait"
     );
 }
+
+#[test]
+fn any_channel_until_ends_at_a_channel_or_the_deadline_whichever_comes_first() {
+    let (fake, log) = Fake::new(&[(MS, 1 << 4), (5 * MS, 1 << 2)]);
+    let exec = pin!(Executor::<'_, Fake>::new(fake));
+    let got = exec.as_ref().run(pin!(async {
+        let channel = (
+            exec.any_channel_until(1 << 4, Some(3 * MS)).await,
+            exec.now_ns(),
+        );
+        let deadline = (
+            exec.any_channel_until(1 << 2, Some(3 * MS)).await,
+            exec.now_ns(),
+        );
+        let none = (exec.any_channel_until(1 << 2, None).await, exec.now_ns());
+        (channel, deadline, none)
+    }));
+    assert_eq!(got, ((1 << 4, MS), (0, 3 * MS), (1 << 2, 5 * MS)));
+    assert_eq!(
+        log.borrow().deadlines,
+        [Some(3 * MS), None],
+        "the wait without a deadline programmed none"
+    );
+}

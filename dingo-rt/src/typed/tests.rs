@@ -196,6 +196,55 @@ fn illegal_send_is_refused_at_the_sender_with_a_full_report() {
 }
 
 #[test]
+fn a_queue_is_sent_in_order_up_to_a_full_ring_and_a_refused_message_is_dropped() {
+    let r = region(4);
+    let (a_log, b_log) = (Recorder::default(), Recorder::default());
+    let mut a = os(&r, 4, Supervisor::log(&a_log));
+    let mut b = driver(&r, 4, Supervisor::log(&b_log));
+    let lend = |buf| eth::Msg::RxBuffer { buf, len: 1536 };
+    // The second enable is illegal while the first is outstanding.
+    let mut queue = VecDeque::from([
+        eth::Msg::Enable,
+        eth::Msg::Enable,
+        lend(0),
+        lend(2048),
+        lend(4096),
+        lend(6144),
+    ]);
+    let take = VecDeque::pop_front;
+    let unget = VecDeque::push_front;
+
+    let first = a.send_queued(MS, &mut queue, take, unget);
+    assert_eq!(
+        first,
+        Sent {
+            sent: 4,
+            full: true
+        }
+    );
+    assert_eq!(queue, [lend(6144)], "the one without a slot is put back");
+    assert_eq!(a.counters().violations, 1);
+    assert_eq!(a_log.reports().len(), 1);
+
+    let mut got = Vec::new();
+    while let Some(m) = b.try_recv(2 * MS).unwrap() {
+        got.push(m);
+    }
+    assert_eq!(got, [eth::Msg::Enable, lend(0), lend(2048), lend(4096)]);
+    let second = a.send_queued(3 * MS, &mut queue, take, unget);
+    assert_eq!(
+        second,
+        Sent {
+            sent: 1,
+            full: false
+        }
+    );
+    assert!(queue.is_empty());
+    assert_eq!(b.try_recv(4 * MS), Ok(Some(lend(6144))));
+    assert!(b_log.reports().is_empty());
+}
+
+#[test]
 fn garbage_slots_from_the_peer_are_counted_and_never_delivered() {
     let r = region(8);
     let log = Recorder::default();

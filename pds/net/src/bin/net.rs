@@ -304,17 +304,7 @@ fn main() -> ! {
             }
             poll_due = stack.poll_delay_ns(t).map(|d| t + d);
         }
-        while let Some(msg) = device.next_out() {
-            match ethp.try_send(&msg, t) {
-                Ok(()) => {}
-                Err(Fault::Full) => {
-                    device.unsend(msg);
-                    break;
-                }
-                // Refused by the observer and reported.
-                Err(_) => {}
-            }
-        }
+        ethp.send_queued(t, &mut device, EthDevice::next_out, EthDevice::unsend);
         if net.is_some()
             && let Some(due) = poll_due
         {

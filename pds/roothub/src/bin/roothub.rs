@@ -16,7 +16,6 @@
 
 use core::cell::RefCell;
 
-use dingo_pd::dingo_rt::executor::{Either, select};
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor, TypedPort};
@@ -272,28 +271,12 @@ async fn main(ex: &Ex<'_>) {
                     }
                 }
             }
-            while let Some(m) = hub.take_ports() {
-                match rp.try_send(&m, now) {
-                    Ok(()) => moved = true,
-                    Err(Fault::Full) => {
-                        hub.unget_ports(m);
-                        blocked_rp = true;
-                        break;
-                    }
-                    Err(_) => {}
-                }
-            }
-            while let Some(m) = hub.take_hc() {
-                match hc.try_send(&m, now) {
-                    Ok(()) => moved = true,
-                    Err(Fault::Full) => {
-                        hub.unget_hc(m);
-                        blocked_hc = true;
-                        break;
-                    }
-                    Err(_) => {}
-                }
-            }
+            let sent = rp.send_queued(now, &mut hub, Hub::take_ports, Hub::unget_ports);
+            moved |= sent.sent > 0;
+            blocked_rp |= sent.full;
+            let sent = hc.send_queued(now, &mut hub, Hub::take_hc, Hub::unget_hc);
+            moved |= sent.sent > 0;
+            blocked_hc |= sent.full;
             for (i, p) in ports.iter_mut().enumerate() {
                 let Some(p) = p else {
                     while hub.take_bus(i).is_some() {}
@@ -392,15 +375,7 @@ async fn main(ex: &Ex<'_>) {
         .into_iter()
         .flatten()
         .min();
-        match deadline {
-            Some(at) => {
-                if let Either::Second(()) = select(ex.any_channel(mask), ex.sleep_until(at)).await {
-                }
-            }
-            None => {
-                ex.any_channel(mask).await;
-            }
-        }
+        ex.any_channel_until(mask, deadline).await;
     }
 }
 

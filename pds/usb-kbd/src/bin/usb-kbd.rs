@@ -7,7 +7,6 @@
 
 use core::cell::RefCell;
 
-use dingo_pd::dingo_rt::executor::select;
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor};
@@ -15,6 +14,7 @@ use dingo_pd::microkit::debug_println;
 use dingo_pd::{ConsoleReporter, TimedExecutor};
 use dingo_protocols::keyboard::Msg as KbdMsg;
 use dingo_protocols::usb_keyboard::Observer as Component;
+use usb_bus::session::Session;
 use usb_bus::{BusObserver, BusPort};
 use usb_core::stats;
 use usb_kbd_core::{Driver, Note, Out, Window, ascii};
@@ -147,17 +147,9 @@ async fn main(ex: &Ex<'_>) {
                     _ => break,
                 }
             }
-            while let Some(w) = driver.session.take() {
-                match usb.try_send(&w, now) {
-                    Ok(()) => moved = true,
-                    Err(Fault::Full) => {
-                        driver.session.unget(w);
-                        blocked = true;
-                        break;
-                    }
-                    Err(_) => {}
-                }
-            }
+            let s = usb.send_queued(now, &mut driver.session, Session::take, Session::unget);
+            moved |= s.sent > 0;
+            blocked |= s.full;
             while let Some(o) = driver.take_out() {
                 let Some(k) = kbd.as_mut() else {
                     line.key(o);
@@ -233,14 +225,7 @@ async fn main(ex: &Ex<'_>) {
             .into_iter()
             .flatten()
             .min();
-        match deadline {
-            Some(at) => {
-                let _ = select(ex.any_channel(mask), ex.sleep_until(at)).await;
-            }
-            None => {
-                ex.any_channel(mask).await;
-            }
-        }
+        ex.any_channel_until(mask, deadline).await;
     }
 }
 

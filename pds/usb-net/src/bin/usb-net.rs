@@ -10,15 +10,15 @@
 
 use core::cell::RefCell;
 
-use dingo_pd::dingo_rt::executor::select;
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::ring::Arm;
-use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor};
+use dingo_pd::dingo_rt::typed::{ComponentPort, Supervisor};
 use dingo_pd::microkit::debug_println;
 use dingo_pd::{ConsoleReporter, TimedExecutor};
 use dingo_protocols::lifecycle::Observer as LcObserver;
 use dingo_protocols::usb_ethernet::Observer as Component;
 use nic_stats::Writer;
+use usb_bus::session::Session;
 use usb_bus::{BusObserver, BusPort};
 use usb_net_core::{Driver, Memory, Note, Stats};
 
@@ -216,38 +216,13 @@ async fn main(ex: &Ex<'_>) {
                     _ => break,
                 }
             }
-            while let Some(w) = d.session.take() {
-                match usb.try_send(&w, now) {
-                    Ok(()) => moved = true,
-                    Err(Fault::Full) => {
-                        d.session.unget(w);
-                        blocked = true;
-                        break;
-                    }
-                    Err(_) => {}
-                }
-            }
-            while let Some(m) = d.take_out() {
-                match eth.try_send(&m, now) {
-                    Ok(()) => moved = true,
-                    Err(Fault::Full) => {
-                        d.unget_out(m);
-                        blocked = true;
-                        break;
-                    }
-                    Err(_) => {}
-                }
-            }
-            while let Some(m) = d.take_lc() {
-                match lc.try_send(&m, now) {
-                    Ok(()) => moved = true,
-                    Err(Fault::Full) => {
-                        d.unget_lc(m);
-                        blocked = true;
-                        break;
-                    }
-                    Err(_) => {}
-                }
+            for s in [
+                usb.send_queued(now, &mut d.session, Session::take, Session::unget),
+                eth.send_queued(now, &mut d, Driver::take_out, Driver::unget_out),
+                lc.send_queued(now, &mut d, Driver::take_lc, Driver::unget_lc),
+            ] {
+                moved |= s.sent > 0;
+                blocked |= s.full;
             }
             if !moved {
                 break;
@@ -287,14 +262,7 @@ async fn main(ex: &Ex<'_>) {
         .into_iter()
         .flatten()
         .min();
-        match deadline {
-            Some(at) => {
-                let _ = select(ex.any_channel(mask), ex.sleep_until(at)).await;
-            }
-            None => {
-                ex.any_channel(mask).await;
-            }
-        }
+        ex.any_channel_until(mask, deadline).await;
     }
 }
 

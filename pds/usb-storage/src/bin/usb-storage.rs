@@ -16,7 +16,6 @@
 
 use core::cell::RefCell;
 
-use dingo_pd::dingo_rt::executor::select;
 use dingo_pd::dingo_rt::port::DataArea;
 use dingo_pd::dingo_rt::ring::Arm;
 use dingo_pd::dingo_rt::typed::{ComponentPort, Fault, Supervisor};
@@ -26,6 +25,7 @@ use dingo_protocols::block_device::{self, Msg as BlkMsg};
 use dingo_protocols::usb_storage::Observer as Component;
 use fault_campaign::{Class, Garbage};
 use timer_client::clock::rdtsc;
+use usb_bus::session::Session;
 use usb_bus::{BusObserver, BusPort};
 use usb_core::stats;
 use usb_storage_core::{DATA_BASE, Note, Out, Request, Storage, Window};
@@ -351,17 +351,9 @@ async fn main(ex: &Ex<'_>) {
                     _ => break,
                 }
             }
-            while let Some(w) = s.session.take() {
-                match usb.try_send(&w, now) {
-                    Ok(()) => moved = true,
-                    Err(Fault::Full) => {
-                        s.session.unget(w);
-                        blocked_usb = true;
-                        break;
-                    }
-                    Err(_) => {}
-                }
-            }
+            let sent = usb.send_queued(now, &mut s.session, Session::take, Session::unget);
+            moved |= sent.sent > 0;
+            blocked_usb |= sent.full;
             while let Some(o) = s.take_out() {
                 let Some(blk) = blk.as_mut() else {
                     // No disk user: read the label once the disk is there.
@@ -458,14 +450,7 @@ async fn main(ex: &Ex<'_>) {
             .into_iter()
             .flatten()
             .min();
-        match deadline {
-            Some(at) => {
-                let _ = select(ex.any_channel(mask), ex.sleep_until(at)).await;
-            }
-            None => {
-                ex.any_channel(mask).await;
-            }
-        }
+        ex.any_channel_until(mask, deadline).await;
     }
 }
 
