@@ -45,6 +45,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PEER = os.path.join(ROOT, "target", "release", "net-peer")
 sys.path.insert(0, os.path.join(ROOT, "qemu"))
 import qemu  # noqa: E402
 
@@ -132,7 +133,7 @@ def one(build, plugin, image, size, inflight, count, logdir, profile, nic, virti
             q0, t0 = counters_now(counters), time.monotonic()
             time.sleep(QUIET)
             q1, t1 = counters_now(counters), time.monotonic()
-        peer = os.path.join(ROOT, "target", "release", "net-peer")
+        peer = PEER
         run = subprocess.run([peer, "bench", str(port), str(size), str(inflight), str(count), counters]
                              + ([prof] if prof else []),
                              capture_output=True, text=True, timeout=max(deadline - time.monotonic(), 1))
@@ -189,6 +190,10 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="also print where the instructions go (bench/net/profile.py; not for Linux)")
     a = ap.parse_args()
+    for path, what, how in [(PEER, "the load generator", "cargo build --release -p net-peer"),
+                            (a.plugin, "the TCG plugin", "make bench")]:
+        if not os.path.exists(path):
+            sys.exit(f"bench/net/run.py: {path}: {what} is not built (build it with `{how}`)")
     logdir = os.path.join(a.build, "bench-logs")
     os.makedirs(logdir, exist_ok=True)
     runs = [r for r in RUNS if not a.load or f"{r[0]}:{r[1]}" in a.load]
