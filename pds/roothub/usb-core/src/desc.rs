@@ -10,7 +10,7 @@
 
 use core::fmt;
 
-use crate::setup::descriptor;
+use crate::setup::{Setup, descriptor};
 
 /// Why a descriptor was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +217,67 @@ pub fn config_total_length(b: &[u8]) -> Result<u16, DescError> {
         return Err(err(d, 0, "wTotalLength", total, "at least bLength"));
     }
     Ok(total)
+}
+
+/// A configuration descriptor is read in two GET_DESCRIPTOR requests: its
+/// header, whose `wTotalLength` says how much to ask for, then the whole of
+/// it. Where such a read stands; [`next`](Self::next) judges what each
+/// request returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigRead {
+    /// Reading the header of configuration `index`.
+    Header { index: u8 },
+    /// Reading all `len` bytes of it.
+    Whole { index: u8, len: u16 },
+}
+
+/// What a [`ConfigRead`]'s request led to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigNext<'a> {
+    /// The next read.
+    Read(ConfigRead),
+    /// The configuration, checked whole.
+    Done(Config<'a>),
+}
+
+impl ConfigRead {
+    /// The request this read sends on endpoint 0.
+    pub const fn setup(self) -> Setup {
+        let (index, len) = match self {
+            ConfigRead::Header { index } => (index, CONFIG_HEADER_LEN as u16),
+            ConfigRead::Whole { index, len } => (index, len),
+        };
+        Setup::get_descriptor(descriptor::CONFIGURATION, index, len)
+    }
+
+    pub const fn index(self) -> u8 {
+        match self {
+            ConfigRead::Header { index } | ConfigRead::Whole { index, .. } => index,
+        }
+    }
+
+    /// Judges `got`, the bytes the request returned (no more than
+    /// arrived), for a reader whose buffer holds `room` bytes: after the
+    /// header, the whole read, if `wTotalLength` fits; after the whole,
+    /// the configuration.
+    pub fn next(self, got: &[u8], room: u16) -> Result<ConfigNext<'_>, DescError> {
+        match self {
+            ConfigRead::Header { index } => {
+                let len = config_total_length(got)?;
+                if len > room {
+                    return Err(err(
+                        "configuration",
+                        0,
+                        "wTotalLength",
+                        len,
+                        "no more than the driver's buffer",
+                    ));
+                }
+                Ok(ConfigNext::Read(ConfigRead::Whole { index, len }))
+            }
+            ConfigRead::Whole { .. } => Config::parse(got).map(ConfigNext::Done),
+        }
+    }
 }
 
 impl<'a> Config<'a> {

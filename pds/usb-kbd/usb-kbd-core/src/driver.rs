@@ -5,8 +5,8 @@ use core::fmt;
 use heapless::Deque;
 use usb_bus::Wire;
 use usb_bus::session::{Device, Event, Session};
-use usb_core::desc::{self, Config, Descriptor};
-use usb_core::setup::{Setup, descriptor, request_type};
+use usb_core::desc::{self, Config, ConfigNext, ConfigRead, Descriptor};
+use usb_core::setup::{Setup, request_type};
 use usb_core::{kind, status};
 
 use crate::keys::{Change, KeyEvent, Keys, REPORT};
@@ -94,10 +94,7 @@ pub enum Note {
 enum Step {
     Idle,
     OpenEp0,
-    Header,
-    Config {
-        len: u16,
-    },
+    Configuration(ConfigRead),
     SetConfig,
     SetProtocol,
     SetIdle,
@@ -203,6 +200,10 @@ impl Driver {
             .control(EP0, step_id(step), s, CONTROL_BUF, now);
     }
 
+    fn read_config(&mut self, r: ConfigRead, now: u64) {
+        self.control(Step::Configuration(r), r.setup(), now);
+    }
+
     fn fail(&mut self, why: Failure) {
         self.stats.failed += 1;
         self.note(Note::Failed(why));
@@ -229,12 +230,7 @@ impl Driver {
                 self.session.open(EP0, 0, kind::CONTROL, 8, 0);
             }
             Event::Opened(EP0) if self.step == Step::OpenEp0 => {
-                let s = Setup::get_descriptor(
-                    descriptor::CONFIGURATION,
-                    0,
-                    desc::CONFIG_HEADER_LEN as u16,
-                );
-                self.control(Step::Header, s, now);
+                self.read_config(ConfigRead::Header { index: 0 }, now);
             }
             Event::Opened(REPORTS) if self.step == Step::OpenReports => {
                 self.step = Step::Running;
@@ -325,26 +321,14 @@ impl Driver {
             });
         }
         match step {
-            Step::Header => {
-                let mut h = [0u8; desc::CONFIG_HEADER_LEN];
-                let n = (actual as usize).min(h.len());
-                mem.read(CONTROL_BUF, &mut h[..n]);
-                match desc::config_total_length(&h[..n]) {
-                    Err(e) => self.fail(Failure::Descriptor(e)),
-                    Ok(total) => {
-                        let len = total.min(CONTROL_LEN);
-                        let s = Setup::get_descriptor(descriptor::CONFIGURATION, 0, len);
-                        self.control(Step::Config { len }, s, now);
-                    }
-                }
-            }
-            Step::Config { len } => {
+            Step::Configuration(r) => {
                 let mut b = [0u8; CONTROL_LEN as usize];
-                let n = (actual as usize).min(usize::from(len));
+                let n = (actual as usize).min(b.len());
                 mem.read(CONTROL_BUF, &mut b[..n]);
-                match Config::parse(&b[..n]) {
+                match r.next(&b[..n], CONTROL_LEN) {
                     Err(e) => self.fail(Failure::Descriptor(e)),
-                    Ok(c) => match boot_interface(&c) {
+                    Ok(ConfigNext::Read(r)) => self.read_config(r, now),
+                    Ok(ConfigNext::Done(c)) => match boot_interface(&c) {
                         None => self.fail(Failure::NoBootInterface),
                         Some(boot) => {
                             self.boot = Some(boot);
@@ -425,8 +409,8 @@ impl Driver {
 
 fn step_id(s: Step) -> u32 {
     match s {
-        Step::Header => 1,
-        Step::Config { .. } => 2,
+        Step::Configuration(ConfigRead::Header { .. }) => 1,
+        Step::Configuration(ConfigRead::Whole { .. }) => 2,
         Step::SetProtocol => 3,
         Step::SetIdle => 4,
         Step::ClearHalt => 5,
@@ -436,8 +420,8 @@ fn step_id(s: Step) -> u32 {
 
 fn step_name(s: Step) -> &'static str {
     match s {
-        Step::Header => "configuration header",
-        Step::Config { .. } => "configuration",
+        Step::Configuration(ConfigRead::Header { .. }) => "configuration header",
+        Step::Configuration(ConfigRead::Whole { .. }) => "configuration",
         Step::SetProtocol => "SET_PROTOCOL",
         Step::SetIdle => "SET_IDLE",
         Step::ClearHalt => "CLEAR_FEATURE",

@@ -7,7 +7,9 @@ use dingo_protocols::lifecycle::Msg as LcMsg;
 use heapless::Deque;
 use usb_bus::Wire;
 use usb_bus::session::{Device, Event, Session};
-use usb_core::desc::{self, Config, DescError, Descriptor, DeviceDescriptor, Endpoint};
+use usb_core::desc::{
+    self, Config, ConfigNext, ConfigRead, DescError, Descriptor, DeviceDescriptor, Endpoint,
+};
 use usb_core::setup::{Setup, descriptor};
 use usb_core::{kind, status};
 
@@ -122,13 +124,7 @@ enum Step {
     Idle,
     OpenEp0,
     Device,
-    Header {
-        index: u8,
-    },
-    Config {
-        index: u8,
-        len: u16,
-    },
+    Configuration(ConfigRead),
     SetConfig,
     Mac,
     SetInterface,
@@ -883,26 +879,24 @@ impl Driver {
                 Ok(d) if d.configurations == 0 => self.fail(Failure::NoEcm),
                 Ok(d) => {
                     self.configs = d.configurations;
-                    self.read_config_header(0, now);
+                    self.read_config(ConfigRead::Header { index: 0 }, now);
                 }
             },
-            Step::Header { index } => match desc::config_total_length(b) {
+            Step::Configuration(r) => match r.next(b, CONTROL_LEN) {
                 Err(e) => self.fail(Failure::Descriptor(e)),
-                Ok(total) => {
-                    let len = total.min(CONTROL_LEN);
-                    let s = Setup::get_descriptor(descriptor::CONFIGURATION, index, len);
-                    self.control(Step::Config { index, len }, s, now);
-                }
-            },
-            Step::Config { index, .. } => match Config::parse(b) {
-                Err(e) => self.fail(Failure::Descriptor(e)),
-                Ok(c) => match ecm_of(&c) {
+                Ok(ConfigNext::Read(r)) => self.read_config(r, now),
+                Ok(ConfigNext::Done(c)) => match ecm_of(&c) {
                     Some(e) => {
                         self.ecm = Some(e);
                         self.step = Step::SetConfig;
                         self.session.set_configuration(e.config);
                     }
-                    None if index + 1 < self.configs => self.read_config_header(index + 1, now),
+                    None if r.index() + 1 < self.configs => self.read_config(
+                        ConfigRead::Header {
+                            index: r.index() + 1,
+                        },
+                        now,
+                    ),
                     None => self.fail(Failure::NoEcm),
                 },
             },
@@ -965,21 +959,16 @@ impl Driver {
         }
     }
 
-    fn read_config_header(&mut self, index: u8, now: u64) {
-        let s = Setup::get_descriptor(
-            descriptor::CONFIGURATION,
-            index,
-            desc::CONFIG_HEADER_LEN as u16,
-        );
-        self.control(Step::Header { index }, s, now);
+    fn read_config(&mut self, r: ConfigRead, now: u64) {
+        self.control(Step::Configuration(r), r.setup(), now);
     }
 }
 
 fn step_id(s: Step) -> u32 {
     match s {
         Step::Device => 1,
-        Step::Header { .. } => 2,
-        Step::Config { .. } => 3,
+        Step::Configuration(ConfigRead::Header { .. }) => 2,
+        Step::Configuration(ConfigRead::Whole { .. }) => 3,
         Step::Mac => 4,
         Step::SetInterface => 5,
         Step::ClearHalt { .. } => 6,
@@ -990,8 +979,8 @@ fn step_id(s: Step) -> u32 {
 fn step_name(s: Step) -> &'static str {
     match s {
         Step::Device => "device descriptor",
-        Step::Header { .. } => "configuration header",
-        Step::Config { .. } => "configuration",
+        Step::Configuration(ConfigRead::Header { .. }) => "configuration header",
+        Step::Configuration(ConfigRead::Whole { .. }) => "configuration",
         Step::Mac => "MAC address string",
         Step::SetInterface => "SET_INTERFACE",
         Step::ClearHalt { .. } => "CLEAR_FEATURE",

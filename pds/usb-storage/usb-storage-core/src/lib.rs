@@ -57,8 +57,8 @@ use fault_campaign::Garbage;
 use heapless::Deque;
 use usb_bus::Wire;
 use usb_bus::session::{Device, Event, Session};
-use usb_core::desc::{self, Config, Descriptor};
-use usb_core::setup::{Setup, descriptor, request_type};
+use usb_core::desc::{self, Config, ConfigNext, ConfigRead, Descriptor};
+use usb_core::setup::{Setup, request_type};
 use usb_core::{kind, status};
 
 pub use dingo_protocols::block_device::{BAD_REQUEST, GONE, IO_ERROR, OK};
@@ -232,10 +232,7 @@ impl Cmd {
 enum Phase {
     Idle,
     OpenEp0,
-    Header,
-    Config {
-        len: u16,
-    },
+    Configuration(ConfigRead),
     SetConfig,
     OpenBulk,
     /// Commands run.
@@ -928,6 +925,10 @@ impl Storage {
         self.session.control(EP0, 0x10, s, CONTROL_BUF, now);
     }
 
+    fn read_config(&mut self, r: ConfigRead, now: u64) {
+        self.control(Phase::Configuration(r), r.setup(), now);
+    }
+
     /// A message from the hub.
     pub fn input(&mut self, w: Wire, now: u64, mem: &impl Window) {
         let Some(e) = self.session.input(w) else {
@@ -943,12 +944,7 @@ impl Storage {
                 self.session.open(EP0, 0, kind::CONTROL, 8, 0);
             }
             Event::Opened(EP0) if self.phase == Phase::OpenEp0 => {
-                let s = Setup::get_descriptor(
-                    descriptor::CONFIGURATION,
-                    0,
-                    desc::CONFIG_HEADER_LEN as u16,
-                );
-                self.control(Phase::Header, s, now);
+                self.read_config(ConfigRead::Header { index: 0 }, now);
             }
             Event::Opened(BULK_IN | BULK_OUT)
                 if self.phase == Phase::OpenBulk
@@ -1021,37 +1017,23 @@ impl Storage {
             }
             return;
         }
-        match self.phase {
-            Phase::Header => {
-                let mut h = [0u8; desc::CONFIG_HEADER_LEN];
-                let n = (actual as usize).min(h.len());
-                mem.read(CONTROL_BUF, &mut h[..n]);
-                match desc::config_total_length(&h[..n]) {
-                    Err(e) => self.give_up(Trouble::Descriptor(e)),
-                    Ok(total) => {
-                        let len = total.min(CONTROL_LEN);
-                        let s = Setup::get_descriptor(descriptor::CONFIGURATION, 0, len);
-                        self.control(Phase::Config { len }, s, now);
-                    }
+        let Phase::Configuration(r) = self.phase else {
+            return;
+        };
+        let mut b = [0u8; CONTROL_LEN as usize];
+        let n = (actual as usize).min(b.len());
+        mem.read(CONTROL_BUF, &mut b[..n]);
+        match r.next(&b[..n], CONTROL_LEN) {
+            Err(e) => self.give_up(Trouble::Descriptor(e)),
+            Ok(ConfigNext::Read(r)) => self.read_config(r, now),
+            Ok(ConfigNext::Done(c)) => match bulk_interface(&c) {
+                None => self.give_up(Trouble::NoInterface),
+                Some(bulk) => {
+                    self.bulk = Some(bulk);
+                    self.phase = Phase::SetConfig;
+                    self.session.set_configuration(bulk.config);
                 }
-            }
-            Phase::Config { len } => {
-                let mut b = [0u8; CONTROL_LEN as usize];
-                let n = (actual as usize).min(usize::from(len));
-                mem.read(CONTROL_BUF, &mut b[..n]);
-                match Config::parse(&b[..n]) {
-                    Err(e) => self.give_up(Trouble::Descriptor(e)),
-                    Ok(c) => match bulk_interface(&c) {
-                        None => self.give_up(Trouble::NoInterface),
-                        Some(bulk) => {
-                            self.bulk = Some(bulk);
-                            self.phase = Phase::SetConfig;
-                            self.session.set_configuration(bulk.config);
-                        }
-                    },
-                }
-            }
-            _ => {}
+            },
         }
     }
 }

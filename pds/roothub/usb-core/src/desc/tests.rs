@@ -1,6 +1,7 @@
 use super::*;
 use crate::fixtures::*;
 use crate::kind;
+use crate::setup::Setup;
 
 #[test]
 fn qemu_devices_parse() {
@@ -143,6 +144,32 @@ fn headers_are_checked_before_their_lengths_are_used() {
     let mut s = NET_MAC_STRING;
     s[0] = 27;
     assert_eq!(string_ascii(&s, &mut [0; 4]).unwrap_err().field, "bLength");
+}
+
+#[test]
+fn a_configuration_is_read_header_first_then_whole_if_it_fits() {
+    let header = ConfigRead::Header { index: 2 };
+    assert_eq!(header.setup(), Setup::get_descriptor(2, 2, 9));
+    let Ok(ConfigNext::Read(whole)) = header.next(&KBD_CONFIG[..9], 512) else {
+        panic!("the header leads to the whole read");
+    };
+    assert_eq!(whole, ConfigRead::Whole { index: 2, len: 34 });
+    assert_eq!(whole.setup(), Setup::get_descriptor(2, 2, 34));
+    assert_eq!(whole.index(), 2);
+    let Ok(ConfigNext::Done(c)) = whole.next(&KBD_CONFIG, 512) else {
+        panic!("the whole read gives the configuration");
+    };
+    assert_eq!(c, Config::parse(&KBD_CONFIG).unwrap());
+
+    let too_long = header.next(&KBD_CONFIG[..9], 33).unwrap_err();
+    assert_eq!((too_long.field, too_long.value), ("wTotalLength", 34));
+    // A device that returns less the second time is refused, not trusted.
+    let short = whole.next(&KBD_CONFIG[..20], 512).unwrap_err();
+    assert_eq!(short.field, "wTotalLength");
+    assert_eq!(
+        header.next(&KBD_CONFIG[..5], 512).unwrap_err().field,
+        "length read"
+    );
 }
 
 /// Every truncation and every single-byte corruption of the fixtures is

@@ -313,6 +313,20 @@ fn a_configuration_without_a_boot_keyboard_is_released() {
         d.take_note(),
         Some(Note::Failed(Failure::Descriptor(_)))
     ));
+    // One longer than the driver's buffer is refused at its header: the
+    // whole is never asked for.
+    let mut long = KBD_CONFIG;
+    long[2..4].copy_from_slice(&(CONTROL_LEN + 1).to_le_bytes());
+    let mut d = Driver::new();
+    let mut h = Hub::new(&long);
+    h.attach(&mut d);
+    match d.take_note() {
+        Some(Note::Failed(Failure::Descriptor(e))) => {
+            assert_eq!((e.field, e.value), ("wTotalLength", 513))
+        }
+        n => panic!("expected the header refused, got {n:?}"),
+    }
+    assert_eq!(h.requests, [6], "one GET_DESCRIPTOR, the header's");
 }
 
 #[test]
