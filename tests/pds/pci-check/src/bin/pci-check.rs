@@ -1,4 +1,5 @@
-//! Stands in for the RTL8139 and OHCI drivers (the next issues): finds
+//! The pci PD's test, standing where the RTL8139 and OHCI drivers stand in
+//! system.xml (tests/systems/pci.xml has no driver of its own): finds
 //! both devices through the pci PD, prints their BARs and interrupt lines,
 //! checks them against the resources system.xml gave this PD, enables
 //! memory decoding and bus mastering, makes sure the pci PD refuses it a
