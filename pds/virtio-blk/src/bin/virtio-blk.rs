@@ -156,14 +156,10 @@ fn main() -> ! {
                 "virtio-blk: the device wrote an impossible used-ring entry ({f}); it was reset, the disk is gone (counted)"
             );
         }
-        while let Some(msg) = outbox.front() {
-            match blk.try_send(msg, t) {
-                Ok(()) => {}
-                Err(Fault::Full) => break,
-                Err(_) => {}
-            }
-            outbox.pop_front();
-        }
+        blk.send_queued(t, &mut outbox, Deque::pop_front, |q, m| {
+            // The slot it came from is free again.
+            let _ = q.push_front(m);
+        });
         dingo_pd::flush(&mut blk);
         let mut retry = matches!(blk.prepare_recv_sleep(), Ok(Arm::Retry));
         if !outbox.is_empty() {
