@@ -19,10 +19,11 @@
 //! this PD met by spinning out the gap before every deadline, starving
 //! every PD below it (the usb boot test's rare hang).
 //!
-//! It is an async PD on dingo-rt's executor, the one shape of every driver:
-//! start-up runs to completion in the first poll, then one task polls the
-//! server, programs the HPET and awaits its channels (clients and IRQ). It
-//! spawns nothing, so its executor has no task slots to scan.
+//! It is an async PD on dingo-rt's executor, the shape of every PD off the
+//! packet path: start-up runs to completion in the first poll, then one
+//! task polls the server, programs the HPET and awaits its channels
+//! (clients and IRQ). It spawns nothing, so its executor has no task slots
+//! to scan.
 //!
 //! What the shape costs, measured against the synchronous loop this PD had
 //! before (the same image but for this file, debug build, the timer boot
@@ -39,7 +40,8 @@
 //!
 //! About 3 µs at S = 3, some 375 instructions more per wake-up, a few
 //! percent of the path (the worst case moves either way with the schedule):
-//! small enough that the timer takes the common shape.
+//! small enough for the timer, which wakes once per timeout; the packet-path
+//! PDs, which wake per batch of frames, keep a synchronous loop (README).
 //!
 //! # What it takes from the system description
 //!
