@@ -19,6 +19,8 @@
 //! - `FakeBus` (feature `fake`) is a memory-backed register file with
 //!   per-register hooks, an access log and a read-corruption hook, so a
 //!   driver core runs in `cargo test` against a scripted device.
+//! - [`Window`] is a bus over part of another, for a register block whose
+//!   place the device says at run time (an MSI-X table, a virtio structure).
 //! - [`Corrupting`] is the same kind of hook on a real bus, for fault
 //!   injection in a running system: while its [`Garbage`] plan is armed,
 //!   reads of chosen registers return all ones or noise.
@@ -40,6 +42,7 @@ mod reg;
 #[cfg(target_arch = "arm")]
 pub mod semihosting;
 pub mod tsc;
+mod window;
 
 pub use garbage::{Corrupting, Garbage};
 pub use mmio::Mmio;
@@ -50,6 +53,7 @@ pub use reg::{
 };
 pub use tock_registers::fields::{Field, FieldValue};
 pub use tock_registers::{LocalRegisterCopy, RegisterLongName, register_bitfields};
+pub use window::Window;
 
 /// The width of one bus access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
