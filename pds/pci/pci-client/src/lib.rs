@@ -12,6 +12,9 @@
 //! dev.enable(Decode { memory: true, bus_master: true, io: false })?;
 //! ```
 //!
+//! A driver given an MSI instead of an IOAPIC line aims its function's
+//! MSI-X table at it ([`Device::msix`], [`Device::enable_msix`]).
+//!
 //! Everything the pci PD answers is decoded and checked like any other
 //! untrusted input.
 #![cfg_attr(not(test), no_std)]
@@ -21,7 +24,10 @@ use core::fmt;
 use pci_core::wire::{self, Call, MRS, Request, Status};
 use pd_config::{Bdf, DeviceRegion, IoPorts, Irq, IrqSource};
 
+pub use msix::{CAP_MSIX, Msix, MsixError, SEL4_IDT_BASE};
 pub use pci_core::probe::{Bar, Info, Interrupt};
+
+mod msix;
 
 /// How a call reaches the pci PD.
 pub trait Transport {

@@ -254,3 +254,146 @@ fn garbage_from_the_pci_pd_is_an_error() {
         })
     );
 }
+
+mod msix {
+    use hwio::Bus;
+    use hwio::fake::FakeBus;
+
+    use super::*;
+
+    /// The fake NIC with an MSI-X capability at 0x40: three entries, the
+    /// table at `table` (offset | BIR) in BAR1 (256 bytes at 0xfebf_1000).
+    fn with_msix(table: u32) -> FakeConfig {
+        let mut space = FakeConfig::qemu_pc();
+        space.poke(NIC, 0x06, &[1 << 4]);
+        space.poke(NIC, 0x34, &[0x40]);
+        space.poke(NIC, 0x40, &[CAP_MSIX, 0, 2, 0]);
+        space.poke(NIC, 0x44, &table.to_le_bytes());
+        space
+    }
+
+    const REGS: DeviceRegion = DeviceRegion {
+        vaddr: 0x1000_0000,
+        size: 0x1000,
+        paddr: 0xfebf_1000,
+    };
+
+    fn msi(bdf: Bdf, vector: u8) -> Irq {
+        Irq {
+            id: 0,
+            source: IrqSource::Msi {
+                bdf,
+                handle: 0,
+                vector,
+            },
+        }
+    }
+
+    #[test]
+    fn the_entry_is_aimed_at_the_sel4_vector_and_msix_enabled() {
+        let mut s = server(with_msix(0x80 | 1));
+        let mut dev = nic(&mut s);
+        let m = dev.msix().unwrap();
+        assert_eq!(
+            m,
+            Msix {
+                at: 0x40,
+                entries: 3,
+                bar: 1,
+                offset: 0x80
+            }
+        );
+        let table = FakeBus::new("msix", 0x1000);
+        dev.enable_msix(&m, &REGS, table.clone(), 1, &msi(NIC, 42))
+            .unwrap();
+        let mut t = table.clone();
+        // Entry 1 (at 0x90): the local APIC's window, IDT vector 0x30 + 42,
+        // unmasked; entries 0 and 2 masked.
+        assert_eq!(
+            (
+                t.read32(0x90),
+                t.read32(0x94),
+                t.read32(0x98),
+                t.read32(0x9c)
+            ),
+            (0xfee0_0000, 0, 0x30 + 42, 0)
+        );
+        assert_eq!((t.read32(0x8c), t.read32(0xac)), (1, 1));
+        // Enabled, the function no longer masked.
+        assert_eq!(dev.read_config16(0x42).unwrap(), 0x8002);
+    }
+
+    #[test]
+    fn an_ioapic_line_or_another_functions_msi_is_refused() {
+        let mut s = server(with_msix(0x80 | 1));
+        let mut dev = nic(&mut s);
+        let m = dev.msix().unwrap();
+        let table = FakeBus::new("msix", 0x1000);
+        let line = Irq {
+            id: 0,
+            source: IrqSource::Ioapic {
+                ioapic: 0,
+                pin: 11,
+                level: true,
+                active_low: true,
+                vector: 40,
+            },
+        };
+        for irq in [line, msi(USB, 42)] {
+            let e = dev.enable_msix(&m, &REGS, table.clone(), 0, &irq);
+            assert_eq!(e, Err(MsixError::NotMsi { given: irq.source }));
+        }
+        // Nothing was enabled.
+        assert_eq!(dev.read_config16(0x42).unwrap(), 0x0002);
+    }
+
+    #[test]
+    fn a_table_past_its_bar_or_outside_the_region_is_refused() {
+        let mut s = server(with_msix(0xf0 | 1));
+        let mut dev = nic(&mut s);
+        let m = dev.msix().unwrap();
+        let table = FakeBus::new("msix", 0x1000);
+        assert!(matches!(
+            dev.enable_msix(&m, &REGS, table.clone(), 0, &msi(NIC, 42)),
+            Err(MsixError::OutsideBar {
+                bar: 1,
+                offset: 0xf0,
+                entries: 3,
+                bar_size: 0x100
+            })
+        ));
+        let elsewhere = DeviceRegion {
+            paddr: 0xfe00_0000,
+            ..REGS
+        };
+        assert!(matches!(
+            dev.enable_msix(&m, &elsewhere, table, 0, &msi(NIC, 42)),
+            Err(MsixError::Region(_))
+        ));
+        assert_eq!(
+            dev.enable_msix(&m, &REGS, FakeBus::new("msix", 0x1000), 3, &msi(NIC, 42)),
+            Err(MsixError::NoEntry {
+                entry: 3,
+                entries: 3
+            })
+        );
+    }
+
+    #[test]
+    fn a_looping_list_or_none_is_said() {
+        let mut space = with_msix(0x80 | 1);
+        // The capability at 0x40 is something else and points at itself.
+        space.poke(NIC, 0x40, &[0x05, 0x40]);
+        let mut s = server(space);
+        assert_eq!(nic(&mut s).msix(), Err(MsixError::BadList { at: 0x40 }));
+        let mut plain = server(FakeConfig::qemu_pc());
+        assert_eq!(nic(&mut plain).msix(), Err(MsixError::Absent));
+        // A capability too close to the end of the space to hold its table
+        // and PBA registers.
+        let mut late = with_msix(0x80 | 1);
+        late.poke(NIC, 0x34, &[0xf8]);
+        late.poke(NIC, 0xf8, &[CAP_MSIX, 0]);
+        let mut s = server(late);
+        assert_eq!(nic(&mut s).msix(), Err(MsixError::BadList { at: 0xf8 }));
+    }
+}
