@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The net bench (`make bench`, after bench/run.py): boots the UDP echo
 image of each NIC (bench/net/net-echo.xml on the RTL8139,
-bench/net/virtio-net-echo.xml on virtio-net-pci; the same net PD binary,
+bench/net/virtio-net-echo.xml on virtio-net-pci, on its INTx line and,
+virtio-net-msix-echo.xml, on MSI-X; the same net PD binary,
 10.0.2.15/24, port 7) under QEMU's -icount
 on the raw-frame wire, with the TCG plugin bench/net/insn-count.c counting
 guest instructions, and drives it with tests/peers/net-peer's bench load:
@@ -68,7 +69,9 @@ NICS = [("linux 8139cp", LINUX, (), None, None),
         ("linux virtio", LINUX, ("net",), None, None),
         ("rtl8139", "bench-net-net-echo.elf", (), "rtl8139", "linux 8139cp"),
         ("rtl8139 C+", "bench-net-net-echo-cplus.elf", (), "rtl8139", "linux 8139cp"),
-        ("virtio-net", "bench-net-virtio-net-echo.elf", ("net",), "virtio-net", "linux virtio")]
+        ("virtio-net", "bench-net-virtio-net-echo.elf", ("net",), "virtio-net", "linux virtio"),
+        ("virtio-net MSI-X", "bench-net-virtio-net-msix-echo.elf", ("net",), "virtio-net",
+         "linux virtio")]
 # Seconds the booted guest idles before the load, to measure its quiet
 # rate of instructions (Linux's figure: see the module doc).
 QUIET = 2.0
@@ -201,7 +204,7 @@ def main():
     if a.linux:
         with open(os.path.join(a.linux, "version")) as f:
             print(f"   Linux baseline: {f.read().strip()}")
-    print(f"   {'nic':<12} {'load':<20} {'pkt/s':>7} {'insn/pkt':>9} {'driver':>7} {'net':>7} {'rest':>7} "
+    print(f"   {'nic':<16} {'load':<20} {'pkt/s':>7} {'insn/pkt':>9} {'driver':>7} {'net':>7} {'rest':>7} "
           f"{'kernel':>7} {'idle':>7} {'rtt p50':>8} {'rtt p99':>8} {'pps/Linux':>9} {'insn/Linux':>10} "
           f"{'pps/rtl8139':>11}")
     failed = False
@@ -216,7 +219,7 @@ def main():
                          a.profile and driver is not None, nic, virtio, driver, a.linux, a.top, a.inline)
             load = f"{size} B, {inflight} in flight"
             if err:
-                print(f"   {nic:<12} {load:<20} did not complete: {err}")
+                print(f"   {nic:<16} {load:<20} did not complete: {err}")
                 failed = True
                 continue
             n = int(r["echoed"])
@@ -234,7 +237,7 @@ def main():
             vs_insn = f"{busy / insns[lin]:.2f}x" if lin in insns else "-"
             base = pps.get(("rtl8139", size, inflight))
             vs = f"{rate / base:.2f}x" if driver and nic != "rtl8139" and base else "-"
-            print(f"   {nic:<12} {load:<20} {rate:>7.0f} {busy:>9.0f} {split} {kernel:>7.0f} {idle:>7.0f} "
+            print(f"   {nic:<16} {load:<20} {rate:>7.0f} {busy:>9.0f} {split} {kernel:>7.0f} {idle:>7.0f} "
                   f"{float(r['rtt_median_us']):>7.0f}u {float(r['rtt_p99_us']):>7.0f}u {vs_pps:>9} {vs_insn:>10} "
                   f"{vs:>11}"
                   + (f"  ({r['resent']} stalls resent after 1 s)" if r.get("resent", "0") != "0" else ""))

@@ -1,6 +1,6 @@
 //! The virtio-blk driver PD: finds QEMU's virtio-blk-pci through the pci
 //! PD, checks the memory BAR with the virtio structures and the INTx line
-//! against the device, builds virtio-drivers' PCI transport through
+//! or MSI (with the MSI-X table's BAR) against the device, builds virtio-drivers' PCI transport through
 //! pci-client (virtio-kit) and serves BlockDevice with virtio-blk-core:
 //! `ready` with the capacity in 512-byte blocks, then reads and writes
 //! straight between the device and the port's data region (no copy),
@@ -20,7 +20,7 @@ use heapless::Deque;
 use timer_client::clock::TimeReader;
 use virtio_blk_core::{Disk, Event, HDRS_LEN};
 use virtio_kit::hal::{HalSlot, HalState, KitHal};
-use virtio_kit::pci::Parts;
+use virtio_kit::pci::{Parts, Resources, Signal};
 use virtio_kit::virtio_drivers::transport::DeviceType;
 
 pd_config::program!("virtio-blk");
@@ -68,7 +68,10 @@ fn main() -> ! {
     }
     let info = dev.info();
     let bdf = dev.bdf();
-    let line = dev.interrupt().line;
+    let signal = Signal {
+        irq: cfg.irqs.disk,
+        line: dev.interrupt().line,
+    };
     let dev = RefCell::new(dev);
 
     let dma = match cfg.regions.dma.dma("virtio-blk dma") {
@@ -85,8 +88,19 @@ fn main() -> ! {
         transport,
         hdrs,
         data,
-    } = match virtio_kit::pci::set_up::<BlkHal, _>(&dev, dma, POOL, HDRS_LEN, data, &regs, &refused)
-    {
+    } = match virtio_kit::pci::set_up::<BlkHal, _>(
+        &dev,
+        dma,
+        POOL,
+        HDRS_LEN,
+        data,
+        Resources {
+            regs: &regs,
+            irq: &cfg.irqs.disk,
+            msix: cfg.regions.msix.as_ref(),
+        },
+        &refused,
+    ) {
         Ok(p) => p,
         Err(e) => idle(format_args!("{bdf}: {e}")),
     };
@@ -94,8 +108,14 @@ fn main() -> ! {
         Ok(d) => d,
         Err(e) => idle(format_args!("{bdf}: {e}")),
     };
+    let lost = disk.transport().inner.vectors_refused();
+    if lost > 0 {
+        debug_println!(
+            "virtio-blk: {bdf} took no MSI-X vector for {lost} of its queue and configuration sources: those will not interrupt"
+        );
+    }
     debug_println!(
-        "virtio-blk: {bdf} {info} with its structures in BAR memory at {:#x}, IRQ pin {line}; {} blocks of 512 bytes{}",
+        "virtio-blk: {bdf} {info} with its structures in BAR memory at {:#x}, {signal}; {} blocks of 512 bytes{}",
         regs.paddr,
         disk.blocks(),
         if disk.read_only() { ", read-only" } else { "" }

@@ -1,6 +1,7 @@
 //! The virtio-net driver PD: finds QEMU's virtio-net-pci through the pci
 //! PD, checks the resources system.xml gave it (the memory BAR with the
-//! virtio structures, the INTx line) against the device, builds
+//! virtio structures, the INTx line or MSI, and for an MSI the MSI-X
+//! table's BAR) against the device, builds
 //! virtio-drivers' PCI transport through pci-client (virtio-kit) and runs
 //! virtio-net-core on the crate's virtqueues. It provides
 //! EthernetController to the network PD with the same messages, counters
@@ -31,9 +32,9 @@ use eth_driver::{Event, Lifecycle, Outbox, Request};
 use nic_stats::{Hot, Writer};
 use timer_client::clock::TimeReader;
 use virtio_kit::hal::{HalSlot, HalState, KitHal};
-use virtio_kit::pci::Parts;
+use virtio_kit::pci::{Parts, Resources, Signal};
+use virtio_kit::vectors::KitTransport;
 use virtio_kit::virtio_drivers::transport::DeviceType;
-use virtio_kit::virtio_drivers::transport::pci::PciTransport;
 use virtio_net_core::{Counters, HDRS_LEN, Nic};
 
 pd_config::program!("virtio-net");
@@ -137,7 +138,10 @@ fn main() -> ! {
     }
     let info = dev.info();
     let bdf = dev.bdf();
-    let line = dev.interrupt().line;
+    let signal = Signal {
+        irq: cfg.irqs.nic,
+        line: dev.interrupt().line,
+    };
     let dev = RefCell::new(dev);
 
     // The HAL's memory: rings from the pool, headers beside it, and the
@@ -157,18 +161,34 @@ fn main() -> ! {
         hdrs,
         data: frames,
     } = match virtio_kit::pci::set_up::<NetHal, _>(
-        &dev, dma, POOL, HDRS_LEN, frames, &regs, &refused,
+        &dev,
+        dma,
+        POOL,
+        HDRS_LEN,
+        frames,
+        Resources {
+            regs: &regs,
+            irq: &cfg.irqs.nic,
+            msix: cfg.regions.msix.as_ref(),
+        },
+        &refused,
     ) {
         Ok(p) => p,
         Err(e) => idle(format_args!("{bdf}: {e}")),
     };
-    let nic = match Nic::<KitHal<NetHal>, _>::new(transport, NetHal::state(), hdrs, frames) {
+    let mut nic = match Nic::<KitHal<NetHal>, _>::new(transport, NetHal::state(), hdrs, frames) {
         Ok(n) => n,
         Err(e) => idle(format_args!("{bdf}: {e}")),
     };
+    let lost = nic.transport().inner.vectors_refused();
+    if lost > 0 {
+        debug_println!(
+            "virtio-net: {bdf} took no MSI-X vector for {lost} of its queue and configuration sources: those will not interrupt"
+        );
+    }
     let m = nic.mac();
     debug_println!(
-        "virtio-net: {bdf} {info} with its structures in BAR memory at {:#x}, IRQ pin {line}; MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}",
+        "virtio-net: {bdf} {info} with its structures in BAR memory at {:#x}, {signal}; MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link {}",
         regs.paddr,
         m[0],
         m[1],
@@ -210,7 +230,7 @@ type LcPort<'c> = TypedPort<'static, ComponentPort<'c, ethernet_driver::ports::L
 /// 64-byte echo about 80 instructions.
 #[inline(never)]
 fn serve(
-    mut nic: Nic<KitHal<NetHal>, PciTransport>,
+    mut nic: Nic<KitHal<NetHal>, KitTransport>,
     mut eth: EthPort<'_>,
     mut lc: LcPort<'_>,
     mut published: Writer,

@@ -5,13 +5,14 @@
 //! ([`pci`], [`pci::set_up`]), and what the crate leaves
 //! unchecked about a device: the used ring's indices, ids and lengths,
 //! notification suppression, feature negotiation and bounded waits
-//! ([`used`]). Host tests run it against pci-core's fake configuration
+//! ([`used`]), and MSI-X vectors for the crate's transport ([`vectors`]). Host tests run it against pci-core's fake configuration
 //! space and a fake device's rings in kit/dma host memory.
 #![cfg_attr(not(test), no_std)]
 
 pub mod hal;
 pub mod pci;
 pub mod used;
+pub mod vectors;
 
 pub use virtio_drivers;
 

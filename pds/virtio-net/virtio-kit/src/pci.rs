@@ -24,15 +24,17 @@
 use core::cell::{Cell, RefCell};
 use core::fmt;
 
-use pci_client::{Bar, Decode, Device, Info, Mismatch, Transport as PciCall};
-use pd_config::{Bdf, DeviceRegion, Irq};
+use hwio::{Mmio, Window};
+use pci_client::{Bar, Decode, Device, Info, Mismatch, MsixError, Transport as PciCall};
+use pd_config::{Bdf, DeviceRegion, Irq, IrqSource};
 use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::bus::{
     ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType, PciRoot,
 };
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 
-use crate::hal::{HalSlot, Window};
+use crate::hal::{self, HalSlot};
+use crate::vectors::{COMMON_CFG_LEN, KitTransport, Vectors};
 
 /// The vendor-specific capability virtio uses for its structures.
 pub const CAP_VENDOR: u8 = 0x09;
@@ -396,11 +398,11 @@ pub fn transport<S: HalSlot, T: PciCall>(
     dev: &RefCell<Device<T>>,
     region: &DeviceRegion,
     refused: &Cell<u32>,
-) -> Result<PciTransport, OpenError> {
-    check_capabilities(&mut dev.borrow_mut(), region).map_err(OpenError::Caps)?;
+) -> Result<(PciTransport, Structure), OpenError> {
+    let caps = check_capabilities(&mut dev.borrow_mut(), region).map_err(OpenError::Caps)?;
     let Bdf { bus, dev: d, func } = dev.borrow().bdf();
     let mut root = PciRoot::new(ClientCam::new(dev, refused));
-    PciTransport::new::<crate::hal::KitHal<S>, _>(
+    let transport = PciTransport::new::<crate::hal::KitHal<S>, _>(
         &mut root,
         DeviceFunction {
             bus,
@@ -408,14 +410,32 @@ pub fn transport<S: HalSlot, T: PciCall>(
             function: func,
         },
     )
-    .map_err(OpenError::Crate)
+    .map_err(OpenError::Crate)?;
+    // check_capabilities fails without a common structure.
+    let common = caps
+        .into_iter()
+        .find(|s| s.cfg_type == CFG_COMMON)
+        .ok_or(OpenError::Caps(CapError::Missing {
+            cfg_type: CFG_COMMON,
+        }))?;
+    Ok((transport, common))
+}
+
+/// What system.xml gave the driver for its device: the region over the
+/// virtio structures' BAR, its IRQ, and for an MSI the region over the
+/// MSI-X table's BAR.
+#[derive(Clone, Copy)]
+pub struct Resources<'a> {
+    pub regs: &'a DeviceRegion,
+    pub irq: &'a Irq,
+    pub msix: Option<&'a DeviceRegion>,
 }
 
 /// What [`set_up`] hands a virtio driver core: the crate's transport, the
 /// header slots (for the core's per-request headers) and the port's data
 /// area, all inside the HAL's windows.
 pub struct Parts {
-    pub transport: PciTransport,
+    pub transport: KitTransport<Mmio>,
     pub hdrs: dma::DmaBuf,
     pub data: dma::DmaBuf,
 }
@@ -427,6 +447,11 @@ pub enum SetUpError {
     Install(crate::hal::InstallError),
     Open(OpenError),
     Enable(pci_client::PciError),
+    Msix(MsixError),
+    /// The IRQ is an MSI but no region maps the MSI-X table's BAR.
+    NoTable {
+        bar: u8,
+    },
 }
 
 impl fmt::Display for SetUpError {
@@ -436,6 +461,11 @@ impl fmt::Display for SetUpError {
             SetUpError::Install(e) => write!(f, "{e}"),
             SetUpError::Open(e) => write!(f, "{e}"),
             SetUpError::Enable(e) => write!(f, "enabling decoding and bus mastering: {e}"),
+            SetUpError::Msix(e) => write!(f, "MSI-X: {e}"),
+            SetUpError::NoTable { bar } => write!(
+                f,
+                "its IRQ is an MSI, and the MSI-X table is in BAR{bar}, which no region maps: expected a `msix` device region over it"
+            ),
         }
     }
 }
@@ -446,15 +476,19 @@ impl fmt::Display for SetUpError {
 /// device's `regs` as the HAL `S`'s windows, opens the crate's transport
 /// (see [`transport`]) and turns on memory decoding and bus mastering, in
 /// that order: the device may reach memory only once the HAL knows it.
+/// If `irq` is an MSI, the function's MSI-X table (in the BAR `msix` maps)
+/// gets entry 0 aimed at it and the transport puts every source on that
+/// entry ([`KitTransport`]); on an IOAPIC line the device stays on INTx.
 pub fn set_up<S: HalSlot, T: PciCall>(
     dev: &RefCell<Device<T>>,
     mut dma: dma::DmaRegion,
     pool: usize,
     hdrs: usize,
     mut data: dma::DmaRegion,
-    regs: &DeviceRegion,
+    res: Resources<'_>,
     refused: &Cell<u32>,
 ) -> Result<Parts, SetUpError> {
+    let Resources { regs, irq, msix } = res;
     let rings = dma
         .alloc("rings", pool, dma::PAGE_SIZE)
         .map_err(SetUpError::Dma)?;
@@ -463,7 +497,7 @@ pub fn set_up<S: HalSlot, T: PciCall>(
     let data = data
         .alloc("data", size, dma::PAGE_SIZE)
         .map_err(SetUpError::Dma)?;
-    let mmio = Window {
+    let mmio = hal::Window {
         name: "regs",
         vaddr: regs.vaddr,
         paddr: regs.paddr,
@@ -471,23 +505,64 @@ pub fn set_up<S: HalSlot, T: PciCall>(
     };
     S::state()
         .install(
-            Window::of(&rings),
-            &[Window::of(&hdrs), Window::of(&data)],
+            hal::Window::of(&rings),
+            &[hal::Window::of(&hdrs), hal::Window::of(&data)],
             mmio,
         )
         .map_err(SetUpError::Install)?;
-    let transport = transport::<S, T>(dev, regs, refused).map_err(SetUpError::Open)?;
+    let (inner, common) = transport::<S, T>(dev, regs, refused).map_err(SetUpError::Open)?;
     let decode = Decode {
         io: false,
         memory: true,
         bus_master: true,
     };
-    dev.borrow_mut()
-        .enable(decode)
-        .map_err(SetUpError::Enable)?;
+    let mut d = dev.borrow_mut();
+    d.enable(decode).map_err(SetUpError::Enable)?;
+    let vectors = match irq.source {
+        IrqSource::Msi { .. } => {
+            let m = d.msix().map_err(SetUpError::Msix)?;
+            let table = msix.ok_or(SetUpError::NoTable { bar: m.bar })?;
+            d.enable_msix(&m, table, table.mmio("msix"), 0, irq)
+                .map_err(SetUpError::Msix)?;
+            // check_capabilities put the structure inside `regs`. The
+            // crate's transport reaches the same registers; this window
+            // only between its calls (queue_set, single-threaded).
+            let at = d
+                .check_mmio(common.bar, regs)
+                .map_err(|e| SetUpError::Msix(MsixError::Region(e)))?
+                + common.offset as usize;
+            Some(Vectors {
+                common: Window::new(
+                    regs.mmio("virtio common"),
+                    "virtio common",
+                    at,
+                    COMMON_CFG_LEN,
+                ),
+                entry: 0,
+            })
+        }
+        _ => None,
+    };
     Ok(Parts {
-        transport,
+        transport: KitTransport::new(inner, vectors),
         hdrs,
         data,
     })
+}
+
+/// How the device signals, for a PD's start-up line: `IRQ pin 11` on an
+/// IOAPIC line (the firmware's INTx line), `MSI-X vector 42` on an MSI.
+pub struct Signal {
+    pub irq: Irq,
+    /// The function's interrupt line, from its configuration space.
+    pub line: u8,
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.irq.source {
+            IrqSource::Msi { vector, .. } => write!(f, "MSI-X vector {vector}"),
+            _ => write!(f, "IRQ pin {}", self.line),
+        }
+    }
 }

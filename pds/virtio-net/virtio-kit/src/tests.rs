@@ -16,6 +16,19 @@ use crate::hal::{HalSlot, HalState, Window};
 use crate::pci::{self, CapError, DeviceError};
 use crate::used::{Fault, Guard, Recorder};
 
+/// A HAL slot of its own for a test: a slot's windows are installed once.
+macro_rules! hal_slot {
+    ($name:ident) => {
+        struct $name;
+        impl HalSlot for $name {
+            fn state() -> &'static HalState {
+                static S: HalState = HalState::new();
+                &S
+            }
+        }
+    };
+}
+
 const NET: Bdf = bdf(0, 4, 0);
 /// BAR4 of QEMU's virtio-net-pci on the pc machine: 16 KiB, prefetchable,
 /// the four structures a page each.
@@ -203,13 +216,7 @@ fn a_function_is_taken_only_as_the_virtio_type_its_ids_say() {
     }
 }
 
-struct Slot1;
-impl HalSlot for Slot1 {
-    fn state() -> &'static HalState {
-        static S: HalState = HalState::new();
-        &S
-    }
-}
+hal_slot!(Slot1);
 
 /// Leaked host memory standing in for BAR4 (the transport only maps it).
 fn fake_bar() -> usize {
@@ -239,7 +246,9 @@ fn the_crates_transport_opens_through_pci_client_without_writing_a_bar() {
     {
         let dev = RefCell::new(Device::with(Local { server: &mut s }, NET).unwrap());
         let refused = Cell::new(0);
-        let t = pci::transport::<Slot1, _>(&dev, &region(BAR4, 0x4000), &refused).unwrap();
+        let (t, common) =
+            pci::transport::<Slot1, _>(&dev, &region(BAR4, 0x4000), &refused).unwrap();
+        assert_eq!((common.bar, common.offset), (4, 0));
         assert_eq!(t.device_type(), DeviceType::Network);
         // The crate sized BAR4 (all ones written, the mask read, the value
         // restored) and found every structure inside its 16 KiB; a BAR
@@ -276,13 +285,7 @@ fn windows_translate_both_ways_and_refuse_what_straddles() {
     assert_eq!(w.vaddr_of(u64::MAX, 2), None);
 }
 
-struct Slot2;
-impl HalSlot for Slot2 {
-    fn state() -> &'static HalState {
-        static S: HalState = HalState::new();
-        &S
-    }
-}
+hal_slot!(Slot2);
 
 #[test]
 fn the_pool_hands_out_zeroed_pages_once_and_then_refuses() {
@@ -311,21 +314,9 @@ struct Rings {
     rec: Recorder<Nothing>,
 }
 
-struct Slot3;
-impl HalSlot for Slot3 {
-    fn state() -> &'static HalState {
-        static S: HalState = HalState::new();
-        &S
-    }
-}
+hal_slot!(Slot3);
 
-struct Slot4;
-impl HalSlot for Slot4 {
-    fn state() -> &'static HalState {
-        static S: HalState = HalState::new();
-        &S
-    }
-}
+hal_slot!(Slot4);
 
 fn rings<S: HalSlot>() -> (Rings, Guard) {
     let host = HostDma::new(0x2000, 0x5000_0000);
@@ -457,13 +448,7 @@ impl Transport for Nothing {
     }
 }
 
-struct Slot5;
-impl HalSlot for Slot5 {
-    fn state() -> &'static HalState {
-        static S: HalState = HalState::new();
-        &S
-    }
-}
+hal_slot!(Slot5);
 
 #[test]
 fn set_up_installs_the_windows_opens_the_transport_and_then_enables_the_device() {
@@ -477,12 +462,19 @@ fn set_up_installs_the_windows_opens_the_transport_and_then_enables_the_device()
         paddr: BAR4,
         size: 0x4000,
     };
+    let line = ioapic(11);
+    let intx = pci::Resources {
+        regs: &regs,
+        irq: &line,
+        msix: None,
+    };
     let mut s = server(virtio_net());
     {
         let dev = RefCell::new(Device::with(Local { server: &mut s }, NET).unwrap());
         let refused = Cell::new(0);
         let parts =
-            pci::set_up::<Slot5, _>(&dev, dma, 0x4000, 0x100, data, &regs, &refused).unwrap();
+            pci::set_up::<Slot5, _>(&dev, dma, 0x4000, 0x100, data, intx, &refused).unwrap();
+        assert!(!parts.transport.is_msix());
         assert_eq!(parts.transport.device_type(), DeviceType::Network);
         // The headers follow the rings; the data area is all of its region.
         assert_eq!(parts.hdrs.paddr(), 0x2000_4000);
@@ -511,10 +503,108 @@ fn set_up_installs_the_windows_opens_the_transport_and_then_enables_the_device()
     let mut s = server(virtio_net());
     let dev = RefCell::new(Device::with(Local { server: &mut s }, NET).unwrap());
     let refused = Cell::new(0);
-    let e = pci::set_up::<Slot5, _>(&dev, dma, 0x4000, 0x100, data, &regs, &refused)
+    let e = pci::set_up::<Slot5, _>(&dev, dma, 0x4000, 0x100, data, intx, &refused)
         .err()
         .unwrap();
     assert!(matches!(e, pci::SetUpError::Dma(_)), "{e}");
     let command = dev.borrow_mut().enable(Default::default()).unwrap();
     assert_eq!(command & 0b110, 0, "the device was enabled");
+}
+
+hal_slot!(Slot6);
+
+hal_slot!(Slot7);
+
+/// [`pci::set_up`] with fresh DMA memory (leaked, as the fake BARs are).
+fn msi_set_up<S: HalSlot>(
+    dev: &RefCell<Device<Local<'_>>>,
+    res: pci::Resources<'_>,
+    refused: &Cell<u32>,
+) -> Result<pci::Parts, pci::SetUpError> {
+    let host = Box::leak(Box::new(HostDma::new(0x8000, 0x2000_0000)));
+    let frames = Box::leak(Box::new(HostDma::new(0x4000, 0x3000_0000)));
+    pci::set_up::<S, _>(
+        dev,
+        host.region("dma", AddressWidth::BITS64).unwrap(),
+        0x4000,
+        0x100,
+        frames.region("frames", AddressWidth::BITS64).unwrap(),
+        res,
+        refused,
+    )
+}
+
+#[test]
+fn set_up_on_an_msi_aims_the_table_and_puts_every_queue_on_its_vector() {
+    use virtio_drivers::transport::InterruptStatus;
+
+    let (bar, table) = (fake_bar(), fake_bar());
+    let mut config = virtio_net();
+    // QEMU's MSI-X capability at 0xa8: three entries, the table at BAR1's
+    // start.
+    config.poke(NET, 0xaa, &[2, 0]);
+    config.poke(NET, 0xac, &1u32.to_le_bytes());
+    let regs = DeviceRegion {
+        vaddr: bar,
+        paddr: BAR4,
+        size: 0x4000,
+    };
+    let msix = DeviceRegion {
+        vaddr: table,
+        paddr: 0xfebd_2000,
+        size: 0x1000,
+    };
+    let msi = Irq {
+        id: 1,
+        source: IrqSource::Msi {
+            bdf: NET,
+            handle: 0,
+            vector: 42,
+        },
+    };
+    let mut s = server(config);
+    let dev = RefCell::new(Device::with(Local { server: &mut s }, NET).unwrap());
+    let refused = Cell::new(0);
+    let on_msi = |msix| pci::Resources {
+        regs: &regs,
+        irq: &msi,
+        msix,
+    };
+
+    // An MSI with no region over the table is said, naming the BAR.
+    let e = msi_set_up::<Slot7>(&dev, on_msi(None), &refused)
+        .err()
+        .unwrap();
+    assert!(matches!(e, pci::SetUpError::NoTable { bar: 1 }), "{e}");
+
+    let mut parts = msi_set_up::<Slot6>(&dev, on_msi(Some(&msix)), &refused).unwrap();
+    assert!(parts.transport.is_msix());
+    let word = |base: usize, at: usize| {
+        // SAFETY: inside a leaked fake page of 16 KiB.
+        unsafe { core::ptr::read_volatile((base + at) as *const u32) }
+    };
+    // Entry 0 aimed at IDT vector 0x30 + 42, unmasked; 1 and 2 masked.
+    assert_eq!(
+        (
+            word(table, 0),
+            word(table, 4),
+            word(table, 8),
+            word(table, 12)
+        ),
+        (0xfee0_0000, 0, 0x30 + 42, 0)
+    );
+    assert_eq!((word(table, 0x1c), word(table, 0x2c)), (1, 1));
+    assert_eq!(dev.borrow_mut().read_config16(0xaa).unwrap(), 0x8002);
+
+    // Each queue set up names entry 0, and so does the configuration
+    // change; the fake page reads back what was written.
+    // SAFETY: the fake common structure, as above.
+    unsafe { core::ptr::write_volatile((bar + 0x1a) as *mut u16, 0xffff) };
+    parts.transport.queue_set(1, 256, 0x1000, 0x2000, 0x3000);
+    let half = |at: usize| word(bar, at & !3) >> (8 * (at & 3)) & 0xffff;
+    assert_eq!((half(0x10), half(0x16), half(0x1a)), (0, 1, 0));
+    assert_eq!(parts.transport.vectors_refused(), 0);
+    // An interrupt is the queues' even with the ISR's queue bit clear.
+    assert!(parts.transport.ack_interrupt() == InterruptStatus::QUEUE_INTERRUPT);
+    assert_eq!(refused.get(), 0);
 }

@@ -43,7 +43,9 @@
 //! # Interrupts
 //!
 //! One legacy INTx line for both queues and configuration changes; reading
-//! the ISR (the crate's `ack_interrupt`) lowers it. With EVENT_IDX the
+//! the ISR (the crate's `ack_interrupt`) lowers it. Or, where the system
+//! gives the driver an MSI, one MSI-X vector for all of them (virtio-kit's
+//! `KitTransport`, whose `ack_interrupt` then always names the queues). With EVENT_IDX the
 //! device interrupts for a receive only once the driver has taken every
 //! earlier one (the crate writes `used_event` as it pops), so a busy queue
 //! costs no interrupt per frame; transmit completions are asked for once
