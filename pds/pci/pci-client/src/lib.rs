@@ -24,9 +24,11 @@ use core::fmt;
 use pci_core::wire::{self, Call, MRS, Request, Status};
 use pd_config::{Bdf, DeviceRegion, IoPorts, Irq, IrqSource};
 
+pub use caps::{CapListError, Capabilities, MAX_CAPS};
 pub use msix::{CAP_MSIX, Msix, MsixError, SEL4_IDT_BASE};
 pub use pci_core::probe::{Bar, Info, Interrupt};
 
+mod caps;
 mod msix;
 
 /// How a call reaches the pci PD.

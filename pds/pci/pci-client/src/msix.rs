@@ -15,6 +15,7 @@ use core::fmt;
 use hwio::{Bus, ReadWrite, RegisterArray, Registers, Window, register_bitfields};
 use pd_config::{DeviceRegion, Irq, IrqSource};
 
+use crate::caps::CapListError;
 use crate::{Bar, Device, Mismatch, PciError, Transport};
 
 /// The MSI-X capability's id.
@@ -27,11 +28,6 @@ pub const SEL4_IDT_BASE: u32 = 0x30;
 /// only one here), physical destination, fixed delivery.
 const MSI_ADDRESS: u32 = 0xfee0_0000;
 
-const STATUS: u8 = 0x06;
-const STATUS_CAP_LIST: u16 = 1 << 4;
-const CAP_POINTER: u8 = 0x34;
-/// Capabilities followed at most (48 fit in the 192 bytes after the header).
-const MAX_CAPS: usize = 48;
 /// The capability's registers, from its start.
 const CONTROL: u8 = 2;
 const TABLE: u8 = 4;
@@ -125,32 +121,22 @@ impl From<PciError> for MsixError {
     }
 }
 
-impl<T: Transport> Device<T> {
-    /// Where capability `id` is in the function's configuration space.
-    pub fn capability(&mut self, id: u8) -> Result<Option<u8>, MsixError> {
-        if self.read_config16(STATUS)? & STATUS_CAP_LIST == 0 {
-            return Ok(None);
+impl From<CapListError> for MsixError {
+    fn from(e: CapListError) -> Self {
+        match e {
+            CapListError::Pci(e) => MsixError::Pci(e),
+            CapListError::BadList { at } => MsixError::BadList { at },
         }
-        let mut at = self.read_config8(CAP_POINTER)? & !3;
-        for _ in 0..MAX_CAPS {
-            if at == 0 {
-                return Ok(None);
-            }
-            if !(0x40..=0xfc).contains(&at) {
-                return Err(MsixError::BadList { at });
-            }
-            let head = self.read_config16(at)?;
-            if head as u8 == id {
-                return Ok(Some(at));
-            }
-            at = (head >> 8) as u8 & !3;
-        }
-        Err(MsixError::BadList { at })
     }
+}
 
+impl<T: Transport> Device<T> {
     /// The function's MSI-X capability.
     pub fn msix(&mut self) -> Result<Msix, MsixError> {
-        let at = self.capability(CAP_MSIX)?.ok_or(MsixError::Absent)?;
+        let at = self
+            .capabilities()?
+            .find(CAP_MSIX)
+            .ok_or(MsixError::Absent)?;
         if usize::from(at) + CAP_LEN > 0x100 {
             return Err(MsixError::BadList { at });
         }

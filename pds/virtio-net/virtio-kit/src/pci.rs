@@ -14,8 +14,9 @@
 //! no decoder needs silencing. Other writes go to the pci PD, which
 //! refuses what a driver may not change.
 //!
-//! Before the crate sees the device, [`check_capabilities`] walks the same
-//! list as untrusted input (bounded, every offset inside config space) and
+//! Before the crate sees the device, [`check_capabilities`] reads the same
+//! list as untrusted input (pci-client's walk: bounded, every offset inside
+//! the device area; each virtio structure's 16 bytes inside it too) and
 //! checks that each virtio structure lies inside its memory BAR and the BAR
 //! inside the device region system.xml mapped: the crate's own bound check
 //! adds two `u32`s that a device can make wrap, and its HAL call for an
@@ -25,7 +26,9 @@ use core::cell::{Cell, RefCell};
 use core::fmt;
 
 use hwio::{Mmio, Window};
-use pci_client::{Bar, Decode, Device, Info, Mismatch, MsixError, Transport as PciCall};
+use pci_client::{
+    Bar, CapListError, Decode, Device, Info, Mismatch, MsixError, Transport as PciCall,
+};
 use pd_config::{Bdf, DeviceRegion, Irq, IrqSource};
 use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::bus::{
@@ -45,11 +48,7 @@ pub const CFG_ISR: u8 = 3;
 pub const CFG_DEVICE: u8 = 4;
 
 const COMMAND: u8 = 0x04;
-const STATUS_CAPS: u32 = 1 << 20;
-const CAP_POINTER: u8 = 0x34;
 const BAR0: u8 = 0x10;
-/// Capabilities followed at most (48 fit in the 192 bytes after the header).
-const MAX_CAPS: usize = 48;
 
 /// A [`ConfigurationAccess`] over the driver's own function, through
 /// pci-client; see the module doc.
@@ -247,27 +246,18 @@ pub fn check_capabilities<T: PciCall>(
     region: &DeviceRegion,
 ) -> Result<heapless::Vec<Structure, 8>, CapError> {
     let mut found = heapless::Vec::new();
-    let status = dev.read_config32(COMMAND).map_err(CapError::Pci)?;
-    if status & STATUS_CAPS == 0 {
-        return Err(CapError::Missing {
-            cfg_type: CFG_COMMON,
-        });
-    }
-    let mut at = dev.read_config8(CAP_POINTER).map_err(CapError::Pci)? & !3;
-    let mut seen = 0;
-    while at != 0 {
-        if !(0x40..=0xf0).contains(&at) || seen == MAX_CAPS {
+    let caps = dev.capabilities().map_err(|e| match e {
+        CapListError::Pci(e) => CapError::Pci(e),
+        CapListError::BadList { at } => CapError::BadList { at },
+    })?;
+    for (_, at) in caps.iter().filter(|&(id, _)| id == CAP_VENDOR) {
+        // A virtio capability is 16 bytes at least.
+        if at > 0xf0 {
             return Err(CapError::BadList { at });
         }
-        seen += 1;
         let head = dev.read_config32(at).map_err(CapError::Pci)?;
-        let (id, next, len, cfg_type) = (
-            head as u8,
-            (head >> 8) as u8 & !3,
-            (head >> 16) as u8,
-            (head >> 24) as u8,
-        );
-        if id == CAP_VENDOR && len >= 16 && (CFG_COMMON..=CFG_DEVICE).contains(&cfg_type) {
+        let (len, cfg_type) = ((head >> 16) as u8, (head >> 24) as u8);
+        if len >= 16 && (CFG_COMMON..=CFG_DEVICE).contains(&cfg_type) {
             let s = Structure {
                 cfg_type,
                 bar: dev.read_config8(at + 4).map_err(CapError::Pci)?,
@@ -280,7 +270,6 @@ pub fn check_capabilities<T: PciCall>(
                 let _ = found.push(s);
             }
         }
-        at = next;
     }
     for t in [CFG_COMMON, CFG_NOTIFY, CFG_ISR] {
         if !found.iter().any(|s| s.cfg_type == t) {
