@@ -153,7 +153,8 @@ impl<T: Transport> Device<T> {
     /// Aims table entry `entry` at `irq` (this function's MSI, from the
     /// config), masks every other entry and enables MSI-X: from then on
     /// the function signals through its table, never on INTx. `bus` is
-    /// `region` (the device region mapping the table's BAR) as a bus.
+    /// `region` (the device region mapping the table's BAR) as a bus; the
+    /// function's memory decoding must be on for the table to be reached.
     pub fn enable_msix<B: Bus>(
         &mut self,
         msix: &Msix,
