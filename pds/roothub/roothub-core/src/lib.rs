@@ -56,6 +56,7 @@ use dingo_protocols::usb_root_ports::Msg as PortsMsg;
 use heapless::{Deque, Vec};
 use usb_bus::Wire;
 use usb_core::desc::{self, Config, DescError, DeviceDescriptor, DevicePrefix};
+use usb_core::notes::Notes;
 use usb_core::setup::{Setup, descriptor, request, request_type};
 use usb_core::{kind, speed, status, window};
 
@@ -606,7 +607,7 @@ pub struct Hub<M: HubMemory> {
     hc_out: Deque<HcMsg, HC_OUT>,
     ports_out: Deque<PortsMsg, PORTS_OUT>,
     bus_out: [Deque<Wire, BUS_OUT>; MAX_BUSES],
-    notes: Deque<Note, NOTES>,
+    notes: Notes<Note, NOTES>,
     stats: Stats,
     operational: bool,
 }
@@ -643,7 +644,7 @@ impl<M: HubMemory> Hub<M> {
             hc_out: Deque::new(),
             ports_out: Deque::new(),
             bus_out: [const { Deque::new() }; MAX_BUSES],
-            notes: Deque::new(),
+            notes: Notes::new(),
             stats: Stats::default(),
             operational: true,
         }
@@ -711,7 +712,7 @@ impl<M: HubMemory> Hub<M> {
     }
 
     pub fn take_note(&mut self) -> Option<Note> {
-        self.notes.pop_front()
+        self.notes.take()
     }
 
     /// Whether the hub can take another message from the controller or a
@@ -739,10 +740,7 @@ impl<M: HubMemory> Hub<M> {
     }
 
     fn note(&mut self, n: Note) {
-        if self.notes.is_full() {
-            self.notes.pop_front();
-        }
-        let _ = self.notes.push_back(n);
+        self.notes.push(n);
     }
 
     /// The earliest time `tick` has something to do.

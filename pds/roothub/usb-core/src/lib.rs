@@ -12,6 +12,7 @@
 pub mod desc;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod notes;
 pub mod setup;
 pub mod stats;
 

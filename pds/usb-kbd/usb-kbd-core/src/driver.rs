@@ -6,6 +6,7 @@ use heapless::Deque;
 use usb_bus::Wire;
 use usb_bus::session::{Device, Event, Session};
 use usb_core::desc::{self, Config, ConfigNext, ConfigRead, Descriptor};
+use usb_core::notes::Notes;
 use usb_core::setup::{Setup, request_type};
 use usb_core::{kind, status};
 
@@ -131,7 +132,7 @@ pub struct Driver {
     boot: Option<Boot>,
     keys: Keys,
     out: Deque<Out, 64>,
-    notes: Deque<Note, 8>,
+    notes: Notes<Note, 8>,
     connected: bool,
     pub stats: Stats,
 }
@@ -151,7 +152,7 @@ impl Driver {
             boot: None,
             keys: Keys::new(),
             out: Deque::new(),
-            notes: Deque::new(),
+            notes: Notes::new(),
             connected: false,
             stats: Stats {
                 reports: 0,
@@ -174,7 +175,7 @@ impl Driver {
     }
 
     pub fn take_note(&mut self) -> Option<Note> {
-        self.notes.pop_front()
+        self.notes.take()
     }
 
     /// Whether input may be taken: the consumer's queue has room for a
@@ -188,10 +189,7 @@ impl Driver {
     }
 
     fn note(&mut self, n: Note) {
-        if self.notes.is_full() {
-            self.notes.pop_front();
-        }
-        let _ = self.notes.push_back(n);
+        self.notes.push(n);
     }
 
     fn control(&mut self, step: Step, s: Setup, now: u64) {

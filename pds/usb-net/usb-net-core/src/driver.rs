@@ -10,6 +10,7 @@ use usb_bus::session::{Device, Event, Session};
 use usb_core::desc::{
     self, Config, ConfigNext, ConfigRead, DescError, Descriptor, DeviceDescriptor, Endpoint,
 };
+use usb_core::notes::Notes;
 use usb_core::setup::{Setup, descriptor};
 use usb_core::{kind, status};
 
@@ -212,7 +213,7 @@ pub struct Driver {
     start_until: Option<u64>,
     lc_out: Deque<LcMsg, 4>,
     out: Deque<EthMsg, OUT>,
-    notes: Deque<Note, 8>,
+    notes: Notes<Note, 8>,
     pub stats: Stats,
 }
 
@@ -246,7 +247,7 @@ impl Driver {
             start_until: None,
             lc_out: Deque::new(),
             out: Deque::new(),
-            notes: Deque::new(),
+            notes: Notes::new(),
             stats: Stats {
                 ready: 0,
                 rx_frames: 0,
@@ -291,7 +292,7 @@ impl Driver {
     }
 
     pub fn take_note(&mut self) -> Option<Note> {
-        self.notes.pop_front()
+        self.notes.take()
     }
 
     /// Whether client requests may be taken: every answer one can cause
@@ -326,10 +327,7 @@ impl Driver {
     }
 
     fn note(&mut self, n: Note) {
-        if self.notes.is_full() {
-            self.notes.pop_front();
-        }
-        let _ = self.notes.push_back(n);
+        self.notes.push(n);
     }
 
     fn emit(&mut self, m: EthMsg) {

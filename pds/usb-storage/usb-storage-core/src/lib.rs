@@ -58,6 +58,7 @@ use heapless::Deque;
 use usb_bus::Wire;
 use usb_bus::session::{Device, Event, Session};
 use usb_core::desc::{self, Config, ConfigNext, ConfigRead, Descriptor};
+use usb_core::notes::Notes;
 use usb_core::setup::{Setup, request_type};
 use usb_core::{kind, status};
 
@@ -300,7 +301,7 @@ pub struct Storage {
     current: Option<(Request, u32)>,
     queue: Deque<Request, MAX_REQUESTS>,
     out: Deque<Out, { MAX_REQUESTS + 8 }>,
-    notes: Deque<Note, 8>,
+    notes: Notes<Note, 8>,
     next_tag: u32,
     ready_left: u8,
     /// The disk: blocks and block size, once READ CAPACITY answered.
@@ -338,7 +339,7 @@ impl Storage {
             current: None,
             queue: Deque::new(),
             out: Deque::new(),
-            notes: Deque::new(),
+            notes: Notes::new(),
             next_tag: 1,
             ready_left: READY_ATTEMPTS,
             disk: None,
@@ -370,7 +371,7 @@ impl Storage {
     }
 
     pub fn take_note(&mut self) -> Option<Note> {
-        self.notes.pop_front()
+        self.notes.take()
     }
 
     /// Whether another request may be taken from the user.
@@ -391,10 +392,7 @@ impl Storage {
     }
 
     fn note(&mut self, n: Note) {
-        if self.notes.is_full() {
-            self.notes.pop_front();
-        }
-        let _ = self.notes.push_back(n);
+        self.notes.push(n);
     }
 
     fn emit(&mut self, o: Out) {
