@@ -175,6 +175,9 @@ impl fmt::Display for Mismatch {
                         "IOAPIC pin {pin}, {}-triggered",
                         if level { "level" } else { "edge" }
                     )?,
+                    IrqSource::Msi { bdf: from, .. } if from == bdf => {
+                        write!(f, "an MSI, and the function has no MSI-X capability")?
+                    }
                     IrqSource::Msi { bdf, .. } => write!(f, "an MSI from {bdf}")?,
                     IrqSource::Gic { irq } => write!(f, "GIC interrupt {irq}")?,
                 }
@@ -194,6 +197,9 @@ pub struct Device<T: Transport> {
     info: Info,
     bars: [Option<Bar>; 6],
     interrupt: Interrupt,
+    /// Whether the function has an MSI-X capability: an MSI is of use only
+    /// then (see [`check_irq`](Self::check_irq)).
+    msix: bool,
 }
 
 impl<T: Transport> Device<T> {
@@ -213,6 +219,7 @@ impl<T: Transport> Device<T> {
             },
             bars: [None; 6],
             interrupt: Interrupt { line: 0, pin: None },
+            msix: false,
         };
         dev.info = wire::decode_info(&dev.call(Request::Info)?);
         for i in 0..6u8 {
@@ -223,6 +230,10 @@ impl<T: Transport> Device<T> {
             })?;
         }
         dev.interrupt = wire::decode_interrupt(&dev.call(Request::Interrupt)?);
+        // A malformed list is said where a driver reads it (Device::msix).
+        dev.msix = dev
+            .capabilities()
+            .is_ok_and(|c| c.find(msix::CAP_MSIX).is_some());
         Ok(dev)
     }
 
@@ -379,7 +390,7 @@ impl<T: Transport> Device<T> {
 
     /// Checks that `irq` is the function's: an IOAPIC line on the pin the
     /// firmware routed INTx to, level-triggered (PCI INTx is shared and
-    /// level-triggered), or an MSI from this function. The polarity is not
+    /// level-triggered), or an MSI from this function, if it has MSI-X. The polarity is not
     /// checked: firmware routes INTx through its own inverters.
     pub fn check_irq(&self, irq: &Irq) -> Result<(), Mismatch> {
         let Interrupt { line, pin } = self.interrupt;
@@ -387,7 +398,7 @@ impl<T: Transport> Device<T> {
             IrqSource::Ioapic { pin: p, level, .. } => {
                 pin.is_some() && line != pci_core::regs::LINE_NONE && p == line && level
             }
-            IrqSource::Msi { bdf, .. } => bdf == self.bdf,
+            IrqSource::Msi { bdf, .. } => bdf == self.bdf && self.msix,
             // PCI interrupts on x86 only.
             IrqSource::Gic { .. } => false,
         };

@@ -380,6 +380,23 @@ mod msix {
     }
 
     #[test]
+    fn an_msi_is_the_functions_irq_only_if_it_has_msix() {
+        let mut s = server(with_msix(0x80 | 1));
+        let dev = nic(&mut s);
+        assert_eq!(dev.check_irq(&msi(NIC, 42)), Ok(()));
+        assert!(dev.check_irq(&msi(USB, 42)).is_err());
+        // QEMU's RTL8139 has no MSI-X: an MSI would never come.
+        let mut plain = server(FakeConfig::qemu_pc());
+        let e = nic(&mut plain).check_irq(&msi(NIC, 42)).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "an MSI, and the function has no MSI-X capability; expected <irq pin=\"11\""
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_looping_list_or_none_is_said() {
         let mut space = with_msix(0x80 | 1);
         // The capability at 0x40 is something else and points at itself.
