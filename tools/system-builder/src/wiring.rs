@@ -1338,6 +1338,27 @@ impl Resolver<'_, '_> {
                         dev: pci.dev,
                         func: pci.func,
                     };
+                    // An MSI comes from the function the PD drives: from
+                    // another, it would be that function's driver's.
+                    let driven: Vec<Bdf> = self
+                        .wiring
+                        .pcis
+                        .iter()
+                        .filter(|p| p.driver.pd == self.pd)
+                        .map(|p| p.function)
+                        .collect();
+                    if !driven.is_empty() && !driven.contains(&bdf) {
+                        let list: Vec<String> = driven.iter().map(|f| f.to_string()).collect();
+                        self.sys_error(
+                            irq.pos,
+                            format!(
+                                "<irq id=\"{id}\">: an MSI from {bdf}, but protection domain '{}' drives {} (the wiring file's [[pci]])",
+                                self.pd().name,
+                                list.join(", ")
+                            ),
+                            format!("pcidev=\"{}\"", list[0]),
+                        );
+                    }
                     (
                         u64::from(bdf.packed()) << 48 | handle,
                         IRQ_MSI,

@@ -604,3 +604,27 @@ fn supervision_mistakes_are_located() {
         ]
     );
 }
+
+#[test]
+fn an_msi_from_another_function_than_the_pds_is_refused() {
+    let irq = r#"<irq id="5" pin="11" vector="11" trigger="level" polarity="low" />"#;
+    let xml = system(&[(
+        irq,
+        r#"<irq id="5" pcidev="00:04.0" handle="0" vector="41" />"#,
+    )]);
+    let e = errors(&xml, &wiring(&[]));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("system.xml:")
+            && e[0].ends_with(
+                "error: <irq id=\"5\">: an MSI from 00:04.0, but protection domain 'rtl8139' drives 00:03.0 (the wiring file's [[pci]]); expected pcidev=\"00:03.0\""
+            ),
+        "{e:?}"
+    );
+    // From its own function it is taken.
+    let own = system(&[(
+        irq,
+        r#"<irq id="5" pcidev="00:03.0" handle="0" vector="41" />"#,
+    )]);
+    assert!(load(&own, &wiring(&[])).is_ok());
+}
