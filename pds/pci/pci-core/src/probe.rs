@@ -135,6 +135,33 @@ pub fn info<C: ConfigSpace + ?Sized>(f: &mut Function<'_, C>) -> Option<Info> {
     })
 }
 
+/// Where each memory BAR of a function decodes now, read without sizing
+/// (nothing is written, so a device no driver owns is left as it is): its
+/// index and base address, for BARs the firmware assigned (not zero). A
+/// type 1 header (a bridge) has two BARs.
+pub fn memory_bases<C: ConfigSpace + ?Sized>(
+    f: &mut Function<'_, C>,
+    layout: u8,
+) -> heapless::Vec<(u8, u64), 6> {
+    let count = if layout == 1 { 2 } else { 6 };
+    let mut out = heapless::Vec::new();
+    let mut i = 0;
+    while i < count {
+        let value = f.get(regs::BARS.at(i));
+        let v = hwio::LocalRegisterCopy::<u32, BarReg::Register>::new(value);
+        let mut base = u64::from(value & !0xf);
+        let wide = !v.is_set(BarReg::IO) && v.matches_all(BarReg::MEM_TYPE::Anywhere64);
+        if wide && i + 1 < count {
+            base |= u64::from(f.get(regs::BARS.at(i + 1))) << 32;
+        }
+        if !v.is_set(BarReg::IO) && base != 0 {
+            let _ = out.push((i as u8, base));
+        }
+        i += if wide { 2 } else { 1 };
+    }
+    out
+}
+
 /// Whether function 0 of a device says it has more functions.
 pub fn multifunction<C: ConfigSpace + ?Sized>(f: &mut Function<'_, C>) -> bool {
     f.read(regs::HEADER_TYPE).is_set(HeaderType::MULTIFUNCTION)

@@ -85,6 +85,17 @@ pub enum Event {
         paddr: u64,
         size: u64,
     },
+    /// A placement over another function's BAR: both would decode there.
+    Occupied {
+        pd: &'static str,
+        bdf: Bdf,
+        bar: u8,
+        paddr: u64,
+        size: u64,
+        other: Bdf,
+        other_bar: u8,
+        at: u64,
+    },
     UnknownCaller {
         channel: u8,
     },
@@ -161,6 +172,19 @@ impl fmt::Display for Event {
                     Some(b) => write!(f, "{b}"),
                 }
             }
+            Event::Occupied {
+                pd,
+                bdf,
+                bar,
+                paddr,
+                size,
+                other,
+                other_bar,
+                at,
+            } => write!(
+                f,
+                "{bdf} BAR{bar} for {pd} cannot go at {paddr:#x} ({size:#x} bytes): {other} BAR{other_bar} decodes {at:#x} there; expected a memory_region phys_addr clear of the other devices' BARs"
+            ),
             Event::UnknownCaller { channel } => {
                 write!(f, "a call on channel {channel}, which serves no driver")
             }
@@ -187,6 +211,8 @@ impl<C: ConfigSpace> Server<C> {
         drivers: impl IntoIterator<Item = PciClient>,
         mut report: impl FnMut(Event),
     ) -> Self {
+        let drivers: heapless::Vec<PciClient, MAX_CLIENTS> = drivers.into_iter().collect();
+        let taken = occupied(&mut space, &drivers);
         let mut clients = heapless::Vec::new();
         for d in drivers {
             let mut f = Function::new(&mut space, d.bdf);
@@ -206,7 +232,7 @@ impl<C: ConfigSpace> Server<C> {
                             bar,
                         })
                     });
-                    if place(&mut f, &bars, &d, &mut report) {
+                    if place(&mut f, &bars, &d, &taken, &mut report) {
                         bars = probe::bars(&mut f, &mut |_| {});
                     }
                 }
@@ -355,6 +381,62 @@ impl<C: ConfigSpace> Server<C> {
     }
 }
 
+/// A memory BAR that stays where it decodes.
+struct Taken {
+    bdf: Bdf,
+    bar: u8,
+    at: u64,
+}
+
+/// Most BARs [`occupied`] keeps.
+const MAX_TAKEN: usize = 64;
+
+/// Where the memory BARs that no placement moves decode, on every bus a
+/// driver's function is on: a BAR is placed only where none of them
+/// starts. Base addresses are read, not sized (a device no driver owns is
+/// not touched), so a BAR that starts below the place and reaches into it
+/// goes unseen; firmware aligns a BAR to its size, which keeps that to
+/// BARs larger than the place's alignment.
+fn occupied<C: ConfigSpace + ?Sized>(
+    space: &mut C,
+    drivers: &[PciClient],
+) -> heapless::Vec<Taken, MAX_TAKEN> {
+    let mut taken = heapless::Vec::new();
+    let mut buses: heapless::Vec<u8, MAX_CLIENTS> = heapless::Vec::new();
+    for d in drivers {
+        if !buses.contains(&d.bdf.bus) {
+            let _ = buses.push(d.bdf.bus);
+        }
+    }
+    for &bus in &buses {
+        for dev in 0..32 {
+            for func in 0..8 {
+                let bdf = Bdf { bus, dev, func };
+                let mut f = Function::new(space, bdf);
+                let Some(info) = probe::info(&mut f) else {
+                    if func == 0 {
+                        break;
+                    }
+                    continue;
+                };
+                let more = func == 0 && probe::multifunction(&mut f);
+                for (bar, at) in probe::memory_bases(&mut f, info.layout) {
+                    let moves = drivers
+                        .iter()
+                        .any(|d| d.bdf == bdf && d.bars[usize::from(bar)].is_some());
+                    if !moves {
+                        let _ = taken.push(Taken { bdf, bar, at });
+                    }
+                }
+                if func == 0 && !more {
+                    break;
+                }
+            }
+        }
+    }
+    taken
+}
+
 /// Moves the driver's memory BARs to where the system description puts
 /// its device regions (firmware picks addresses of its own: SeaBIOS and
 /// OVMF differ, and so do PCs), decoding off meanwhile. Returns whether
@@ -363,6 +445,7 @@ fn place<C: ConfigSpace + ?Sized>(
     f: &mut Function<'_, C>,
     bars: &[Option<Bar>; 6],
     d: &PciClient,
+    taken: &[Taken],
     report: &mut impl FnMut(Event),
 ) -> bool {
     let mut moved = false;
@@ -378,6 +461,20 @@ fn place<C: ConfigSpace + ?Sized>(
                 && (is64 || want.paddr >> 32 == 0) =>
             {
                 if addr == want.paddr {
+                    continue;
+                }
+                let span = want.paddr..want.paddr + want.size;
+                if let Some(t) = taken.iter().find(|t| span.contains(&t.at)) {
+                    report(Event::Occupied {
+                        pd: d.pd,
+                        bdf: d.bdf,
+                        bar: i as u8,
+                        paddr: want.paddr,
+                        size: want.size,
+                        other: t.bdf,
+                        other_bar: t.bar,
+                        at: t.at,
+                    });
                     continue;
                 }
                 let command = f.get(regs::COMMAND);

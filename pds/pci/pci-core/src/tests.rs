@@ -408,3 +408,43 @@ fn the_monitor_quiesces_a_drivers_functions_and_nothing_else() {
     assert_eq!(st, Status::Ok);
     assert_eq!(command(&mut s, 0, NIC) & 0b110, 0b110);
 }
+
+#[test]
+fn a_bar_is_not_placed_over_another_functions() {
+    // The OHCI's BAR0 (256 bytes at 0xfebf2000) stays where the firmware
+    // put it: the NIC's BAR1 may not go there.
+    let mut events = Vec::new();
+    let mut nic = client(0, NIC, "rtl8139");
+    nic.bars[1] = Some(pd_config::BarPlacement {
+        paddr: 0xfebf_2000,
+        size: 0x1000,
+    });
+    let mut s = Server::new(FakeConfig::qemu_pc(), [nic], |e| events.push(e));
+    assert!(
+        events.iter().any(|e| e.to_string()
+            == "00:03.0 BAR1 for rtl8139 cannot go at 0xfebf2000 (0x1000 bytes): 00:04.0 BAR0 decodes 0xfebf2000 there; expected a memory_region phys_addr clear of the other devices' BARs"),
+        "{events:?}"
+    );
+    let (_, mr, _) = call(&mut s, 0, NIC, Request::Bar { index: 1 });
+    assert!(matches!(
+        crate::wire::decode_bar(&mr),
+        Ok(Some(Bar::Mem {
+            addr: 0xfebf_1000,
+            ..
+        }))
+    ));
+
+    // A BAR that is itself moved away leaves its place free.
+    let mut events = Vec::new();
+    let mut usb = client(1, USB, "ohci");
+    usb.bars[0] = Some(pd_config::BarPlacement {
+        paddr: 0xfebd_2000,
+        size: 0x1000,
+    });
+    Server::new(FakeConfig::qemu_pc(), [nic, usb], |e| events.push(e));
+    assert!(
+        events.iter().any(|e| e.to_string()
+            == "00:03.0 BAR1 placed at 0xfebf2000 for rtl8139, where system.xml puts its registers (the firmware had 0xfebf1000)"),
+        "{events:?}"
+    );
+}
