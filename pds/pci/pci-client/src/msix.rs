@@ -89,10 +89,7 @@ impl fmt::Display for MsixError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             MsixError::Pci(e) => write!(f, "{e}"),
-            MsixError::BadList { at } => write!(
-                f,
-                "the capability list is malformed at offset {at:#04x} (outside the device area or a loop)"
-            ),
+            MsixError::BadList { at } => write!(f, "{}", CapListError::BadList { at }),
             MsixError::Absent => write!(f, "the function has no MSI-X capability"),
             MsixError::NotMsi { given } => write!(
                 f,
