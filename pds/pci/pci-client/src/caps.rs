@@ -24,6 +24,11 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    pub(crate) const EMPTY: Capabilities = Capabilities {
+        found: [(0, 0); MAX_CAPS],
+        len: 0,
+    };
+
     /// `(id, offset)` of each capability.
     pub fn iter(&self) -> impl Iterator<Item = (u8, u8)> + '_ {
         self.found[..self.len].iter().copied()
@@ -58,12 +63,13 @@ impl fmt::Display for CapListError {
 
 impl<T: Transport> Device<T> {
     /// The function's capability list (empty if its status says it has
-    /// none).
-    pub fn capabilities(&mut self) -> Result<Capabilities, CapListError> {
-        let mut caps = Capabilities {
-            found: [(0, 0); MAX_CAPS],
-            len: 0,
-        };
+    /// none), as read when the device was opened.
+    pub fn capabilities(&self) -> Result<Capabilities, CapListError> {
+        self.caps
+    }
+
+    pub(crate) fn read_capabilities(&mut self) -> Result<Capabilities, CapListError> {
+        let mut caps = Capabilities::EMPTY;
         if self.read_config16(STATUS).map_err(CapListError::Pci)? & STATUS_CAP_LIST == 0 {
             return Ok(caps);
         }

@@ -197,9 +197,9 @@ pub struct Device<T: Transport> {
     info: Info,
     bars: [Option<Bar>; 6],
     interrupt: Interrupt,
-    /// Whether the function has an MSI-X capability: an MSI is of use only
-    /// then (see [`check_irq`](Self::check_irq)).
-    msix: bool,
+    /// The capability list, read once at open (config space does not
+    /// change it).
+    caps: Result<Capabilities, CapListError>,
 }
 
 impl<T: Transport> Device<T> {
@@ -219,7 +219,7 @@ impl<T: Transport> Device<T> {
             },
             bars: [None; 6],
             interrupt: Interrupt { line: 0, pin: None },
-            msix: false,
+            caps: Ok(Capabilities::EMPTY),
         };
         dev.info = wire::decode_info(&dev.call(Request::Info)?);
         for i in 0..6u8 {
@@ -230,10 +230,8 @@ impl<T: Transport> Device<T> {
             })?;
         }
         dev.interrupt = wire::decode_interrupt(&dev.call(Request::Interrupt)?);
-        // A malformed list is said where a driver reads it (Device::msix).
-        dev.msix = dev
-            .capabilities()
-            .is_ok_and(|c| c.find(msix::CAP_MSIX).is_some());
+        // A malformed list is said where a driver asks for it.
+        dev.caps = dev.read_capabilities();
         Ok(dev)
     }
 
@@ -398,7 +396,14 @@ impl<T: Transport> Device<T> {
             IrqSource::Ioapic { pin: p, level, .. } => {
                 pin.is_some() && line != pci_core::regs::LINE_NONE && p == line && level
             }
-            IrqSource::Msi { bdf, .. } => bdf == self.bdf && self.msix,
+            // An MSI is of use only with MSI-X.
+            IrqSource::Msi { bdf, .. } => {
+                bdf == self.bdf
+                    && self
+                        .caps
+                        .as_ref()
+                        .is_ok_and(|c| c.find(msix::CAP_MSIX).is_some())
+            }
             // PCI interrupts on x86 only.
             IrqSource::Gic { .. } => false,
         };
